@@ -1,0 +1,38 @@
+"""ptyframe: plugin-based ptychographic reconstruction (ePIE/rPIE, PINE, autodiff models).
+
+Nothing heavy happens at import: the plugin manager and the registry are built on first use.
+
+Public facade::
+
+    import ptyframe
+    result = ptyframe.reconstruct("demo.h5", engine="epie", epochs=50)
+    reg = ptyframe.registry()          # every installed component
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ptyframe.hookspecs import hookimpl
+from ptyframe.registry import BuildContext, Registry
+
+__version__ = "0.1.0"
+
+__all__ = ["BuildContext", "Registry", "__version__", "hookimpl", "reconstruct", "registry"]
+
+if TYPE_CHECKING:
+    from ptyframe.runner import RunResult
+
+
+def registry(refresh: bool = False) -> Registry:
+    """Return the registry built from every installed plugin (cached; ``refresh`` rebuilds)."""
+    from ptyframe.plugins import default_registry
+
+    return default_registry(refresh)
+
+
+def reconstruct(data: Any, engine: Any = "epie", **kwargs: Any) -> RunResult:
+    """Reconstruct ``data`` (a path or a ``PtychoDataset``) with ``engine``; see runner.run."""
+    from ptyframe.runner import reconstruct as _reconstruct
+
+    return _reconstruct(data, engine=engine, **kwargs)

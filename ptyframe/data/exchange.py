@@ -1,0 +1,81 @@
+"""Write the data-exchange HDF5 layout (Adorym's, Du et al. 2021 supplement section A).
+
+Layout::
+
+    /exchange/data            [n_angles, n_tiles, det_y, det_x] float32, zero frequency at
+                              the centre; attribute quantity = "intensity" | "magnitude";
+                              negative values mark unmeasured pixels
+    /metadata/probe_pos_px    [n_tiles, 2] float64, (y, x) top-left corner of the probe
+                              window in object pixels
+    /metadata/energy_ev       scalar
+    /metadata/psize_cm        scalar, object-plane pixel size
+    /metadata/free_prop_cm    optional, propagation distance(s)
+    /metadata/theta           optional, [n_angles] rotation angles in radians
+    /metadata/object_shape_px optional, (ny, nx) object frame (ptyframe extension)
+    /truth/object             optional, complex [n_slices, ny, nx] (simulations)
+    /truth/probe              optional, complex [n_modes, M, M]
+    /truth/illumination       optional, [ny, nx] sum over positions of the probe intensity
+
+Reading is ``ptyframe.data.dataset.PtychoDataset.open``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ptyframe.data.geometry import ScanGeometry
+from ptyframe.io.atomic import atomic_path
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Ground truth of a simulated dataset."""
+
+    object: np.ndarray  # complex [S, Ny, Nx]
+    probe: np.ndarray  # complex [K, M, M]
+    illumination: np.ndarray | None = None  # float [Ny, Nx]
+
+
+def write_dataset(
+    path: str | os.PathLike,
+    patterns: np.ndarray,
+    geometry: ScanGeometry,
+    *,
+    truth: Truth | None = None,
+    quantity: str = "intensity",
+    attrs: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Write centred ``patterns`` ``[n_angles, n_tiles, H, W]`` and metadata atomically."""
+    import h5py
+
+    patterns = np.asarray(patterns)
+    if patterns.ndim == 3:
+        patterns = patterns[None]
+    if patterns.ndim != 4:
+        raise ValueError(f"patterns must be [n_angles, n_tiles, H, W], got {patterns.shape}")
+    with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
+        ds = f.create_dataset(
+            "exchange/data", data=patterns.astype(np.float32),
+            chunks=(1, 1, *patterns.shape[2:]),
+        )
+        ds.attrs["quantity"] = quantity
+        f["metadata/probe_pos_px"] = np.asarray(geometry.positions_px, dtype=np.float64)
+        f["metadata/energy_ev"] = float(geometry.energy_ev)
+        f["metadata/psize_cm"] = float(geometry.pixel_size_m * 1e2)
+        f["metadata/object_shape_px"] = np.asarray(geometry.object_shape, dtype=np.int64)
+        if geometry.free_prop_m:
+            f["metadata/free_prop_cm"] = np.asarray(geometry.free_prop_m) * 1e2
+        if any(t != 0.0 for t in geometry.theta_rad) or patterns.shape[0] > 1:
+            f["metadata/theta"] = np.asarray(geometry.theta_rad, dtype=np.float64)
+        if truth is not None:
+            f["truth/object"] = truth.object
+            f["truth/probe"] = truth.probe
+            if truth.illumination is not None:
+                f["truth/illumination"] = truth.illumination.astype(np.float32)
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value

@@ -1,0 +1,234 @@
+"""Check a data-exchange HDF5 file before anything is computed from it.
+
+``inspect_file(path)`` opens the file read-only and raises ``DataValidationError`` with one
+message (what is wrong, where, how to fix it) for the first problem found:
+
+* not a file, not HDF5, truncated or unreadable;
+* ``/exchange/data`` missing, not 4-D ``[n_angles, n_tiles, det_y, det_x]``, empty, not square,
+  too small or absurdly large, of a non-numeric or complex dtype, holding NaN/Inf, all zero,
+  or a pattern with no measured pixel (negative values mark unmeasured pixels);
+* ``/metadata/probe_pos_px`` missing, not ``[n_tiles, 2]``, non-finite, negative (outside the
+  object), or beyond a declared ``/metadata/object_shape_px``;
+* ``/metadata/energy_ev`` or ``/metadata/psize_cm`` missing, non-scalar, non-finite, not
+  positive, or outside physical ranges; ``theta`` / ``free_prop_cm`` of the wrong length;
+* an unknown ``quantity`` attribute.
+
+It returns a ``FileSummary`` with the metadata it read.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ptyframe.data.geometry import ScanGeometry, object_frame
+from ptyframe.errors import DataValidationError
+
+QUANTITIES = ("intensity", "magnitude")
+MAX_DETECTOR_PX = 8192
+MAX_OBJECT_PX = 65536
+ENERGY_RANGE_EV = (1.0, 1.0e7)
+PSIZE_RANGE_CM = (1.0e-12, 1.0)
+_SCAN_CHUNK_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    """What a valid file holds."""
+
+    path: str
+    shape: tuple[int, int, int, int]
+    quantity: str
+    geometry: ScanGeometry
+    has_truth: bool
+    n_unmeasured: int
+
+
+def _fail(path: str, what: str, fix: str) -> DataValidationError:
+    return DataValidationError(f"{path}: {what}. {fix}")
+
+
+def _scalar(f, key: str, path: str, lo: float, hi: float, unit: str, required: bool) -> float | None:
+    if key not in f:
+        if not required:
+            return None
+        raise _fail(path, f"missing {key}", f"write it with h5py: f[{key!r}] = <value in {unit}>")
+    arr = np.asarray(f[key][()])
+    if arr.size != 1:
+        raise _fail(path, f"{key} must be one number, got shape {arr.shape}", "store a scalar")
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise _fail(path, f"{key} has dtype {arr.dtype}", f"store a real number in {unit}")
+    val = float(arr.reshape(()))
+    if not math.isfinite(val) or val <= 0:
+        raise _fail(path, f"{key} = {val} is not a positive finite number", f"store it in {unit}")
+    if not lo <= val <= hi:
+        raise _fail(
+            path, f"{key} = {val:g} {unit} is outside the plausible range [{lo:g}, {hi:g}]",
+            f"check the unit: {key} is in {unit}",
+        )
+    return val
+
+
+def _vector(f, key: str, path: str, length: int, what: str) -> tuple[float, ...] | None:
+    if key not in f:
+        return None
+    arr = np.asarray(f[key][()], dtype=np.float64).reshape(-1)
+    if arr.size != length:
+        raise _fail(path, f"{key} has {arr.size} values but {what} is {length}",
+                    f"store one value per {what.split(' ')[-1]}")
+    if not np.all(np.isfinite(arr)):
+        raise _fail(path, f"{key} holds NaN or Inf", "replace the non-finite values")
+    return tuple(float(v) for v in arr)
+
+
+def _scan_values(ds, path: str) -> int:
+    """Scan the data in chunks for NaN/Inf, all-zero data and empty patterns; count masked."""
+    n_angles, n_tiles, h, w = ds.shape
+    per_tile = h * w * max(ds.dtype.itemsize, 4)
+    step = max(1, _SCAN_CHUNK_BYTES // per_tile)
+    unmeasured = 0
+    any_nonzero = False
+    for a in range(n_angles):
+        for t0 in range(0, n_tiles, step):
+            block = np.asarray(ds[a, t0 : t0 + step], dtype=np.float64)
+            finite = np.isfinite(block)
+            if not finite.all():
+                bad = np.argwhere(~finite)[0]
+                raise _fail(
+                    path,
+                    f"/exchange/data holds {int((~finite).sum())} NaN/Inf values (first at "
+                    f"angle {a}, tile {t0 + int(bad[0])}, pixel ({int(bad[1])}, {int(bad[2])}))",
+                    "mark unmeasured pixels with a negative value instead of NaN",
+                )
+            neg = block < 0
+            unmeasured += int(neg.sum())
+            empty = neg.reshape(block.shape[0], -1).all(axis=1)
+            if empty.any():
+                raise _fail(
+                    path,
+                    f"pattern (angle {a}, tile {t0 + int(np.argmax(empty))}) has no measured "
+                    "pixel (all values negative)",
+                    "drop that tile and its position, or fix its mask",
+                )
+            any_nonzero = any_nonzero or bool((block > 0).any())
+    if not any_nonzero:
+        raise _fail(path, "every pattern in /exchange/data is zero", "check the file's contents")
+    return unmeasured
+
+
+def inspect_file(path: str | os.PathLike, scan_values: bool = True) -> FileSummary:
+    """Validate the data-exchange file at ``path`` and return what it holds."""
+    import h5py
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise _fail(path, "no such file", "check the path (data.path=...)")
+    if not os.path.isfile(path):
+        raise _fail(path, "is not a file", "point data.path at an HDF5 file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise _fail(
+            path, f"cannot be read as HDF5 ({exc})",
+            "the file is truncated, corrupt or not HDF5; re-export it",
+        ) from None
+    with f:
+        if "exchange/data" not in f or not isinstance(f["exchange/data"], h5py.Dataset):
+            raise _fail(
+                path, "missing dataset /exchange/data",
+                "store the patterns as /exchange/data [n_angles, n_tiles, det_y, det_x]",
+            )
+        ds = f["exchange/data"]
+        if ds.ndim != 4:
+            hint = (
+                "add a leading angle axis: data[None]" if ds.ndim == 3
+                else "reshape to [n_angles, n_tiles, det_y, det_x]"
+            )
+            raise _fail(path, f"/exchange/data must be 4-D, got shape {ds.shape}", hint)
+        n_angles, n_tiles, h, w = (int(s) for s in ds.shape)
+        if n_angles == 0 or n_tiles == 0:
+            raise _fail(path, f"/exchange/data is empty (shape {ds.shape})", "the scan has no patterns")
+        if h != w:
+            raise _fail(path, f"patterns are {h}x{w}, not square", "crop the patterns to a square")
+        if h < 4:
+            raise _fail(path, f"patterns of {h}x{w} pixels are too small", "use at least 4x4")
+        if h > MAX_DETECTOR_PX:
+            raise _fail(path, f"patterns of {h}x{w} exceed {MAX_DETECTOR_PX} px", "bin or crop them")
+        kind = ds.dtype.kind
+        if kind not in "iuf":
+            raise _fail(
+                path, f"/exchange/data has dtype {ds.dtype}",
+                "store real intensities (or magnitudes) as float or integer counts",
+            )
+        quantity = ds.attrs.get("quantity", "intensity")
+        if isinstance(quantity, bytes):
+            quantity = quantity.decode()
+        if quantity not in QUANTITIES:
+            raise _fail(path, f"/exchange/data attribute quantity={quantity!r} is unknown",
+                        f"use one of {QUANTITIES}")
+
+        if "metadata/probe_pos_px" not in f:
+            raise _fail(path, "missing /metadata/probe_pos_px",
+                        "store the (y, x) top-left probe corners in pixels, shape [n_tiles, 2]")
+        pos = np.asarray(f["metadata/probe_pos_px"][()])
+        if not np.issubdtype(pos.dtype, np.number) or np.iscomplexobj(pos):
+            raise _fail(path, f"/metadata/probe_pos_px has dtype {pos.dtype}", "store real numbers")
+        pos = pos.astype(np.float64)
+        if pos.ndim != 2 or pos.shape[1] != 2:
+            raise _fail(path, f"/metadata/probe_pos_px must be [n_tiles, 2], got {pos.shape}",
+                        "store one (y, x) row per tile")
+        if pos.shape[0] != n_tiles:
+            raise _fail(path, f"/metadata/probe_pos_px has {pos.shape[0]} rows but "
+                        f"/exchange/data has {n_tiles} tiles", "store one position per tile")
+        if not np.all(np.isfinite(pos)):
+            raise _fail(path, "/metadata/probe_pos_px holds NaN or Inf", "fix the positions")
+        if (pos < 0).any():
+            i = int(np.argwhere(pos < 0)[0, 0])
+            raise _fail(
+                path, f"probe position {i} ({pos[i, 0]:g}, {pos[i, 1]:g}) is outside the object "
+                "(negative)", "shift all positions so the smallest is >= 0",
+            )
+        declared = None
+        if "metadata/object_shape_px" in f:
+            declared = tuple(int(v) for v in np.asarray(f["metadata/object_shape_px"][()]).ravel())
+            if len(declared) != 2 or min(declared) < 1:
+                raise _fail(path, f"/metadata/object_shape_px = {declared} is not (ny, nx)",
+                            "store two positive integers or remove it")
+        frame = object_frame(pos, (h, w))
+        if declared is not None:
+            if frame[0] > declared[0] or frame[1] > declared[1]:
+                raise _fail(
+                    path, f"positions need an object of at least {frame} but "
+                    f"/metadata/object_shape_px is {declared}", "enlarge the object or fix positions",
+                )
+            frame = declared
+        if max(frame) > MAX_OBJECT_PX:
+            raise _fail(path, f"the positions span an object of {frame} pixels (> {MAX_OBJECT_PX})",
+                        "check the unit of probe_pos_px: it is pixels, not metres")
+
+        energy = _scalar(f, "metadata/energy_ev", path, *ENERGY_RANGE_EV, "eV", True)
+        psize = _scalar(f, "metadata/psize_cm", path, *PSIZE_RANGE_CM, "cm", True)
+        theta = _vector(f, "metadata/theta", path, n_angles, "the number of angles")
+        prop = None
+        if "metadata/free_prop_cm" in f:
+            arr = np.asarray(f["metadata/free_prop_cm"][()], dtype=np.float64).reshape(-1)
+            if not np.all(np.isfinite(arr)):
+                raise _fail(path, "/metadata/free_prop_cm holds NaN or Inf", "fix the distances")
+            prop = tuple(float(v) for v in arr)
+        has_truth = "truth/object" in f
+        unmeasured = _scan_values(ds, path) if scan_values else 0
+
+    geometry = ScanGeometry(
+        positions_px=pos,
+        window=(h, w),
+        object_shape=frame,
+        energy_ev=float(energy),  # type: ignore[arg-type]
+        pixel_size_m=float(psize) * 1e-2,  # type: ignore[operator]
+        free_prop_m=tuple(p * 1e-2 for p in prop) if prop else (),
+        theta_rad=theta if theta is not None else tuple(0.0 for _ in range(n_angles)),
+    )
+    return FileSummary(path, (n_angles, n_tiles, h, w), str(quantity), geometry, has_truth,
+                       unmeasured)

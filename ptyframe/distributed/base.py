@@ -1,0 +1,78 @@
+"""Define how engines talk to other processes, and the single-process implementation.
+
+Engines never import mpi4py: they call these methods, which are no-ops (or identities) in a
+single process. MPI implementations live in the separate ``ptyframe-mpi`` distribution.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+class Distribution(ABC):
+    """A group of cooperating processes (ranks)."""
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, n_items: int) -> np.ndarray:
+        """Return the indices of ``range(n_items)`` this rank owns (contiguous blocks)."""
+        bounds = np.linspace(0, n_items, self.size + 1).round().astype(np.int64)
+        return np.arange(bounds[self.rank], bounds[self.rank + 1], dtype=np.int64)
+
+    @abstractmethod
+    def allreduce_sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over ranks, in place; return it."""
+
+    def allreduce_mean_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Average ``tensor`` over ranks, in place; return it."""
+        self.allreduce_sum_(tensor)
+        if self.size > 1:
+            tensor.div_(self.size)
+        return tensor
+
+    def sum_scalars(self, *values: float) -> tuple[float, ...]:
+        """Return each scalar summed over ranks."""
+        if self.size == 1:
+            return tuple(float(v) for v in values)
+        t = torch.tensor(values, dtype=torch.float64)
+        self.allreduce_sum_(t)
+        return tuple(float(v) for v in t)
+
+    @abstractmethod
+    def broadcast_(self, tensor: torch.Tensor, root: int = 0) -> torch.Tensor:
+        """Overwrite ``tensor`` on every rank with root's copy; return it."""
+
+    def barrier(self) -> None:
+        """Wait for every rank."""
+
+    def abort(self, message: str, code: int = 1) -> None:
+        """Stop every rank after a failure on this one (single process: nothing to stop)."""
+
+
+@dataclass
+class SingleConfig:
+    """One process: no communication."""
+
+    name: str = "single"
+
+
+class SingleProcess(Distribution):
+    """One process, no communication."""
+
+    def __init__(self, config: SingleConfig | None = None) -> None:
+        self.config = config or SingleConfig()
+
+    def allreduce_sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor
+
+    def broadcast_(self, tensor: torch.Tensor, root: int = 0) -> torch.Tensor:
+        return tensor

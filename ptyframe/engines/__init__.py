@@ -1,0 +1,1 @@
+"""Reconstruction engines: PIE family, PINE, autodiff; each yields per-epoch reports."""

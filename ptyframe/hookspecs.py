@@ -1,0 +1,40 @@
+"""Declare the whole plugin API: two hooks.
+
+A plugin is any module registered under the entry-point group ``ptyframe``::
+
+    [project.entry-points.ptyframe]
+    "mypkg.engines" = "mypkg.plugin"
+
+whose module implements one or both hooks with ``@ptyframe.hookimpl``::
+
+    @hookimpl
+    def ptyframe_register(registry):
+        registry.add("engine", "my_engine", build_my_engine, MyEngineConfig)
+
+    @hookimpl
+    def ptyframe_config_searchpath():
+        return ["pkg://mypkg.conf"]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from ptyframe.registry import ScopedRegistry
+
+PROJECT = "ptyframe"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def ptyframe_register(registry: ScopedRegistry) -> None:
+    """Add this plugin's components to ``registry`` (kind, name, factory, config class)."""
+
+
+@hookspec
+def ptyframe_config_searchpath() -> list[str]:
+    """Return Hydra search-path entries (``pkg://pkg.conf``) holding this plugin's YAML groups."""

@@ -1,0 +1,1 @@
+"""Propagators and forward models (no unknowns inside); conventions in ``physics.fft``."""
