@@ -38,3 +38,13 @@ def ptyframe_register(registry: ScopedRegistry) -> None:
 @hookspec
 def ptyframe_config_searchpath() -> list[str]:
     """Return Hydra search-path entries (``pkg://pkg.conf``) holding this plugin's YAML groups."""
+
+
+@hookspec
+def ptyframe_commands() -> dict[str, object]:
+    """Return extra ``ptyframe`` subcommands: ``{name: main(argv: list[str]) -> int}``.
+
+    ``ptyframe train-denoiser ...`` calls the ``main`` registered as ``"train-denoiser"``
+    with the remaining arguments (Hydra overrides). Each ``main`` has a ``__doc__`` whose first
+    line ``ptyframe --help`` shows.
+    """

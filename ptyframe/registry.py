@@ -47,6 +47,9 @@ class BuildContext:
     device: str = "cpu"
     dtype: str = "complex64"
     seed: int = 0
+    #: The whole typed run config (``ptyframe.config.ReconstructConfig``) when built by the
+    #: runner, so an engine can build the physics / loss / regularizers the run selected.
+    run: Any = None
 
 
 Factory = Callable[[Any, BuildContext], Any]

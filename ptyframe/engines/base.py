@@ -68,6 +68,17 @@ class Engine(ABC):
     def epochs(self) -> int:
         return int(self.config.epochs)
 
+    def init_state(self, state: ReconstructionState, dataset: Any) -> ReconstructionState:
+        """Return the starting state for this engine (default: the runner's state unchanged).
+
+        Engines whose unknowns differ from one 2-D slice (multislice, 3-D tomography) reshape
+        the runner's default state here; ``dataset`` is the ``PtychoDataset``.
+        """
+        return state
+
+    #: If True, ``prepare`` receives a list of ``Measurements`` (one per angle) instead of one.
+    wants_all_angles: bool = False
+
     def prepare(
         self,
         measurements: Measurements,
