@@ -1,0 +1,89 @@
+"""Define the schema of a ``ptyframe reconstruct`` run (component configs live beside them).
+
+Hydra composes ``conf/reconstruct.yaml`` on top of ``ReconstructConfig`` (stored in the
+ConfigStore as ``reconstruct_schema``), so a misspelled top-level field is an error before any
+work starts; component groups (``engine``, ``data``, ...) are checked against the config class
+of the selected component by ``Registry.config`` when the runner builds them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ptyframe.errors import ConfigError
+from ptyframe.initial import InitConfig
+
+
+@dataclass
+class MetricsConfig:
+    """Ground-truth metrics (only when the dataset has ``/truth``)."""
+
+    #: Compute them every ``every`` epochs (and always after the last); 0 = only at the end.
+    every: int = 10
+    names: list[str] = field(default_factory=lambda: ["frc", "nrmse"])
+
+    def __post_init__(self) -> None:
+        if int(self.every) < 0:
+            raise ConfigError(f"metrics.every = {self.every} must be >= 0")
+
+
+@dataclass
+class OutputConfig:
+    """What a run writes into its directory (the Hydra run directory by default)."""
+
+    #: Output directory; None = the current directory (Hydra's run directory).
+    dir: str | None = None
+    images: bool = True
+    #: Write ``checkpoint.h5`` every this many epochs (0 = never; interrupts still write one).
+    checkpoint_every: int = 10
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if int(self.checkpoint_every) < 0:
+            raise ConfigError(f"output.checkpoint_every = {self.checkpoint_every} must be >= 0")
+
+
+@dataclass
+class GuardConfig:
+    """Divergence guard: stop when the state turns non-finite or the error explodes."""
+
+    #: Stop when the data error exceeds this multiple of the lowest error seen so far.
+    max_error_growth: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not float(self.max_error_growth) > 1.0:
+            raise ConfigError(f"guard.max_error_growth = {self.max_error_growth} must be > 1")
+
+
+@dataclass
+class ReconstructConfig:
+    """One reconstruction run. Component fields hold that component's config (``name`` first)."""
+
+    data: Any = None
+    engine: Any = None
+    physics: Any = None
+    loss: Any = None
+    regularizers: dict[str, Any] = field(default_factory=dict)
+    denoiser: Any = None
+    distribution: Any = None
+    init: InitConfig = field(default_factory=InitConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "complex64"
+    #: Torch CPU threads; 0 = automatic (1 for per-position engines, else all cores).
+    threads: int = 0
+    progress: bool = True
+    #: Continue from ``checkpoint.h5`` in the output directory.
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("complex64", "complex128"):
+            raise ConfigError(f"dtype = {self.dtype!r}; use complex64 or complex128")
+        if int(self.threads) < 0:
+            raise ConfigError(f"threads = {self.threads} must be >= 0 (0 = automatic)")
+        if not (self.device == "cpu" or self.device.startswith("cuda") or self.device == "auto"):
+            raise ConfigError(f"device = {self.device!r}; use cpu, cuda, cuda:N or auto")

@@ -1,0 +1,191 @@
+"""Build the starting guess of a reconstruction: vacuum object, a probe, the file's positions.
+
+Probe choices (``init.probe``):
+
+* ``disk`` (default, as in the PINE reference code): a raised-cosine disk, 1 for
+  ``r <= r_outer / 2`` falling as a cosine to 0 at ``r_outer`` (default ``M / 4``), flat phase.
+  Robust for focused and defocused probes alike.
+* ``mean_pattern``: ``F^-1 sqrt(mean_r I_r)`` centred in the window (flat-phase estimate from
+  the data; a sharp spot, so poor for strongly defocused probes).
+* ``file``: ``/probe`` (or ``/truth/probe``) of an HDF5 file, or a ``.npy`` array.
+* ``truth``: the dataset's ``/truth/probe`` (for studies).
+
+The disk probe is scaled so that ``sum_k sum |P_k|^2`` equals the mean measured photons per
+pattern (with the unitary FFT this matches the modelled intensity of a vacuum object); the
+mean-pattern probe has that power by construction; file and truth probes are used as given.
+Extra incoherent modes (``probe_modes > 1``) start as the first mode times a phase ramp of
+``k`` cycles (orthogonal to it for a symmetric probe) with 5 % of the power each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ptyframe.data.dataset import PtychoDataset
+from ptyframe.data.measurements import Measurements
+from ptyframe.errors import ConfigError, DataValidationError
+from ptyframe.physics import fft
+from ptyframe.state import ReconstructionState, complex_dtype
+
+PROBE_KINDS = ("disk", "mean_pattern", "file", "truth")
+OBJECT_KINDS = ("vacuum", "file", "truth")
+
+
+@dataclass
+class InitConfig:
+    """How the unknowns start."""
+
+    probe: str = "disk"
+    probe_path: str | None = None
+    #: Outer radius of the disk probe in pixels (None: a quarter of the window).
+    probe_radius_px: float | None = None
+    probe_modes: int = 1
+    object: str = "vacuum"
+    object_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.probe not in PROBE_KINDS:
+            raise ConfigError(
+                f"init.probe = {self.probe!r} is unknown; choose one of {', '.join(PROBE_KINDS)}"
+            )
+        if self.object not in OBJECT_KINDS:
+            raise ConfigError(
+                f"init.object = {self.object!r} is unknown; choose one of "
+                f"{', '.join(OBJECT_KINDS)}"
+            )
+        if int(self.probe_modes) < 1:
+            raise ConfigError(f"init.probe_modes = {self.probe_modes} must be >= 1")
+        if self.probe_radius_px is not None and float(self.probe_radius_px) <= 0:
+            raise ConfigError(f"init.probe_radius_px = {self.probe_radius_px} must be > 0")
+        if self.probe == "file" and not self.probe_path:
+            raise ConfigError("init.probe=file needs init.probe_path=FILE (.h5 or .npy)")
+        if self.object == "file" and not self.object_path:
+            raise ConfigError("init.object=file needs init.object_path=FILE (.h5 or .npy)")
+
+
+def disk_probe(window: tuple[int, int], radius_px: float | None = None) -> np.ndarray:
+    """Return the raised-cosine disk ``[M, N]`` (complex128, peak 1) centred in the window."""
+    m, n = window
+    outer = float(radius_px) if radius_px is not None else min(m, n) / 4.0
+    inner = outer / 2.0
+    y = np.arange(m) - m // 2
+    x = np.arange(n) - n // 2
+    r = np.hypot(y[:, None], x[None, :])
+    t = np.clip((r - inner) / (outer - inner), 0.0, 1.0)
+    return (0.5 * (1.0 + np.cos(np.pi * t))).astype(np.complex128)
+
+
+def mean_pattern_probe(meas: Measurements) -> np.ndarray:
+    """Return ``F^-1 sqrt(mean I)`` centred in the window (complex128)."""
+    amp = meas.amplitudes.double()
+    mean_int = amp.square().mean(0)
+    wave = fft.far_field_adjoint(mean_int.sqrt().to(torch.complex128))
+    return fft.to_centred(wave).numpy()
+
+
+def _read_array(path: str, keys: tuple[str, ...], what: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise DataValidationError(f"{path}: {what} file not found. Check init.{what}_path")
+    if p.suffix == ".npy":
+        try:
+            return np.load(p, allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001
+            raise DataValidationError(f"{path}: cannot read {what} array ({exc})") from exc
+    import h5py
+
+    try:
+        with h5py.File(p, "r") as f:
+            for key in keys:
+                if key in f:
+                    return np.asarray(f[key][()])
+    except OSError as exc:
+        raise DataValidationError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    raise DataValidationError(
+        f"{path}: no {what} found (looked for {', '.join(keys)}). Give a recon.h5, a "
+        "simulated dataset or a .npy array"
+    )
+
+
+def _checked(arr: np.ndarray, shape: tuple[int, ...], path: str, what: str) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.ndim == len(shape) - 1:
+        arr = arr[None]
+    if arr.ndim != len(shape) or tuple(arr.shape[1:]) != shape[1:]:
+        raise DataValidationError(
+            f"{path}: {what} has shape {arr.shape}; this dataset needs [*, "
+            f"{', '.join(map(str, shape[1:]))}]"
+        )
+    if not np.isfinite(arr).all():
+        raise DataValidationError(f"{path}: {what} contains NaN or Inf values")
+    return arr.astype(np.complex128)
+
+
+def initial_probe(cfg: InitConfig, dataset: PtychoDataset, meas: Measurements) -> np.ndarray:
+    """Return the starting probe ``[K, M, N]`` complex128 scaled to the measured photons."""
+    window = meas.window
+    if cfg.probe == "disk":
+        p0 = disk_probe(window, cfg.probe_radius_px)[None]
+    elif cfg.probe == "mean_pattern":
+        p0 = mean_pattern_probe(meas)[None]
+    elif cfg.probe == "file":
+        assert cfg.probe_path is not None
+        p0 = _checked(_read_array(cfg.probe_path, ("probe", "truth/probe"), "probe"),
+                      (1, *window), cfg.probe_path, "probe")
+    else:
+        truth = dataset.truth
+        if truth is None or truth.probe is None:
+            raise ConfigError("init.probe=truth but the dataset has no /truth/probe")
+        p0 = _checked(truth.probe, (1, *window), "dataset", "truth probe")
+    k_have = p0.shape[0]
+    modes = [p0[k] for k in range(min(k_have, int(cfg.probe_modes)))]
+    x = np.arange(window[1]) / window[1]
+    for k in range(len(modes), int(cfg.probe_modes)):
+        ramp = np.exp(2j * np.pi * k * (x - 0.5))[None, :]
+        extra = modes[0] * ramp
+        extra *= np.sqrt(0.05 * np.sum(np.abs(modes[0]) ** 2) / np.sum(np.abs(extra) ** 2))
+        modes.append(extra)
+    probe = np.stack(modes)
+    power = float(np.sum(np.abs(probe) ** 2))
+    target = meas.mean_intensity_sum()
+    if power <= 0:
+        raise DataValidationError("the initial probe is zero everywhere")
+    if target > 0 and cfg.probe == "disk":
+        probe *= np.sqrt(target / power)
+    return probe
+
+
+def initial_object(cfg: InitConfig, dataset: PtychoDataset) -> np.ndarray:
+    """Return the starting object ``[1, Ny, Nx]`` complex128 (vacuum = 1)."""
+    shape = (1, *dataset.geometry.object_shape)
+    if cfg.object == "vacuum":
+        return np.ones(shape, dtype=np.complex128)
+    if cfg.object == "file":
+        assert cfg.object_path is not None
+        arr = _read_array(cfg.object_path, ("object", "truth/object"), "object")
+        return _checked(arr, shape, cfg.object_path, "object")[:1]
+    truth = dataset.truth
+    if truth is None:
+        raise ConfigError("init.object=truth but the dataset has no /truth/object")
+    return _checked(truth.object, shape, "dataset", "truth object")[:1]
+
+
+def initial_state(
+    cfg: InitConfig,
+    dataset: PtychoDataset,
+    meas: Measurements,
+    *,
+    dtype: str = "complex64",
+    device: str = "cpu",
+) -> ReconstructionState:
+    """Return the starting ``ReconstructionState`` for ``dataset``."""
+    cdt = complex_dtype(dtype)
+    return ReconstructionState(
+        torch.from_numpy(initial_object(cfg, dataset)).to(device=device, dtype=cdt),
+        torch.from_numpy(initial_probe(cfg, dataset, meas)).to(device=device, dtype=cdt),
+        torch.from_numpy(np.asarray(dataset.geometry.positions_px, dtype=np.float64)).to(device),
+    )

@@ -1,0 +1,116 @@
+"""Save and restore everything a run needs to continue exactly where it stopped.
+
+``checkpoint.h5`` holds the unknowns, the engine's own state (optimizer moments, step sizes),
+the torch and NumPy RNG states, the history, the next epoch and a fingerprint of the config.
+Written atomically, so a run killed while writing keeps the previous checkpoint. Resuming
+with a different config is refused (the fingerprint differs) instead of silently mixing runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ptyframe.errors import DataValidationError
+from ptyframe.io.atomic import atomic_path
+from ptyframe.io.results import History
+from ptyframe.state import ReconstructionState
+
+
+def fingerprint(config_yaml: str) -> str:
+    """Return a short hash of the parts of the config that define the computation."""
+    keep = [ln for ln in config_yaml.splitlines()
+            if not ln.lstrip().startswith(("resume:", "progress:", "checkpoint_every:"))]
+    return hashlib.sha256("\n".join(keep).encode()).hexdigest()[:16]
+
+
+def _blob(obj: Any) -> np.ndarray:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return np.frombuffer(buf.getvalue(), dtype=np.uint8)
+
+
+def _unblob(arr: np.ndarray) -> Any:
+    return torch.load(io.BytesIO(arr.tobytes()), weights_only=False)
+
+
+@dataclass
+class Checkpoint:
+    """A restored checkpoint."""
+
+    state: ReconstructionState
+    engine_state: dict[str, Any]
+    history: History
+    next_epoch: int
+    rng: dict[str, Any]
+    fingerprint: str
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    state: ReconstructionState,
+    engine_state: dict[str, Any],
+    history: History,
+    next_epoch: int,
+    config_fingerprint: str,
+) -> None:
+    """Write ``checkpoint.h5`` atomically (replacing the previous one)."""
+    import h5py
+
+    rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+    with atomic_path(path, overwrite=True) as tmp, h5py.File(tmp, "w") as f:
+        for key, value in state.numpy().items():
+            f.create_dataset(f"state/{key}", data=value)
+        for key, value in history.arrays().items():
+            f.create_dataset(f"history/{key}", data=value)
+        f["engine_state"] = _blob(engine_state)
+        f["rng"] = _blob(rng)
+        f.attrs["next_epoch"] = int(next_epoch)
+        f.attrs["fingerprint"] = config_fingerprint
+
+
+def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
+    """Read ``checkpoint.h5``; raise ``DataValidationError`` if it is missing or damaged."""
+    import h5py
+
+    if not os.path.isfile(path):
+        raise DataValidationError(
+            f"{path}: no checkpoint to resume from. Run without resume=true, or point "
+            "output.dir at the directory of the interrupted run"
+        )
+    try:
+        with h5py.File(path, "r") as f:
+            s = f["state"]
+            extras = {k: torch.from_numpy(np.asarray(v[()])) for k, v in s.get("extras", {}).items()}
+            state = ReconstructionState(
+                torch.from_numpy(np.asarray(s["object"][()])).to(device),
+                torch.from_numpy(np.asarray(s["probe"][()])).to(device),
+                torch.from_numpy(np.asarray(s["positions_px"][()])).to(device),
+                {k: v.to(device) for k, v in extras.items()},
+            )
+            hist = History.from_arrays({k: np.asarray(v[()]) for k, v in f["history"].items()})
+            return Checkpoint(
+                state,
+                _unblob(np.asarray(f["engine_state"][()])),
+                hist,
+                int(f.attrs["next_epoch"]),
+                _unblob(np.asarray(f["rng"][()])),
+                str(f.attrs["fingerprint"]),
+            )
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+        raise DataValidationError(
+            f"{path}: checkpoint is damaged or incomplete ({type(exc).__name__}: {exc}). "
+            "Delete it and start again, or restore a copy"
+        ) from exc
+
+
+def restore_rng(rng: dict[str, Any]) -> None:
+    """Put the torch and NumPy global RNGs back to the saved states."""
+    torch.set_rng_state(rng["torch"])
+    np.random.set_state(rng["numpy"])

@@ -1,0 +1,420 @@
+"""Compose components from a config and run them: the only place that does.
+
+``run(cfg)`` builds the distribution, the engine and the dataset from the registry, makes the
+starting state, drives the engine epoch by epoch and takes care of everything around it:
+progress bar, per-epoch history, ground-truth metrics, checkpoints, the divergence guard,
+Ctrl-C, and the outputs (``recon.h5``, PNG images, ``config.yaml``). Every check that can fail
+on user input happens before the first epoch, and nothing is written before then.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ptyframe.config import ReconstructConfig
+from ptyframe.data.dataset import PtychoDataset
+from ptyframe.data.measurements import Measurements
+from ptyframe.engines.base import Engine, EpochReport
+from ptyframe.errors import ConfigError, DivergenceError, OutputExistsError, PtyframeError
+from ptyframe.initial import initial_state
+from ptyframe.io.checkpoint import fingerprint, load_checkpoint, restore_rng, save_checkpoint
+from ptyframe.io.results import History, package_versions, write_result
+from ptyframe.registry import BuildContext, Registry
+from ptyframe.state import ReconstructionState, complex_dtype
+
+log = logging.getLogger("ptyframe")
+
+RESULT_FILE = "recon.h5"
+CHECKPOINT_FILE = "checkpoint.h5"
+
+
+@dataclass
+class RunResult:
+    """What a run produced. ``status`` is ``finished``, ``interrupted`` or ``diverged``."""
+
+    state: ReconstructionState
+    history: History
+    status: str
+    out_dir: Path | None = None
+    files: list[Path] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def object(self) -> np.ndarray:
+        return self.state.object.detach().cpu().numpy()
+
+    @property
+    def probe(self) -> np.ndarray:
+        return self.state.probe.detach().cpu().numpy()
+
+
+# ---------------------------------------------------------------------- config handling
+def _find_ptyframe_error(exc: BaseException) -> PtyframeError | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, PtyframeError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None
+
+
+def typed_config(cfg: Any) -> ReconstructConfig:
+    """Return ``cfg`` (a DictConfig from Hydra, a mapping or the dataclass) as the dataclass."""
+    if isinstance(cfg, ReconstructConfig):
+        return cfg
+    from omegaconf import DictConfig, OmegaConf
+
+    try:
+        if isinstance(cfg, DictConfig):
+            obj = OmegaConf.to_object(cfg)
+        else:
+            obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ReconstructConfig), cfg))
+    except Exception as exc:  # noqa: BLE001 - OmegaConf wraps errors from __post_init__
+        inner = _find_ptyframe_error(exc)
+        if inner is not None:
+            raise inner from None
+        raise ConfigError(f"invalid configuration: {exc}") from None
+    if isinstance(obj, dict):
+        obj = ReconstructConfig(**obj)
+    return obj  # type: ignore[return-value]
+
+
+def config_yaml(cfg: ReconstructConfig) -> str:
+    """Return the resolved config as YAML (component configs with their ``name``)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def resolve_device(device: str) -> str:
+    """Map ``auto`` to ``cuda`` when available; reject CUDA when it is not."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device = {device!r} but no CUDA device is available; use device=cpu")
+    return device
+
+
+# ---------------------------------------------------------------------- metrics
+class TruthMetrics:
+    """Compute the configured metric components against the dataset's ground truth."""
+
+    def __init__(self, names: list[str], registry: Registry, context: BuildContext,
+                 dataset: PtychoDataset) -> None:
+        truth = dataset.truth
+        self.enabled = truth is not None and bool(names)
+        if not self.enabled:
+            return
+        assert truth is not None
+        self.truth = np.prod(truth.object, axis=0) if truth.object.ndim == 3 else truth.object
+        self.illumination = truth.illumination
+        if self.illumination is None and truth.probe is not None:
+            self.illumination = _illumination(truth.probe, dataset.geometry.positions_px,
+                                              self.truth.shape)
+        self.pixel_size_m = dataset.geometry.pixel_size_m
+        self.metrics = [registry.build("metric", n, context) for n in names]
+
+    def __call__(self, estimate: np.ndarray) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if not self.enabled or estimate.shape != self.truth.shape:
+            return out
+        for metric in self.metrics:
+            out.update(metric(estimate, self.truth, self.illumination, self.pixel_size_m))
+        return out
+
+
+def _illumination(probe: np.ndarray, positions_px: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    inten = np.sum(np.abs(probe) ** 2, axis=0)
+    m, n = inten.shape
+    out = np.zeros(shape, dtype=np.float64)
+    for y, x in np.floor(positions_px).astype(int):
+        out[y : y + m, x : x + n] += inten
+    return out
+
+
+def _estimate(engine: Engine, state: ReconstructionState) -> np.ndarray:
+    """Return the 2-D object the metrics compare (product of slices for multislice)."""
+    if hasattr(engine, "projected_object"):
+        return np.asarray(engine.projected_object(state))  # type: ignore[attr-defined]
+    obj = state.object.detach().cpu().numpy()
+    return np.prod(obj, axis=0) if obj.shape[0] > 1 else obj[0]
+
+
+# ---------------------------------------------------------------------- the run
+def run(
+    cfg: Any,
+    registry: Registry | None = None,
+    out_dir: str | Path | None = None,
+    dataset: PtychoDataset | None = None,
+    write: bool = True,
+) -> RunResult:
+    """Run the reconstruction ``cfg`` describes; write outputs into ``out_dir`` if ``write``.
+
+    ``out_dir`` defaults to ``cfg.output.dir`` or the current directory (Hydra's run dir).
+    """
+    if registry is None:
+        from ptyframe.plugins import default_registry
+
+        registry = default_registry()
+    cfg = typed_config(cfg)
+    device = resolve_device(cfg.device)
+    ctx = BuildContext(registry, device, cfg.dtype, int(cfg.seed), run=cfg)
+    dist = registry.build("distribution", cfg.distribution or "single", ctx)
+    engine: Engine = registry.build("engine", cfg.engine or "epie", ctx)
+    for key, reg in (cfg.regularizers or {}).items():
+        registry.config("regularizer", reg)  # typo check before any work
+        del key
+    if dataset is None:
+        if cfg.data is None:
+            raise ConfigError("no data source: give `data.path=FILE.h5` or `data=simulated`")
+        dataset = registry.build("dataset", cfg.data, ctx)
+    if dataset.n_angles > 1 and not engine.wants_all_angles:
+        raise ConfigError(
+            f"the dataset has {dataset.n_angles} angles but engine {cfg_name(engine)!r} "
+            "reconstructs a single angle; use engine=autodiff with a tomography forward model"
+        )
+    out = Path(out_dir if out_dir is not None else (cfg.output.dir or ".")).resolve()
+    result_path, ckpt_path = out / RESULT_FILE, out / CHECKPOINT_FILE
+    writer = write and dist.is_root
+    if writer and result_path.exists() and not (cfg.output.overwrite or cfg.resume):
+        raise OutputExistsError(
+            f"{result_path} already exists; choose another output.dir, set "
+            "output.overwrite=true, or resume=true to continue an interrupted run"
+        )
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    elif getattr(engine, "prefers_single_thread", False):
+        torch.set_num_threads(1)
+    torch.manual_seed(int(cfg.seed))
+    np.random.seed(int(cfg.seed) % 2**32)
+
+    # ---- measurements and state
+    indices = dist.shard(dataset.n_tiles)
+    rdt = torch.float64 if cfg.dtype == "complex128" else torch.float32
+    meas_all = [Measurements.from_dataset(dataset, a, indices, device, rdt)
+                for a in range(dataset.n_angles if engine.wants_all_angles else 1)]
+    state = initial_state(cfg.init, dataset, meas_all[0], dtype=cfg.dtype, device=device)
+    state = engine.init_state(state, dataset)
+    yaml_text = config_yaml(cfg)
+    fp = fingerprint(yaml_text)
+    history = History()
+    start = 0
+    if cfg.resume:
+        ckpt = load_checkpoint(ckpt_path, device)
+        if ckpt.fingerprint != fp:
+            raise ConfigError(
+                f"{ckpt_path} was written by a run with a different config; resume only with "
+                "the same settings (or start a new run in another output.dir)"
+            )
+        cdt = complex_dtype(cfg.dtype)
+        state = ReconstructionState(ckpt.state.object.to(cdt), ckpt.state.probe.to(cdt),
+                                    ckpt.state.positions_px, ckpt.state.extras)
+        history, start = ckpt.history, ckpt.next_epoch
+    engine.prepare(meas_all if engine.wants_all_angles else meas_all[0], state, dist,
+                   int(cfg.seed))
+    if cfg.resume:
+        engine.load_state_dict(ckpt.engine_state)
+        restore_rng(ckpt.rng)
+    metrics = TruthMetrics(list(cfg.metrics.names), registry, ctx, dataset)
+
+    # ---- the loop
+    status = "finished"
+    good = state.clone()
+    best_err = math.inf
+    bar = _progress(cfg, dist.is_root, start, engine.epochs)
+    epoch = start
+    try:
+        for epoch in range(start, engine.epochs):
+            report = engine.step(epoch)
+            values = {"data_error": report.data_error, "seconds": report.seconds,
+                      **report.scalars}
+            last = epoch == engine.epochs - 1
+            every = int(cfg.metrics.every)
+            if metrics.enabled and (last or (every and (epoch + 1) % every == 0)):
+                values.update(metrics(_estimate(engine, state)))
+            _check_divergence(report, state, best_err, cfg.guard.max_error_growth)
+            best_err = min(best_err, report.data_error)
+            history.append(epoch, values)
+            good = state.clone()
+            if bar is not None:
+                bar.set_postfix(error=f"{report.data_error:.4g}")
+                bar.update(1)
+            every_ckpt = int(cfg.output.checkpoint_every)
+            if writer and every_ckpt and (epoch + 1) % every_ckpt == 0 and not last:
+                save_checkpoint(ckpt_path, state, engine.state_dict(), history, epoch + 1, fp)
+        epoch = engine.epochs
+    except DivergenceError as exc:
+        status = "diverged"
+        log.error("%s", exc)
+        _restore(state, good)
+        if writer:
+            _finish(cfg, out, result_path, state, history, status, yaml_text, dataset, metrics,
+                    engine, overwrite=True)
+        raise DivergenceError(
+            f"{exc}. The last good state (epoch {len(history.epochs)}) is saved in "
+            f"{result_path if writer else '(not written)'}"
+        ) from None
+    except KeyboardInterrupt:
+        status = "interrupted"
+        _restore(state, good)
+        if writer:
+            save_checkpoint(ckpt_path, state, engine.state_dict(), history,
+                            len(history.epochs), fp)
+            _finish(cfg, out, result_path, state, history, status, yaml_text, dataset, metrics,
+                    engine, overwrite=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    files: list[Path] = []
+    if writer:
+        files = _finish(cfg, out, result_path, state, history, status, yaml_text, dataset,
+                        metrics, engine, overwrite=cfg.output.overwrite or cfg.resume)
+        if ckpt_path.exists():
+            ckpt_path.unlink()
+    final = {k: history.last(k) for k in history.columns}
+    log.info("done: %d epochs, data error %.4g", len(history.epochs), final.get("data_error", 0))
+    return RunResult(state, history, status, out if writer else None, files, final)
+
+
+def cfg_name(engine: Engine) -> str:
+    return str(getattr(engine.config, "name", type(engine).__name__))
+
+
+def _progress(cfg: ReconstructConfig, is_root: bool, start: int, total: int):  # noqa: ANN202
+    if not (cfg.progress and is_root):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, desc="epochs", unit="epoch", dynamic_ncols=True)
+
+
+def _check_divergence(report: EpochReport, state: ReconstructionState, best: float,
+                      growth: float) -> None:
+    err = report.data_error
+    if not math.isfinite(err) or not state.is_finite():
+        raise DivergenceError(
+            f"epoch {report.epoch + 1}: the reconstruction became non-finite (NaN/Inf); lower "
+            "the step sizes (alpha, beta, learning rates)"
+        )
+    if math.isfinite(best) and err > growth * best:
+        raise DivergenceError(
+            f"epoch {report.epoch + 1}: data error {err:.4g} exploded (> {growth:g} x the best "
+            f"{best:.4g}); lower the step sizes, or raise guard.max_error_growth"
+        )
+
+
+def _restore(state: ReconstructionState, good: ReconstructionState) -> None:
+    state.object.copy_(good.object)
+    state.probe.copy_(good.probe)
+    state.positions_px.copy_(good.positions_px)
+    for k, v in good.extras.items():
+        state.extras[k] = v
+
+
+def _finish(cfg: ReconstructConfig, out: Path, result_path: Path, state: ReconstructionState,
+            history: History, status: str, yaml_text: str, dataset: PtychoDataset,
+            metrics: TruthMetrics, engine: Engine, overwrite: bool) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    attrs = {
+        "config": yaml_text,
+        "versions": json.dumps(package_versions()),
+        "seed": int(cfg.seed),
+        "status": status,
+        "epochs_done": len(history.epochs),
+        "engine": cfg_name(engine),
+        "data_path": str(getattr(dataset, "path", "") or "(in memory)"),
+        "pixel_size_m": float(dataset.geometry.pixel_size_m),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    write_result(result_path, state.numpy(), history, attrs, overwrite=True)
+    (out / "config.yaml").write_text(yaml_text)
+    files = [result_path, out / "config.yaml"]
+    if cfg.output.images:
+        files += _images(out, state, history, dataset, metrics, engine)
+    return files
+
+
+def _images(out: Path, state: ReconstructionState, history: History, dataset: PtychoDataset,
+            metrics: TruthMetrics, engine: Engine) -> list[Path]:
+    from ptyframe.io import images
+
+    est = _estimate(engine, state)
+    illum = metrics.illumination if metrics.enabled else _illumination(
+        state.probe.detach().cpu().numpy(), dataset.geometry.positions_px, est.shape)
+    files = images.object_images(est, out, dataset.geometry.pixel_size_m, illum)
+    files.append(images.probe_image(state.probe.detach().cpu().numpy(), out))
+    if history.epochs:
+        files.append(images.convergence_image(history, out))
+    m = images.metrics_image(history, out)
+    if m is not None:
+        files.append(m)
+    if metrics.enabled and est.shape == metrics.truth.shape:
+        try:
+            from ptyframe.metrics.frc import frc_against_truth
+
+            res, _ = frc_against_truth(est, metrics.truth, metrics.illumination,
+                                       metrics.pixel_size_m)
+            files.append(images.frc_image(res.freq_per_m, res.frc, res.half_bit,
+                                          0.5 / metrics.pixel_size_m, out))
+        except ImportError:  # metrics package not installed in a stripped build
+            pass
+    return files
+
+
+# ---------------------------------------------------------------------- Python facade
+def reconstruct(
+    data: str | Path | PtychoDataset,
+    engine: Any = "epie",
+    *,
+    out_dir: str | Path | None = None,
+    registry: Registry | None = None,
+    init: dict[str, Any] | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    metrics_every: int = 0,
+    overwrite: bool = False,
+    **engine_options: Any,
+) -> RunResult:
+    """Reconstruct ``data`` without Hydra; write files only when ``out_dir`` is given.
+
+    ``engine`` is a registered name, a config dataclass or a mapping; ``engine_options``
+    (``epochs=50, alpha=0.3``) override its fields. Example::
+
+        result = ptyframe.reconstruct("demo.h5", "rpie", epochs=50, alpha=0.15, beta=5.0)
+        result.object  # complex [1, Ny, Nx]
+    """
+    if registry is None:
+        from ptyframe.plugins import default_registry
+
+        registry = default_registry()
+    eng = registry.config("engine", engine)
+    if engine_options:
+        eng = dataclasses.replace(eng, **engine_options)
+    ds = data if isinstance(data, PtychoDataset) else None
+    cfg = ReconstructConfig(
+        data=None if ds is not None else registry.config("dataset", {"name": "file",
+                                                                      "path": str(data)}),
+        engine=eng,
+        seed=seed,
+        progress=progress,
+    )
+    from ptyframe.config import MetricsConfig, OutputConfig
+    from ptyframe.initial import InitConfig
+
+    cfg.init = InitConfig(**(init or {}))
+    cfg.metrics = MetricsConfig(every=metrics_every)
+    cfg.output = OutputConfig(dir=None if out_dir is None else str(out_dir), overwrite=overwrite,
+                              checkpoint_every=0)
+    return run(cfg, registry, out_dir=out_dir, dataset=ds, write=out_dir is not None)
