@@ -129,8 +129,12 @@ class TruthMetrics:
         out: dict[str, float] = {}
         if not self.enabled or estimate.shape != self.truth.shape:
             return out
+        prepared = None
+        if hasattr(self.metrics[0], "prepare"):  # align once, share with every metric
+            prepared = self.metrics[0].prepare(estimate, self.truth, self.illumination)
         for metric in self.metrics:
-            out.update(metric(estimate, self.truth, self.illumination, self.pixel_size_m))
+            kw = {"prepared": prepared} if prepared is not None else {}
+            out.update(metric(estimate, self.truth, self.illumination, self.pixel_size_m, **kw))
         return out
 
 

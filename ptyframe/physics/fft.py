@@ -73,13 +73,13 @@ def shift_ramp(shifts_px: torch.Tensor, shape: tuple[int, int], dtype: torch.dty
     """
     h, w = shape
     dev = shifts_px.device
-    ky = frequencies(h, dev)
-    kx = frequencies(w, dev)
     s = shifts_px.to(torch.float64)
-    phase_y = s[:, 0, None] * ky[None, :]  # [B, H]
-    phase_x = s[:, 1, None] * kx[None, :]  # [B, W]
-    phase = phase_y[:, :, None] + phase_x[:, None, :]
-    return torch.polar(torch.ones_like(phase), -2.0 * math.pi * phase).to(dtype)
+    # separable: exp(-2 pi i ky sy) exp(-2 pi i kx sx), H + W exponentials instead of H W
+    ry = torch.polar(torch.ones(s.shape[0], h, dtype=torch.float64, device=dev),
+                     -2.0 * math.pi * s[:, 0, None] * frequencies(h, dev)[None, :]).to(dtype)
+    rx = torch.polar(torch.ones(s.shape[0], w, dtype=torch.float64, device=dev),
+                     -2.0 * math.pi * s[:, 1, None] * frequencies(w, dev)[None, :]).to(dtype)
+    return ry[:, :, None] * rx[:, None, :]
 
 
 def fourier_shift(x: torch.Tensor, shifts_px: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,93 @@
+"""Time one ePIE sweep on the foundation benchmark case and the share spent in FFTs.
+
+Case: 625 patterns of 128x128 (25x25 raster, step 16 px), 512x512 object (513 with sub-pixel
+jitter),
+focused probe of ~64 px diameter, noiseless. Prints a markdown table.
+
+    python benchmarks/epie_sweep.py [--sweeps 5] [--threads 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from ptyframe.data.dataset import PtychoDataset
+from ptyframe.data.geometry import ScanGeometry, object_frame
+from ptyframe.data.measurements import Measurements
+from ptyframe.engines.pie import EpieConfig, PieEngine, RpieConfig
+from ptyframe.initial import InitConfig, initial_state
+from ptyframe.physics.farfield import FarFieldPtychography
+from ptyframe.physics.fft import to_centred
+
+
+def benchmark_case(m: int = 128, n: int = 25, step: float = 16.0, seed: int = 0,
+                   jitter_px: float = 0.0) -> PtychoDataset:
+    """Return the in-memory benchmark dataset (noiseless)."""
+    rng = np.random.default_rng(seed)
+    g = np.arange(n) * step
+    pos = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    pos = pos + rng.uniform(0, jitter_px, pos.shape)
+    shape = object_frame(pos, (m, m))
+    f = np.fft.fftfreq(shape[0])[:, None] ** 2 + np.fft.fftfreq(shape[1])[None, :] ** 2
+    field = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal(shape)) * np.exp(-f / 0.002)))
+    field /= np.abs(field).max()
+    obj = (0.9 + 0.1 * field) * np.exp(0.5j * field)
+    y, x = np.mgrid[:m, :m] - m / 2
+    r = np.hypot(y, x) / 32.0
+    probe = (np.clip(1.5 - r, 0, 1) * np.exp(1.5j * r**2))[None] * 100.0
+    model = FarFieldPtychography()
+    inten = []
+    for s in range(0, len(pos), 125):
+        inten.append(model.intensities(torch.from_numpy(obj[None]), torch.from_numpy(probe),
+                                       torch.from_numpy(pos[s : s + 125])).float())
+    pats = to_centred(torch.cat(inten)).numpy()[None]
+    return PtychoDataset(ScanGeometry(pos, (m, m), shape, 8000.0, 20e-9), patterns=pats)
+
+
+def fft_seconds(n: int, m: int, reps: int = 3) -> float:
+    """Return seconds for ``n`` forward + ``n`` inverse 128x128 FFTs one at a time."""
+    a = torch.randn(1, m, m, dtype=torch.complex64)
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            b = torch.fft.fft2(a, norm="ortho")
+            torch.fft.ifft2(b, norm="ortho")
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sweeps", type=int, default=5)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--jitter", type=float, nargs="+", default=[0.0, 0.5],
+                    help="uniform position jitter in px (0: integer positions)")
+    args = ap.parse_args()
+    print(f"{args.sweeps} sweeps per row, median reported; FFT = one fft2 + one ifft2 of "
+          "128x128 per position, timed alone\n")
+    print("| engine | positions | torch threads | s / sweep | FFT s / sweep | FFT share |")
+    print("|---|---|---|---|---|---|")
+    for jitter in args.jitter:
+        ds = benchmark_case(jitter_px=jitter)
+        meas = Measurements.from_dataset(ds)
+        kind = "integer" if jitter == 0 else f"sub-pixel (jitter {jitter:g} px)"
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            fft_s = fft_seconds(meas.n, meas.window[0])
+            for name, cfg in (("epie", EpieConfig(epochs=args.sweeps)),
+                              ("rpie", RpieConfig(epochs=args.sweeps))):
+                state = initial_state(InitConfig(), ds, meas)
+                eng = PieEngine(cfg, name)
+                eng.prepare(meas, state, seed=0)
+                med = float(np.median([r.seconds for r in eng.iterate()]))
+                print(f"| {name} | {meas.n} {kind} | {threads} | {med:.3f} | {fft_s:.3f} | "
+                      f"{100 * fft_s / med:.0f} % |")
+
+
+if __name__ == "__main__":
+    main()
