@@ -84,6 +84,13 @@ def typed_config(cfg: Any) -> ReconstructConfig:
         inner = _find_ptyframe_error(exc)
         if inner is not None:
             raise inner from None
+        from omegaconf.errors import MissingMandatoryValue
+
+        if isinstance(exc, MissingMandatoryValue):
+            key = getattr(exc, "full_key", "") or "a value"
+            hint = (" (make a demo file with `ptyframe simulate out=demo.h5`)"
+                    if key == "data.path" else "")
+            raise ConfigError(f"{key} is required: give `{key}=...`{hint}") from None
         raise ConfigError(f"invalid configuration: {exc}") from None
     if isinstance(obj, dict):
         obj = ReconstructConfig(**obj)

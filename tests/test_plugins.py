@@ -1,0 +1,115 @@
+"""Plugins: entry points, registry errors, a real third-party distribution used from the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import pytest
+
+from ptyframe.errors import DuplicateComponentError, PluginError, UnknownComponentError
+from ptyframe.hookspecs import hookimpl
+from ptyframe.plugins import build_registry, make_plugin_manager
+from ptyframe.registry import KINDS, Registry
+from plain_h5 import write_plain
+
+HERE = Path(__file__).parent
+CORE_KINDS = ("dataset", "forward_model", "loss", "regularizer", "optimizer", "engine",
+              "distribution", "metric")
+
+
+def test_builtins_register_through_entry_points():
+    pm, infos = make_plugin_manager()
+    assert "ptyframe.engines" in infos and infos["ptyframe.engines"].distribution == "ptyframe"
+    reg = build_registry(pm, infos)
+    for kind in CORE_KINDS:
+        assert reg.names(kind), kind
+    assert {"epie", "rpie"} <= set(reg.names("engine"))
+    assert reg.get("engine", "epie").provider.startswith("ptyframe.engines")
+
+
+def test_unknown_name_lists_the_available_ones():
+    reg = build_registry()
+    with pytest.raises(UnknownComponentError) as info:
+        reg.get("engine", "epei")
+    assert "epie" in str(info.value) and "rpie" in str(info.value)
+
+
+@dataclass
+class _Cfg:
+    name: str = "dup"
+
+
+class _PluginA:
+    @hookimpl
+    def ptyframe_register(self, registry):
+        registry.add("metric", "dup", lambda c, x: None, _Cfg)
+
+
+class _Broken:
+    @hookimpl
+    def ptyframe_register(self, registry):
+        raise RuntimeError("boom")
+
+
+def test_two_plugins_with_one_name_is_an_error_naming_both():
+    pm, infos = make_plugin_manager([("plugin_a", _PluginA()), ("plugin_b", _PluginA())])
+    with pytest.raises(DuplicateComponentError) as info:
+        build_registry(pm, infos)
+    assert "plugin_a" in str(info.value) and "plugin_b" in str(info.value)
+
+
+def test_failing_plugin_is_named_and_can_be_disabled(monkeypatch):
+    pm, infos = make_plugin_manager([("broken_plugin", _Broken())])
+    with pytest.raises(PluginError, match="broken_plugin.*boom"):
+        build_registry(pm, infos)
+    monkeypatch.setenv("PTYFRAME_DISABLE_PLUGINS", "ptyframe.metrics")
+    pm, infos = make_plugin_manager()
+    assert "ptyframe.metrics" not in infos
+    assert build_registry(pm, infos).names("metric") == []
+
+
+def test_config_class_must_carry_its_name():
+    @dataclass
+    class Bad:
+        name: str = "other"
+
+    with pytest.raises(Exception, match="needs a field"):
+        Registry().add("engine", "mine", lambda c, x: None, Bad)
+    assert set(KINDS) >= set(CORE_KINDS)
+
+
+def _cli(args, env_extra=None, cwd=None, timeout=240):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "ptyframe.cli", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=timeout)
+
+
+def test_third_party_distribution_is_selected_from_the_command_line(tmp_path):
+    target = tmp_path / "site"
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(HERE / "thirdparty" / "ptyframe-annealed")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert pip.returncode == 0, pip.stderr
+    data = tmp_path / "d.h5"
+    write_plain(data)
+    env = {"PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    listing = _cli(["plugins"], env)
+    assert "epie_annealed" in listing.stdout and "ptyframe-annealed 0.1.0" in listing.stdout
+    out = tmp_path / "run"
+    res = _cli(["reconstruct", f"data.path={data}", "engine=epie_annealed_fast",
+                "engine.epochs=4", f"output.dir={out}", "progress=false"], env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    with h5py.File(out / "recon.h5") as f:
+        assert "name: epie_annealed" in f.attrs["config"] and "tau: 5.0" in f.attrs["config"]
+        alphas = f["history/alpha"][()]
+    assert alphas[0] == pytest.approx(1.0) and alphas[3] == pytest.approx(1.0 / (1 + 3 / 5))
+    # without the plugin on the path the name is unknown, and the error lists what exists
+    res = _cli(["reconstruct", f"data.path={data}", "engine=epie_annealed"], cwd=tmp_path)
+    assert res.returncode != 0 and "epie_annealed" in res.stderr and "epie" in res.stderr
