@@ -1,0 +1,45 @@
+# Two commands do all set-up on a fresh machine (see README):
+#   make demo   install into .venv, simulate a dataset, reconstruct it (images + recon.h5)
+#   make test   install into .venv with the test tools, run the test suite (+ MPI tier)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+# torch first, from the CPU pin, so nothing later pulls a multi-GB CUDA build
+CONSTRAINTS := -c constraints-cpu.txt
+PLUGINS := -e plugins/ptyframe-lightning
+DEMO_DIR ?= demo
+
+.PHONY: install demo test test-fast lint bench clean
+
+$(BIN)/.installed: pyproject.toml constraints-cpu.txt $(wildcard plugins/*/pyproject.toml)
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet $(CONSTRAINTS) torch
+	$(PIP) install --quiet $(CONSTRAINTS) -e '.[test]' $(PLUGINS)
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	mkdir -p $(DEMO_DIR)
+	cd $(DEMO_DIR) && ../$(BIN)/ptyframe simulate out=demo.h5 overwrite=true
+	cd $(DEMO_DIR) && ../$(BIN)/ptyframe reconstruct data.path=demo.h5 \
+		engine=epie engine.alpha=0.5 engine.beta=0.5 engine.epochs=100 \
+		output.dir=result output.overwrite=true
+	@echo "demo: images and recon.h5 in $(DEMO_DIR)/result"
+
+test: install
+	$(BIN)/ruff check ptyframe plugins tests benchmarks
+	$(BIN)/python -m pytest plugins/ptyframe-lightning/tests tests; rc=$$?; \
+		if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
+
+lint: install
+	$(BIN)/ruff check ptyframe plugins tests benchmarks
+	$(BIN)/ruff format --check ptyframe plugins tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/epie_sweep.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) outputs multirun
