@@ -24,8 +24,9 @@ from ptyframe.physics.farfield import FarFieldPtychography
 from ptyframe.physics.fft import to_centred
 
 
-def benchmark_case(m: int = 128, n: int = 25, step: float = 16.0, seed: int = 0,
-                   jitter_px: float = 0.0) -> PtychoDataset:
+def benchmark_case(
+    m: int = 128, n: int = 25, step: float = 16.0, seed: int = 0, jitter_px: float = 0.0
+) -> PtychoDataset:
     """Return the in-memory benchmark dataset (noiseless)."""
     rng = np.random.default_rng(seed)
     g = np.arange(n) * step
@@ -42,8 +43,13 @@ def benchmark_case(m: int = 128, n: int = 25, step: float = 16.0, seed: int = 0,
     model = FarFieldPtychography()
     inten = []
     for s in range(0, len(pos), 125):
-        inten.append(model.intensities(torch.from_numpy(obj[None]), torch.from_numpy(probe),
-                                       torch.from_numpy(pos[s : s + 125])).float())
+        inten.append(
+            model.intensities(
+                torch.from_numpy(obj[None]),
+                torch.from_numpy(probe),
+                torch.from_numpy(pos[s : s + 125]),
+            ).float()
+        )
     pats = to_centred(torch.cat(inten)).numpy()[None]
     return PtychoDataset(ScanGeometry(pos, (m, m), shape, 8000.0, 20e-9), patterns=pats)
 
@@ -65,11 +71,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sweeps", type=int, default=5)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--jitter", type=float, nargs="+", default=[0.0, 0.5],
-                    help="uniform position jitter in px (0: integer positions)")
+    ap.add_argument(
+        "--jitter",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.5],
+        help="uniform position jitter in px (0: integer positions)",
+    )
     args = ap.parse_args()
-    print(f"{args.sweeps} sweeps per row, median reported; FFT = one fft2 + one ifft2 of "
-          "128x128 per position, timed alone\n")
+    print(
+        f"{args.sweeps} sweeps per row, median reported; FFT = one fft2 + one ifft2 of "
+        "128x128 per position, timed alone\n"
+    )
     print("| engine | positions | torch threads | s / sweep | FFT s / sweep | FFT share |")
     print("|---|---|---|---|---|---|")
     for jitter in args.jitter:
@@ -79,14 +92,18 @@ def main() -> None:
         for threads in args.threads:
             torch.set_num_threads(threads)
             fft_s = fft_seconds(meas.n, meas.window[0])
-            for name, cfg in (("epie", EpieConfig(epochs=args.sweeps)),
-                              ("rpie", RpieConfig(epochs=args.sweeps))):
+            for name, cfg in (
+                ("epie", EpieConfig(epochs=args.sweeps)),
+                ("rpie", RpieConfig(epochs=args.sweeps)),
+            ):
                 state = initial_state(InitConfig(), ds, meas)
                 eng = PieEngine(cfg, name)
                 eng.prepare(meas, state, seed=0)
                 med = float(np.median([r.seconds for r in eng.iterate()]))
-                print(f"| {name} | {meas.n} {kind} | {threads} | {med:.3f} | {fft_s:.3f} | "
-                      f"{100 * fft_s / med:.0f} % |")
+                print(
+                    f"| {name} | {meas.n} {kind} | {threads} | {med:.3f} | {fft_s:.3f} | "
+                    f"{100 * fft_s / med:.0f} % |"
+                )
 
 
 if __name__ == "__main__":

@@ -65,8 +65,10 @@ def _hydra_run(config_name: str, task: Callable[[Any], None], argv: list[str]) -
         except PtyframeError as exc:
             sys.exit(_fail(exc, exc.exit_code))
         except KeyboardInterrupt:
-            print("ptyframe: interrupted; the current state is saved (resume=true continues)",
-                  file=sys.stderr)
+            print(
+                "ptyframe: interrupted; the current state is saved (resume=true continues)",
+                file=sys.stderr,
+            )
             sys.exit(130)
 
     saved = sys.argv
@@ -166,9 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cmd, rest = argv[0], argv[1:]
     if cmd not in commands:
-        return _fail(
-            f"unknown command {cmd!r}; commands are: {', '.join(commands)}"
-        )
+        return _fail(f"unknown command {cmd!r}; commands are: {', '.join(commands)}")
     try:
         if cmd == "plugins":
             print_plugins(registry, infos)

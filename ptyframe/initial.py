@@ -54,8 +54,7 @@ class InitConfig:
             )
         if self.object not in OBJECT_KINDS:
             raise ConfigError(
-                f"init.object = {self.object!r} is unknown; choose one of "
-                f"{', '.join(OBJECT_KINDS)}"
+                f"init.object = {self.object!r} is unknown; choose one of {', '.join(OBJECT_KINDS)}"
             )
         if int(self.probe_modes) < 1:
             raise ConfigError(f"init.probe_modes = {self.probe_modes} must be >= 1")
@@ -134,8 +133,12 @@ def initial_probe(cfg: InitConfig, dataset: PtychoDataset, meas: Measurements) -
         p0 = mean_pattern_probe(meas)[None]
     elif cfg.probe == "file":
         assert cfg.probe_path is not None
-        p0 = _checked(_read_array(cfg.probe_path, ("probe", "truth/probe"), "probe"),
-                      (1, *window), cfg.probe_path, "probe")
+        p0 = _checked(
+            _read_array(cfg.probe_path, ("probe", "truth/probe"), "probe"),
+            (1, *window),
+            cfg.probe_path,
+            "probe",
+        )
     else:
         truth = dataset.truth
         if truth is None or truth.probe is None:

@@ -87,9 +87,7 @@ class Component:
 class Registry:
     """One table per kind of (name -> Component)."""
 
-    _tables: dict[str, dict[str, Component]] = field(
-        default_factory=lambda: {k: {} for k in KINDS}
-    )
+    _tables: dict[str, dict[str, Component]] = field(default_factory=lambda: {k: {} for k in KINDS})
 
     # ------------------------------------------------------------------ registering
     def add(
@@ -199,8 +197,7 @@ class Registry:
         comp = self.get(kind, cfg.name)
         if not isinstance(cfg, comp.config_cls):
             raise ConfigError(
-                f"{kind} {cfg.name!r} expects {comp.config_cls.__name__}, "
-                f"got {type(cfg).__name__}"
+                f"{kind} {cfg.name!r} expects {comp.config_cls.__name__}, got {type(cfg).__name__}"
             )
 
     # ------------------------------------------------------------------ Hydra

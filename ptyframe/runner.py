@@ -88,8 +88,11 @@ def typed_config(cfg: Any) -> ReconstructConfig:
 
         if isinstance(exc, MissingMandatoryValue):
             key = getattr(exc, "full_key", "") or "a value"
-            hint = (" (make a demo file with `ptyframe simulate out=demo.h5`)"
-                    if key == "data.path" else "")
+            hint = (
+                " (make a demo file with `ptyframe simulate out=demo.h5`)"
+                if key == "data.path"
+                else ""
+            )
             raise ConfigError(f"{key} is required: give `{key}=...`{hint}") from None
         raise ConfigError(f"invalid configuration: {exc}") from None
     if isinstance(obj, dict):
@@ -117,8 +120,9 @@ def resolve_device(device: str) -> str:
 class TruthMetrics:
     """Compute the configured metric components against the dataset's ground truth."""
 
-    def __init__(self, names: list[str], registry: Registry, context: BuildContext,
-                 dataset: PtychoDataset) -> None:
+    def __init__(
+        self, names: list[str], registry: Registry, context: BuildContext, dataset: PtychoDataset
+    ) -> None:
         truth = dataset.truth
         self.enabled = truth is not None and bool(names)
         if not self.enabled:
@@ -127,8 +131,9 @@ class TruthMetrics:
         self.truth = np.prod(truth.object, axis=0) if truth.object.ndim == 3 else truth.object
         self.illumination = truth.illumination
         if self.illumination is None and truth.probe is not None:
-            self.illumination = _illumination(truth.probe, dataset.geometry.positions_px,
-                                              self.truth.shape)
+            self.illumination = _illumination(
+                truth.probe, dataset.geometry.positions_px, self.truth.shape
+            )
         self.pixel_size_m = dataset.geometry.pixel_size_m
         self.metrics = [registry.build("metric", n, context) for n in names]
 
@@ -145,7 +150,9 @@ class TruthMetrics:
         return out
 
 
-def _illumination(probe: np.ndarray, positions_px: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def _illumination(
+    probe: np.ndarray, positions_px: np.ndarray, shape: tuple[int, int]
+) -> np.ndarray:
     inten = np.sum(np.abs(probe) ** 2, axis=0)
     m, n = inten.shape
     out = np.zeros(shape, dtype=np.float64)
@@ -213,8 +220,10 @@ def run(
     # ---- measurements and state
     indices = dist.shard(dataset.n_tiles)
     rdt = torch.float64 if cfg.dtype == "complex128" else torch.float32
-    meas_all = [Measurements.from_dataset(dataset, a, indices, device, rdt)
-                for a in range(dataset.n_angles if engine.wants_all_angles else 1)]
+    meas_all = [
+        Measurements.from_dataset(dataset, a, indices, device, rdt)
+        for a in range(dataset.n_angles if engine.wants_all_angles else 1)
+    ]
     state = initial_state(cfg.init, dataset, meas_all[0], dtype=cfg.dtype, device=device)
     state = engine.init_state(state, dataset)
     yaml_text = config_yaml(cfg)
@@ -229,11 +238,14 @@ def run(
                 "the same settings (or start a new run in another output.dir)"
             )
         cdt = complex_dtype(cfg.dtype)
-        state = ReconstructionState(ckpt.state.object.to(cdt), ckpt.state.probe.to(cdt),
-                                    ckpt.state.positions_px, ckpt.state.extras)
+        state = ReconstructionState(
+            ckpt.state.object.to(cdt),
+            ckpt.state.probe.to(cdt),
+            ckpt.state.positions_px,
+            ckpt.state.extras,
+        )
         history, start = ckpt.history, ckpt.next_epoch
-    engine.prepare(meas_all if engine.wants_all_angles else meas_all[0], state, dist,
-                   int(cfg.seed))
+    engine.prepare(meas_all if engine.wants_all_angles else meas_all[0], state, dist, int(cfg.seed))
     if cfg.resume:
         engine.load_state_dict(ckpt.engine_state)
         restore_rng(ckpt.rng)
@@ -248,8 +260,7 @@ def run(
     try:
         for epoch in range(start, engine.epochs):
             report = engine.step(epoch)
-            values = {"data_error": report.data_error, "seconds": report.seconds,
-                      **report.scalars}
+            values = {"data_error": report.data_error, "seconds": report.seconds, **report.scalars}
             last = epoch == engine.epochs - 1
             every = int(cfg.metrics.every)
             if metrics.enabled and (last or (every and (epoch + 1) % every == 0)):
@@ -270,8 +281,19 @@ def run(
         log.error("%s", exc)
         _restore(state, good)
         if writer:
-            _finish(cfg, out, result_path, state, history, status, yaml_text, dataset, metrics,
-                    engine, overwrite=True)
+            _finish(
+                cfg,
+                out,
+                result_path,
+                state,
+                history,
+                status,
+                yaml_text,
+                dataset,
+                metrics,
+                engine,
+                overwrite=True,
+            )
         raise DivergenceError(
             f"{exc}. The last good state (epoch {len(history.epochs)}) is saved in "
             f"{result_path if writer else '(not written)'}"
@@ -280,18 +302,39 @@ def run(
         status = "interrupted"
         _restore(state, good)
         if writer:
-            save_checkpoint(ckpt_path, state, engine.state_dict(), history,
-                            len(history.epochs), fp)
-            _finish(cfg, out, result_path, state, history, status, yaml_text, dataset, metrics,
-                    engine, overwrite=True)
+            save_checkpoint(ckpt_path, state, engine.state_dict(), history, len(history.epochs), fp)
+            _finish(
+                cfg,
+                out,
+                result_path,
+                state,
+                history,
+                status,
+                yaml_text,
+                dataset,
+                metrics,
+                engine,
+                overwrite=True,
+            )
         raise
     finally:
         if bar is not None:
             bar.close()
     files: list[Path] = []
     if writer:
-        files = _finish(cfg, out, result_path, state, history, status, yaml_text, dataset,
-                        metrics, engine, overwrite=cfg.output.overwrite or cfg.resume)
+        files = _finish(
+            cfg,
+            out,
+            result_path,
+            state,
+            history,
+            status,
+            yaml_text,
+            dataset,
+            metrics,
+            engine,
+            overwrite=cfg.output.overwrite or cfg.resume,
+        )
         if ckpt_path.exists():
             ckpt_path.unlink()
     final = {k: history.last(k) for k in history.columns}
@@ -311,8 +354,9 @@ def _progress(cfg: ReconstructConfig, is_root: bool, start: int, total: int):  #
     return tqdm(total=total, initial=start, desc="epochs", unit="epoch", dynamic_ncols=True)
 
 
-def _check_divergence(report: EpochReport, state: ReconstructionState, best: float,
-                      growth: float) -> None:
+def _check_divergence(
+    report: EpochReport, state: ReconstructionState, best: float, growth: float
+) -> None:
     err = report.data_error
     if not math.isfinite(err) or not state.is_finite():
         raise DivergenceError(
@@ -334,9 +378,19 @@ def _restore(state: ReconstructionState, good: ReconstructionState) -> None:
         state.extras[k] = v
 
 
-def _finish(cfg: ReconstructConfig, out: Path, result_path: Path, state: ReconstructionState,
-            history: History, status: str, yaml_text: str, dataset: PtychoDataset,
-            metrics: TruthMetrics, engine: Engine, overwrite: bool) -> list[Path]:
+def _finish(
+    cfg: ReconstructConfig,
+    out: Path,
+    result_path: Path,
+    state: ReconstructionState,
+    history: History,
+    status: str,
+    yaml_text: str,
+    dataset: PtychoDataset,
+    metrics: TruthMetrics,
+    engine: Engine,
+    overwrite: bool,
+) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     attrs = {
         "config": yaml_text,
@@ -357,13 +411,24 @@ def _finish(cfg: ReconstructConfig, out: Path, result_path: Path, state: Reconst
     return files
 
 
-def _images(out: Path, state: ReconstructionState, history: History, dataset: PtychoDataset,
-            metrics: TruthMetrics, engine: Engine) -> list[Path]:
+def _images(
+    out: Path,
+    state: ReconstructionState,
+    history: History,
+    dataset: PtychoDataset,
+    metrics: TruthMetrics,
+    engine: Engine,
+) -> list[Path]:
     from ptyframe.io import images
 
     est = _estimate(engine, state)
-    illum = metrics.illumination if metrics.enabled else _illumination(
-        state.probe.detach().cpu().numpy(), dataset.geometry.positions_px, est.shape)
+    illum = (
+        metrics.illumination
+        if metrics.enabled
+        else _illumination(
+            state.probe.detach().cpu().numpy(), dataset.geometry.positions_px, est.shape
+        )
+    )
     files = images.object_images(est, out, dataset.geometry.pixel_size_m, illum)
     files.append(images.probe_image(state.probe.detach().cpu().numpy(), out))
     if history.epochs:
@@ -375,10 +440,14 @@ def _images(out: Path, state: ReconstructionState, history: History, dataset: Pt
         try:
             from ptyframe.metrics.frc import frc_against_truth
 
-            res, _ = frc_against_truth(est, metrics.truth, metrics.illumination,
-                                       metrics.pixel_size_m)
-            files.append(images.frc_image(res.freq_per_m, res.frc, res.half_bit,
-                                          0.5 / metrics.pixel_size_m, out))
+            res, _ = frc_against_truth(
+                est, metrics.truth, metrics.illumination, metrics.pixel_size_m
+            )
+            files.append(
+                images.frc_image(
+                    res.freq_per_m, res.frc, res.half_bit, 0.5 / metrics.pixel_size_m, out
+                )
+            )
         except ImportError:  # metrics package not installed in a stripped build
             pass
     return files
@@ -415,8 +484,9 @@ def reconstruct(
         eng = dataclasses.replace(eng, **engine_options)
     ds = data if isinstance(data, PtychoDataset) else None
     cfg = ReconstructConfig(
-        data=None if ds is not None else registry.config("dataset", {"name": "file",
-                                                                      "path": str(data)}),
+        data=None
+        if ds is not None
+        else registry.config("dataset", {"name": "file", "path": str(data)}),
         engine=eng,
         seed=seed,
         progress=progress,
@@ -426,6 +496,7 @@ def reconstruct(
 
     cfg.init = InitConfig(**(init or {}))
     cfg.metrics = MetricsConfig(every=metrics_every)
-    cfg.output = OutputConfig(dir=None if out_dir is None else str(out_dir), overwrite=overwrite,
-                              checkpoint_every=0)
+    cfg.output = OutputConfig(
+        dir=None if out_dir is None else str(out_dir), overwrite=overwrite, checkpoint_every=0
+    )
     return run(cfg, registry, out_dir=out_dir, dataset=ds, write=out_dir is not None)

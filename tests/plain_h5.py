@@ -11,8 +11,13 @@ import numpy as np
 from synth import make_dataset
 
 
-def write_plain(path: Path, mutate: Callable[[dict], None] | None = None, m: int = 16,
-                n: int = 4, step: float = 4.0) -> dict:
+def write_plain(
+    path: Path,
+    mutate: Callable[[dict], None] | None = None,
+    m: int = 16,
+    n: int = 4,
+    step: float = 4.0,
+) -> dict:
     """Write a small valid file (noiseless, jittered raster); ``mutate`` edits the parts first.
 
     ``parts`` maps HDF5 paths to arrays (``None`` drops the entry) plus ``attrs:<path>``.

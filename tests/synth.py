@@ -12,8 +12,9 @@ from ptyframe.physics.farfield import FarFieldPtychography
 from ptyframe.physics.fft import to_centred
 
 
-def smooth_object(shape: tuple[int, int], seed: int = 0, phase_rad: float = 0.6,
-                  amp_contrast: float = 0.3) -> np.ndarray:
+def smooth_object(
+    shape: tuple[int, int], seed: int = 0, phase_rad: float = 0.6, amp_contrast: float = 0.3
+) -> np.ndarray:
     """Return a smooth random complex transmission ``[Ny, Nx]`` (|O| <= 1)."""
     rng = np.random.default_rng(seed)
     ny, nx = shape
@@ -45,8 +46,15 @@ def raster(n: int, step: float, jitter: float = 0.0, seed: int = 1) -> np.ndarra
     return pos
 
 
-def make_dataset(m: int = 32, n: int = 7, step: float = 6.0, photons: float | None = None,
-                 jitter: float = 0.0, seed: int = 0, modes: int = 1) -> PtychoDataset:
+def make_dataset(
+    m: int = 32,
+    n: int = 7,
+    step: float = 6.0,
+    photons: float | None = None,
+    jitter: float = 0.0,
+    seed: int = 0,
+    modes: int = 1,
+) -> PtychoDataset:
     """Return an in-memory dataset with truth; noiseless unless ``photons`` is given."""
     pos = raster(n, step, jitter, seed + 1)
     shape = object_frame(pos, (m, m))
@@ -57,16 +65,18 @@ def make_dataset(m: int = 32, n: int = 7, step: float = 6.0, photons: float | No
         probes.append(0.4 * p0 * np.exp(2j * np.pi * k * np.arange(m)[None, :] / m))
     probe = np.stack(probes) * 30.0
     model = FarFieldPtychography()
-    inten = model.intensities(torch.from_numpy(obj), torch.from_numpy(probe),
-                              torch.from_numpy(pos)).numpy()
+    inten = model.intensities(
+        torch.from_numpy(obj), torch.from_numpy(probe), torch.from_numpy(pos)
+    ).numpy()
     if photons is not None:
         scale = photons / inten.sum(axis=(-2, -1)).mean()
         probe = probe * np.sqrt(scale)
         inten = np.random.default_rng(seed + 7).poisson(inten * scale).astype(np.float64)
     pats = to_centred(torch.from_numpy(inten)).numpy().astype(np.float32)[None]
     geom = ScanGeometry(pos, (m, m), shape, 8000.0, 20e-9)
-    return PtychoDataset(geom, patterns=pats, truth=Truth(obj.astype(np.complex64),
-                                                          probe.astype(np.complex64)))
+    return PtychoDataset(
+        geom, patterns=pats, truth=Truth(obj.astype(np.complex64), probe.astype(np.complex64))
+    )
 
 
 def illumination(ds: PtychoDataset) -> np.ndarray:

@@ -15,6 +15,7 @@ from ptyframe.errors import (
     OutputExistsError,
     UnknownComponentError,
 )
+
 from plain_h5 import write_plain
 
 
@@ -69,15 +70,24 @@ FILE_CASES = [
     ("no positions", _set("metadata/probe_pos_px", None), "missing /metadata/probe_pos_px"),
     ("positions [n, 3]", _pos(lambda p: np.c_[p, p[:, :1]]), "must be [n_tiles, 2]"),
     ("too few positions", _pos(lambda p: p[:-1]), "rows but"),
-    ("NaN position", _pos(lambda p: np.where(np.arange(len(p))[:, None] == 3, np.nan, p)),
-     "NaN or Inf"),
+    (
+        "NaN position",
+        _pos(lambda p: np.where(np.arange(len(p))[:, None] == 3, np.nan, p)),
+        "NaN or Inf",
+    ),
     ("negative position", _pos(lambda p: p - 5.0), "outside the object"),
     ("complex positions", _pos(lambda p: p.astype(np.complex128)), "dtype complex128"),
     ("positions in metres", _pos(lambda p: p * 1e5), "unit of probe_pos_px"),
-    ("object_shape_px too small", _set("metadata/object_shape_px", np.array([8, 8])),
-     "need an object of at least"),
-    ("object_shape_px not (ny, nx)", _set("metadata/object_shape_px", np.array([8, 8, 8])),
-     "is not (ny, nx)"),
+    (
+        "object_shape_px too small",
+        _set("metadata/object_shape_px", np.array([8, 8])),
+        "need an object of at least",
+    ),
+    (
+        "object_shape_px not (ny, nx)",
+        _set("metadata/object_shape_px", np.array([8, 8, 8])),
+        "is not (ny, nx)",
+    ),
     ("no energy", _set("metadata/energy_ev", None), "missing metadata/energy_ev"),
     ("energy in joules", _set("metadata/energy_ev", np.float64(1.3e-15)), "plausible range"),
     ("energy not a number", _set("metadata/energy_ev", np.bytes_(b"8 keV")), "dtype"),
@@ -90,8 +100,7 @@ FILE_CASES = [
 
 
 @pytest.mark.parametrize("label,mutate,message", FILE_CASES, ids=[c[0] for c in FILE_CASES])
-def test_malformed_file_is_one_clear_error_and_nothing_is_written(tmp_path, label, mutate,
-                                                                 message):
+def test_malformed_file_is_one_clear_error_and_nothing_is_written(tmp_path, label, mutate, message):
     path = tmp_path / "bad.h5"
     write_plain(path, mutate)
     out = tmp_path / "run"
@@ -109,8 +118,12 @@ def test_missing_truncated_and_non_hdf5_files(tmp_path):
     truncated.write_bytes(good.read_bytes()[:2048])
     text = tmp_path / "notes.txt"
     text.write_text("not hdf5")
-    cases = [(tmp_path / "nope.h5", "no such file"), (tmp_path, "is not a file"),
-             (truncated, "cannot be read as HDF5"), (text, "cannot be read as HDF5")]
+    cases = [
+        (tmp_path / "nope.h5", "no such file"),
+        (tmp_path, "is not a file"),
+        (truncated, "cannot be read as HDF5"),
+        (text, "cannot be read as HDF5"),
+    ]
     for path, message in cases:
         with pytest.raises(DataValidationError, match=message):
             ptyframe.reconstruct(path, "epie", epochs=1, out_dir=tmp_path / "run")
@@ -126,8 +139,12 @@ def good_file(tmp_path):
 
 CONFIG_CASES = [
     ("unknown engine", dict(engine="epei"), UnknownComponentError, "available: "),
-    ("misspelled engine field", dict(engine={"name": "epie", "alpah": 0.3}), ConfigError,
-     "has no field(s) alpah"),
+    (
+        "misspelled engine field",
+        dict(engine={"name": "epie", "alpah": 0.3}),
+        ConfigError,
+        "has no field(s) alpah",
+    ),
     ("alpha out of range", dict(engine="epie", alpha=2.5), ConfigError, "epie.alpha = 2.5"),
     ("rPIE beta out of range", dict(engine="rpie", beta=-1.0), ConfigError, "rpie.beta"),
     ("negative epochs", dict(engine="epie", epochs=-3), ConfigError, "epochs = -3"),
@@ -137,8 +154,9 @@ CONFIG_CASES = [
 ]
 
 
-@pytest.mark.parametrize("label,kwargs,error,message", CONFIG_CASES,
-                         ids=[c[0] for c in CONFIG_CASES])
+@pytest.mark.parametrize(
+    "label,kwargs,error,message", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES]
+)
 def test_config_errors_before_any_work(tmp_path, good_file, label, kwargs, error, message):
     kwargs = dict(kwargs)
     engine = kwargs.pop("engine", "epie")
@@ -155,11 +173,20 @@ def test_bad_initial_probe_files(tmp_path, good_file):
     arr = np.ones((16, 16), dtype=np.complex64)
     arr[2, 2] = np.nan
     np.save(nan, arr)
-    for path, message in ((wrong, "has shape (1, 8, 8)"), (nan, "NaN or Inf"),
-                          (tmp_path / "missing.npy", "probe file not found")):
-        with pytest.raises(DataValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
-            ptyframe.reconstruct(good_file, "epie", out_dir=tmp_path / "run",
-                                 init={"probe": "file", "probe_path": str(path)})
+    for path, message in (
+        (wrong, "has shape (1, 8, 8)"),
+        (nan, "NaN or Inf"),
+        (tmp_path / "missing.npy", "probe file not found"),
+    ):
+        with pytest.raises(
+            DataValidationError, match=message.replace("(", r"\(").replace(")", r"\)")
+        ):
+            ptyframe.reconstruct(
+                good_file,
+                "epie",
+                out_dir=tmp_path / "run",
+                init={"probe": "file", "probe_path": str(path)},
+            )
         assert not (tmp_path / "run").exists()
 
 

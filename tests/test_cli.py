@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import h5py
 import pytest
@@ -14,8 +13,14 @@ from plain_h5 import write_plain
 
 
 def _cli(args, cwd, timeout=300):
-    return subprocess.run([sys.executable, "-m", "ptyframe.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=timeout, env={**os.environ})
+    return subprocess.run(
+        [sys.executable, "-m", "ptyframe.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -27,21 +32,48 @@ def small_file(tmp_path_factory):
 
 
 def test_simulate_then_reconstruct_writes_every_output(tmp_path):
-    res = _cli(["simulate", "out=sim.h5", "simulation.window_px=32", "scan.n_y=5", "scan.n_x=5",
-                "simulation.photons_per_pattern=1e5"], tmp_path)
+    res = _cli(
+        [
+            "simulate",
+            "out=sim.h5",
+            "simulation.window_px=32",
+            "scan.n_y=5",
+            "scan.n_x=5",
+            "simulation.photons_per_pattern=1e5",
+        ],
+        tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "sim.h5").exists() and (tmp_path / "sim.png").stat().st_size > 5000
     assert not (tmp_path / "cli.log").exists()
     with h5py.File(tmp_path / "sim.h5") as f:
         assert f["exchange/data"].shape == (1, 25, 32, 32) and "truth/object" in f
-    res = _cli(["reconstruct", "data.path=sim.h5", "engine=rpie", "engine.alpha=0.15",
-                "engine.beta=5", "engine.epochs=6", "metrics.every=3", "output.dir=run"],
-               tmp_path)
+    res = _cli(
+        [
+            "reconstruct",
+            "data.path=sim.h5",
+            "engine=rpie",
+            "engine.alpha=0.15",
+            "engine.beta=5",
+            "engine.epochs=6",
+            "metrics.every=3",
+            "output.dir=run",
+        ],
+        tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert "epochs" in res.stderr  # the progress bar
     run = tmp_path / "run"
-    for name in ("recon.h5", "config.yaml", "object_amplitude.png", "object_phase.png",
-                 "probe.png", "convergence.png", "metrics.png", "frc.png"):
+    for name in (
+        "recon.h5",
+        "config.yaml",
+        "object_amplitude.png",
+        "object_phase.png",
+        "probe.png",
+        "convergence.png",
+        "metrics.png",
+        "frc.png",
+    ):
         assert (run / name).stat().st_size > 200, name
     with h5py.File(run / "recon.h5") as f:
         hist = {k: f["history"][k][()] for k in f["history"]}
@@ -52,9 +84,19 @@ def test_simulate_then_reconstruct_writes_every_output(tmp_path):
 
 
 def test_multirun_runs_every_combination(tmp_path, small_file):
-    res = _cli(["reconstruct", "-m", f"data.path={small_file}", "engine=epie,rpie",
-                "engine.alpha=0.1,0.3", "engine.epochs=2", "progress=false",
-                "hydra.sweep.dir=sweep"], tmp_path)
+    res = _cli(
+        [
+            "reconstruct",
+            "-m",
+            f"data.path={small_file}",
+            "engine=epie,rpie",
+            "engine.alpha=0.1,0.3",
+            "engine.epochs=2",
+            "progress=false",
+            "hydra.sweep.dir=sweep",
+        ],
+        tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     results = sorted((tmp_path / "sweep").glob("*/recon.h5"))
     assert len(results) == 4
@@ -63,8 +105,17 @@ def test_multirun_runs_every_combination(tmp_path, small_file):
 
 
 def test_preset_extends_a_registered_config(tmp_path, small_file):
-    res = _cli(["reconstruct", f"data.path={small_file}", "engine=rpie_lowdose",
-                "engine.epochs=1", "output.dir=run", "progress=false"], tmp_path)
+    res = _cli(
+        [
+            "reconstruct",
+            f"data.path={small_file}",
+            "engine=rpie_lowdose",
+            "engine.epochs=1",
+            "output.dir=run",
+            "progress=false",
+        ],
+        tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     cfg = (tmp_path / "run" / "config.yaml").read_text()
     assert "name: rpie" in cfg and "alpha: 0.15" in cfg and "beta: 5.0" in cfg

@@ -11,6 +11,7 @@ import ptyframe
 from ptyframe.data.dataset import PtychoDataset
 from ptyframe.data.exchange import write_dataset
 from ptyframe.data.measurements import Measurements
+
 from plain_h5 import write_plain
 from synth import aligned_nrmse, make_dataset
 

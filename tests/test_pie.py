@@ -11,6 +11,7 @@ from ptyframe.engines.base import visiting_order
 from ptyframe.engines.pie import EpieConfig, PieEngine, RpieConfig, center_probe
 from ptyframe.errors import ConfigError
 from ptyframe.initial import InitConfig, initial_state
+
 from synth import aligned_nrmse, illumination, make_dataset
 
 
@@ -45,11 +46,14 @@ def test_known_probe_object_only_converges_tightly(noiseless):
     cfg = EpieConfig(epochs=100, fix_probe=True, center_probe=False)
     state, reports = _run(noiseless, PieEngine(cfg, "epie"), InitConfig(probe="truth"))
     illum = illumination(noiseless)
-    err = aligned_nrmse(state.object[0].numpy(), noiseless.truth.object[0],
-                        illum > 0.1 * illum.max(), ramp=False)
+    err = aligned_nrmse(
+        state.object[0].numpy(), noiseless.truth.object[0], illum > 0.1 * illum.max(), ramp=False
+    )
     assert err < 0.02, err
     truth_probe = torch.from_numpy(noiseless.truth.probe).to(state.probe)
-    assert torch.allclose(state.probe, truth_probe, rtol=1e-4, atol=1e-4 * float(truth_probe.abs().max()))
+    assert torch.allclose(
+        state.probe, truth_probe, rtol=1e-4, atol=1e-4 * float(truth_probe.abs().max())
+    )
 
 
 def test_two_mode_data_reconstruct_with_two_modes():
@@ -76,8 +80,9 @@ def test_one_epoch_matches_hand_written_epie_update():
         dpsi = torch.fft.ifft2(new, norm="ortho") - psi
         obj[y : y + 16, x : x + 16] = o + alpha * probe.conj() * dpsi / probe.abs().max() ** 2
         probe = probe + beta * o.conj() * dpsi / o.abs().max() ** 2
-    eng = PieEngine(EpieConfig(epochs=1, alpha=alpha, beta=beta, center_probe=False, seed=5),
-                    "epie")
+    eng = PieEngine(
+        EpieConfig(epochs=1, alpha=alpha, beta=beta, center_probe=False, seed=5), "epie"
+    )
     eng.prepare(meas, state)
     eng.step(0)
     assert torch.allclose(state.object[0], obj, atol=1e-10)
@@ -88,8 +93,12 @@ def test_unmeasured_pixels_keep_the_model_modulus():
     ds = make_dataset(m=16, n=3, step=5.0)
     meas = Measurements.from_dataset(ds, dtype=torch.float64)
     state = initial_state(InitConfig(), ds, meas, dtype="complex128")
-    masked = Measurements(meas.amplitudes.clone(), torch.ones_like(meas.amplitudes, dtype=bool),
-                          meas.indices, meas.geometry)
+    masked = Measurements(
+        meas.amplitudes.clone(),
+        torch.ones_like(meas.amplitudes, dtype=bool),
+        meas.indices,
+        meas.geometry,
+    )
     masked.valid[:, 0, 0] = False
     masked.amplitudes[:, 0, 0] = 1e6  # garbage where unmeasured: must be ignored
     a = state.clone()

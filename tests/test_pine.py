@@ -11,6 +11,7 @@ from ptyframe.engines.pine import PineConfig, PineEngine
 from ptyframe.engines.prior import DenoiseStep, DenoiseStepConfig
 from ptyframe.errors import ConfigError
 from ptyframe.initial import InitConfig, initial_state
+
 from synth import make_dataset
 
 
@@ -39,14 +40,18 @@ def test_rho_zero_is_the_inner_engine_bit_for_bit(data, inner):
     ds, meas = data
     a = initial_state(InitConfig(), ds, meas)
     b = a.clone()
-    kw = dict(epochs=5, alpha=0.3, beta=0.2) if inner == "epie" else dict(epochs=5, alpha=0.15,
-                                                                          beta=5.0)
+    kw = (
+        dict(epochs=5, alpha=0.3, beta=0.2)
+        if inner == "epie"
+        else dict(epochs=5, alpha=0.15, beta=5.0)
+    )
     ref_cfg = EpieConfig(**kw) if inner == "epie" else RpieConfig(**kw)
     ref = PieEngine(ref_cfg, inner)
     ref.prepare(meas, a, seed=3)
     ref_reports = list(ref.iterate())
-    pine = PineEngine(PineConfig(rho=0.0, inner=inner, **kw),
-                      DenoiseStep(DenoiseStepConfig(rho=0.0), None))
+    pine = PineEngine(
+        PineConfig(rho=0.0, inner=inner, **kw), DenoiseStep(DenoiseStepConfig(rho=0.0), None)
+    )
     pine.prepare(meas, b, seed=3)
     pine_reports = list(pine.iterate())
     assert torch.equal(a.object, b.object) and torch.equal(a.probe, b.probe)
@@ -62,8 +67,10 @@ def test_denoising_step_is_eq_20(data):
     ref.step(0)
     rho = 0.3
     expected = (1 - rho) * a.object + rho * BoxBlur()(a.object)
-    pine = PineEngine(PineConfig(epochs=1, alpha=0.5, beta=0.1, rho=rho),
-                      DenoiseStep(DenoiseStepConfig(rho=rho), BoxBlur()))
+    pine = PineEngine(
+        PineConfig(epochs=1, alpha=0.5, beta=0.1, rho=rho),
+        DenoiseStep(DenoiseStepConfig(rho=rho), BoxBlur()),
+    )
     pine.prepare(meas, b, seed=1)
     report = pine.step(0)
     assert torch.allclose(b.object, expected, atol=1e-6)

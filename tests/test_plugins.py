@@ -15,11 +15,20 @@ from ptyframe.errors import DuplicateComponentError, PluginError, UnknownCompone
 from ptyframe.hookspecs import hookimpl
 from ptyframe.plugins import build_registry, make_plugin_manager
 from ptyframe.registry import KINDS, Registry
+
 from plain_h5 import write_plain
 
 HERE = Path(__file__).parent
-CORE_KINDS = ("dataset", "forward_model", "loss", "regularizer", "optimizer", "engine",
-              "distribution", "metric")
+CORE_KINDS = (
+    "dataset",
+    "forward_model",
+    "loss",
+    "regularizer",
+    "optimizer",
+    "engine",
+    "distribution",
+    "metric",
+)
 
 
 def test_builtins_register_through_entry_points():
@@ -85,16 +94,34 @@ def test_config_class_must_carry_its_name():
 
 def _cli(args, env_extra=None, cwd=None, timeout=240):
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "ptyframe.cli", *args], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ptyframe.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def test_third_party_distribution_is_selected_from_the_command_line(tmp_path):
     target = tmp_path / "site"
     pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(HERE / "thirdparty" / "ptyframe-annealed")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(HERE / "thirdparty" / "ptyframe-annealed"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert pip.returncode == 0, pip.stderr
     data = tmp_path / "d.h5"
@@ -103,8 +130,18 @@ def test_third_party_distribution_is_selected_from_the_command_line(tmp_path):
     listing = _cli(["plugins"], env)
     assert "epie_annealed" in listing.stdout and "ptyframe-annealed 0.1.0" in listing.stdout
     out = tmp_path / "run"
-    res = _cli(["reconstruct", f"data.path={data}", "engine=epie_annealed_fast",
-                "engine.epochs=4", f"output.dir={out}", "progress=false"], env, cwd=tmp_path)
+    res = _cli(
+        [
+            "reconstruct",
+            f"data.path={data}",
+            "engine=epie_annealed_fast",
+            "engine.epochs=4",
+            f"output.dir={out}",
+            "progress=false",
+        ],
+        env,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     with h5py.File(out / "recon.h5") as f:
         assert "name: epie_annealed" in f.attrs["config"] and "tau: 5.0" in f.attrs["config"]

@@ -58,8 +58,12 @@ class PtychoDataset:
     def open(cls, path: str | os.PathLike, validate_values: bool = True) -> PtychoDataset:
         """Validate the data-exchange file at ``path`` and return a lazy dataset on it."""
         summary = inspect_file(path, scan_values=validate_values)
-        ds = cls(summary.geometry, path=summary.path, quantity=summary.quantity,
-                 has_truth=summary.has_truth)
+        ds = cls(
+            summary.geometry,
+            path=summary.path,
+            quantity=summary.quantity,
+            has_truth=summary.has_truth,
+        )
         ds._shape = summary.shape
         return ds
 
@@ -81,8 +85,9 @@ class PtychoDataset:
         return self.geometry.window
 
     # ------------------------------------------------------------------ patterns
-    def intensities(self, angle: int = 0, indices: Sequence[int] | np.ndarray | None = None
-                    ) -> np.ndarray:
+    def intensities(
+        self, angle: int = 0, indices: Sequence[int] | np.ndarray | None = None
+    ) -> np.ndarray:
         """Return centred intensities ``[n, M, M]`` float32 for ``indices`` (all by default)."""
         if not 0 <= angle < self.n_angles:
             raise IndexError(f"angle {angle} out of range (dataset has {self.n_angles})")

@@ -60,7 +60,8 @@ def write_dataset(
         raise ValueError(f"patterns must be [n_angles, n_tiles, H, W], got {patterns.shape}")
     with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
         ds = f.create_dataset(
-            "exchange/data", data=patterns.astype(np.float32),
+            "exchange/data",
+            data=patterns.astype(np.float32),
             chunks=(1, 1, *patterns.shape[2:]),
         )
         ds.attrs["quantity"] = quantity

@@ -68,7 +68,10 @@ def build_simulated_dataset(config: SimulatedDataConfig, context: BuildContext) 
     from ptyframe.simulation.simulate import simulate_dataset
 
     sim = simulate_dataset(
-        phantom=dict(config.phantom), probe=dict(config.probe), scan=dict(config.scan),
-        registry=context.registry, **dict(config.simulation),
+        phantom=dict(config.phantom),
+        probe=dict(config.probe),
+        scan=dict(config.scan),
+        registry=context.registry,
+        **dict(config.simulation),
     )
     return PtychoDataset(sim.geometry, patterns=sim.patterns, truth=sim.truth)

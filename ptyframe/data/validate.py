@@ -51,7 +51,9 @@ def _fail(path: str, what: str, fix: str) -> DataValidationError:
     return DataValidationError(f"{path}: {what}. {fix}")
 
 
-def _scalar(f, key: str, path: str, lo: float, hi: float, unit: str, required: bool) -> float | None:
+def _scalar(
+    f, key: str, path: str, lo: float, hi: float, unit: str, required: bool
+) -> float | None:
     if key not in f:
         if not required:
             return None
@@ -66,7 +68,8 @@ def _scalar(f, key: str, path: str, lo: float, hi: float, unit: str, required: b
         raise _fail(path, f"{key} = {val} is not a positive finite number", f"store it in {unit}")
     if not lo <= val <= hi:
         raise _fail(
-            path, f"{key} = {val:g} {unit} is outside the plausible range [{lo:g}, {hi:g}]",
+            path,
+            f"{key} = {val:g} {unit} is outside the plausible range [{lo:g}, {hi:g}]",
             f"check the unit: {key} is in {unit}",
         )
     return val
@@ -77,8 +80,11 @@ def _vector(f, key: str, path: str, length: int, what: str) -> tuple[float, ...]
         return None
     arr = np.asarray(f[key][()], dtype=np.float64).reshape(-1)
     if arr.size != length:
-        raise _fail(path, f"{key} has {arr.size} values but {what} is {length}",
-                    f"store one value per {what.split(' ')[-1]}")
+        raise _fail(
+            path,
+            f"{key} has {arr.size} values but {what} is {length}",
+            f"store one value per {what.split(' ')[-1]}",
+        )
     if not np.all(np.isfinite(arr)):
         raise _fail(path, f"{key} holds NaN or Inf", "replace the non-finite values")
     return tuple(float(v) for v in arr)
@@ -132,82 +138,113 @@ def inspect_file(path: str | os.PathLike, scan_values: bool = True) -> FileSumma
         f = h5py.File(path, "r")
     except OSError as exc:
         raise _fail(
-            path, f"cannot be read as HDF5 ({exc})",
+            path,
+            f"cannot be read as HDF5 ({exc})",
             "the file is truncated, corrupt or not HDF5; re-export it",
         ) from None
     with f:
         if "exchange/data" not in f or not isinstance(f["exchange/data"], h5py.Dataset):
             raise _fail(
-                path, "missing dataset /exchange/data",
+                path,
+                "missing dataset /exchange/data",
                 "store the patterns as /exchange/data [n_angles, n_tiles, det_y, det_x]",
             )
         ds = f["exchange/data"]
         if ds.ndim != 4:
             hint = (
-                "add a leading angle axis: data[None]" if ds.ndim == 3
+                "add a leading angle axis: data[None]"
+                if ds.ndim == 3
                 else "reshape to [n_angles, n_tiles, det_y, det_x]"
             )
             raise _fail(path, f"/exchange/data must be 4-D, got shape {ds.shape}", hint)
         n_angles, n_tiles, h, w = (int(s) for s in ds.shape)
         if n_angles == 0 or n_tiles == 0:
-            raise _fail(path, f"/exchange/data is empty (shape {ds.shape})", "the scan has no patterns")
+            raise _fail(
+                path, f"/exchange/data is empty (shape {ds.shape})", "the scan has no patterns"
+            )
         if h != w:
             raise _fail(path, f"patterns are {h}x{w}, not square", "crop the patterns to a square")
         if h < 4:
             raise _fail(path, f"patterns of {h}x{w} pixels are too small", "use at least 4x4")
         if h > MAX_DETECTOR_PX:
-            raise _fail(path, f"patterns of {h}x{w} exceed {MAX_DETECTOR_PX} px", "bin or crop them")
+            raise _fail(
+                path, f"patterns of {h}x{w} exceed {MAX_DETECTOR_PX} px", "bin or crop them"
+            )
         kind = ds.dtype.kind
         if kind not in "iuf":
             raise _fail(
-                path, f"/exchange/data has dtype {ds.dtype}",
+                path,
+                f"/exchange/data has dtype {ds.dtype}",
                 "store real intensities (or magnitudes) as float or integer counts",
             )
         quantity = ds.attrs.get("quantity", "intensity")
         if isinstance(quantity, bytes):
             quantity = quantity.decode()
         if quantity not in QUANTITIES:
-            raise _fail(path, f"/exchange/data attribute quantity={quantity!r} is unknown",
-                        f"use one of {QUANTITIES}")
+            raise _fail(
+                path,
+                f"/exchange/data attribute quantity={quantity!r} is unknown",
+                f"use one of {QUANTITIES}",
+            )
 
         if "metadata/probe_pos_px" not in f:
-            raise _fail(path, "missing /metadata/probe_pos_px",
-                        "store the (y, x) top-left probe corners in pixels, shape [n_tiles, 2]")
+            raise _fail(
+                path,
+                "missing /metadata/probe_pos_px",
+                "store the (y, x) top-left probe corners in pixels, shape [n_tiles, 2]",
+            )
         pos = np.asarray(f["metadata/probe_pos_px"][()])
         if not np.issubdtype(pos.dtype, np.number) or np.iscomplexobj(pos):
             raise _fail(path, f"/metadata/probe_pos_px has dtype {pos.dtype}", "store real numbers")
         pos = pos.astype(np.float64)
         if pos.ndim != 2 or pos.shape[1] != 2:
-            raise _fail(path, f"/metadata/probe_pos_px must be [n_tiles, 2], got {pos.shape}",
-                        "store one (y, x) row per tile")
+            raise _fail(
+                path,
+                f"/metadata/probe_pos_px must be [n_tiles, 2], got {pos.shape}",
+                "store one (y, x) row per tile",
+            )
         if pos.shape[0] != n_tiles:
-            raise _fail(path, f"/metadata/probe_pos_px has {pos.shape[0]} rows but "
-                        f"/exchange/data has {n_tiles} tiles", "store one position per tile")
+            raise _fail(
+                path,
+                f"/metadata/probe_pos_px has {pos.shape[0]} rows but "
+                f"/exchange/data has {n_tiles} tiles",
+                "store one position per tile",
+            )
         if not np.all(np.isfinite(pos)):
             raise _fail(path, "/metadata/probe_pos_px holds NaN or Inf", "fix the positions")
         if (pos < 0).any():
             i = int(np.argwhere(pos < 0)[0, 0])
             raise _fail(
-                path, f"probe position {i} ({pos[i, 0]:g}, {pos[i, 1]:g}) is outside the object "
-                "(negative)", "shift all positions so the smallest is >= 0",
+                path,
+                f"probe position {i} ({pos[i, 0]:g}, {pos[i, 1]:g}) is outside the object "
+                "(negative)",
+                "shift all positions so the smallest is >= 0",
             )
         declared = None
         if "metadata/object_shape_px" in f:
             declared = tuple(int(v) for v in np.asarray(f["metadata/object_shape_px"][()]).ravel())
             if len(declared) != 2 or min(declared) < 1:
-                raise _fail(path, f"/metadata/object_shape_px = {declared} is not (ny, nx)",
-                            "store two positive integers or remove it")
+                raise _fail(
+                    path,
+                    f"/metadata/object_shape_px = {declared} is not (ny, nx)",
+                    "store two positive integers or remove it",
+                )
         frame = object_frame(pos, (h, w))
         if declared is not None:
             if frame[0] > declared[0] or frame[1] > declared[1]:
                 raise _fail(
-                    path, f"positions need an object of at least {frame} but "
-                    f"/metadata/object_shape_px is {declared}", "enlarge the object or fix positions",
+                    path,
+                    f"positions need an object of at least {frame} but "
+                    f"/metadata/object_shape_px is {declared}",
+                    "enlarge the object or fix positions",
                 )
             frame = declared
         if max(frame) > MAX_OBJECT_PX:
-            raise _fail(path, f"the positions span an object of {frame} pixels (> {MAX_OBJECT_PX})",
-                        "check the unit of probe_pos_px: it is pixels, not metres")
+            raise _fail(
+                path,
+                f"the positions span an object of {frame} pixels (> {MAX_OBJECT_PX})",
+                "check the unit of probe_pos_px: it is pixels, not metres",
+            )
 
         energy = _scalar(f, "metadata/energy_ev", path, *ENERGY_RANGE_EV, "eV", True)
         psize = _scalar(f, "metadata/psize_cm", path, *PSIZE_RANGE_CM, "cm", True)
@@ -230,5 +267,6 @@ def inspect_file(path: str | os.PathLike, scan_values: bool = True) -> FileSumma
         free_prop_m=tuple(p * 1e-2 for p in prop) if prop else (),
         theta_rad=theta if theta is not None else tuple(0.0 for _ in range(n_angles)),
     )
-    return FileSummary(path, (n_angles, n_tiles, h, w), str(quantity), geometry, has_truth,
-                       unmeasured)
+    return FileSummary(
+        path, (n_angles, n_tiles, h, w), str(quantity), geometry, has_truth, unmeasured
+    )

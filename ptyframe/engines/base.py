@@ -41,8 +41,15 @@ def visiting_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
 
 
-def check_range(owner: str, name: str, value: float, lo: float, hi: float,
-                lo_open: bool = True, hi_open: bool = False) -> None:
+def check_range(
+    owner: str,
+    name: str,
+    value: float,
+    lo: float,
+    hi: float,
+    lo_open: bool = True,
+    hi_open: bool = False,
+) -> None:
     """Raise ``ConfigError`` unless ``value`` lies in the interval (lo, hi] (bounds as asked)."""
     ok_lo = value > lo if lo_open else value >= lo
     ok_hi = value < hi if hi_open else value <= hi

@@ -54,15 +54,21 @@ class PineConfig:
     def inner_config(self) -> EpieConfig | RpieConfig:
         cls = EpieConfig if self.inner == "epie" else RpieConfig
         try:
-            return cls(name=self.inner, epochs=self.epochs, alpha=self.alpha, beta=self.beta,
-                       probe_update_start=self.probe_update_start, fix_probe=self.fix_probe,
-                       center_probe=self.center_probe, seed=self.seed)
+            return cls(
+                name=self.inner,
+                epochs=self.epochs,
+                alpha=self.alpha,
+                beta=self.beta,
+                probe_update_start=self.probe_update_start,
+                fix_probe=self.fix_probe,
+                center_probe=self.center_probe,
+                seed=self.seed,
+            )
         except ConfigError as exc:
             raise ConfigError(str(exc).replace(f"{self.inner}.", "pine.", 1)) from None
 
     def prior_config(self) -> DenoiseStepConfig:
-        return DenoiseStepConfig(rho=self.rho, every=self.denoise_every,
-                                 start=self.denoise_start)
+        return DenoiseStepConfig(rho=self.rho, every=self.denoise_every, start=self.denoise_start)
 
 
 class PineEngine(Engine):
@@ -76,8 +82,13 @@ class PineEngine(Engine):
         self.sweep_engine = PieEngine(config.inner_config(), config.inner)
         self.prior = prior
 
-    def prepare(self, measurements: Measurements, state: ReconstructionState,
-                distribution: Distribution | None = None, seed: int = 0) -> None:
+    def prepare(
+        self,
+        measurements: Measurements,
+        state: ReconstructionState,
+        distribution: Distribution | None = None,
+        seed: int = 0,
+    ) -> None:
         super().prepare(measurements, state, distribution, seed)
         self.sweep_engine.prepare(measurements, state, distribution, seed)
 

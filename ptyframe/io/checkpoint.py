@@ -25,8 +25,11 @@ from ptyframe.state import ReconstructionState
 
 def fingerprint(config_yaml: str) -> str:
     """Return a short hash of the parts of the config that define the computation."""
-    keep = [ln for ln in config_yaml.splitlines()
-            if not ln.lstrip().startswith(("resume:", "progress:", "checkpoint_every:"))]
+    keep = [
+        ln
+        for ln in config_yaml.splitlines()
+        if not ln.lstrip().startswith(("resume:", "progress:", "checkpoint_every:"))
+    ]
     return hashlib.sha256("\n".join(keep).encode()).hexdigest()[:16]
 
 
@@ -87,7 +90,9 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
     try:
         with h5py.File(path, "r") as f:
             s = f["state"]
-            extras = {k: torch.from_numpy(np.asarray(v[()])) for k, v in s.get("extras", {}).items()}
+            extras = {
+                k: torch.from_numpy(np.asarray(v[()])) for k, v in s.get("extras", {}).items()
+            }
             state = ReconstructionState(
                 torch.from_numpy(np.asarray(s["object"][()])).to(device),
                 torch.from_numpy(np.asarray(s["probe"][()])).to(device),

@@ -75,8 +75,7 @@ def probe_image(probe: np.ndarray, out_dir: Path) -> Path:
     for i in range(k):
         axes[0, i].imshow(np.abs(probe[i]), cmap="magma")
         axes[0, i].set_title(f"mode {i} amplitude ({100 * power[i] / power.sum():.1f} %)")
-        axes[1, i].imshow(np.angle(probe[i]), cmap="twilight_shifted", vmin=-math.pi,
-                          vmax=math.pi)
+        axes[1, i].imshow(np.angle(probe[i]), cmap="twilight_shifted", vmin=-math.pi, vmax=math.pi)
         axes[1, i].set_title(f"mode {i} phase")
         for ax in axes[:, i]:
             ax.set_xticks([])
@@ -115,8 +114,13 @@ def metrics_image(history: History, out_dir: Path) -> Path | None:
     return _save(fig, out_dir / "metrics.png")
 
 
-def frc_image(freq_per_m: np.ndarray, frc: np.ndarray, half_bit: np.ndarray,
-              nyquist_per_m: float, out_dir: Path) -> Path:
+def frc_image(
+    freq_per_m: np.ndarray,
+    frc: np.ndarray,
+    half_bit: np.ndarray,
+    nyquist_per_m: float,
+    out_dir: Path,
+) -> Path:
     """Write ``frc.png``: the final FRC curve against the half-bit threshold."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -75,10 +75,14 @@ def shift_ramp(shifts_px: torch.Tensor, shape: tuple[int, int], dtype: torch.dty
     dev = shifts_px.device
     s = shifts_px.to(torch.float64)
     # separable: exp(-2 pi i ky sy) exp(-2 pi i kx sx), H + W exponentials instead of H W
-    ry = torch.polar(torch.ones(s.shape[0], h, dtype=torch.float64, device=dev),
-                     -2.0 * math.pi * s[:, 0, None] * frequencies(h, dev)[None, :]).to(dtype)
-    rx = torch.polar(torch.ones(s.shape[0], w, dtype=torch.float64, device=dev),
-                     -2.0 * math.pi * s[:, 1, None] * frequencies(w, dev)[None, :]).to(dtype)
+    ry = torch.polar(
+        torch.ones(s.shape[0], h, dtype=torch.float64, device=dev),
+        -2.0 * math.pi * s[:, 0, None] * frequencies(h, dev)[None, :],
+    ).to(dtype)
+    rx = torch.polar(
+        torch.ones(s.shape[0], w, dtype=torch.float64, device=dev),
+        -2.0 * math.pi * s[:, 1, None] * frequencies(w, dev)[None, :],
+    ).to(dtype)
     return ry[:, :, None] * rx[:, None, :]
 
 
@@ -87,8 +91,9 @@ def fourier_shift(x: torch.Tensor, shifts_px: torch.Tensor) -> torch.Tensor:
 
     Sub-pixel shifts use the Fourier shift theorem; the result is circular in the window.
     """
-    ramp = shift_ramp(shifts_px, (x.shape[-2], x.shape[-1]), x.dtype if x.is_complex() else
-                      torch.complex64)
+    ramp = shift_ramp(
+        shifts_px, (x.shape[-2], x.shape[-1]), x.dtype if x.is_complex() else torch.complex64
+    )
     spec = torch.fft.fft2(x)
     extra = spec.dim() - 2
     ramp = ramp.reshape(ramp.shape[0], *([1] * extra), *ramp.shape[-2:])

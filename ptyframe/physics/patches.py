@@ -18,10 +18,8 @@ def split_positions(positions_px: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     return corner.to(torch.int64), pos - corner
 
 
-def window_index(
-    corners: torch.Tensor, window: tuple[int, int], width: int
-) -> torch.Tensor:
-    """Return flat indices ``[B, M, N]`` of each window into a row-major ``[.., H, width]`` array."""
+def window_index(corners: torch.Tensor, window: tuple[int, int], width: int) -> torch.Tensor:
+    """Return flat indices ``[B, M, N]`` of windows into a row-major ``[.., H, width]`` array."""
     m, n = window
     dev = corners.device
     rows = corners[:, 0, None] + torch.arange(m, device=dev)[None, :]  # [B, M]
@@ -29,7 +27,9 @@ def window_index(
     return rows[:, :, None] * width + cols[:, None, :]
 
 
-def extract_patches(obj: torch.Tensor, corners: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
+def extract_patches(
+    obj: torch.Tensor, corners: torch.Tensor, window: tuple[int, int]
+) -> torch.Tensor:
     """Gather windows from ``obj`` ``[..., H, W]`` at integer ``corners`` ``[B, 2]``.
 
     Returns ``[B, ..., M, N]``. Differentiable (a gather), so autograd can flow into ``obj``.

@@ -39,8 +39,9 @@ class AnnealedEpie(PieEngine):
 
     def step(self, epoch: int) -> EpochReport:
         factor = 1.0 / (1.0 + epoch / float(self.base.tau))
-        self.config = replace(self.base, alpha=self.base.alpha * factor,
-                              beta=self.base.beta * factor)
+        self.config = replace(
+            self.base, alpha=self.base.alpha * factor, beta=self.base.beta * factor
+        )
         report = super().step(epoch)
         report.scalars["alpha"] = self.config.alpha
         return report
