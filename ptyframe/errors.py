@@ -43,3 +43,14 @@ class OutputExistsError(PtyframeError, FileExistsError):
 
 class DivergenceError(PtyframeError, FloatingPointError):
     """A reconstruction produced non-finite values or an exploding data error."""
+
+
+def find_ptyframe_error(exc: BaseException | None) -> PtyframeError | None:
+    """Return the first ``PtyframeError`` in ``exc``'s cause/context chain (libraries wrap ours)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, PtyframeError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None

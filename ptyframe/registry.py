@@ -17,7 +17,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ptyframe.errors import ConfigError, DuplicateComponentError, UnknownComponentError
+from ptyframe.errors import (
+    ConfigError,
+    DuplicateComponentError,
+    UnknownComponentError,
+    find_ptyframe_error,
+)
 
 #: Kinds every registry knows, with the Hydra config group each one fills.
 KINDS: dict[str, str] = {
@@ -185,7 +190,19 @@ class Registry:
                 f"{kind} {name!r} has no field(s) {', '.join(unknown)}; "
                 f"its fields are: {', '.join(sorted(known - {'name'}))}"
             )
-        return comp.config_cls(**mapping)
+        try:
+            from omegaconf import OmegaConf
+
+            # through OmegaConf so nested dataclass fields are built and type-checked too
+            base = OmegaConf.structured(comp.config_cls)
+            _clear_renamed(base, mapping)
+            node = OmegaConf.merge(base, mapping)
+            return OmegaConf.to_object(node)
+        except Exception as exc:  # noqa: BLE001 - OmegaConf wraps errors from __post_init__
+            inner = find_ptyframe_error(exc)
+            if inner is not None:
+                raise inner from None
+            raise ConfigError(f"{kind} {name!r}: {exc}".split("\n")[0]) from None
 
     def build(self, kind: str, cfg: Any, context: BuildContext | None = None) -> Any:
         """Build the component that ``cfg`` names, passing it its typed config."""
@@ -220,6 +237,29 @@ class ScopedRegistry:
 
     def __getattr__(self, item: str) -> Any:
         return getattr(self.registry, item)
+
+
+def _clear_renamed(base: Any, mapping: Mapping[str, Any]) -> None:
+    """Drop nested component defaults that ``mapping`` replaces by another component.
+
+    ``{"optimizers": {"object": {"name": "gd"}}}`` must replace a default Adam config, not be
+    merged into it (Hydra's ``optimizer@engine.optimizers.object=gd`` does the same).
+    """
+    from omegaconf import OmegaConf
+
+    for key, value in mapping.items():
+        if not isinstance(value, Mapping) or key not in base:
+            continue
+        current = base[key]
+        if not OmegaConf.is_config(current):
+            continue
+        if "name" in value and "name" in current and value["name"] != current["name"]:
+            try:
+                base[key] = None
+            except Exception:  # noqa: BLE001 - a typed field keeps its default
+                pass
+        else:
+            _clear_renamed(current, value)
 
 
 def _to_mapping(cfg: Any) -> dict[str, Any]:

@@ -25,7 +25,12 @@ from ptyframe.config import ReconstructConfig
 from ptyframe.data.dataset import PtychoDataset
 from ptyframe.data.measurements import Measurements
 from ptyframe.engines.base import Engine, EpochReport
-from ptyframe.errors import ConfigError, DivergenceError, OutputExistsError, PtyframeError
+from ptyframe.errors import (
+    ConfigError,
+    DivergenceError,
+    OutputExistsError,
+    find_ptyframe_error,
+)
 from ptyframe.initial import initial_state
 from ptyframe.io.checkpoint import fingerprint, load_checkpoint, restore_rng, save_checkpoint
 from ptyframe.io.results import History, package_versions, write_result
@@ -59,16 +64,6 @@ class RunResult:
 
 
 # ---------------------------------------------------------------------- config handling
-def _find_ptyframe_error(exc: BaseException) -> PtyframeError | None:
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, PtyframeError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return None
-
-
 def typed_config(cfg: Any) -> ReconstructConfig:
     """Return ``cfg`` (a DictConfig from Hydra, a mapping or the dataclass) as the dataclass."""
     if isinstance(cfg, ReconstructConfig):
@@ -81,7 +76,7 @@ def typed_config(cfg: Any) -> ReconstructConfig:
         else:
             obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ReconstructConfig), cfg))
     except Exception as exc:  # noqa: BLE001 - OmegaConf wraps errors from __post_init__
-        inner = _find_ptyframe_error(exc)
+        inner = find_ptyframe_error(exc)
         if inner is not None:
             raise inner from None
         from omegaconf.errors import MissingMandatoryValue

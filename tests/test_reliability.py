@@ -1,0 +1,162 @@
+"""Interrupted and failing runs: SIGKILL then resume is bit-exact; divergence keeps the last
+good state; Ctrl-C saves the current state."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+import ptyframe
+from ptyframe.errors import ConfigError, DivergenceError
+
+from plain_h5 import write_plain
+
+
+def _cmd(data, out, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "ptyframe.cli",
+        "reconstruct",
+        f"data.path={data}",
+        "engine=epie",
+        "engine.epochs=30",
+        "engine.alpha=0.5",
+        "output.checkpoint_every=2",
+        f"output.dir={out}",
+        "progress=false",
+        "metrics.every=0",
+        "output.images=false",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rel") / "d.h5"
+    write_plain(path, m=64, n=8, step=12.0)
+    return path
+
+
+def test_sigkill_then_resume_is_bit_exact(tmp_path, data):
+    ref = subprocess.run(_cmd(data, tmp_path / "ref"), capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_cmd(data, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = out / "checkpoint.h5"
+    deadline = time.time() + 240
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.exists():
+            try:
+                with h5py.File(ckpt) as f:
+                    nxt = int(f.attrs["next_epoch"])
+            except OSError:
+                nxt = 0
+            if nxt >= 4:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_at = nxt
+                break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    assert killed_at is not None, "the run finished before it could be killed"
+    assert not (out / "recon.h5").exists()
+    res = subprocess.run(
+        _cmd(data, out, "resume=true"), capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr
+    with h5py.File(out / "recon.h5") as a, h5py.File(tmp_path / "ref" / "recon.h5") as b:
+        assert np.array_equal(a["object"][()], b["object"][()])
+        assert np.array_equal(a["probe"][()], b["probe"][()])
+        assert len(a["history/data_error"]) == 30
+        assert np.array_equal(a["history/data_error"][()], b["history/data_error"][()])
+    assert not (out / "checkpoint.h5").exists()
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, data):
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        _cmd(data, out, "engine.epochs=3", "output.checkpoint_every=1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0
+    # finished runs remove their checkpoint: resuming says there is nothing to resume
+    res = subprocess.run(
+        _cmd(data, out, "resume=true"), capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 2 and "no checkpoint to resume from" in res.stderr
+
+
+def test_ctrl_c_saves_the_current_state(tmp_path, data):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        _cmd(data, out, "engine.epochs=400", "output.checkpoint_every=0"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(8)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    with h5py.File(out / "recon.h5") as f:
+        assert f.attrs["status"] == "interrupted"
+        done = int(f.attrs["epochs_done"])
+    assert 0 < done < 400
+    with h5py.File(out / "checkpoint.h5") as f:
+        assert int(f.attrs["next_epoch"]) == done
+
+
+def test_divergence_stops_with_the_last_good_state_saved(tmp_path, data):
+    out = tmp_path / "run"
+    with pytest.raises(DivergenceError) as info:
+        ptyframe.reconstruct(
+            data,
+            {
+                "name": "autodiff",
+                "epochs": 20,
+                "minibatch": 16,
+                "optimizers": {"object": {"name": "gd", "lr": 1e9}, "probe": None},
+            },
+            out_dir=out,
+        )
+    assert "last good state" in str(info.value)
+    with h5py.File(out / "recon.h5") as f:
+        assert f.attrs["status"] == "diverged"
+        obj = f["object"][()]
+        n_good = int(f.attrs["epochs_done"])
+    assert np.isfinite(obj).all()
+    assert n_good < 20
+
+
+def test_resume_refuses_a_different_config(tmp_path, data):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        _cmd(data, out, "engine.epochs=400"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while not (out / "checkpoint.h5").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait()
+    with pytest.raises(ConfigError, match="different config"):
+        ptyframe.runner.run(
+            {
+                "data": {"name": "file", "path": str(data)},
+                "engine": {"name": "epie", "epochs": 400, "alpha": 0.9},
+                "resume": True,
+                "progress": False,
+                "output": {"dir": str(out)},
+            },
+        )
