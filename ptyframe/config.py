@@ -38,6 +38,9 @@ class OutputConfig:
     #: Write ``checkpoint.h5`` every this many epochs (0 = never; interrupts still write one).
     checkpoint_every: int = 10
     overwrite: bool = False
+    #: Skip the run if the output directory already holds a finished ``recon.h5`` of the same
+    #: config (continues an interrupted multirun sweep without redoing finished runs).
+    skip_done: bool = False
 
     def __post_init__(self) -> None:
         if int(self.checkpoint_every) < 0:

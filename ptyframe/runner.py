@@ -29,6 +29,7 @@ from ptyframe.errors import (
     ConfigError,
     DivergenceError,
     OutputExistsError,
+    PtyframeError,
     find_ptyframe_error,
 )
 from ptyframe.initial import initial_state
@@ -200,6 +201,11 @@ def run(
     out = Path(out_dir if out_dir is not None else (cfg.output.dir or ".")).resolve()
     result_path, ckpt_path = out / RESULT_FILE, out / CHECKPOINT_FILE
     writer = write and dist.is_root
+    if cfg.output.skip_done and result_path.exists():
+        done = _finished_result(result_path, fingerprint(config_yaml(cfg)))
+        if done is not None:
+            log.info("skipping: %s already holds this finished run", result_path)
+            return done
     if writer and result_path.exists() and not (cfg.output.overwrite or cfg.resume):
         raise OutputExistsError(
             f"{result_path} already exists; choose another output.dir, set "
@@ -335,6 +341,27 @@ def run(
     final = {k: history.last(k) for k in history.columns}
     log.info("done: %d epochs, data error %.4g", len(history.epochs), final.get("data_error", 0))
     return RunResult(state, history, status, out if writer else None, files, final)
+
+
+def _finished_result(path: Path, fp: str) -> RunResult | None:
+    """Return the stored run at ``path`` if it finished with the config fingerprint ``fp``."""
+    from ptyframe.io.results import read_result
+
+    try:
+        stored = read_result(path)
+    except PtyframeError:
+        return None
+    if stored.attrs.get("status") != "finished":
+        return None
+    if fingerprint(str(stored.attrs.get("config", ""))) != fp:
+        return None
+    state = ReconstructionState(
+        torch.from_numpy(stored.object),
+        torch.from_numpy(stored.probe),
+        torch.from_numpy(stored.positions_px),
+    )
+    final = {k: stored.history.last(k) for k in stored.history.columns}
+    return RunResult(state, stored.history, "skipped", path.parent, [path], final)
 
 
 def cfg_name(engine: Engine) -> str:

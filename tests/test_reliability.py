@@ -160,3 +160,27 @@ def test_resume_refuses_a_different_config(tmp_path, data):
                 "output": {"dir": str(out)},
             },
         )
+
+
+def test_skip_done_does_not_redo_a_finished_run(tmp_path, data):
+    out = tmp_path / "run"
+    first = subprocess.run(
+        _cmd(data, out, "engine.epochs=3"), capture_output=True, text=True, timeout=300
+    )
+    assert first.returncode == 0, first.stderr
+    stamp = (out / "recon.h5").stat().st_mtime_ns
+    again = subprocess.run(
+        _cmd(data, out, "engine.epochs=3", "output.skip_done=true"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
+    assert (out / "recon.h5").stat().st_mtime_ns == stamp
+    other = subprocess.run(
+        _cmd(data, out, "engine.epochs=4", "output.skip_done=true"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert other.returncode == 2 and "already exists" in other.stderr

@@ -23,13 +23,13 @@ from ptyframe.io.results import History
 from ptyframe.state import ReconstructionState
 
 
+#: Config keys that do not change the computation (excluded from the fingerprint).
+IGNORED_KEYS = ("resume:", "progress:", "checkpoint_every:", "skip_done:", "overwrite:", "images:")
+
+
 def fingerprint(config_yaml: str) -> str:
     """Return a short hash of the parts of the config that define the computation."""
-    keep = [
-        ln
-        for ln in config_yaml.splitlines()
-        if not ln.lstrip().startswith(("resume:", "progress:", "checkpoint_every:"))
-    ]
+    keep = [ln for ln in config_yaml.splitlines() if not ln.lstrip().startswith(IGNORED_KEYS)]
     return hashlib.sha256("\n".join(keep).encode()).hexdigest()[:16]
 
 

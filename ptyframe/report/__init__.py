@@ -1,0 +1,1 @@
+"""Gather runs and multiruns into tables, figures and an HTML page (``ptyframe report``)."""
