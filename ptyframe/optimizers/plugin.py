@@ -1,10 +1,16 @@
-"""Register this subpackage's components (filled in as the components land)."""
+"""Register the optimizers: ``gd``, ``momentum``, ``adam``, ``cg``, ``lbfgs``, ``scipy``."""
 
 from __future__ import annotations
 
 from ptyframe.hookspecs import hookimpl
+from ptyframe.optimizers import BUILTIN, build_optimizer
+from ptyframe.registry import ScopedRegistry
 
 
 @hookimpl
-def ptyframe_register(registry) -> None:  # noqa: ANN001
-    """Register nothing yet."""
+def ptyframe_register(registry: ScopedRegistry) -> None:
+    """Register every built-in optimizer (factories return ``maker(params)``)."""
+    for name, (config_cls, _) in BUILTIN.items():
+        registry.add(
+            "optimizer", name, build_optimizer, config_cls, doc=(config_cls.__doc__ or "").strip()
+        )
