@@ -1,10 +1,75 @@
-"""Register this subpackage's components (filled in as the components land)."""
+"""Register the denoiser: kind ``denoiser``, name ``dncnn`` (nonexpansive DnCNN, PINE eq. 22)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ptyframe.errors import ConfigError
 from ptyframe.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from ptyframe.denoise.apply import ComplexDenoiser
+    from ptyframe.registry import BuildContext, ScopedRegistry
+
+
+@dataclass
+class DncnnConfig:
+    """Nonexpansive DnCNN applied as ``D(Re O) + i D(Im O)``; null checkpoint = shipped weights."""
+
+    name: str = "dncnn"
+    checkpoint: str | None = None
+    device: str = "auto"
+    tile_px: int = 512
+    overlap_px: int = 32
+    normalisation: str = "minmax"
+
+    def __post_init__(self) -> None:
+        if int(self.tile_px) < 16:
+            raise ConfigError(f"denoiser.tile_px = {self.tile_px} must be >= 16")
+        if int(self.overlap_px) < 0:
+            raise ConfigError(f"denoiser.overlap_px = {self.overlap_px} must be >= 0")
+        if self.normalisation not in ("minmax", "none"):
+            raise ConfigError(
+                f"denoiser.normalisation = {self.normalisation!r}; choose 'minmax' (rescale Re "
+                "and Im to [0, 1] over the object, as the PINE reference code) or 'none'"
+            )
+        dev = str(self.device)
+        if dev not in ("auto", "cpu") and not dev.startswith("cuda"):
+            raise ConfigError(
+                f"denoiser.device = {dev!r}; use 'auto' (the run's device), 'cpu' or 'cuda[:N]'"
+            )
+
+
+def resolve_device(device: str, run_device: str = "cpu") -> str:
+    """Return the torch device for ``device`` ('auto' means the run's device)."""
+    import torch
+
+    dev = run_device if device == "auto" else device
+    if str(dev).startswith("cuda") and not torch.cuda.is_available():
+        if device == "auto":
+            return "cpu"
+        raise ConfigError(f"denoiser.device = {device!r} but CUDA is not available; use 'cpu'")
+    return str(dev)
+
+
+def build_dncnn(config: DncnnConfig, context: BuildContext) -> ComplexDenoiser:
+    """Build the complex-object denoiser from a DnCNN checkpoint (default: shipped weights)."""
+    from ptyframe.denoise.apply import ComplexDenoiser
+    from ptyframe.denoise.weights import load_denoiser
+
+    device = resolve_device(str(config.device), str(getattr(context, "device", "cpu")))
+    model = load_denoiser(config.checkpoint, device)
+    return ComplexDenoiser(
+        model,
+        normalisation=config.normalisation,
+        tile_px=int(config.tile_px),
+        overlap_px=int(config.overlap_px),
+        device=device,
+    )
 
 
 @hookimpl
-def ptyframe_register(registry) -> None:  # noqa: ANN001
-    """Register nothing yet."""
+def ptyframe_register(registry: ScopedRegistry) -> None:
+    """Register the ``dncnn`` denoiser."""
+    registry.add("denoiser", "dncnn", build_dncnn, DncnnConfig)

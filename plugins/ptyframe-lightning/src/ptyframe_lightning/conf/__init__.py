@@ -1,0 +1,1 @@
+"""Hydra configs of ``ptyframe train-denoiser`` (``pkg://ptyframe_lightning.conf``)."""
