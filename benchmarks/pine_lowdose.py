@@ -19,6 +19,7 @@ import numpy as np
 
 import ptyframe
 from ptyframe.data.dataset import PtychoDataset
+from ptyframe.errors import DivergenceError
 from ptyframe.simulation.simulate import simulate_dataset
 
 GRIDS = {
@@ -63,28 +64,34 @@ def main() -> None:
         for alpha, beta in GRIDS[engine]:
             extra = {"rho": args.rho} if engine == "pine" else {}
             t0 = time.perf_counter()
-            res = ptyframe.reconstruct(
-                ds,
-                engine,
-                epochs=args.epochs,
-                alpha=alpha,
-                beta=beta,
-                metrics_every=args.early,
-                seed=args.seed,
-                **extra,
-            )
-            secs = time.perf_counter() - t0
-            h = res.history.columns
-            row = {"engine": engine, "alpha": alpha, "beta": beta, "seconds": secs}
+            row = {"engine": engine, "alpha": alpha, "beta": beta}
+            try:
+                res = ptyframe.reconstruct(
+                    ds,
+                    engine,
+                    epochs=args.epochs,
+                    alpha=alpha,
+                    beta=beta,
+                    metrics_every=args.early,
+                    seed=args.seed,
+                    **extra,
+                )
+                h = res.history.columns
+                row["status"] = "finished"
+            except DivergenceError as exc:  # the guard stopped it: record it, go on
+                h = {}
+                row["status"] = str(exc).split(";")[0]
+            row["seconds"] = time.perf_counter() - t0
+            nan = [float("nan")] * args.epochs
             for it in (args.early, args.epochs):
-                row[f"frc_half_{it}"] = h["frc_half_nyquist"][it - 1]
-                row[f"frc_3q_{it}"] = h["frc_3q_nyquist"][it - 1]
-                row[f"nrmse_{it}"] = h["nrmse"][it - 1]
+                row[f"frc_half_{it}"] = h.get("frc_half_nyquist", nan)[it - 1]
+                row[f"frc_3q_{it}"] = h.get("frc_3q_nyquist", nan)[it - 1]
+                row[f"nrmse_{it}"] = h.get("nrmse", nan)[it - 1]
             runs.append(row)
             print(
                 f"  {engine} a={alpha:g} b={beta:g}: FRC1/2 {row[f'frc_half_{args.early}']:.3f}"
                 f" @{args.early}, {row[f'frc_half_{args.epochs}']:.3f} @{args.epochs} "
-                f"({secs:.0f} s)",
+                f"({row['seconds']:.0f} s) {row['status']}",
                 flush=True,
             )
     print(
@@ -95,12 +102,19 @@ def main() -> None:
     for engine in args.engines:
         mine = [r for r in runs if r["engine"] == engine]
         for it in (args.early, args.epochs):
-            best = max(mine, key=lambda r: r[f"frc_half_{it}"])
+            ok = [r for r in mine if r[f"frc_half_{it}"] == r[f"frc_half_{it}"]]
+            if not ok:
+                print(f"| {engine} | {it} | every grid point diverged | | | | |")
+                continue
+            best = max(ok, key=lambda r: r[f"frc_half_{it}"])
             print(
                 f"| {engine} | {it} | ({best['alpha']:g}, {best['beta']:g}) | "
                 f"{best[f'frc_half_{it}']:.3f} | {best[f'frc_3q_{it}']:.3f} | "
                 f"{best[f'nrmse_{it}']:.4f} | {np.mean([r['seconds'] for r in mine]):.0f} |"
             )
+    for r in runs:
+        if r["status"] != "finished":
+            print(f"diverged: {r['engine']} ({r['alpha']:g}, {r['beta']:g}): {r['status']}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "runs": runs}, f, indent=1)
