@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import ptyframe
+from ptyframe.data.dataset import PtychoDataset
 from ptyframe.errors import (
     ConfigError,
     DataValidationError,
@@ -197,3 +200,39 @@ def test_existing_output_is_never_overwritten(tmp_path, good_file):
     with pytest.raises(OutputExistsError, match="output.overwrite=true"):
         ptyframe.reconstruct(good_file, "epie", epochs=2, out_dir=out)
     assert (out / "recon.h5").read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def valid_bytes(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fuzz") / "good.h5"
+    write_plain(path)
+    return path.read_bytes()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cut=st.integers(min_value=0, max_value=20000),
+    flips=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=20000), st.integers(min_value=1, max_value=255)
+        ),
+        max_size=4,
+    ),
+)
+def test_damaged_files_never_crash_with_anything_but_a_validation_error(
+    tmp_path, valid_bytes, cut, flips
+):
+    """Truncate and corrupt a valid file at random: opening either works or says why."""
+    data = bytearray(valid_bytes[: max(cut, 0) or len(valid_bytes)])
+    for pos, val in flips:
+        if pos < len(data):
+            data[pos] ^= val
+    path = tmp_path / f"damaged_{cut}_{len(flips)}.h5"
+    path.write_bytes(bytes(data))
+    try:
+        ds = PtychoDataset.open(path)
+        ds.intensities(0)
+    except DataValidationError as exc:
+        assert str(path) in str(exc)
