@@ -22,7 +22,6 @@ from ptyframe.io.atomic import atomic_path
 from ptyframe.io.results import History
 from ptyframe.state import ReconstructionState
 
-
 #: Config keys that do not change the computation (excluded from the fingerprint).
 IGNORED_KEYS = ("resume:", "progress:", "checkpoint_every:", "skip_done:", "overwrite:", "images:")
 
