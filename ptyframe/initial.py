@@ -124,8 +124,17 @@ def _checked(arr: np.ndarray, shape: tuple[int, ...], path: str, what: str) -> n
     return arr.astype(np.complex128)
 
 
-def initial_probe(cfg: InitConfig, dataset: PtychoDataset, meas: Measurements) -> np.ndarray:
-    """Return the starting probe ``[K, M, N]`` complex128 scaled to the measured photons."""
+def initial_probe(
+    cfg: InitConfig,
+    dataset: PtychoDataset,
+    meas: Measurements,
+    photons_per_pattern: float | None = None,
+) -> np.ndarray:
+    """Return the starting probe ``[K, M, N]`` complex128 scaled to the measured photons.
+
+    ``photons_per_pattern`` overrides the mean over ``meas`` (a rank's shard) with the mean
+    over every rank, so all ranks start from the same probe.
+    """
     window = meas.window
     if cfg.probe == "disk":
         p0 = disk_probe(window, cfg.probe_radius_px)[None]
@@ -154,7 +163,7 @@ def initial_probe(cfg: InitConfig, dataset: PtychoDataset, meas: Measurements) -
         modes.append(extra)
     probe = np.stack(modes)
     power = float(np.sum(np.abs(probe) ** 2))
-    target = meas.mean_intensity_sum()
+    target = meas.mean_intensity_sum() if photons_per_pattern is None else photons_per_pattern
     if power <= 0:
         raise DataValidationError("the initial probe is zero everywhere")
     if target > 0 and cfg.probe == "disk":
@@ -184,11 +193,14 @@ def initial_state(
     *,
     dtype: str = "complex64",
     device: str = "cpu",
+    photons_per_pattern: float | None = None,
 ) -> ReconstructionState:
     """Return the starting ``ReconstructionState`` for ``dataset``."""
     cdt = complex_dtype(dtype)
     return ReconstructionState(
         torch.from_numpy(initial_object(cfg, dataset)).to(device=device, dtype=cdt),
-        torch.from_numpy(initial_probe(cfg, dataset, meas)).to(device=device, dtype=cdt),
+        torch.from_numpy(initial_probe(cfg, dataset, meas, photons_per_pattern)).to(
+            device=device, dtype=cdt
+        ),
         torch.from_numpy(np.asarray(dataset.geometry.positions_px, dtype=np.float64)).to(device),
     )

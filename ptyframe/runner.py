@@ -185,6 +185,24 @@ def run(
     device = resolve_device(cfg.device)
     ctx = BuildContext(registry, device, cfg.dtype, int(cfg.seed), run=cfg)
     dist = registry.build("distribution", cfg.distribution or "single", ctx)
+    try:
+        return _run(cfg, registry, ctx, dist, device, out_dir, dataset, write)
+    except (Exception, KeyboardInterrupt) as exc:
+        if dist.size > 1 and not isinstance(exc, KeyboardInterrupt):
+            dist.abort(str(exc) or type(exc).__name__)  # no rank may hang in a collective
+        raise
+
+
+def _run(
+    cfg: ReconstructConfig,
+    registry: Registry,
+    ctx: BuildContext,
+    dist: Any,
+    device: str,
+    out_dir: str | Path | None,
+    dataset: PtychoDataset | None,
+    write: bool,
+) -> RunResult:
     engine: Engine = registry.build("engine", cfg.engine or "epie", ctx)
     for key, reg in (cfg.regularizers or {}).items():
         registry.config("regularizer", reg)  # typo check before any work
@@ -199,6 +217,7 @@ def run(
             "reconstructs a single angle; use engine=autodiff with a tomography forward model"
         )
     out = Path(out_dir if out_dir is not None else (cfg.output.dir or ".")).resolve()
+    out = Path(str(dist.broadcast_object(str(out))))  # every rank uses rank 0's directory
     result_path, ckpt_path = out / RESULT_FILE, out / CHECKPOINT_FILE
     writer = write and dist.is_root
     if cfg.output.skip_done and result_path.exists():
@@ -225,7 +244,17 @@ def run(
         Measurements.from_dataset(dataset, a, indices, device, rdt)
         for a in range(dataset.n_angles if engine.wants_all_angles else 1)
     ]
-    state = initial_state(cfg.init, dataset, meas_all[0], dtype=cfg.dtype, device=device)
+    photons, n_local = dist.sum_scalars(
+        meas_all[0].mean_intensity_sum() * meas_all[0].n, float(meas_all[0].n)
+    )
+    state = initial_state(
+        cfg.init,
+        dataset,
+        meas_all[0],
+        dtype=cfg.dtype,
+        device=device,
+        photons_per_pattern=photons / max(n_local, 1.0),
+    )
     state = engine.init_state(state, dataset)
     yaml_text = config_yaml(cfg)
     fp = fingerprint(yaml_text)

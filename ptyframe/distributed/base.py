@@ -51,6 +51,10 @@ class Distribution(ABC):
     def broadcast_(self, tensor: torch.Tensor, root: int = 0) -> torch.Tensor:
         """Overwrite ``tensor`` on every rank with root's copy; return it."""
 
+    def broadcast_object(self, obj: object, root: int = 0) -> object:
+        """Return root's ``obj`` on every rank (a picklable Python object)."""
+        return obj
+
     def barrier(self) -> None:
         """Wait for every rank."""
 
