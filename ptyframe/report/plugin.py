@@ -1,11 +1,47 @@
-"""Register the ``ptyframe report`` subcommand (filled in as the report lands)."""
+"""Register the ``ptyframe report`` subcommand."""
 
 from __future__ import annotations
 
+import argparse
+import sys
+from pathlib import Path
+
+from ptyframe.errors import PtyframeError
 from ptyframe.hookspecs import hookimpl
+
+
+def main(argv: list[str]) -> int:
+    """Gather a run or multirun directory into report.csv, figures and report.html."""
+    from ptyframe.report import figures
+    from ptyframe.report.gather import load_runs, write_csv
+    from ptyframe.report.html import write_html
+
+    ap = argparse.ArgumentParser(prog="ptyframe report", description=main.__doc__)
+    ap.add_argument("dir", help="a run directory, a multirun directory or a recon.h5")
+    ap.add_argument("--out", default=None, help="output directory (default: DIR/report)")
+    args = ap.parse_args(argv)
+    try:
+        runs = load_runs(args.dir)
+        out = Path(args.out) if args.out else Path(args.dir) / "report"
+        out.mkdir(parents=True, exist_ok=True)
+        csv_path = write_csv(runs, out / "report.csv")
+        figs = figures.frc_heatmaps(runs, out)
+        for fig in (
+            figures.frc_vs_epoch(runs, out),
+            figures.frc_vs_time(runs, out),
+            figures.panels(runs, out),
+        ):
+            if fig is not None:
+                figs.append(fig)
+        page = write_html(runs, figs, out, f"ptyframe report: {args.dir}")
+    except PtyframeError as exc:
+        print(f"ptyframe: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(f"ptyframe: {len(runs)} runs -> {csv_path}, {len(figs)} figures, {page}", file=sys.stderr)
+    return 0
 
 
 @hookimpl
 def ptyframe_commands() -> dict[str, object]:
-    """Offer no command yet."""
-    return {}
+    """Offer ``ptyframe report DIR``."""
+    return {"report": main}
