@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 # torch first, from the CPU pin, so nothing later pulls a multi-GB CUDA build
 CONSTRAINTS := -c constraints-cpu.txt
-PLUGINS := -e plugins/ptyframe-lightning -e plugins/ptyframe-mpi
+PLUGINS := -e plugins/ptyframe-lightning -e plugins/ptyframe-mpi -e plugins/ptyframe-raar
 DEMO_DIR ?= demo
 
 .PHONY: install demo test test-fast lint bench clean
@@ -31,7 +31,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check ptyframe plugins tests benchmarks
-	$(BIN)/python -m pytest plugins/ptyframe-lightning/tests plugins/ptyframe-mpi/tests tests; rc=$$?; \
+	$(BIN)/python -m pytest plugins/ptyframe-lightning/tests plugins/ptyframe-mpi/tests plugins/ptyframe-raar/tests tests; rc=$$?; \
 		if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
 
 lint: install

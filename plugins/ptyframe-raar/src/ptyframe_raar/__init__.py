@@ -1,0 +1,1 @@
+"""RAAR / difference-map ptychography engine for ptyframe (a third-party plugin)."""
