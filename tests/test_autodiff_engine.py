@@ -34,15 +34,6 @@ from ptyframe.regularizers import TotalVariation, TvConfig
 from ptyframe.state import ReconstructionState
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run single-threaded: small torch ops collapse with 2 threads on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def smooth_phantom(ny: int, nx: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     ky, kx = torch.fft.fftfreq(ny)[:, None], torch.fft.fftfreq(nx)[None]

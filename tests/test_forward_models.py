@@ -28,15 +28,6 @@ E_EV, DX = 8000.0, 1e-8
 C128 = torch.complex128
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run single-threaded: small torch ops collapse with 2 threads on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def rand_c(shape: tuple[int, ...], seed: int, spread: float = 0.3) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     re = torch.randn(shape, generator=g, dtype=torch.float64)

@@ -21,15 +21,6 @@ from ptyframe.regularizers import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run single-threaded: small torch ops collapse with 2 threads on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def rand(shape: tuple[int, ...], seed: int) -> torch.Tensor:
     return torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 

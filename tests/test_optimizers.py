@@ -27,15 +27,6 @@ from ptyframe.optimizers import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run single-threaded: small torch ops collapse with 2 threads on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def quadratic(n: int = 12, cond: float = 50.0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (A, b) of f(x) = 1/2 x^T A x - b^T x with A SPD of condition number ``cond``."""
     g = torch.Generator().manual_seed(seed)

@@ -14,8 +14,7 @@ def test_every_package_directory_is_listed_in_pyproject():
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())
     listed = set(cfg["tool"]["setuptools"]["packages"])
     found = {
-        ".".join(p.parent.relative_to(ROOT).parts)
-        for p in (ROOT / "ptyframe").rglob("__init__.py")
+        ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "ptyframe").rglob("__init__.py")
     }
     assert found - listed == set(), f"add to [tool.setuptools] packages: {found - listed}"
     assert "ptyframe_conf" in listed and (ROOT / "conf" / "reconstruct.yaml").exists()
@@ -36,9 +35,15 @@ def test_core_import_pulls_no_heavy_or_distributed_modules():
         "bad = [m for m in ('mpi4py', 'lightning', 'matplotlib', 'pytorch_lightning')"
         " if m in sys.modules]; print(bad)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"PTYFRAME_DISABLE_PLUGINS": "ptyframe_lightning.commands,"
-                              "ptyframe_mpi.distributions", "PATH": "/usr/bin:/bin"},
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={
+            "PTYFRAME_DISABLE_PLUGINS": "ptyframe_lightning.commands,ptyframe_mpi.distributions",
+            "PATH": "/usr/bin:/bin",
+        },
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -22,15 +22,6 @@ DX = 1e-7  # 100 nm pixels
 LAM = 1e-10  # 0.1 nm
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run single-threaded: small torch ops collapse with 2 threads on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def gaussian(n: int, sigma_px: float, dtype: torch.dtype = torch.complex128) -> torch.Tensor:
     y, x = torch.meshgrid(torch.arange(n) - n // 2, torch.arange(n) - n // 2, indexing="ij")
     r2 = (y.double() ** 2 + x.double() ** 2) / sigma_px**2
