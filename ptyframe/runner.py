@@ -5,6 +5,11 @@ starting state, drives the engine epoch by epoch and takes care of everything ar
 progress bar, per-epoch history, ground-truth metrics, checkpoints, the divergence guard,
 Ctrl-C, and the outputs (``recon.h5``, PNG images, ``config.yaml``). Every check that can fail
 on user input happens before the first epoch, and nothing is written before then.
+
+Distribution: each rank reads its tiles (``Distribution.shard_tiles``), then
+``Distribution.localize_state`` may cut the state down to the object rows those tiles touch
+(the distributed-object modes); the runner then gathers the whole state on the root
+(``gather_state``, collective) only where it needs it: metrics, checkpoints and the outputs.
 """
 
 from __future__ import annotations
@@ -238,7 +243,7 @@ def _run(
     np.random.seed(int(cfg.seed) % 2**32)
 
     # ---- measurements and state
-    indices = dist.shard(dataset.n_tiles)
+    indices = dist.shard_tiles(np.asarray(dataset.geometry.positions_px))
     rdt = torch.float64 if cfg.dtype == "complex128" else torch.float32
     meas_all = [
         Measurements.from_dataset(dataset, a, indices, device, rdt)
@@ -275,6 +280,10 @@ def _run(
             ckpt.state.extras,
         )
         history, start = ckpt.history, ckpt.next_epoch
+    # object-splitting distributions keep only the rows this rank's tiles touch from here on;
+    # ``_whole`` reassembles the object (collectively) for metrics, checkpoints and outputs
+    state = dist.localize_state(state, indices)
+    windowed = not dist.holds_whole_state
     engine.prepare(meas_all if engine.wants_all_angles else meas_all[0], state, dist, int(cfg.seed))
     if cfg.resume:
         engine.load_state_dict(ckpt.engine_state)
@@ -294,8 +303,13 @@ def _run(
             last = epoch == engine.epochs - 1
             every = int(cfg.metrics.every)
             if metrics.enabled and (last or (every and (epoch + 1) % every == 0)):
-                values.update(metrics(_estimate(engine, state)))
-            _check_divergence(report, state, best_err, cfg.guard.max_error_growth)
+                whole = _whole(dist, state)
+                if whole is not None:
+                    values.update(metrics(_estimate(engine, whole)))
+            finite = state.is_finite()
+            if windowed:  # every rank must agree, or some would stop and others wait
+                finite = dist.sum_scalars(float(not finite))[0] == 0
+            _check_divergence(report, finite, best_err, cfg.guard.max_error_growth)
             best_err = min(best_err, report.data_error)
             history.append(epoch, values)
             good = state.clone()
@@ -303,19 +317,22 @@ def _run(
                 bar.set_postfix(error=f"{report.data_error:.4g}")
                 bar.update(1)
             every_ckpt = int(cfg.output.checkpoint_every)
-            if writer and every_ckpt and (epoch + 1) % every_ckpt == 0 and not last:
-                save_checkpoint(ckpt_path, state, engine.state_dict(), history, epoch + 1, fp)
+            if write and every_ckpt and (epoch + 1) % every_ckpt == 0 and not last:
+                whole = _whole(dist, state)
+                if writer and whole is not None:
+                    save_checkpoint(ckpt_path, whole, engine.state_dict(), history, epoch + 1, fp)
         epoch = engine.epochs
     except DivergenceError as exc:
         status = "diverged"
         log.error("%s", exc)
         _restore(state, good)
-        if writer:
+        whole = _whole(dist, state) if write else None
+        if writer and whole is not None:
             _finish(
                 cfg,
                 out,
                 result_path,
-                state,
+                whole,
                 history,
                 status,
                 yaml_text,
@@ -331,7 +348,15 @@ def _run(
     except KeyboardInterrupt:
         status = "interrupted"
         _restore(state, good)
-        if writer:
+        if windowed:
+            # ranks are interrupted at different points, some inside a collective: gathering
+            # the windows could hang, so an interrupted windowed run writes nothing
+            log.error(
+                "interrupted: the object is split over ranks (%s), nothing saved; use "
+                "output.checkpoint_every to keep progress",
+                getattr(dist, "mode", type(dist).__name__),
+            )
+        elif writer:
             save_checkpoint(ckpt_path, state, engine.state_dict(), history, len(history.epochs), fp)
             _finish(
                 cfg,
@@ -351,12 +376,13 @@ def _run(
         if bar is not None:
             bar.close()
     files: list[Path] = []
-    if writer:
+    whole = _whole(dist, state)
+    if writer and whole is not None:
         files = _finish(
             cfg,
             out,
             result_path,
-            state,
+            whole,
             history,
             status,
             yaml_text,
@@ -369,6 +395,7 @@ def _run(
             ckpt_path.unlink()
     final = {k: history.last(k) for k in history.columns}
     log.info("done: %d epochs, data error %.4g", len(history.epochs), final.get("data_error", 0))
+    state = whole if whole is not None else state  # non-root ranks of a windowed run: a window
     return RunResult(state, history, status, out if writer else None, files, final)
 
 
@@ -405,11 +432,18 @@ def _progress(cfg: ReconstructConfig, is_root: bool, start: int, total: int):  #
     return tqdm(total=total, initial=start, desc="epochs", unit="epoch", dynamic_ncols=True)
 
 
-def _check_divergence(
-    report: EpochReport, state: ReconstructionState, best: float, growth: float
-) -> None:
+def _whole(dist: Any, state: ReconstructionState) -> ReconstructionState | None:
+    """Return the whole state: ``state`` itself, or gathered from the ranks' windows.
+
+    Collective when the distribution split the object (``localize_state``): every rank must
+    call it; the root gets the whole state, the others None.
+    """
+    return state if dist.holds_whole_state else dist.gather_state(state)
+
+
+def _check_divergence(report: EpochReport, finite: bool, best: float, growth: float) -> None:
     err = report.data_error
-    if not math.isfinite(err) or not state.is_finite():
+    if not math.isfinite(err) or not finite:
         raise DivergenceError(
             f"epoch {report.epoch + 1}: the reconstruction became non-finite (NaN/Inf); lower "
             "the step sizes (alpha, beta, learning rates)"
@@ -454,12 +488,30 @@ def _finish(
         "pixel_size_m": float(dataset.geometry.pixel_size_m),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    write_result(result_path, state.numpy(), history, attrs, overwrite=True)
+    arrays = state.numpy()
+    arrays.update(_final_frc(engine, state, metrics))
+    write_result(result_path, arrays, history, attrs, overwrite=True)
     (out / "config.yaml").write_text(yaml_text)
     files = [result_path, out / "config.yaml"]
     if cfg.output.images:
         files += _images(out, state, history, dataset, metrics, engine)
     return files
+
+
+def _final_frc(
+    engine: Engine, state: ReconstructionState, metrics: TruthMetrics
+) -> dict[str, np.ndarray]:
+    """Return ``final/frc`` and ``final/freq_per_m`` (the last object's FRC curve), if truth."""
+    est = _estimate(engine, state)
+    if not metrics.enabled or est.shape != metrics.truth.shape:
+        return {}
+    try:
+        from ptyframe.metrics.frc import frc_against_truth
+
+        res, _ = frc_against_truth(est, metrics.truth, metrics.illumination, metrics.pixel_size_m)
+    except (ImportError, ValueError, PtyframeError):  # no metrics package, or no lit area
+        return {}
+    return {"final/frc": np.asarray(res.frc), "final/freq_per_m": np.asarray(res.freq_per_m)}
 
 
 def _images(

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from ptyframe.state import ReconstructionState
 
 
 class Distribution(ABC):
@@ -54,6 +58,39 @@ class Distribution(ABC):
     def broadcast_object(self, obj: object, root: int = 0) -> object:
         """Return root's ``obj`` on every rank (a picklable Python object)."""
         return obj
+
+    def allgather_object(self, obj: object) -> list[object]:
+        """Return every rank's ``obj`` (picklable), in rank order, on every rank."""
+        return [obj]
+
+    def shard_tiles(self, positions_px: np.ndarray) -> np.ndarray:
+        """Return the tiles this rank owns given all positions ``[N, 2]`` (default: ``shard``).
+
+        Modes that split the object by rows may group tiles by position instead of by index.
+        """
+        return self.shard(len(positions_px))
+
+    @property
+    def holds_whole_state(self) -> bool:
+        """Return whether this rank's state is the whole state (False after localize_state)."""
+        return True
+
+    def localize_state(
+        self, state: ReconstructionState, indices: np.ndarray
+    ) -> ReconstructionState:
+        """Return the part of ``state`` this rank works on; default: all of it (a replica).
+
+        Distributed-object modes return a state whose object holds only the rows that the
+        tiles ``indices`` touch, with positions shifted to match; ``gather_state`` undoes it.
+        """
+        return state
+
+    def gather_state(self, state: ReconstructionState) -> ReconstructionState | None:
+        """Return the whole state from what ``localize_state`` returned (root; None elsewhere).
+
+        Collective: every rank calls it. Replicating modes return ``state`` on every rank.
+        """
+        return state
 
     def barrier(self) -> None:
         """Wait for every rank."""

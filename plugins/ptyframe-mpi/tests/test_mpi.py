@@ -1,12 +1,15 @@
-"""MPI data-parallel mode: two ranks equal one, and a failing rank aborts every rank.
+"""The MPI modes end to end: each test launches ``mpiexec -n 2`` itself (under ``timeout``).
 
-Each test launches ``mpiexec -n 2`` itself (under ``timeout``), so it runs in the normal
-pytest tier; each launch costs a few seconds of interpreter start-up per rank.
+They run in the normal pytest tier; each launch costs a few seconds of interpreter start-up
+per rank, so the checks are grouped: one launch compares every mode with data-parallel for
+both engine families, one drives the command line through a Hydra multirun of two modes.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,22 +29,15 @@ pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not installed")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def _reconstruct(ranks, data, out, *extra):
-    cmd = [
-        sys.executable,
-        "-m",
-        "ptyframe.cli",
-        "reconstruct",
-        f"data.path={data}",
-        f"output.dir={out}",
-        "progress=false",
-        "output.images=false",
-        "metrics.every=0",
-        *extra,
-    ]
-    if ranks > 1:
-        cmd = ["timeout", "240", MPIEXEC, "-n", str(ranks), *cmd, "distribution=mpi_data_parallel"]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
+def _mpiexec(ranks, *cmd, cwd=None, limit=240):
+    full = ["timeout", str(limit), MPIEXEC, "-n", str(ranks), *map(str, cmd)]
+    return subprocess.run(
+        full, capture_output=True, text=True, timeout=limit + 60, env=ENV, cwd=cwd
+    )
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "ptyframe.cli", "reconstruct", *args, "progress=false"]
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +48,26 @@ def data(tmp_path_factory):
 
 
 def test_two_ranks_match_one_for_the_autodiff_engine(tmp_path, data):
-    args = ["engine=autodiff", "engine.epochs=4", "engine.minibatch=12", "dtype=complex128"]
-    one = _reconstruct(1, data, tmp_path / "one", *args)
+    args = [
+        f"data.path={data}",
+        "output.images=false",
+        "metrics.every=0",
+        "engine=autodiff",
+        "engine.epochs=4",
+        "engine.minibatch=12",
+        "dtype=complex128",
+    ]
+    one = subprocess.run(
+        _cli(*args, f"output.dir={tmp_path / 'one'}"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=ENV,
+    )
     assert one.returncode == 0, one.stderr
-    two = _reconstruct(2, data, tmp_path / "two", *args)
+    two = _mpiexec(
+        2, *_cli(*args, f"output.dir={tmp_path / 'two'}", "distribution=mpi_data_parallel")
+    )
     assert two.returncode == 0, two.stderr
     with (
         h5py.File(tmp_path / "one" / "recon.h5") as a,
@@ -68,14 +80,119 @@ def test_two_ranks_match_one_for_the_autodiff_engine(tmp_path, data):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
 
 
-def test_two_rank_pie_runs_and_reduces_the_error(tmp_path, data):
-    res = _reconstruct(
-        2, data, tmp_path / "run", "engine=epie", "engine.epochs=20", "engine.alpha=0.5"
+COMPARE = r"""
+import json, sys
+import numpy as np
+from mpi4py import MPI
+import ptyframe.runner
+from ptyframe_mpi.driver import run_windowed
+
+data, out = sys.argv[1], sys.argv[2]
+engines = {
+    "epie": {"name": "epie", "epochs": 6, "alpha": 0.5, "center_probe": False},
+    "autodiff": {"name": "autodiff", "epochs": 3, "minibatch": 12,
+                 "optimizers": {"object": {"name": "adam", "lr": 0.02}}},
+}
+res = {}
+for en, eng in engines.items():
+    for dn in ("mpi_data_parallel", "mpi_distributed_object", "hdf5_object"):
+        cfg = {"data": {"name": "file", "path": data}, "engine": eng, "progress": False,
+               "distribution": {"name": dn}, "dtype": "complex128"}
+        win = run_windowed(cfg)  # the lean driver: each rank holds a window of the object
+        rows = MPI.COMM_WORLD.allgather(list(win.rows))
+        run = ptyframe.runner.run(cfg, write=False)  # the runner, windows too
+        if dn != "mpi_data_parallel":  # replicas, every reduction via the mode
+            cfg["distribution"] = {"name": dn, "windows": False, "min_routed_elements": 0}
+        rep = ptyframe.runner.run(cfg, write=False)
+        if MPI.COMM_WORLD.rank == 0:
+            res[f"{en}/{dn}"] = {
+                "windows": win.state.object.numpy().tolist(),
+                "runner": run.state.object.numpy().tolist(),
+                "replicated": rep.state.object.numpy().tolist(),
+                "err": win.data_error,
+                "rows": rows,
+                "ny": int(win.state.object.shape[-2]),
+            }
+if MPI.COMM_WORLD.rank == 0:
+    for v in res.values():
+        for k in ("windows", "runner", "replicated"):
+            a = np.asarray(v[k])
+            v[k] = [a.real.tolist(), a.imag.tolist()]
+    with open(out, "w") as f:
+        json.dump(res, f)
+"""
+
+
+def test_object_modes_equal_data_parallel_for_pie_and_autodiff(tmp_path, data):
+    script = tmp_path / "compare.py"
+    script.write_text(COMPARE)
+    res = _mpiexec(2, sys.executable, script, data, tmp_path / "out.json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads((tmp_path / "out.json").read_text())
+
+    def obj(entry, key):
+        re, im = entry[key]
+        return np.asarray(re) + 1j * np.asarray(im)
+
+    for engine in ("epie", "autodiff"):
+        ref = out[f"{engine}/mpi_data_parallel"]
+        base = obj(ref, "windows")
+        assert np.allclose(obj(ref, "replicated"), base, rtol=0, atol=1e-12)
+        assert np.allclose(obj(ref, "runner"), base, rtol=0, atol=1e-12)
+        assert ref["err"][-1] < ref["err"][0]  # the run does something
+        assert ref["rows"] == [[0, ref["ny"]]] * 2  # data-parallel holds the whole object
+        for mode in ("mpi_distributed_object", "hdf5_object"):
+            e = out[f"{engine}/{mode}"]
+            scale = np.abs(base).max()
+            assert np.abs(obj(e, "windows") - base).max() < 1e-12 * scale, (engine, mode)
+            assert np.abs(obj(e, "replicated") - base).max() < 1e-12 * scale, (engine, mode)
+            assert np.abs(obj(e, "runner") - base).max() < 1e-12 * scale, (engine, mode)
+            assert np.allclose(e["err"], ref["err"], rtol=1e-12)
+            (a0, b0), (a1, b1) = e["rows"]
+            # each rank holds a window: together they cover the object, each well short of it
+            assert a0 == 0 and b1 == e["ny"] and a1 <= b0
+            assert max(b0 - a0, b1 - a1) < 0.8 * e["ny"]
+
+
+def test_object_modes_run_from_the_command_line(tmp_path, data):
+    res = _mpiexec(
+        2,
+        *_cli(
+            "-m",
+            f"data.path={data}",
+            "output.images=false",
+            "metrics.every=0",
+            "engine=epie",
+            "engine.epochs=15",
+            "engine.alpha=0.5",
+            "engine.center_probe=false",  # windows: centring would roll the whole object
+            "output.checkpoint_every=4",  # windows are gathered for each checkpoint
+            "distribution=mpi_data_parallel,mpi_distributed_object,hdf5_object_in_output",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ),
+        cwd=tmp_path,
     )
     assert res.returncode == 0, res.stderr
-    with h5py.File(tmp_path / "run" / "recon.h5") as f:
-        err = f["history/data_error"][()]
-    assert err[-1] < 0.5 * err[0]
+    # the runner split the object: rank 0 logged the rows it holds, well short of all rows
+    held = re.findall(
+        r"mpi_distributed_object: rank 0 holds object rows \[0, (\d+)\) of (\d+)",
+        res.stdout + res.stderr,
+    )
+    assert held and int(held[0][0]) < 0.8 * int(held[0][1]), res.stdout + res.stderr
+    objects = []
+    modes = ("mpi_data_parallel", "mpi_distributed_object", "hdf5_object")
+    for job, mode in enumerate(modes):
+        with h5py.File(tmp_path / "sweep" / str(job) / "recon.h5") as f:
+            err = f["history/data_error"][()]
+            objects.append(f["object"][()])
+            assert f"name: {mode}" in f.attrs["config"]
+        assert len(err) == 15 and err[-1] < 0.5 * err[0]
+        assert not (tmp_path / "sweep" / str(job) / "checkpoint.h5").exists()  # removed at end
+    # the object modes reduce like data-parallel, so all three agree (complex64)
+    for other in objects[1:]:
+        assert np.abs(other - objects[0]).max() < 1e-5 * np.abs(objects[0]).max()
+    # the HDF5 files went under the run's output directory and were removed at exit
+    assert not any((tmp_path / "sweep" / "2" / "hdf5_object").iterdir())
 
 
 def test_a_failing_rank_aborts_every_rank(tmp_path, data):
@@ -89,18 +206,29 @@ def test_a_failing_rank_aborts_every_rank(tmp_path, data):
         "init = {'probe': 'file', 'probe_path': probe} if probe else {}\n"
         f"cfg = {{'data': {{'name': 'file', 'path': {str(data)!r}}},\n"
         "       'engine': {'name': 'epie', 'epochs': 1000}, 'init': init,\n"
-        "       'distribution': {'name': 'mpi_data_parallel'}, 'progress': False}\n"
+        "       'distribution': {'name': 'hdf5_object'}, 'progress': False}\n"
         "ptyframe.runner.run(cfg, write=False)\n"
     )
     t0 = time.time()
-    res = subprocess.run(
-        ["timeout", "120", MPIEXEC, "-n", "2", sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=ENV,
-    )
+    res = _mpiexec(2, sys.executable, script, limit=120)
     elapsed = time.time() - t0
     assert res.returncode not in (0, 124), res.stderr  # 124 = timeout: a hang
     assert "rank 1 of 2 failed" in res.stderr and "probe file not found" in res.stderr
     assert elapsed < 60
+
+
+def test_the_mpi_tier_hook_turns_a_one_rank_failure_into_an_abort(tmp_path):
+    shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
+    (tmp_path / "test_hang.py").write_text(
+        "from mpi4py import MPI\n"
+        "def test_fails_on_rank_1_while_rank_0_waits():\n"
+        "    assert MPI.COMM_WORLD.Get_rank() == 0\n"
+        "    MPI.COMM_WORLD.Barrier()  # rank 1 never arrives: without the hook, a hang\n"
+    )
+    t0 = time.time()
+    res = _mpiexec(
+        2, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", tmp_path, limit=60
+    )
+    assert res.returncode not in (0, 124), res.stdout + res.stderr
+    assert "aborting all ranks" in res.stderr
+    assert time.time() - t0 < 45

@@ -1,0 +1,1 @@
+"""Hydra config groups of ptyframe-mpi (found as ``pkg://ptyframe_mpi.conf``)."""

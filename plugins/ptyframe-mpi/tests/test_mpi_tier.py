@@ -1,0 +1,125 @@
+"""MPI tier: the exchange primitives of the object modes against explicit NumPy sums.
+
+Runs inside ``mpiexec -n 2 python -m pytest -m mpi ...`` (any world size works, 1 included).
+Every rank builds the same random data from fixed seeds, so each can compute the expected
+result of a reduction by itself and compare with what the exchange delivered.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ptyframe.state import ReconstructionState
+
+pytestmark = pytest.mark.mpi
+
+NY, NX, M = 61, 40, 12
+
+
+def _dists(exchange_mib: float = 16.0):
+    from ptyframe_mpi.hdf5_object import Hdf5Object, Hdf5ObjectConfig
+    from ptyframe_mpi.slabs import MpiDistributedObject, MpiDistributedObjectConfig
+
+    kw = {"halo_px": 1, "exchange_mib": exchange_mib}
+    return [
+        MpiDistributedObject(MpiDistributedObjectConfig(**kw)),
+        Hdf5Object(Hdf5ObjectConfig(**kw)),
+    ]
+
+
+def _state(slices: int = 1) -> tuple[ReconstructionState, np.ndarray]:
+    """Return a random state and tile positions (rows 5 .. 45: rows 0-3, 58-60 untouched)."""
+    rng = np.random.default_rng(7)
+    obj = rng.standard_normal((slices, NY, NX)) + 1j * rng.standard_normal((slices, NY, NX))
+    ys = np.linspace(5, NY - M - 4, 9)
+    pos = np.stack([ys, np.linspace(0, NX - M, 9)], axis=1)
+    probe = torch.ones(1, M, M, dtype=torch.complex128)
+    st = ReconstructionState(torch.from_numpy(obj), probe, torch.from_numpy(pos))
+    return st, pos
+
+
+@pytest.mark.parametrize(("slices", "mib"), [(1, 16.0), (2, 16.0), (1, 0.002)])
+@pytest.mark.parametrize("which", [0, 1], ids=["slabs", "hdf5"])
+def test_window_sum_mean_and_gather_equal_the_replicated_result(which, slices, mib):
+    dist = _dists(mib)[which]  # 0.002 MiB: three rows per piece, many exchange rounds
+    full, pos = _state(slices)
+    idx = dist.shard(len(pos))
+    local = dist.localize_state(full.clone(), idx)
+    a, b = (int(v) for v in dist.plan.windows[dist.rank])
+    assert local.object.shape == (slices, b - a, NX)
+    assert torch.equal(local.object, full.object[:, a:b])
+    assert np.allclose(local.positions_px[idx, 0].numpy(), pos[idx, 0] - a)
+
+    # every rank's replica: the old object with its window changed by a rank-seeded update
+    replicas = []
+    for r in range(dist.size):
+        ra, rb = dist.plan.windows[r]
+        rep = full.object.clone()
+        g = torch.Generator().manual_seed(100 + r)
+        rep[:, ra:rb] += torch.randn(rep[:, ra:rb].shape, generator=g, dtype=torch.complex128)
+        replicas.append(rep)
+    mine = replicas[dist.rank][:, a:b].clone()
+
+    # sum (autodiff gradients, passed as real views): over the ranks holding each row
+    rows = np.arange(a, b)
+    covered = [(rows >= lo) & (rows < hi) for lo, hi in dist.plan.windows]
+    values = mine.clone()
+    dist.allreduce_sum_(torch.view_as_real(values))
+    expect_sum = sum(
+        torch.where(torch.from_numpy(c)[None, :, None], rep[:, a:b], 0)
+        for rep, c in zip(replicas, covered, strict=True)
+    )
+    assert torch.allclose(values, expect_sum, rtol=0, atol=1e-12)
+
+    # mean over all ranks: ranks without a row count with the old value (PIE averaging)
+    obj = mine.clone()
+    local.object.copy_(obj)
+    dist.allreduce_mean_(local.object)
+    expect_mean = (sum(replicas) / dist.size)[:, a:b]
+    assert torch.allclose(local.object, expect_mean, rtol=0, atol=1e-12)
+
+    # gather: the whole object on the root, untouched rows from the start
+    whole = dist.gather_state(local)
+    if dist.is_root:
+        assert whole is not None
+        truth = sum(replicas) / dist.size
+        assert torch.allclose(whole.object, truth, rtol=0, atol=1e-12)
+        assert np.allclose(whole.positions_px.numpy(), pos)
+        untouched = dist.plan.includers() == 0
+        assert untouched.any()
+        assert torch.equal(whole.object[:, untouched], full.object[:, untouched])
+    else:
+        assert whole is None
+
+
+@pytest.mark.parametrize("mib", [16.0, 1e-4])
+def test_replicated_reduction_equals_allreduce(mib):
+    from ptyframe_mpi.comm import MpiDataParallel, MpiDataParallelConfig
+
+    dp = MpiDataParallel(MpiDataParallelConfig(exchange_mib=mib))
+    for dist in [*_dists(mib), dp]:
+        dist.config.min_routed_elements = 0
+        g = torch.Generator().manual_seed(dist.rank)
+        x = torch.randn(3, 17, 5, generator=g, dtype=torch.float32)
+        expect = sum(
+            torch.randn(3, 17, 5, generator=torch.Generator().manual_seed(r), dtype=torch.float32)
+            for r in range(dist.size)
+        )
+        dist.allreduce_sum_(x)
+        assert torch.allclose(x, expect, atol=1e-5)
+        y = torch.full((4, 9), float(dist.rank), dtype=torch.complex64)
+        dist.allreduce_mean_(y)
+        assert torch.allclose(y.real, torch.full((4, 9), (dist.size - 1) / 2))
+
+
+def test_a_tensor_that_is_a_window_on_some_ranks_only_raises_everywhere():
+    dist = _dists()[0]
+    full, pos = _state()
+    local = dist.localize_state(full.clone(), dist.shard(len(pos)))
+    if dist.size < 2:
+        pytest.skip("needs two ranks")
+    odd = local.object if dist.rank == 0 else torch.zeros(3, dtype=torch.complex128)
+    with pytest.raises(RuntimeError, match="object window on some ranks only"):
+        dist.allreduce_sum_(odd)
