@@ -16,24 +16,32 @@ def main(argv: list[str]) -> int:
     from ptyframe.report.gather import load_runs, write_csv
     from ptyframe.report.html import write_html
 
-    ap = argparse.ArgumentParser(prog="ptyframe report", description=main.__doc__)
+    ap = argparse.ArgumentParser(
+        prog="ptyframe report",
+        description=main.__doc__,
+        epilog="Finds every recon.h5 below DIR. Writes report.csv (one row per run), "
+        "heatmap_<engine>.png, frc_curves.png, frc_vs_epoch.png, frc_vs_time.png, panels.png "
+        "(each when the runs hold what it needs) and report.html (self-contained).",
+    )
     ap.add_argument("dir", help="a run directory, a multirun directory or a recon.h5")
     ap.add_argument("--out", default=None, help="output directory (default: DIR/report)")
     args = ap.parse_args(argv)
     try:
         runs = load_runs(args.dir)
-        out = Path(args.out) if args.out else Path(args.dir) / "report"
+        root = Path(args.dir)
+        out = Path(args.out) if args.out else (root.parent if root.is_file() else root) / "report"
         out.mkdir(parents=True, exist_ok=True)
         csv_path = write_csv(runs, out / "report.csv")
         figs = figures.frc_heatmaps(runs, out)
         for fig in (
+            figures.frc_curves(runs, out),
             figures.frc_vs_epoch(runs, out),
             figures.frc_vs_time(runs, out),
             figures.panels(runs, out),
         ):
             if fig is not None:
                 figs.append(fig)
-        page = write_html(runs, figs, out, f"ptyframe report: {args.dir}")
+        page = write_html(runs, figs, out, f"ptyframe report: {root.resolve().name}")
     except PtyframeError as exc:
         print(f"ptyframe: error: {exc}", file=sys.stderr)
         return exc.exit_code
