@@ -23,24 +23,61 @@ from plain_h5 import write_plain  # noqa: E402
 from synth import aligned_nrmse, illumination, make_dataset  # noqa: E402
 
 
-@pytest.mark.parametrize("beta,limit", [(0.75, 0.06), (1.0, 0.02)])
-def test_known_probe_raar_and_dm_converge(beta, limit):
-    """With the probe known, RAAR and DM (beta = 1) recover the object from noiseless data.
+@pytest.mark.parametrize("beta,limit", [(0.9, 0.04), (1.0, 0.04)])
+def test_blind_raar_and_dm_converge_on_noiseless_data(beta, limit):
+    """Blind (object and probe from a disk and vacuum) RAAR and DM on a jittered raster.
 
-    Blind runs from the disk probe converge slowly (NRMSE ~0.25-0.35 after 150 iterations on
-    this case); see the plugin README.
+    Measured: beta 0.9 -> error / 38, NRMSE 0.018; DM -> error / 21, NRMSE 0.020 (150
+    iterations); ePIE reaches NRMSE 0.016 on the same case.
     """
-    torch.set_num_threads(1)
-    ds = make_dataset(m=32, n=7, step=6.0, jitter=0.0)
+    ds = make_dataset(m=32, n=7, step=6.0, jitter=1.0)
     meas = Measurements.from_dataset(ds)
-    state = initial_state(InitConfig(probe="truth"), ds, meas)
-    eng = RaarEngine(RaarConfig(epochs=60, beta=beta, fix_probe=True, center_probe=False))
+    state = initial_state(InitConfig(), ds, meas)
+    eng = RaarEngine(RaarConfig(epochs=150, beta=beta))
     eng.prepare(meas, state)
     reports = list(eng.iterate())
-    assert reports[-1].data_error < 0.6 * reports[0].data_error
+    assert reports[-1].data_error < 0.1 * reports[0].data_error
     illum = illumination(ds)
     err = aligned_nrmse(state.object[0].numpy(), ds.truth.object[0], illum > 0.1 * illum.max())
     assert err < limit, err
+
+
+def test_known_probe_converges():
+    """With the true probe fixed, the overlap projection is exact and RAAR recovers O."""
+    ds = make_dataset(m=32, n=7, step=6.0, jitter=1.0)
+    meas = Measurements.from_dataset(ds)
+    state = initial_state(InitConfig(probe="truth"), ds, meas)
+    eng = RaarEngine(RaarConfig(epochs=60, beta=0.9, fix_probe=True, center_probe=False))
+    eng.prepare(meas, state)
+    reports = list(eng.iterate())
+    assert reports[-1].data_error < 0.05 * reports[0].data_error
+    illum = illumination(ds)
+    err = aligned_nrmse(state.object[0].numpy(), ds.truth.object[0], illum > 0.1 * illum.max())
+    assert err < 0.01, err
+
+
+def test_denoising_step_is_applied_inside_the_overlap_projection():
+    """rho > 0 calls the prior once per epoch on the object (a counting stand-in denoiser)."""
+    from ptyframe.engines.prior import DenoiseStep, DenoiseStepConfig
+
+    calls = []
+
+    def shrink(obj):
+        calls.append(obj.shape)
+        return obj * 0.5
+
+    ds = make_dataset(m=32, n=5, step=6.0, jitter=1.0)
+    meas = Measurements.from_dataset(ds)
+    runs = {}
+    for rho in (0.0, 0.3):
+        state = initial_state(InitConfig(), ds, meas)
+        prior = DenoiseStep(DenoiseStepConfig(rho=rho), shrink if rho else None)
+        eng = RaarEngine(RaarConfig(epochs=3, rho=rho), prior if rho else None)
+        eng.prepare(meas, state)
+        list(eng.iterate())
+        runs[rho] = state.object.clone()
+    assert len(calls) == 3 and calls[0] == runs[0.3].shape
+    assert not torch.allclose(runs[0.0], runs[0.3])
 
 
 def test_config_ranges():
@@ -48,6 +85,10 @@ def test_config_ranges():
         RaarConfig(beta=1.5)
     with pytest.raises(ConfigError, match="raar.rho"):
         RaarConfig(rho=0.5)
+    with pytest.raises(ConfigError, match="raar.overlap_iterations"):
+        RaarConfig(overlap_iterations=0)
+    with pytest.raises(ConfigError, match="raar.inertia"):
+        RaarConfig(inertia=0.0)
 
 
 def test_selectable_from_the_command_line_with_the_dm_preset(tmp_path):

@@ -1,24 +1,45 @@
 """Reconstruct with RAAR (Luke 2005) on exit waves, as in Marchesini et al. (2016).
 
-Unknowns are the exit waves ``psi_r`` of every position. Two projections:
+The unknowns of the iteration are the exit waves ``psi`` ``[B, M, N]`` (one per position
+``r``); object ``O`` ``[1, H, W]`` and probe ``P`` ``[1, M, N]`` are derived from them. Two
+projections:
 
-* Fourier (modulus) projection ``P_F``: ``F^-1[ sqrt(I_r) F psi_r / |F psi_r| ]`` (unmeasured
-  pixels keep the model modulus; ``Xi(0) = 1`` as in PINE eq. 15);
+* Fourier (modulus) projection, with ``a_r = sqrt(I_r)`` and ``F`` the unitary FFT::
+
+      P_F(psi)_r = F^-1[ a_r F psi_r / |F psi_r| ]
+
+  (``Xi(0) = 1`` where ``|F psi_r| = 0``, PINE eq. 15; unmeasured pixels keep the model);
 * overlap projection ``P_O``: the object and probe that best explain ``psi`` in least
-  squares, by alternating (Thibault et al. 2009, eqs. 8-9)::
+  squares, by ``overlap_iterations`` alternating updates (Thibault et al., Ultramicroscopy
+  109, 338 (2009), eqs. 8-9, with an "inertia" term ``c`` that keeps pixels no position
+  lights at their previous value, ``c = inertia * max(den)``)::
 
-      O = sum_r S_r^T(conj(P_r) psi_r) / (sum_r S_r^T |P_r|^2 + eps)
-      P = sum_r shift_back(conj(O_r) psi_r) / (sum_r |O_r|^2 + eps)
+      O <- [sum_r S_r^T(conj(P_r) psi_r) + c O] / [sum_r S_r^T |P_r|^2 + c]
+      P <- P + sum_r T_-f_r[conj(O_r) (psi_r - O_r P_r)] / [sum_r |O_r|^2 + c]
 
-  then ``P_O(psi)_r = P_r O_r``. With ``rho > 0`` the object is passed through PINE's
-  denoising step ``O <- (1 - rho) O + rho D(O)`` (Yamada et al. 2024, eq. 20) inside ``P_O``,
-  reusing ptyframe's registered ``prior_step`` ``denoise``.
+  then ``P_O(psi)_r = P_r O_r``, with ``P_r = T_f_r P`` the probe Fourier-shifted by the
+  sub-pixel part ``f_r`` of position ``r`` (``O_r = S_r O`` at the whole-pixel corner). For
+  whole-pixel positions the probe line is Thibault's closed form
+  ``P = [sum_r conj(O_r) psi_r + c P] / [sum_r |O_r|^2 + c]``; with sub-pixel shifts (which
+  do not commute with ``O_r *``) it is a Jacobi-preconditioned gradient step on
+  ``sum_r ||O_r T_f_r P - psi_r||^2``, which stays stable where a closed form built from
+  shifted-back products diverged in our tests. With ``rho > 0`` the object of the last
+  alternating update is passed through PINE's denoising step
+  ``O <- (1 - rho) O + rho D(O)`` (Yamada et al., J. Appl. Cryst. 57 (2024), eq. 20),
+  ptyframe's registered ``prior_step`` ``denoise``, before the probe is fitted to it.
 
-RAAR update (Luke, Inverse Problems 21, 37 (2005), eq. 14)::
+RAAR (Luke, Inverse Problems 21, 37 (2005); for ptychography Marchesini et al.,
+J. Appl. Cryst. 49, 1245 (2016), sec. 2), with reflections ``R = 2 P - I``::
 
-    psi <- beta * [psi + P_O(2 P_F psi - psi) - P_F psi] + (1 - beta) * P_F psi
+    psi <- [beta/2 (R_O R_F + I) + (1 - beta) P_F] psi
+         = beta [psi + P_O(2 P_F psi - psi) - P_F psi] + (1 - beta) P_F psi
 
-``beta = 1`` is the difference map. One probe mode; positions are rounded to whole pixels.
+``beta = 1`` is the difference map of Thibault et al. (2009, eq. 7 with their beta = 1).
+The object and probe held in the state after an epoch are those of the overlap projection in
+that epoch; ``data_error`` is theirs (``sum | |F(P_r O_r)| - a_r | / sum a_r``, the PIE
+engines' error), not that of the iterate ``psi``, which for the difference map never matches
+the data. One probe mode; a perfect raster invites the raster-grid pathology (Thibault et
+al. 2009), as for every projection algorithm: use a jittered scan.
 """
 
 from __future__ import annotations
@@ -43,15 +64,19 @@ from ptyframe.physics.patches import (
 
 @dataclass
 class RaarConfig:
-    """RAAR (Luke 2005) for ptychography; beta = 1 is the difference map."""
+    """RAAR (Luke 2005) for ptychography; beta = 1 is the difference map (Thibault 2009)."""
 
     name: str = "raar"
     epochs: int = 100
-    beta: float = 0.75
+    #: Relaxation in [0, 1]; 1 = difference map. 0.75-0.9 is the usual range.
+    beta: float = 0.9
     #: Alternating object/probe updates per overlap projection.
     overlap_iterations: int = 2
+    #: First epoch (0-based) that updates the probe.
     probe_update_start: int = 1
     fix_probe: bool = False
+    #: Inertia ``c / max(den)`` of the least-squares object and probe updates.
+    inertia: float = 1e-3
     #: PINE denoising of the object inside the overlap projection (0 = plain RAAR).
     rho: float = 0.0
     center_probe: bool = True
@@ -59,12 +84,17 @@ class RaarConfig:
     def __post_init__(self) -> None:
         check_range("raar", "beta", self.beta, 0.0, 1.0)
         check_range("raar", "rho", self.rho, 0.0, 0.5, lo_open=False, hi_open=True)
-        if int(self.epochs) < 0 or int(self.overlap_iterations) < 1:
-            raise ConfigError("raar.epochs must be >= 0 and raar.overlap_iterations >= 1")
+        check_range("raar", "inertia", self.inertia, 0.0, 1.0, lo_open=True)
+        if int(self.epochs) < 0:
+            raise ConfigError(f"raar.epochs = {self.epochs} must be >= 0")
+        if int(self.overlap_iterations) < 1:
+            raise ConfigError(f"raar.overlap_iterations = {self.overlap_iterations} must be >= 1")
+        if int(self.probe_update_start) < 0:
+            raise ConfigError(f"raar.probe_update_start = {self.probe_update_start} must be >= 0")
 
 
 class RaarEngine(Engine):
-    """Exit-wave RAAR; see the module docstring."""
+    """Exit-wave RAAR; see the module docstring. ``prior``: a ``DenoiseStep`` or None."""
 
     prefers_single_thread = False
 
@@ -78,77 +108,99 @@ class RaarEngine(Engine):
         if self.distribution.size > 1:
             raise ConfigError("engine=raar runs on one process; use distribution=single")
         if state.probe.shape[0] != 1 or state.object.shape[0] != 1:
-            raise ConfigError("engine=raar supports one probe mode and a single-slice object")
+            raise ConfigError(
+                "engine=raar supports one probe mode and a single-slice object; set "
+                "init.probe_modes=1 (or use engine=epie for modes)"
+            )
+        if measurements.window != state.window:
+            raise ConfigError(
+                f"patterns are {measurements.window} but the probe is {state.window}; "
+                "they must match"
+            )
         pos = state.positions_px[torch.as_tensor(measurements.indices)]
         check_inside(pos, state.window, tuple(state.object.shape[-2:]))
-        # sub-pixel positions are rounded to whole pixels (the shifted-probe update is not
-        # implemented for RAAR yet)
-        self.corners, frac = split_positions(torch.round(pos))
-        self.frac = frac if bool((frac != 0).any()) else None
-        self.psi = self._exit(state.object[0], state.probe)
+        self.corners, frac = split_positions(pos)
+        self.frac = frac.to(state.object.device) if bool((frac != 0).any()) else None
         self.amp_total = float(measurements.amplitude_sum())
+        if self.amp_total <= 0:
+            raise ConfigError("the measured patterns are all zero; nothing to reconstruct")
+        self.psi = self._exit(state.object[0], state.probe)
 
     # ------------------------------------------------------------------ projections
     def _probes(self, probe: torch.Tensor) -> torch.Tensor:
+        """Return ``P_r`` ``[B, M, N]`` (the probe shifted by each sub-pixel offset)."""
         if self.frac is None:
             return probe.expand(self.corners.shape[0], *probe.shape[-2:])
         return fourier_shift(probe[0], self.frac)
 
     def _exit(self, obj: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
-        return extract_patches(obj, self.corners, probe.shape[-2:]) * self._probes(probe)
+        return extract_patches(obj, self.corners, tuple(probe.shape[-2:])) * self._probes(probe)
 
-    def _fourier(self, psi: torch.Tensor) -> tuple[torch.Tensor, float]:
+    def _fourier(self, psi: torch.Tensor) -> torch.Tensor:
+        """Return ``P_F(psi)``."""
         meas = self.measurements
         wave = torch.fft.fft2(psi, norm="ortho")
         amp = wave.abs()
         a = meas.amplitudes
-        diff = (amp - a).abs()
-        if meas.valid is not None:
-            diff = diff * meas.valid
-        err = float(diff.sum())
         ratio = torch.where(amp > 0, a / amp.clamp_min(1e-30), torch.zeros_like(amp))
-        new = wave * ratio
-        new = torch.where(amp > 0, new, a.to(new.dtype))  # Xi(0) = 1
+        new = torch.where(amp > 0, wave * ratio, a.to(wave.dtype))  # Xi(0) = 1
         if meas.valid is not None:
             new = torch.where(meas.valid, new, wave)
-        return torch.fft.ifft2(new, norm="ortho"), err
+        return torch.fft.ifft2(new, norm="ortho")
+
+    def _error(self, exit_waves: torch.Tensor) -> float:
+        """Return ``sum | |F psi_r| - a_r | / sum a_r`` over measured pixels."""
+        meas = self.measurements
+        diff = (torch.fft.fft2(exit_waves, norm="ortho").abs() - meas.amplitudes).abs()
+        if meas.valid is not None:
+            diff = diff * meas.valid
+        return float(diff.sum()) / self.amp_total
 
     def _overlap(self, psi: torch.Tensor, epoch: int) -> torch.Tensor:
+        """Fit ``O`` and ``P`` to ``psi`` in place (module docstring); return ``P_O(psi)``."""
         st, cfg = self.state, self.config
         obj, probe = st.object[0], st.probe
-        m = probe.shape[-2:]
-        eps = 1e-3  # Tikhonov weight relative to the maximum (keeps unlit pixels bounded)
+        m = tuple(probe.shape[-2:])
+        inertia = float(cfg.inertia)
         update_probe = not cfg.fix_probe and epoch >= int(cfg.probe_update_start)
-        for _ in range(int(cfg.overlap_iterations)):
+        n_inner = int(cfg.overlap_iterations)
+        for i in range(n_inner):
             pr = self._probes(probe)
             num = scatter_add_patches(torch.zeros_like(obj), pr.conj() * psi, self.corners)
             den = scatter_add_patches(torch.zeros_like(obj.real), pr.abs().square(), self.corners)
-            obj.copy_(num / (den + eps * float(den.max())))
-            if self.prior is not None and self.prior.active(epoch):
+            c = inertia * float(den.max())
+            obj.copy_((num + c * obj) / (den + c))
+            last = i == n_inner - 1 or not update_probe
+            if last and self.prior is not None and self.prior.active(epoch):
                 self.prior.apply(st, epoch)
-            if update_probe:
-                o = extract_patches(obj, self.corners, m)
-                pnum = o.conj() * psi
-                if self.frac is not None:  # shift each position's term back by -frac_r
-                    ramp = shift_ramp(-self.frac, tuple(m), pnum.dtype)
-                    pnum = torch.fft.ifft2(torch.fft.fft2(pnum) * ramp)
-                pden = o.abs().square().sum(0)
-                probe.copy_((pnum.sum(0) / (pden + eps * float(pden.max())))[None])
+            if not update_probe:
+                break  # with the probe fixed, one object update is the exact projection
+            o = extract_patches(obj, self.corners, m)
+            resid = o.conj() * (psi - o * self._probes(probe))
+            if self.frac is not None:  # T_-f_r: shift each position's term back
+                ramp = shift_ramp(-self.frac, m, resid.dtype)
+                resid = torch.fft.ifft2(torch.fft.fft2(resid) * ramp)
+            pden = o.abs().square().sum(0)
+            c = inertia * float(pden.max())
+            probe.add_((resid.sum(0) / (pden + c))[None])
         return self._exit(obj, probe)
 
     # ------------------------------------------------------------------ epoch
     def step(self, epoch: int) -> EpochReport:
+        """Apply the RAAR operator once; report the data error of the fitted ``O``, ``P``."""
         t0 = time.perf_counter()
         beta = float(self.config.beta)
         with torch.no_grad():
-            pf, err = self._fourier(self.psi)
+            pf = self._fourier(self.psi)
             po = self._overlap(2 * pf - self.psi, epoch)
             self.psi = beta * (self.psi + po - pf) + (1 - beta) * pf
             if self.config.center_probe:
                 sy, sx = center_probe(self.state)
-                if sy or sx:
-                    self.psi = self._exit(self.state.object[0], self.state.probe)
-        return EpochReport(epoch, err / max(self.amp_total, 1e-30), time.perf_counter() - t0)
+                if sy or sx:  # every exit wave moves with probe and object
+                    self.psi = torch.roll(self.psi, (sy, sx), dims=(-2, -1))
+                    po = torch.roll(po, (sy, sx), dims=(-2, -1))
+            err = self._error(po)
+        return EpochReport(epoch, err, time.perf_counter() - t0)
 
     def state_dict(self) -> dict[str, Any]:
         return {"psi": self.psi.clone()}
