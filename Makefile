@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine (see README):
 #   make demo   install into .venv, simulate a dataset, reconstruct it (images + recon.h5)
-#   make test   install into .venv with the test tools, run the test suite (+ MPI tier)
+#   make test   install into .venv with the test tools, run the test suite, then the MPI tier
+#               (mpiexec -n 2)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,13 +11,13 @@ CONSTRAINTS := -c constraints-cpu.txt
 PLUGINS := -e plugins/ptyframe-lightning -e plugins/ptyframe-mpi -e plugins/ptyframe-raar
 DEMO_DIR ?= demo
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install browser demo test test-fast lint bench clean
 
 $(BIN)/.installed: pyproject.toml constraints-cpu.txt $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(CONSTRAINTS) torch
-	$(PIP) install --quiet $(CONSTRAINTS) -e '.[test]' $(PLUGINS)
+	$(PIP) install --quiet $(CONSTRAINTS) -e '.[test,joblib]' $(PLUGINS)
 	touch $@
 
 install: $(BIN)/.installed
@@ -29,9 +30,22 @@ demo: install
 		hydra.run.dir=result output.overwrite=true
 	@echo "demo: images and recon.h5 in $(DEMO_DIR)/result"
 
-test: install
+# the report test opens report.html in Debian's chromium: install it where we can (root + apt)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (apt) for the report's browser test"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium; } >/dev/null || echo "could not install chromium"; \
+	  else echo "chromium not found (sudo apt-get install chromium): its test will skip"; fi; }
+
+test: install browser
 	$(BIN)/ruff check ptyframe plugins tests benchmarks
 	$(BIN)/python -m pytest plugins/ptyframe-lightning/tests plugins/ptyframe-mpi/tests plugins/ptyframe-raar/tests tests; rc=$$?; \
+		if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
+	# the MPI tier: the same pytest inside two ranks (exit 5: nothing selected is fine)
+	OMP_NUM_THREADS=1 timeout 600 $(BIN)/mpiexec -n 2 $(BIN)/python -m pytest -q -m mpi \
+		-p no:cacheprovider plugins/ptyframe-mpi/tests; rc=$$?; \
 		if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
 
 lint: install
