@@ -1,14 +1,18 @@
 """``distribution=hdf5_object``: the object and the gradient exchange live in HDF5 files.
 
-Adorym supplement, section G ("HDF5 file as object container"), as far as it works without
-parallel HDF5. The h5py wheels on PyPI are built without MPI (``h5py.get_config().mpi`` is
-False), and an HDF5 file must not be written by two processes at once without MPI-IO, so:
+Adorym supplement, section G ("HDF5 file as object container"):
 
 * ``object.h5`` (dataset ``object``, real view ``[S, Ny, 2 Nx]``) holds the authoritative
-  object. The root writes the starting object; each rank reads only its window rows from it.
-  After every mean (PIE) and in ``gather_state`` each row is written back by the lowest rank
-  holding it, one rank after the other (a token passed along the ranks; HDF5 file locking is
-  off and the order is kept by MPI messages and barriers instead).
+  object; each rank reads only its window rows from it. After every mean (PIE) and in
+  ``gather_state`` each row is written back by the lowest rank holding it:
+
+  - with parallel HDF5 (h5py built with ``HDF5_MPI=ON``, ``h5py.get_config().mpi``; ``make
+    parallel-hdf5`` builds one) every rank writes its rows at once, the file opened
+    collectively with ``driver="mpio"``;
+  - with the PyPI h5py (no MPI) an HDF5 file must not have two writers at once, so the ranks
+    write one after another (a token passed along the ranks; HDF5 file locking is off and the
+    order is kept by MPI messages and barriers instead).
+
 * Reductions go through one file per rank and call, ``part{g}-rank{r}.h5`` (``g`` alternates
   0/1, so one barrier per call separates writers from readers): rank ``r`` writes its window
   rows, waits for every rank, then reads from the other ranks' files only the rows that
@@ -16,12 +20,9 @@ False), and an HDF5 file must not be written by two processes at once without MP
   order, so all agree bit for bit). A mean adds the old rows from ``object.h5`` for the ranks
   that do not hold a row, exactly as ``mpi_distributed_object`` does with its slabs.
 
-A rank holds its window, one window-sized sum and the overlap it reads: no slab, no
-whole object. Limitations: writes to ``object.h5`` are serialised over ranks, every call
-costs file-system round trips, and on several nodes ``scratch_dir`` must be a file system
-every rank sees (checked at start). With a parallel-HDF5 h5py (``HDF5_MPI=ON`` build, see
-``ENVIRONMENT.md``), ``object.h5`` could be written collectively (``driver="mpio"``); that
-path is not implemented here.
+A rank holds its window, one window-sized sum and the overlap it reads: no slab, no whole
+object. Costs: file-system round trips on every reduction, and on several nodes
+``scratch_dir`` must be a file system every rank sees (checked at start).
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class Hdf5ObjectConfig(ObjectModeFields):
     scratch_dir: str | None = None
     #: Keep the files after the run (``object.h5`` then holds the final object).
     keep_files: bool = False
+    #: With an h5py built for MPI (``h5py.get_config().mpi``), write ``object.h5``
+    #: collectively (``driver="mpio"``); False: one rank after another, as without it.
+    parallel_hdf5: bool = True
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -87,15 +91,33 @@ class Hdf5Object(ObjectMode):
         self._generation = 0
         atexit.register(self._cleanup)
         if self.is_root:
-            log.info("hdf5_object: files in %s (parallel HDF5: %s)", self.dir, self.parallel_hdf5)
+            log.info("hdf5_object: files in %s (parallel HDF5: %s)", self.dir, self.collective)
 
     # ------------------------------------------------------------------ object file
     def _store_object(self, state: ReconstructionState) -> None:
+        full = torch.view_as_real(state.object.detach().cpu().contiguous()).numpy()
+        full = full.reshape(full.shape[0], full.shape[1], -1)
+        if self.collective:
+            # every rank holds the starting object: each writes its slab, all at once
+            assert self.plan is not None
+            lo, hi = (int(v) for v in self.plan.slabs[self.rank])
+            with self._open_collective("w") as f:
+                dset = f.create_dataset("object", shape=full.shape, dtype=full.dtype)
+                dset[:, lo:hi] = full[:, lo:hi]
+            return
         if self.is_root:
-            full = torch.view_as_real(state.object.detach().cpu().contiguous()).numpy()
             with h5py.File(self.object_path, "w", locking=False) as f:
-                f.create_dataset("object", data=full.reshape(full.shape[0], full.shape[1], -1))
+                f.create_dataset("object", data=full)
         self.barrier()
+
+    @property
+    def collective(self) -> bool:
+        """Whether ``object.h5`` is written collectively (parallel HDF5, ``driver="mpio"``)."""
+        return self.parallel_hdf5 and bool(self.config.parallel_hdf5) and self.size > 1
+
+    def _open_collective(self, mode: str) -> h5py.File:
+        """Open ``object.h5`` on every rank at once through MPI-IO (a collective call)."""
+        return h5py.File(self.object_path, mode, driver="mpio", comm=self.comm)
 
     def _window_object(self, state: ReconstructionState) -> torch.Tensor:
         assert self.plan is not None
@@ -107,10 +129,19 @@ class Hdf5Object(ObjectMode):
         return torch.view_as_complex(pairs.contiguous())
 
     def _write_rows_in_turn(self, x: np.ndarray, plan: RowPlan) -> None:
-        """Write the rows of window ``x`` this rank is the source of, one rank after another."""
+        """Write the rows of window ``x`` this rank is the source of into ``object.h5``.
+
+        Parallel HDF5: every rank writes its rows at once (disjoint hyperslabs, independent
+        I/O inside a collective open and close). Otherwise one rank after another.
+        """
         a, b = (int(v) for v in plan.windows[self.rank])
         mine = row_ranges(plan.source()[a:b] == self.rank)
         self.barrier()  # every rank has finished reading object.h5
+        if self.collective:
+            with self._open_collective("r+") as f:
+                for lo, hi in mine:
+                    f["object"][:, a + lo : a + hi] = x[:, lo:hi]
+            return
         if self.rank > 0:
             self.comm.recv(source=self.rank - 1, tag=17)
         if mine:
