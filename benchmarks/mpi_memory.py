@@ -8,8 +8,9 @@ it (ePIE: the slab and exchange buffers; autodiff: parameters, gradients, Adam m
 The peak is reset (``/proc/self/clear_refs``) once the engine is prepared, so transients of
 the set-up (the whole starting object, the engine's float64 sum over the patterns) are not
 counted; the root's final gather of the whole object is not counted either. Runs use
-``ptyframe_mpi.driver.run_windowed`` (the runner keeps a whole replica on every rank, see the
-README's MPI section). Run as::
+``ptyframe_mpi.driver.run_windowed``, the runner's composition with hooks at those points
+(``ptyframe reconstruct`` holds the same windows, plus what it gathers for metrics and
+checkpoints). Run as::
 
     python benchmarks/mpi_memory.py             # launches mpiexec -n 1 and -n 2 itself
     python benchmarks/mpi_memory.py 1 2 4       # other rank counts (memory, not speed)
