@@ -4,7 +4,8 @@
 
 * every rank reads only its shard of the tiles (``Distribution.shard``): contiguous index
   blocks (default), ``shard=strided`` (rank ``r`` takes tiles ``r, r + n, ...``) or
-  ``shard=rows`` (blocks of tiles sorted by row position; needs a ``shard_tiles`` caller);
+  ``shard=rows`` (blocks of tiles sorted by row position, through ``shard_tiles``: what the
+  runner calls, so a scan stored in any order still gives compact object windows);
 * autodiff engine: the gradients of every parameter are summed over ranks after each
   minibatch (``allreduce_sum_``), and minibatches are drawn from one global permutation, so
   two ranks follow the single-process trajectory to rounding;
@@ -102,7 +103,7 @@ class MpiDataParallel(Distribution):
         if shard == "rows":
             raise ConfigError(
                 "distribution.shard=rows needs the tile positions, but this caller asks by "
-                "count only (the runner today); use shard=contiguous or shard=strided"
+                "count only (call shard_tiles with the positions); use shard=contiguous or strided"
             )
         return super().shard(n_items)
 

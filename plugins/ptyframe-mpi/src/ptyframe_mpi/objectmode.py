@@ -10,7 +10,8 @@ Two ways to run, with the same engines (they only call ``allreduce_sum_``/``allr
   the data-parallel all-reduce restricted to the window, so the engines run unchanged and
   give the data-parallel result, while per-rank object memory is ``~1/n``.
   ``gather_state`` reassembles the whole state on the root.
-* **replicated** (the runner today, which builds the whole state on every rank): every tensor
+* **replicated** (``distribution.windows=false``, or a caller that never calls
+  ``localize_state``; the whole state on every rank): every tensor
   of at least ``min_routed_elements`` real values is reduced through the same machinery with
   every rank holding every row (a reduce-scatter to owners, then a gather): the result is the
   data-parallel one; memory is not reduced.
@@ -46,7 +47,7 @@ class ObjectModeFields:
     #: keeps the whole object (any engine works; reductions still go through the mode).
     windows: bool = True
     #: How tiles are split: contiguous index blocks, strided, or by row position (``rows``:
-    #: for scans not stored in raster order; needs a caller of ``shard_tiles``).
+    #: for scans not stored in raster order; the runner calls ``shard_tiles``).
     shard: str = "contiguous"
     #: Extra object rows above and below each rank's tiles (room for position refinement).
     halo_px: int = 2
