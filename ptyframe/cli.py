@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ptyframe.errors import PtyframeError
+from ptyframe.errors import DivergenceError, PtyframeError
 
 SEARCH_PATHS: list[str] = []
 
@@ -88,8 +88,20 @@ def _reconstruct_task(registry: Any) -> Callable[[Any], None]:
 
         from ptyframe.runner import run
 
-        out_dir = cfg.output.dir or HydraConfig.get().runtime.output_dir
-        result = run(cfg, registry, out_dir=out_dir)
+        hc = HydraConfig.get()
+        out_dir = cfg.output.dir or hc.runtime.output_dir
+        try:
+            result = run(cfg, registry, out_dir=out_dir)
+        except DivergenceError as exc:
+            from hydra.types import RunMode
+
+            if hc.mode != RunMode.MULTIRUN:
+                raise
+            # in a sweep over step sizes some points diverge: that is a result (recon.h5 holds
+            # the last good state with status "diverged"), not a reason to stop the sweep
+            logging.getLogger("ptyframe").error("job %s diverged: %s", hc.job.num, exc)
+            print(f"ptyframe: diverged, recorded in {out_dir}; the sweep goes on", file=sys.stderr)
+            return
         logging.getLogger("ptyframe").info(
             "wrote %s", ", ".join(p.name for p in result.files) or "nothing"
         )

@@ -400,14 +400,17 @@ def _run(
 
 
 def _finished_result(path: Path, fp: str) -> RunResult | None:
-    """Return the stored run at ``path`` if it finished with the config fingerprint ``fp``."""
+    """Return the stored run at ``path`` if it ended with the config fingerprint ``fp``.
+
+    Ended: finished, or diverged (the same config diverges again: seeds are fixed).
+    """
     from ptyframe.io.results import read_result
 
     try:
         stored = read_result(path)
     except PtyframeError:
         return None
-    if stored.attrs.get("status") != "finished":
+    if stored.attrs.get("status") not in ("finished", "diverged"):
         return None
     if fingerprint(str(stored.attrs.get("config", ""))) != fp:
         return None

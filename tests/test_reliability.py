@@ -184,3 +184,25 @@ def test_skip_done_does_not_redo_a_finished_run(tmp_path, data):
         timeout=300,
     )
     assert other.returncode == 2 and "already exists" in other.stderr
+
+
+def test_a_diverging_job_does_not_stop_a_sweep_and_is_not_redone(tmp_path, data):
+    """A sweep over step sizes: the diverging point is recorded, the other jobs still run."""
+    sweep = tmp_path / "sweep"
+    cmd = [
+        sys.executable, "-m", "ptyframe.cli", "reconstruct", "-m", f"data.path={data}",
+        "engine=autodiff", "engine.epochs=6", "engine.minibatch=16",
+        "+optimizer@engine.optimizers.object=gd", "engine.optimizers.object.lr=1e9,0.01",
+        "output.images=false", "metrics.every=0",
+        "output.skip_done=true", f"hydra.sweep.dir={sweep}", "progress=false",
+    ]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "diverged, recorded in" in res.stderr
+    with h5py.File(sweep / "0" / "recon.h5") as f:
+        assert f.attrs["status"] == "diverged"
+    with h5py.File(sweep / "1" / "recon.h5") as f:  # the job after it ran to the end
+        assert f.attrs["status"] == "finished" and int(f.attrs["epochs_done"]) == 6
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("skipping") + again.stdout.count("skipping") == 2
