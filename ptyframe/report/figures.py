@@ -99,16 +99,21 @@ def _heatmap(fig, ax, runs: list[Run], key: str, title: str) -> None:  # noqa: A
     ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
     ax.set_yticks(range(len(betas)), [f"{b:g}" for b in betas])
     small = 7 if len(alphas) > 6 else 9
+    stopped = _diverged_cells(runs, alphas, betas)
     for (j, i), v in np.ndenumerate(grid):
         if np.isfinite(v):
             ax.text(
                 i,
                 j,
-                f"{v:.2f}" if frc else f"{v:.3g}",
+                (f"{v:.2f}" if frc else f"{v:.3g}") + ("\ndiv." if stopped[j, i] else ""),
                 ha="center",
                 va="center",
                 color="w" if (not frc or v < 0.6) else "k",
-                fontsize=small,
+                fontsize=small - 1 if stopped[j, i] else small,
+            )
+        if stopped[j, i]:  # the divergence guard stopped it: the value is its last good state
+            ax.add_patch(
+                plt.Rectangle((i - 0.5, j - 0.5), 1, 1, fill=False, hatch="//", ec="0.7", lw=0)
             )
     if np.isfinite(grid).any():
         j, i = np.unravel_index(np.nanargmax(grid) if frc else np.nanargmin(grid), grid.shape)
@@ -118,6 +123,16 @@ def _heatmap(fig, ax, runs: list[Run], key: str, title: str) -> None:  # noqa: A
     what = "FRC at 1/2 Nyquist" if frc else "final data error"
     ax.set_title(f"{title.splitlines()[0]}: {what}\n{''.join(title.splitlines()[1:])}", fontsize=10)
     fig.colorbar(im, ax=ax)
+
+
+def _diverged_cells(runs: list[Run], alphas: list[float], betas: list[float]) -> np.ndarray:
+    """Return ``[n_beta, n_alpha]`` booleans: the grid points whose run diverged."""
+    out = np.zeros((len(betas), len(alphas)), dtype=bool)
+    for r in runs:
+        a, b = float(r.row.get("alpha", math.nan)), float(r.row.get("beta", math.nan))
+        if r.row.get("status") == "diverged" and a in alphas and b in betas:
+            out[betas.index(b), alphas.index(a)] = True
+    return out
 
 
 def grid_of(runs: list[Run], key: str) -> tuple[list[float], list[float], np.ndarray]:
