@@ -279,3 +279,24 @@ def test_two_engines_get_a_side_by_side_heatmap_figure(tmp_path):
     page = write_html(runs, files, tmp_path, "t").read_text()
     assert page.count("data:image/png;base64,") == 1  # the combined figure only
     assert "Common to all runs: " in page and "epochs = 4" in page
+
+
+def test_heatmap_marks_the_runs_the_guard_stopped(tmp_path):
+    from ptyframe.report import figures
+    from ptyframe.report.gather import table_row
+
+    runs = [_fake_run(tmp_path, "rpie", a, b, 0.3) for a in (0.1, 0.2) for b in (0.5, 1.0)]
+    runs[1].status = "diverged"
+    runs[1].row = table_row(runs[1])
+    alphas, betas, grid = figures.grid_of(runs, "frc_half_nyquist")
+    cells = figures._diverged_cells(runs, alphas, betas)
+    assert cells.tolist() == [[False, False], [True, False]]  # (alpha 0.1, beta 1.0)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "marked").mkdir()
+    plain = figures.frc_heatmaps(
+        [_fake_run(tmp_path, "rpie", r.row["alpha"], r.row["beta"], 0.3) for r in runs],
+        tmp_path / "plain",
+    )
+    marked = figures.frc_heatmaps(runs, tmp_path / "marked")
+    assert _picture(plain[0]).shape == _picture(marked[0]).shape
+    assert np.abs(_picture(plain[0]) - _picture(marked[0])).max() > 0.1  # hatch + label drawn
