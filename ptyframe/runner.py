@@ -18,6 +18,8 @@ import dataclasses
 import json
 import logging
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,12 +192,32 @@ def run(
     device = resolve_device(cfg.device)
     ctx = BuildContext(registry, device, cfg.dtype, int(cfg.seed), run=cfg)
     dist = registry.build("distribution", cfg.distribution or "single", ctx)
+    previous = _stop_on_sigterm()
     try:
         return _run(cfg, registry, ctx, dist, device, out_dir, dataset, write)
     except (Exception, KeyboardInterrupt) as exc:
         if dist.size > 1 and not isinstance(exc, KeyboardInterrupt):
             dist.abort(str(exc) or type(exc).__name__)  # no rank may hang in a collective
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm() -> Any:
+    """Make SIGTERM stop the run like Ctrl-C (state saved); return the previous handler.
+
+    Batch systems (SLURM, PBS) end a job with SIGTERM before killing it: the run then saves
+    its checkpoint and ``recon.h5`` (status ``interrupted``) and ``resume=true`` continues it.
+    Only the main thread can install handlers; elsewhere nothing changes (returns None).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _run(

@@ -96,7 +96,9 @@ def test_resume_with_other_settings_is_refused(tmp_path, data):
     assert res.returncode == 2 and "no checkpoint to resume from" in res.stderr
 
 
-def test_ctrl_c_saves_the_current_state(tmp_path, data):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_the_current_state(tmp_path, data, sig):
+    """Ctrl-C, or the SIGTERM a batch system sends at the time limit: the state is saved."""
     out = tmp_path / "run"
     proc = subprocess.Popen(
         _cmd(data, out, "engine.epochs=400", "output.checkpoint_every=0"),
@@ -105,7 +107,7 @@ def test_ctrl_c_saves_the_current_state(tmp_path, data):
         text=True,
     )
     time.sleep(8)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted" in err
