@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         if cmd in extra:
             return int(extra[cmd](rest) or 0)
         _setup_hydra(registry, searchpaths)
+        for added in pm.hook.ptyframe_hydra_overrides(command=cmd, overrides=list(rest)):
+            rest += list(added or [])
         if cmd == "simulate":
             return _hydra_run("simulate", _simulate_task(registry), rest)
         return _hydra_run("reconstruct", _reconstruct_task(registry), rest)

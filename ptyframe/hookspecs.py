@@ -1,4 +1,4 @@
-"""Declare the whole plugin API: two hooks.
+"""Declare the whole plugin API: four hooks.
 
 A plugin is any module registered under the entry-point group ``ptyframe``::
 
@@ -47,4 +47,14 @@ def ptyframe_commands() -> dict[str, object]:
     ``ptyframe train-denoiser ...`` calls the ``main`` registered as ``"train-denoiser"``
     with the remaining arguments (Hydra overrides). Each ``main`` has a ``__doc__`` whose first
     line ``ptyframe --help`` shows.
+    """
+
+
+@hookspec
+def ptyframe_hydra_overrides(command: str, overrides: list[str]) -> list[str]:
+    """Return Hydra overrides to add to ``overrides`` before ``ptyframe COMMAND`` starts.
+
+    ``command`` is ``reconstruct`` or ``simulate``; ``overrides`` are the user's. The MPI
+    plugin uses it to give every rank rank 0's timestamp for Hydra's run directory. Return
+    ``[]`` to add nothing; never override what the user set.
     """

@@ -267,3 +267,18 @@ def test_a_killed_windowed_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path)
         assert np.array_equal(a["object"][()], b["object"][()])
         assert np.array_equal(a["probe"][()], b["probe"][()])
         assert len(b["history/data_error"]) == 300
+
+
+def test_ranks_started_a_second_apart_share_one_hydra_run_directory(tmp_path, data):
+    """Hydra names the run directory from the clock; rank 1 starts 1.2 s after rank 0."""
+    cli = " ".join(
+        _cli(f"data.path={data}", "engine.epochs=2", "output.images=false",
+             "distribution=mpi_data_parallel")
+    )  # fmt: skip
+    script = tmp_path / "late.sh"
+    script.write_text(f'[ "$PMI_RANK" = 1 ] && sleep 1.2\nexec {cli}\n')
+    res = _mpiexec(2, "sh", script, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    runs = [p for p in (tmp_path / "outputs").glob("*/*") if p.is_dir()]
+    assert len(runs) == 1, runs  # one directory: rank 0's timestamp
+    assert (runs[0] / "recon.h5").exists() and (runs[0] / ".hydra").is_dir()

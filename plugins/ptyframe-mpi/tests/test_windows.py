@@ -117,3 +117,21 @@ def test_presets_compose_through_the_plugin_search_path():
         assert isinstance(dist, MpiDataParallelConfig) and dist.shard == "strided"
         cfg = compose("reconstruct", overrides=["distribution=hdf5_object"])
         assert registry.config("distribution", cfg.distribution).scratch_dir is None
+
+
+def test_ranks_agree_on_hydra_directories_unless_the_user_set_them(monkeypatch):
+    from ptyframe_mpi.rundir import agreed_dirs, launched_size
+
+    stamp = ("2026-11-29", "12-00-00")
+    assert agreed_dirs([], stamp) == [
+        "hydra.run.dir=outputs/2026-11-29/12-00-00",
+        "hydra.sweep.dir=multirun/2026-11-29/12-00-00",
+    ]
+    assert agreed_dirs(["hydra.run.dir=here", "engine=epie"], stamp) == [
+        "hydra.sweep.dir=multirun/2026-11-29/12-00-00"
+    ]
+    for key in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS"):
+        monkeypatch.delenv(key, raising=False)
+    assert launched_size() == 1 and agreed_dirs([]) == []  # no launcher: nothing, no mpi4py
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
+    assert launched_size() == 4
