@@ -308,7 +308,7 @@ def _run(
     windowed = not dist.holds_whole_state
     engine.prepare(meas_all if engine.wants_all_angles else meas_all[0], state, dist, int(cfg.seed))
     if cfg.resume:
-        engine.load_state_dict(ckpt.engine_state)
+        engine.load_state_dict(_local_engine_state(ckpt.engine_state, dist, ckpt_path))
         restore_rng(ckpt.rng)
     metrics = TruthMetrics(list(cfg.metrics.names), registry, ctx, dataset)
 
@@ -341,8 +341,9 @@ def _run(
             every_ckpt = int(cfg.output.checkpoint_every)
             if write and every_ckpt and (epoch + 1) % every_ckpt == 0 and not last:
                 whole = _whole(dist, state)
+                engine_state = _engine_state(engine, dist)
                 if writer and whole is not None:
-                    save_checkpoint(ckpt_path, whole, engine.state_dict(), history, epoch + 1, fp)
+                    save_checkpoint(ckpt_path, whole, engine_state, history, epoch + 1, fp)
         epoch = engine.epochs
     except DivergenceError as exc:
         status = "diverged"
@@ -464,6 +465,37 @@ def _whole(dist: Any, state: ReconstructionState) -> ReconstructionState | None:
     call it; the root gets the whole state, the others None.
     """
     return state if dist.holds_whole_state else dist.gather_state(state)
+
+
+#: Key of a checkpoint's engine state that holds one state per rank (object windows).
+PER_RANK = "_per_rank_engine_states"
+
+
+def _engine_state(engine: Engine, dist: Any) -> dict[str, Any]:
+    """Return the engine state to checkpoint (collective when the object is split).
+
+    On object windows each rank's engine holds state for its own rows (e.g. Adam moments of
+    its window): the root gets every rank's state with the rank layout, to give each one
+    back on resume.
+    """
+    if dist.holds_whole_state:
+        return engine.state_dict()
+    parts = dist.gather_object(engine.state_dict())
+    return {PER_RANK: parts, "layout": dist.layout()}
+
+
+def _local_engine_state(saved: dict[str, Any], dist: Any, path: Path) -> dict[str, Any]:
+    """Return this rank's engine state from a checkpoint (see ``_engine_state``)."""
+    if PER_RANK not in saved:
+        return saved
+    parts, layout = saved[PER_RANK], saved.get("layout")
+    if dist.holds_whole_state or len(parts) != dist.size or layout != dist.layout():
+        raise ConfigError(
+            f"{path} was written on object windows by {len(parts)} ranks (rows {layout}); "
+            f"resume with the same distribution and rank count (here: {dist.size} ranks, "
+            f"rows {dist.layout()})"
+        )
+    return parts[dist.rank]
 
 
 def _check_divergence(report: EpochReport, finite: bool, best: float, growth: float) -> None:

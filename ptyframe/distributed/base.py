@@ -63,6 +63,17 @@ class Distribution(ABC):
         """Return every rank's ``obj`` (picklable), in rank order, on every rank."""
         return [obj]
 
+    def gather_object(self, obj: object, root: int = 0) -> list[object] | None:
+        """Return every rank's ``obj`` in rank order on ``root``, None elsewhere."""
+        return [obj]
+
+    def layout(self) -> object:
+        """Return how the state is split over ranks (picklable; None: every rank holds all).
+
+        A checkpoint of a split state records it; resuming needs the same layout.
+        """
+        return None
+
     def shard_tiles(self, positions_px: np.ndarray) -> np.ndarray:
         """Return the tiles this rank owns given all positions ``[N, 2]`` (default: ``shard``).
 

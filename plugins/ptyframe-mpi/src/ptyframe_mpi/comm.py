@@ -138,6 +138,12 @@ class MpiDataParallel(Distribution):
     def allgather_object(self, obj: Any) -> list[Any]:
         return list(self.comm.allgather(obj)) if self.size > 1 else [obj]
 
+    def gather_object(self, obj: Any, root: int = 0) -> list[Any] | None:
+        if self.size == 1:
+            return [obj]
+        parts = self.comm.gather(obj, root=root)
+        return list(parts) if parts is not None else None
+
     def barrier(self) -> None:
         self.comm.Barrier()
 

@@ -94,6 +94,10 @@ class ObjectMode(MpiDataParallel):
     def holds_whole_state(self) -> bool:
         return self.plan is None
 
+    def layout(self) -> object:
+        """Return the object rows ``[[a, b], ...]`` each rank holds (None: not split)."""
+        return None if self.plan is None else self.plan.windows.tolist()
+
     # ------------------------------------------------------------------ reductions
     def allreduce_sum_(self, tensor: torch.Tensor) -> torch.Tensor:
         return self._reduce(tensor, mean=False)

@@ -157,11 +157,6 @@ def check_window_mode(run: Any, mode: str, registry: Any = None) -> None:
         raise ConfigError(
             f"{mode} on object windows supports epie, rpie and autodiff, not {name}; " + fix
         )
-    if _field(run, "resume", False):
-        raise ConfigError(
-            f"{mode} cannot resume autodiff on object windows (the checkpoint holds one "
-            f"window's optimizer moments): {fix}"
-        )
     if _field(run, "regularizers"):
         raise ConfigError(f"{mode} on object windows cannot evaluate regularizers: {fix}")
     opt_name = _name(_field(_field(engine, "optimizers"), "object"), "adam")
