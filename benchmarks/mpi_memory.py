@@ -7,10 +7,10 @@ loaded: the object (whole or window) and everything the engine and the distribut
 it (ePIE: the slab and exchange buffers; autodiff: parameters, gradients, Adam moments too).
 The peak is reset (``/proc/self/clear_refs``) once the engine is prepared, so transients of
 the set-up (the whole starting object, the engine's float64 sum over the patterns) are not
-counted; the root's final gather of the whole object is not counted either. Runs use
-``ptyframe_mpi.driver.run_windowed``, the runner's composition with hooks at those points
-(``ptyframe reconstruct`` holds the same windows, plus what it gathers for metrics and
-checkpoints). Run as::
+counted; the root's final gather of the whole object is not counted either. Every run goes
+through ``ptyframe.runner.run`` (what ``ptyframe reconstruct`` does; its ``events`` mark those
+points), without truth metrics and checkpoints, which would gather the whole object on the
+root. Run as::
 
     python benchmarks/mpi_memory.py             # launches mpiexec -n 1 and -n 2 itself
     python benchmarks/mpi_memory.py 1 2 4       # other rank counts (memory, not speed)
@@ -77,34 +77,40 @@ def make_data(path: Path) -> None:
 def worker(data: str, engine: str, mode: str) -> None:
     """Run one epoch; print this rank's numbers (one line per rank, gathered on the root)."""
     import torch
-    from ptyframe_mpi.driver import run_windowed
+
+    from ptyframe.runner import run
 
     torch.set_num_threads(1)
     marks: dict[str, Any] = {}
 
-    def on_data(dist: object) -> None:
-        marks["base"] = _status("VmRSS")
-
-    def on_prepared(dist: object) -> None:
-        Path("/proc/self/clear_refs").write_text("5")  # reset the peak: from here on
-
-    def on_done(dist: object) -> None:
-        marks["peak"] = _status("VmHWM")
-        marks["dist"] = dist
+    def events(name: str, dist: Any, state: Any) -> None:
+        if name == "data":
+            marks["base"] = _status("VmRSS")
+        elif name == "prepared":
+            Path("/proc/self/clear_refs").write_text("5")  # reset the peak: from here on
+            obj = state.object
+            marks["object_bytes"] = obj.numel() * obj.element_size()
+            layout = dist.layout()
+            marks["rows"] = layout[dist.rank] if layout else (0, int(obj.shape[-2]))
+        elif name == "done":
+            marks["peak"] = _status("VmHWM")
+            marks["dist"] = dist
 
     cfg = {
         "data": {"name": "file", "path": data},
         "engine": ENGINES[engine],
         "distribution": {"name": mode},
+        "metrics": {"names": []},
         "progress": False,
     }
-    res = run_windowed(cfg, hooks={"data": on_data, "prepared": on_prepared, "done": on_done})
+    res = run(cfg, write=False, events=events)
     peak = marks["peak"] - marks["base"]
     dist = marks["dist"]
-    rows = dist.allgather_object((res.rows, peak, res.local_object_bytes))
+    rows = dist.allgather_object((marks["rows"], peak, marks["object_bytes"]))
+    err = res.history.columns["data_error"][-1]
     if dist.is_root:
         for r, (win, pk, ob) in enumerate(rows):
-            print(f"RESULT {r} {win[0]} {win[1]} {pk} {ob} {res.data_error[-1]:.4g}", flush=True)
+            print(f"RESULT {r} {win[0]} {win[1]} {pk} {ob} {err:.4g}", flush=True)
 
 
 def main() -> None:

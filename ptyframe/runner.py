@@ -21,6 +21,7 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ from ptyframe.state import ReconstructionState, complex_dtype
 log = logging.getLogger("ptyframe")
 
 RESULT_FILE = "recon.h5"
+#: ``events(name, distribution, state)``: see ``run``.
+Events = Callable[[str, Any, "ReconstructionState | None"], None]
 CHECKPOINT_FILE = "checkpoint.h5"
 
 
@@ -179,10 +182,15 @@ def run(
     out_dir: str | Path | None = None,
     dataset: PtychoDataset | None = None,
     write: bool = True,
+    events: Events | None = None,
 ) -> RunResult:
     """Run the reconstruction ``cfg`` describes; write outputs into ``out_dir`` if ``write``.
 
     ``out_dir`` defaults to ``cfg.output.dir`` or the current directory (Hydra's run dir).
+    ``events(name, distribution, state)`` is called at ``"data"`` (this rank's patterns are
+    loaded, no object yet; ``state`` None), ``"prepared"`` (the engine is prepared on this
+    rank's state, a window of the object for split distributions) and ``"done"`` (after the
+    last epoch, before the final gather): for measurements such as ``benchmarks/mpi_memory.py``.
     """
     if registry is None:
         from ptyframe.plugins import default_registry
@@ -194,7 +202,7 @@ def run(
     dist = registry.build("distribution", cfg.distribution or "single", ctx)
     previous = _stop_on_sigterm()
     try:
-        return _run(cfg, registry, ctx, dist, device, out_dir, dataset, write)
+        return _run(cfg, registry, ctx, dist, device, out_dir, dataset, write, events)
     except (Exception, KeyboardInterrupt) as exc:
         if dist.size > 1 and not isinstance(exc, KeyboardInterrupt):
             dist.abort(str(exc) or type(exc).__name__)  # no rank may hang in a collective
@@ -202,6 +210,10 @@ def run(
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _no_events(name: str, dist: Any, state: ReconstructionState | None) -> None:
+    """Ignore run events (the default of ``run``)."""
 
 
 def _stop_on_sigterm() -> Any:
@@ -229,7 +241,9 @@ def _run(
     out_dir: str | Path | None,
     dataset: PtychoDataset | None,
     write: bool,
+    events: Events | None = None,
 ) -> RunResult:
+    events = events or _no_events
     engine: Engine = registry.build("engine", cfg.engine or "epie", ctx)
     for key, reg in (cfg.regularizers or {}).items():
         registry.config("regularizer", reg)  # typo check before any work
@@ -274,6 +288,7 @@ def _run(
     photons, n_local = dist.sum_scalars(
         meas_all[0].mean_intensity_sum() * meas_all[0].n, float(meas_all[0].n)
     )
+    events("data", dist, None)
     state = initial_state(
         cfg.init,
         dataset,
@@ -310,6 +325,7 @@ def _run(
     if cfg.resume:
         engine.load_state_dict(_local_engine_state(ckpt.engine_state, dist, ckpt_path))
         restore_rng(ckpt.rng)
+    events("prepared", dist, state)
     metrics = TruthMetrics(list(cfg.metrics.names), registry, ctx, dataset)
 
     # ---- the loop
@@ -334,7 +350,7 @@ def _run(
             _check_divergence(report, finite, best_err, cfg.guard.max_error_growth)
             best_err = min(best_err, report.data_error)
             history.append(epoch, values)
-            good = state.clone()
+            _keep(good, state)
             if bar is not None:
                 bar.set_postfix(error=f"{report.data_error:.4g}")
                 bar.update(1)
@@ -345,6 +361,7 @@ def _run(
                 if writer and whole is not None:
                     save_checkpoint(ckpt_path, whole, engine_state, history, epoch + 1, fp)
         epoch = engine.epochs
+        events("done", dist, state)
     except DivergenceError as exc:
         status = "diverged"
         log.error("%s", exc)
@@ -510,6 +527,16 @@ def _check_divergence(report: EpochReport, finite: bool, best: float, growth: fl
             f"epoch {report.epoch + 1}: data error {err:.4g} exploded (> {growth:g} x the best "
             f"{best:.4g}); lower the step sizes, or raise guard.max_error_growth"
         )
+
+
+def _keep(good: ReconstructionState, state: ReconstructionState) -> None:
+    """Copy ``state`` into ``good`` in place (no second object-sized copy while swapping)."""
+    with torch.no_grad():
+        good.object.copy_(state.object)
+        good.probe.copy_(state.probe)
+        good.positions_px.copy_(state.positions_px)
+    good.extras.clear()
+    good.extras.update({k: v.clone() for k, v in state.extras.items()})
 
 
 def _restore(state: ReconstructionState, good: ReconstructionState) -> None:
