@@ -191,3 +191,14 @@ def test_the_runner_gathers_windows_for_metrics_checkpoints_and_outputs(mode, tm
     with h5py.File(win.out_dir / "recon.h5") as f:
         assert f["object"].shape == tuple(dp.state.object.shape)
     assert not (win.out_dir / "checkpoint.h5").exists()  # removed once finished
+
+
+def test_an_unusable_scratch_dir_fails_on_every_rank_with_one_message(tmp_path):
+    from ptyframe_mpi.hdf5_object import Hdf5Object, Hdf5ObjectConfig
+
+    from ptyframe.errors import ConfigError
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError, match="cannot create its files in .*a_file/scratch"):
+        Hdf5Object(Hdf5ObjectConfig(scratch_dir=str(blocker / "scratch")))

@@ -73,13 +73,23 @@ class Hdf5Object(ObjectMode):
     def __init__(self, config: Hdf5ObjectConfig, context: Any = None) -> None:
         super().__init__(config, context)
         self.parallel_hdf5 = bool(h5py.get_config().mpi)
-        path = None
+        made: tuple[str, str] | None = None  # ("ok", path) or ("error", why), from the root
         if self.is_root:
             parent = config.scratch_dir
-            if parent:
-                Path(parent).mkdir(parents=True, exist_ok=True)
-            path = tempfile.mkdtemp(prefix="ptyframe-hdf5-object-", dir=parent)
-        self.dir = Path(str(self.broadcast_object(path)))
+            try:
+                if parent:
+                    Path(parent).mkdir(parents=True, exist_ok=True)
+                made = ("ok", tempfile.mkdtemp(prefix="ptyframe-hdf5-object-", dir=parent))
+            except OSError as exc:
+                made = ("error", f"{type(exc).__name__}: {exc}")
+        kind, value = self.broadcast_object(made)  # every rank fails alike: no rank hangs
+        if kind == "error":
+            where = config.scratch_dir or "the temporary directory"
+            raise ConfigError(
+                f"hdf5_object: cannot create its files in {where} ({value}); set "
+                "distribution.scratch_dir to a writable directory that every rank sees"
+            )
+        self.dir = Path(str(value))
         seen = self.allgather_object(self.dir.is_dir())
         if not all(seen):
             missing = [r for r, ok in enumerate(seen) if not ok]
