@@ -12,7 +12,6 @@ so the job ends within a second with a non-zero status (ENVIRONMENT.md). Outside
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -22,10 +21,9 @@ import torch
 
 def world_size() -> int:
     """Return the MPI world size from the launcher's environment (1 outside mpiexec)."""
-    for key in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS"):
-        if os.environ.get(key):
-            return int(os.environ[key])
-    return 1
+    from ptyframe_mpi.rundir import launched_size
+
+    return launched_size()
 
 
 _CONFIG: list[pytest.Config] = []
