@@ -56,16 +56,17 @@ class MpiDataParallelConfig:
     exchange_mib: float = 16.0
 
     def __post_init__(self) -> None:
-        if int(self.threads_per_rank) < 1:
-            raise ConfigError(
-                f"distribution.threads_per_rank = {self.threads_per_rank} must be >= 1"
-            )
-        if self.shard not in SHARDS:
-            raise ConfigError(
-                f"distribution.shard = {self.shard!r}; use one of {', '.join(SHARDS)}"
-            )
-        if not float(self.exchange_mib) > 0:
-            raise ConfigError(f"distribution.exchange_mib = {self.exchange_mib} must be > 0")
+        check_rank_fields(self)
+
+
+def check_rank_fields(cfg: Any) -> None:
+    """Raise ``ConfigError`` for out-of-range ``threads_per_rank``, ``shard``, ``exchange_mib``."""
+    if int(cfg.threads_per_rank) < 1:
+        raise ConfigError(f"distribution.threads_per_rank = {cfg.threads_per_rank} must be >= 1")
+    if cfg.shard not in SHARDS:
+        raise ConfigError(f"distribution.shard = {cfg.shard!r}; use one of {', '.join(SHARDS)}")
+    if not float(cfg.exchange_mib) > 0:
+        raise ConfigError(f"distribution.exchange_mib = {cfg.exchange_mib} must be > 0")
 
 
 def _comm() -> Any:

@@ -32,7 +32,7 @@ import torch
 
 from ptyframe.errors import ConfigError
 from ptyframe.state import ReconstructionState
-from ptyframe_mpi.comm import SHARDS, MpiDataParallel, _as_numpy
+from ptyframe_mpi.comm import MpiDataParallel, _as_numpy, check_rank_fields
 from ptyframe_mpi.windows import RowPlan, check_window_mode, even_split, tile_window, window_view
 
 log = logging.getLogger("ptyframe")
@@ -59,14 +59,9 @@ class ObjectModeFields:
 
 def check_fields(cfg: Any) -> None:
     """Raise ``ConfigError`` for out-of-range common fields."""
-    if int(cfg.threads_per_rank) < 1:
-        raise ConfigError(f"distribution.threads_per_rank = {cfg.threads_per_rank} must be >= 1")
-    if cfg.shard not in SHARDS:
-        raise ConfigError(f"distribution.shard = {cfg.shard!r}; use one of {', '.join(SHARDS)}")
+    check_rank_fields(cfg)
     if int(cfg.halo_px) < 0 or int(cfg.min_routed_elements) < 0:
         raise ConfigError("distribution.halo_px and min_routed_elements must be >= 0")
-    if not float(cfg.exchange_mib) > 0:
-        raise ConfigError(f"distribution.exchange_mib = {cfg.exchange_mib} must be > 0")
 
 
 def row_ranges(mask: np.ndarray) -> list[tuple[int, int]]:
