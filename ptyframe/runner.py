@@ -200,36 +200,62 @@ def run(
     device = resolve_device(cfg.device)
     ctx = BuildContext(registry, device, cfg.dtype, int(cfg.seed), run=cfg)
     dist = registry.build("distribution", cfg.distribution or "single", ctx)
-    previous = _stop_on_sigterm()
+    stop = _StopRequest(agreed=dist.size > 1)
     try:
-        return _run(cfg, registry, ctx, dist, device, out_dir, dataset, write, events)
+        return _run(cfg, registry, ctx, dist, device, out_dir, dataset, write, events, stop)
     except (Exception, KeyboardInterrupt) as exc:
         if dist.size > 1 and not isinstance(exc, KeyboardInterrupt):
             dist.abort(str(exc) or type(exc).__name__)  # no rank may hang in a collective
         raise
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        stop.uninstall()
 
 
 def _no_events(name: str, dist: Any, state: ReconstructionState | None) -> None:
     """Ignore run events (the default of ``run``)."""
 
 
-def _stop_on_sigterm() -> Any:
-    """Make SIGTERM stop the run like Ctrl-C (state saved); return the previous handler.
+class AgreedStop(KeyboardInterrupt):
+    """Every rank stops at the same epoch boundary (a signal seen by any rank)."""
 
-    Batch systems (SLURM, PBS) end a job with SIGTERM before killing it: the run then saves
-    its checkpoint and ``recon.h5`` (status ``interrupted``) and ``resume=true`` continues it.
-    Only the main thread can install handlers; elsewhere nothing changes (returns None).
+
+class _StopRequest:
+    """Turn SIGINT/SIGTERM into a stop of the run with the state saved.
+
+    Batch systems (SLURM, PBS) end a job with SIGTERM before killing it; Ctrl-C sends SIGINT.
+    One process: SIGTERM raises ``KeyboardInterrupt`` at once, like Ctrl-C. Several ranks
+    (``agreed``): a signal only sets a flag; after each epoch the ranks sum their flags
+    (``sum_scalars``) and all raise ``AgreedStop`` together, so the state can be gathered and
+    saved (no rank is left inside a collective). A second signal stops at once.
+    Only the main thread can install handlers; elsewhere nothing changes.
     """
-    if threading.current_thread() is not threading.main_thread():
-        return None
 
-    def _interrupt(signum: int, frame: Any) -> None:
+    def __init__(self, agreed: bool) -> None:
+        self.agreed = agreed
+        self.requested = False
+        self.previous: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signals = (signal.SIGINT, signal.SIGTERM) if agreed else (signal.SIGTERM,)
+        for sig in signals:
+            self.previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.agreed and not self.requested:
+            self.requested = True
+            log.warning("signal %d: stopping after this epoch (again: stop now)", signum)
+            return
         raise KeyboardInterrupt(f"signal {signum}")
 
-    return signal.signal(signal.SIGTERM, _interrupt)
+    def check(self, dist: Any) -> None:
+        """Raise ``AgreedStop`` on every rank if any rank was signalled (collective)."""
+        if self.agreed and dist.sum_scalars(float(self.requested))[0] > 0:
+            raise AgreedStop("stop requested")
+
+    def uninstall(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
 
 
 def _run(
@@ -242,8 +268,10 @@ def _run(
     dataset: PtychoDataset | None,
     write: bool,
     events: Events | None = None,
+    stop: _StopRequest | None = None,
 ) -> RunResult:
     events = events or _no_events
+    stop = stop or _StopRequest(agreed=False)
     engine: Engine = registry.build("engine", cfg.engine or "epie", ctx)
     for key, reg in (cfg.regularizers or {}).items():
         registry.config("regularizer", reg)  # typo check before any work
@@ -360,6 +388,8 @@ def _run(
                 engine_state = _engine_state(engine, dist)
                 if writer and whole is not None:
                     save_checkpoint(ckpt_path, whole, engine_state, history, epoch + 1, fp)
+            if not last:
+                stop.check(dist)
         epoch = engine.epochs
         events("done", dist, state)
     except DivergenceError as exc:
@@ -385,24 +415,29 @@ def _run(
             f"{exc}. The last good state (epoch {len(history.epochs)}) is saved in "
             f"{result_path if writer else '(not written)'}"
         ) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         status = "interrupted"
         _restore(state, good)
-        if windowed:
-            # ranks are interrupted at different points, some inside a collective: gathering
-            # the windows could hang, so an interrupted windowed run writes nothing
+        agreed = isinstance(exc, AgreedStop)  # every rank is here, at the same epoch
+        if windowed and not agreed:
+            # a second signal: ranks stopped at different points, some inside a collective;
+            # gathering the windows could hang, so nothing beyond the last checkpoint is saved
             log.error(
                 "interrupted: the object is split over ranks (%s), nothing saved; use "
                 "output.checkpoint_every to keep progress",
                 getattr(dist, "mode", type(dist).__name__),
             )
-        elif writer:
-            save_checkpoint(ckpt_path, state, engine.state_dict(), history, len(history.epochs), fp)
+            raise
+        whole = _whole(dist, state) if agreed else state
+        engine_state = _engine_state(engine, dist) if agreed else engine.state_dict()
+        if writer and whole is not None:
+            done = len(history.epochs)
+            save_checkpoint(ckpt_path, whole, engine_state, history, done, fp)
             _finish(
                 cfg,
                 out,
                 result_path,
-                state,
+                whole,
                 history,
                 status,
                 yaml_text,

@@ -293,3 +293,47 @@ def test_ranks_started_a_second_apart_share_one_hydra_run_directory(tmp_path, da
     runs = [p for p in (tmp_path / "outputs").glob("*/*") if p.is_dir()]
     assert len(runs) == 1, runs  # one directory: rank 0's timestamp
     assert (runs[0] / "recon.h5").exists() and (runs[0] / ".hydra").is_dir()
+
+
+def test_sigterm_stops_every_rank_at_one_epoch_and_saves_the_whole_object(tmp_path):
+    """A batch system's SIGTERM to mpiexec: ranks agree on an epoch, gather, save; resume.
+
+    The windows are gathered (collectively) after the ranks agreed to stop, so the saved
+    result holds the whole object, and resuming ends where the uninterrupted run ends.
+    """
+    data = tmp_path / "d.h5"
+    write_plain(data, m=64, n=8, step=12.0)
+    args = [
+        f"data.path={data}", "engine=epie", "engine.epochs=600", "engine.alpha=0.5",
+        "engine.center_probe=false", "distribution=mpi_distributed_object",
+        "output.images=false", "metrics.every=0", "output.checkpoint_every=50",
+        "dtype=complex128",
+    ]  # fmt: skip
+    ref = _mpiexec(2, *_cli(*args, f"output.dir={tmp_path / 'ref'}"))
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [MPIEXEC, "-n", "2", *_cli(*args, f"output.dir={out}")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    deadline = time.time() + 200
+    while not (out / "checkpoint.h5").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(15)  # to mpiexec only, as a batch system does
+    log, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "stopping after this epoch" in log + err
+    with h5py.File(out / "recon.h5") as f, h5py.File(tmp_path / "ref" / "recon.h5") as r:
+        assert f.attrs["status"] == "interrupted"
+        done = int(f.attrs["epochs_done"])
+        assert f["object"].shape == r["object"].shape  # the whole object, gathered
+    assert 50 <= done < 600
+    with h5py.File(out / "checkpoint.h5") as f:
+        assert int(f.attrs["next_epoch"]) == done
+    again = _mpiexec(2, *_cli(*args, f"output.dir={out}", "resume=true"))
+    assert again.returncode == 0, again.stderr
+    with h5py.File(tmp_path / "ref" / "recon.h5") as a, h5py.File(out / "recon.h5") as b:
+        assert np.array_equal(a["object"][()], b["object"][()])
