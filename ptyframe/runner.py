@@ -43,6 +43,7 @@ from ptyframe.errors import (
 from ptyframe.initial import initial_state
 from ptyframe.io.checkpoint import fingerprint, load_checkpoint, restore_rng, save_checkpoint
 from ptyframe.io.results import History, package_versions, write_result
+from ptyframe.metrics.illumination import illumination_map
 from ptyframe.registry import BuildContext, Registry
 from ptyframe.state import ReconstructionState, complex_dtype
 
@@ -137,7 +138,7 @@ class TruthMetrics:
         self.truth = np.prod(truth.object, axis=0) if truth.object.ndim == 3 else truth.object
         self.illumination = truth.illumination
         if self.illumination is None and truth.probe is not None:
-            self.illumination = _illumination(
+            self.illumination = illumination_map(
                 truth.probe, dataset.geometry.positions_px, self.truth.shape
             )
         self.pixel_size_m = dataset.geometry.pixel_size_m
@@ -154,17 +155,6 @@ class TruthMetrics:
             kw = {"prepared": prepared} if prepared is not None else {}
             out.update(metric(estimate, self.truth, self.illumination, self.pixel_size_m, **kw))
         return out
-
-
-def _illumination(
-    probe: np.ndarray, positions_px: np.ndarray, shape: tuple[int, int]
-) -> np.ndarray:
-    inten = np.sum(np.abs(probe) ** 2, axis=0)
-    m, n = inten.shape
-    out = np.zeros(shape, dtype=np.float64)
-    for y, x in np.floor(positions_px).astype(int):
-        out[y : y + m, x : x + n] += inten
-    return out
 
 
 def _estimate(engine: Engine, state: ReconstructionState) -> np.ndarray:
@@ -647,7 +637,7 @@ def _images(
     illum = (
         metrics.illumination
         if metrics.enabled
-        else _illumination(
+        else illumination_map(
             state.probe.detach().cpu().numpy(), dataset.geometry.positions_px, est.shape
         )
     )

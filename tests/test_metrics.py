@@ -321,3 +321,17 @@ def test_metric_configs_validate() -> None:
         reg.build("metric", {"name": "ssim", "upsample": 0})
     with pytest.raises(ConfigError, match="no field"):
         reg.build("metric", {"name": "nrmse", "upsampel": 10})
+
+
+def test_illumination_map_sums_every_tile_and_clips_at_the_edge():
+    from ptyframe.metrics.illumination import illumination_map
+
+    rng = np.random.default_rng(3)
+    probe = rng.standard_normal((2, 4, 5)) + 1j * rng.standard_normal((2, 4, 5))
+    power = float(np.sum(np.abs(probe) ** 2))
+    inside = np.array([[0.0, 0.0], [3.7, 2.2], [6.0, 5.0]])
+    out = illumination_map(probe, inside, (10, 10))
+    assert np.isclose(out.sum(), 3 * power)  # Parseval-like: every tile's power lands once
+    assert np.isclose(out[4, 3], np.sum(np.abs(probe[:, 1, 1]) ** 2))  # floored corner (3, 2)
+    edge = illumination_map(probe, np.array([[8.0, 8.0]]), (10, 10))
+    assert np.isclose(edge.sum(), np.sum(np.abs(probe[:, :2, :2]) ** 2))

@@ -55,12 +55,9 @@ class Run:
 
     def illumination(self) -> np.ndarray:
         """Return ``sum_r sum_k |P_k(. - r)|^2`` ``[Ny, Nx]`` from the stored probe/positions."""
-        inten = np.sum(np.abs(self.probe) ** 2, axis=0)
-        m, n = inten.shape
-        out = np.zeros(self.object_2d.shape)
-        for y, x in np.floor(self.positions_px).astype(int):
-            out[y : y + m, x : x + n] += inten[: out.shape[0] - y, : out.shape[1] - x]
-        return out
+        from ptyframe.metrics.illumination import illumination_map
+
+        return illumination_map(self.probe, self.positions_px, self.object_2d.shape)
 
 
 def _last_finite(values: np.ndarray) -> float:
