@@ -43,7 +43,7 @@ from ptyframe.errors import (
 from ptyframe.initial import initial_state
 from ptyframe.io.checkpoint import fingerprint, load_checkpoint, restore_rng, save_checkpoint
 from ptyframe.io.results import History, package_versions, write_result
-from ptyframe.metrics.illumination import illumination_map
+from ptyframe.metrics.illumination import illumination_map, truth_reference
 from ptyframe.registry import BuildContext, Registry
 from ptyframe.state import ReconstructionState, complex_dtype
 
@@ -130,17 +130,11 @@ class TruthMetrics:
     def __init__(
         self, names: list[str], registry: Registry, context: BuildContext, dataset: PtychoDataset
     ) -> None:
-        truth = dataset.truth
-        self.enabled = truth is not None and bool(names)
-        if not self.enabled:
+        reference = truth_reference(dataset)
+        self.enabled = reference is not None and bool(names)
+        if reference is None or not self.enabled:
             return
-        assert truth is not None
-        self.truth = np.prod(truth.object, axis=0) if truth.object.ndim == 3 else truth.object
-        self.illumination = truth.illumination
-        if self.illumination is None and truth.probe is not None:
-            self.illumination = illumination_map(
-                truth.probe, dataset.geometry.positions_px, self.truth.shape
-            )
+        self.truth, self.illumination = reference
         self.pixel_size_m = dataset.geometry.pixel_size_m
         self.metrics = [registry.build("metric", n, context) for n in names]
 

@@ -166,24 +166,17 @@ def fill_frc_curves(runs: list[Run]) -> None:
 def _truth_of(data_cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, float] | None:
     """Return ``(object [Ny, Nx], illumination or None, pixel size)`` of a dataset config."""
     import ptyframe
+    from ptyframe.metrics.illumination import truth_reference
 
     try:
         ds = ptyframe.registry().build("dataset", data_cfg)
     except (PtyframeError, OSError) as exc:
         log.info("cannot rebuild the dataset for the FRC (%s)", exc)
         return None
-    truth = ds.truth
-    if truth is None or truth.object is None:
+    reference = truth_reference(ds)
+    if reference is None:
         return None
-    obj = np.prod(truth.object, axis=0) if truth.object.ndim == 3 else truth.object
-    illum = truth.illumination
-    if illum is None and truth.probe is not None:
-        inten = np.sum(np.abs(truth.probe) ** 2, axis=0)
-        m, n = inten.shape
-        illum = np.zeros(obj.shape)
-        for y, x in np.floor(ds.geometry.positions_px).astype(int):
-            illum[y : y + m, x : x + n] += inten
-    return obj, illum, float(ds.geometry.pixel_size_m)
+    return reference[0], reference[1], float(ds.geometry.pixel_size_m)
 
 
 def write_csv(runs: list[Run], path: Path) -> Path:
