@@ -22,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ptyframe.errors import ConfigError as PtyframeConfigError
 from ptyframe.errors import DivergenceError, PtyframeError
+from ptyframe.overrides import check_overrides, overrides_of
 
 SEARCH_PATHS: list[str] = []
 
@@ -63,6 +65,7 @@ def _hydra_run(config_name: str, task: Callable[[Any], None], argv: list[str]) -
         try:
             task(cfg)
         except PtyframeError as exc:
+            _remove_if_empty_run_dir()
             sys.exit(_fail(exc, exc.exit_code))
         except KeyboardInterrupt:
             print(
@@ -80,6 +83,83 @@ def _hydra_run(config_name: str, task: Callable[[Any], None], argv: list[str]) -
     finally:
         sys.argv = saved
     return 0
+
+
+#: What Hydra itself puts into a run directory; a directory holding only these is empty.
+_HYDRA_ONLY = {".hydra"}
+
+
+def _remove_if_empty_run_dir() -> None:
+    """Remove the Hydra run directory of a failed single run if it holds only Hydra's files.
+
+    A run that fails before its first epoch (a missing file, a bad value) writes nothing, so
+    its directory holds only ``.hydra/`` and the job log: removing it leaves no trace. A
+    directory with anything else (a checkpoint, a result, the user's files) is kept.
+    """
+    import shutil
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        hc = HydraConfig.get()
+    except ValueError:
+        return
+    if hc.mode == RunMode.MULTIRUN:
+        return
+    out = Path(hc.runtime.output_dir)
+    log_name = f"{hc.job.name}.log"
+    if not out.is_dir() or any(p.name not in _HYDRA_ONLY | {log_name} for p in out.iterdir()):
+        return
+    logging.shutdown()
+    shutil.rmtree(out, ignore_errors=True)
+    cwd = Path.cwd().resolve()
+    parent = out.resolve().parent
+    for _ in range(2):  # outputs/DATE/ and outputs/ when they are left empty
+        if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+            break
+        parent.rmdir()
+        parent = parent.parent
+
+
+def _prepare_argv(argv: list[str]) -> list[str]:
+    """Return ``argv`` with the run directory made the one the user named.
+
+    ``output.dir=X`` (single run) also sets ``hydra.run.dir=X``, so ``.hydra/`` and the log
+    live beside ``recon.h5`` and ``resume=true output.dir=X`` finds the run again. A resumed
+    run keeps the first launch's ``.hydra/`` and writes its own under
+    ``.hydra/resumed-DATE-TIME``; the job log is appended to.
+    """
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    keys = {a.split("=", 1)[0].lstrip("+"): a.split("=", 1)[1] for a in argv if "=" in a}
+    out = list(argv)
+    if "output.dir" in keys and "hydra.run.dir" not in keys and not multirun:
+        if keys["output.dir"] not in ("", "null", "None"):
+            out.append(f"hydra.run.dir={keys['output.dir']}")
+    if keys.get("resume", "").lower() == "true" and "hydra.output_subdir" not in keys:
+        import time
+
+        out.append(f"hydra.output_subdir=.hydra/resumed-{time.strftime('%Y%m%d-%H%M%S')}")
+    return out
+
+
+def _validator(cmd: str) -> Callable[[Any], None]:
+    """Return the check run on the composed config of ``cmd`` (range and type checks)."""
+
+    def reconstruct(body: Any) -> None:
+        from ptyframe.runner import typed_config
+
+        typed_config(body)
+
+    def simulate(body: Any) -> None:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_missing(body, "out"):
+            raise PtyframeConfigError("no output file: give `out=FILE.h5`")
+        OmegaConf.to_object(body)
+
+    return reconstruct if cmd == "reconstruct" else simulate
 
 
 def _reconstruct_task(registry: Any) -> Callable[[Any], None]:
@@ -128,8 +208,14 @@ class _Cmd:
 
 
 def print_plugins(registry: Any, infos: dict[str, Any]) -> None:
-    """Print every plugin, then every component with its provider and config fields."""
-    from ptyframe.registry import KINDS
+    """Print every plugin, then every component with its provider, fields and presets.
+
+    Each kind's line gives the command line that selects it (``registry.CHOOSE``; a test runs
+    every one), and the presets are the YAML options of its Hydra group that are not
+    components themselves (``conf/engine/rpie_lowdose.yaml``, a plugin's ``dm``).
+    """
+    from ptyframe.overrides import group_options
+    from ptyframe.registry import CHOOSE, KINDS, choose_hint
 
     print("plugins (entry-point group 'ptyframe'):")
     for info in infos.values():
@@ -138,12 +224,26 @@ def print_plugins(registry: Any, infos: dict[str, Any]) -> None:
         names = registry.names(kind)
         if not names:
             continue
-        print(f"\n{kind}  (choose with {KINDS[kind]}=<name>)")
+        note = CHOOSE.get(kind, ("", "", ""))[2]
+        print(f"\n{kind}  (choose with: {choose_hint(kind)}){note}")
         for name in names:
             comp = registry.get(kind, name)
             print(f"  {name:18s} {comp.doc}  [from {comp.provider}]")
             for fname, tname, default in comp.fields():
                 print(f"      {fname}: {tname} = {default!r}")
+        try:
+            presets = [p for p in group_options(KINDS[kind]) if p not in names]
+        except Exception:  # noqa: BLE001 - a kind without a Hydra group
+            presets = []
+        if presets:
+            print(f"  presets ({KINDS[kind]}=<preset>): {', '.join(presets)}")
+    for group in ("experiment", "sweep"):
+        try:
+            options = group_options(group)
+        except Exception:  # noqa: BLE001
+            continue
+        print(f"\n{group}  (choose with: ptyframe reconstruct +{group}=<name>)")
+        print(f"  {', '.join(options)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,14 +282,18 @@ def main(argv: list[str] | None = None) -> int:
     if cmd not in commands:
         return _fail(f"unknown command {cmd!r}; commands are: {', '.join(commands)}")
     try:
-        if cmd == "plugins":
-            print_plugins(registry, infos)
-            return 0
         if cmd in extra:
             return int(extra[cmd](rest) or 0)
         _setup_hydra(registry, searchpaths)
+        if cmd == "plugins":
+            print_plugins(registry, infos)
+            return 0
         for added in pm.hook.ptyframe_hydra_overrides(command=cmd, overrides=list(rest)):
             rest += list(added or [])
+        rest = _prepare_argv(rest)
+        overrides = overrides_of(rest)
+        if overrides is not None:  # every config mistake ends here, before Hydra makes a dir
+            check_overrides(cmd, overrides, _validator(cmd))
         if cmd == "simulate":
             return _hydra_run("simulate", _simulate_task(registry), rest)
         return _hydra_run("reconstruct", _reconstruct_task(registry), rest)

@@ -79,13 +79,17 @@ class ReconstructConfig:
     dtype: str = "complex64"
     #: Torch CPU threads; 0 = automatic (1 for per-position engines, else all cores).
     threads: int = 0
+    #: Show progress: a bar on a terminal, else a plain log line every ``progress_every_s``.
     progress: bool = True
+    progress_every_s: float = 5.0
     #: Continue from ``checkpoint.h5`` in the output directory.
     resume: bool = False
 
     def __post_init__(self) -> None:
         if self.dtype not in ("complex64", "complex128"):
             raise ConfigError(f"dtype = {self.dtype!r}; use complex64 or complex128")
+        if not float(self.progress_every_s) >= 0.0:
+            raise ConfigError(f"progress_every_s = {self.progress_every_s} must be >= 0")
         if int(self.threads) < 0:
             raise ConfigError(f"threads = {self.threads} must be >= 0 (0 = automatic)")
         if not (self.device == "cpu" or self.device.startswith("cuda") or self.device == "auto"):

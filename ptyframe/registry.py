@@ -44,6 +44,42 @@ KINDS: dict[str, str] = {
 }
 
 
+#: How each kind is chosen on the command line (``{name}`` = the component's name):
+#: ``(command, overrides, note)``; ``ptyframe plugins`` prints it and a test runs each one.
+CHOOSE: dict[str, tuple[str, str, str]] = {
+    "dataset": ("reconstruct", "data={name}", " (data=file takes data.path=FILE)"),
+    "simulation": ("simulate", "simulation={name}", ""),
+    "phantom": ("simulate", "phantom={name}", ""),
+    "probe": ("simulate", "probe={name}", ""),
+    "scan": ("simulate", "scan={name}", ""),
+    "propagator": ("reconstruct", "physics=multislice physics.propagator={name}", ""),
+    "forward_model": ("reconstruct", "physics={name}", ""),
+    "loss": ("reconstruct", "loss={name}", ""),
+    "regularizer": (
+        "reconstruct",
+        "+regularizer@regularizers.{name}={name} regularizers.{name}.weight=1e-4",
+        " (any key after regularizers.; several may be added)",
+    ),
+    "optimizer": (
+        "reconstruct",
+        "engine=autodiff +optimizer@engine.optimizers.object={name}",
+        " (also .probe, .positions, .geometry)",
+    ),
+    "engine": ("reconstruct", "engine={name}", ""),
+    "prior_step": ("reconstruct", "engine=pine engine.rho=0.3", " (PINE's denoising step)"),
+    "denoiser": ("reconstruct", "denoiser={name}", ""),
+    "distribution": ("reconstruct", "distribution={name}", " (MPI modes under mpiexec)"),
+    "metric": ("reconstruct", "metrics.names=[{name}]", " (a list, e.g. [frc,nrmse,ssim])"),
+}
+
+
+def choose_hint(kind: str, name: str = "<name>") -> str:
+    """Return the command line that selects component ``name`` of ``kind``."""
+    default = ("reconstruct", f"{KINDS.get(kind, kind)}={{name}}", "")
+    command, template, _ = CHOOSE.get(kind, default)
+    return f"ptyframe {command} {template.format(name=name)}"
+
+
 @dataclass(frozen=True)
 class BuildContext:
     """What a factory may need besides its own config: the registry and the run's device."""
@@ -154,12 +190,14 @@ class Registry:
         try:
             return self._tables[kind][name]
         except KeyError:
-            group = KINDS.get(kind, kind)
-            avail = ", ".join(self.names(kind)) or "(none registered)"
+            from ptyframe.overrides import did_you_mean
+
+            names = self.names(kind)
+            avail = ", ".join(names) or "(none registered)"
             raise UnknownComponentError(
-                f"unknown {kind} {name!r}; available: {avail}. "
-                f"Choose one with `{group}=<name>`, or install the plugin that provides it "
-                "(`ptyframe plugins` lists what is installed)."
+                f"unknown {kind} {name!r}{did_you_mean(name, names)}; available: {avail}. "
+                f"Choose one with `{choose_hint(kind)}`, or install the plugin that provides "
+                "it (`ptyframe plugins` lists what is installed)."
             ) from None
 
     def __iter__(self) -> Iterator[Component]:

@@ -44,6 +44,7 @@ from ptyframe.initial import initial_state
 from ptyframe.io.checkpoint import fingerprint, load_checkpoint, restore_rng, save_checkpoint
 from ptyframe.io.results import History, package_versions, write_result
 from ptyframe.metrics.illumination import illumination_map, truth_reference
+from ptyframe.progress import Progress
 from ptyframe.registry import BuildContext, Registry
 from ptyframe.state import ReconstructionState, complex_dtype
 
@@ -329,6 +330,14 @@ def _run(
             ckpt.state.extras,
         )
         history, start = ckpt.history, ckpt.next_epoch
+        if dist.is_root:
+            log.info(
+                "resuming from %s: epoch %d of %d (data error %.4g)",
+                ckpt_path,
+                start,
+                engine.epochs,
+                history.last("data_error") if history.epochs else float("nan"),
+            )
     # object-splitting distributions keep only the rows this rank's tiles touch from here on;
     # ``_whole`` reassembles the object (collectively) for metrics, checkpoints and outputs
     state = dist.localize_state(state, indices)
@@ -344,7 +353,9 @@ def _run(
     status = "finished"
     good = state.clone()
     best_err = math.inf
-    bar = _progress(cfg, dist.is_root, start, engine.epochs)
+    bar = Progress(
+        engine.epochs, start, enabled=cfg.progress and dist.is_root, interval_s=cfg.progress_every_s
+    )
     epoch = start
     try:
         for epoch in range(start, engine.epochs):
@@ -363,9 +374,7 @@ def _run(
             best_err = min(best_err, report.data_error)
             history.append(epoch, values)
             _keep(good, state)
-            if bar is not None:
-                bar.set_postfix(error=f"{report.data_error:.4g}")
-                bar.update(1)
+            bar.update(report.data_error)
             every_ckpt = int(cfg.output.checkpoint_every)
             if write and every_ckpt and (epoch + 1) % every_ckpt == 0 and not last:
                 whole = _whole(dist, state)
@@ -432,8 +441,7 @@ def _run(
             )
         raise
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     files: list[Path] = []
     whole = _whole(dist, state)
     if writer and whole is not None:
@@ -484,14 +492,6 @@ def _finished_result(path: Path, fp: str) -> RunResult | None:
 
 def cfg_name(engine: Engine) -> str:
     return str(getattr(engine.config, "name", type(engine).__name__))
-
-
-def _progress(cfg: ReconstructConfig, is_root: bool, start: int, total: int):  # noqa: ANN202
-    if not (cfg.progress and is_root):
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=start, desc="epochs", unit="epoch", dynamic_ncols=True)
 
 
 def _whole(dist: Any, state: ReconstructionState) -> ReconstructionState | None:

@@ -22,14 +22,45 @@ from ptyframe.io.atomic import atomic_path
 from ptyframe.io.results import History
 from ptyframe.state import ReconstructionState
 
-#: Config keys that do not change the computation (excluded from the fingerprint).
-IGNORED_KEYS = ("resume:", "progress:", "checkpoint_every:", "skip_done:", "overwrite:", "images:")
+#: Top-level config keys that do not change the computation (excluded from the fingerprint):
+#: where and what is written (``output``: dir, images, checkpoints, overwrite, skip_done),
+#: whether this is a resume, and how progress is shown.
+IGNORED_KEYS = ("output", "resume", "progress", "progress_every_s")
 
 
 def fingerprint(config_yaml: str) -> str:
-    """Return a short hash of the parts of the config that define the computation."""
-    keep = [ln for ln in config_yaml.splitlines() if not ln.lstrip().startswith(IGNORED_KEYS)]
-    return hashlib.sha256("\n".join(keep).encode()).hexdigest()[:16]
+    """Return a short hash of the parts of the config that define the computation.
+
+    The YAML is parsed and the ``IGNORED_KEYS`` are dropped, so resuming with the directory
+    given as ``output.dir=`` or as ``hydra.run.dir=`` (or with images switched off) matches,
+    while any setting that changes the result (engine, data, seed, dtype, ...) does not.
+    """
+    import json
+
+    import yaml
+
+    try:
+        tree = yaml.safe_load(config_yaml)
+    except yaml.YAMLError:
+        tree = None
+    if isinstance(tree, dict):
+        kept = {k: v for k, v in tree.items() if k not in IGNORED_KEYS}
+        text = json.dumps(kept, sort_keys=True, default=str)
+    else:
+        text = config_yaml
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def newest_checkpoint(root: str) -> str | None:
+    """Return the newest ``checkpoint.h5`` under ``root/outputs`` and ``root/multirun``."""
+    import glob
+
+    found = [
+        p
+        for pattern in ("outputs/*/*/checkpoint.h5", "multirun/*/*/*/checkpoint.h5")
+        for p in glob.glob(os.path.join(root, pattern))
+    ]
+    return max(found, key=os.path.getmtime) if found else None
 
 
 def _blob(obj: Any) -> np.ndarray:
@@ -82,9 +113,14 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
     import h5py
 
     if not os.path.isfile(path):
+        newest = newest_checkpoint(os.getcwd())
+        where = (
+            f"output.dir={os.path.relpath(os.path.dirname(newest))} (the newest interrupted run)"
+            if newest is not None and os.path.abspath(newest) != os.path.abspath(path)
+            else "output.dir=<the directory of the interrupted run>"
+        )
         raise DataValidationError(
-            f"{path}: no checkpoint to resume from. Run without resume=true, or point "
-            "output.dir at the directory of the interrupted run"
+            f"{path}: no checkpoint to resume from. Run without resume=true, or resume with {where}"
         )
     try:
         with h5py.File(path, "r") as f:
