@@ -16,6 +16,12 @@ def test_every_package_directory_is_listed_in_pyproject():
     found = {
         ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "ptyframe").rglob("__init__.py")
     }
+    # folders holding only data (YAML presets, weights) are packages to setuptools too:
+    # unlisted, each gives a "Package would be ignored" warning in the install log
+    for top, name in ((ROOT / "ptyframe", "ptyframe"), (ROOT / "conf", "ptyframe_conf")):
+        for d in top.rglob("*"):
+            if d.is_dir() and "__pycache__" not in d.parts and any(d.glob("*.*")):
+                found.add(".".join((name, *d.relative_to(top).parts)))
     assert found - listed == set(), f"add to [tool.setuptools] packages: {found - listed}"
     assert "ptyframe_conf" in listed and (ROOT / "conf" / "reconstruct.yaml").exists()
 
