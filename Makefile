@@ -26,7 +26,7 @@ demo: install
 	mkdir -p $(DEMO_DIR)
 	cd $(DEMO_DIR) && ../$(BIN)/ptyframe simulate out=demo.h5 overwrite=true
 	cd $(DEMO_DIR) && ../$(BIN)/ptyframe reconstruct data.path=demo.h5 \
-		engine=epie engine.alpha=0.5 engine.beta=0.5 engine.epochs=100 \
+		engine=epie engine.alpha=0.5 engine.beta=0.5 engine.epochs=200 \
 		hydra.run.dir=result output.overwrite=true
 	@echo "demo: images and recon.h5 in $(DEMO_DIR)/result"
 

@@ -16,6 +16,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+import numpy as np
+
 log = logging.getLogger("ptyframe")
 
 
@@ -84,3 +86,24 @@ def _is_terminal(stream: TextIO) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False
+
+
+#: Relative fall of the data error over the last tenth of the epochs above which a finished
+#: run is reported as still improving.
+STILL_IMPROVING = 0.01
+
+
+def still_improving(errors: list[float] | np.ndarray, min_epochs: int = 5) -> float | None:
+    """Return the relative fall of the data error over the last tenth of ``errors``, if large.
+
+    ``(e[-n-1] - e[-1]) / e[-1]`` with ``n = max(min_epochs, len(e) // 10)``; returned when it
+    exceeds ``STILL_IMPROVING`` (1 %), else None. A run that ends while its misfit still falls
+    has not converged: its images and scores are not yet what the method can give.
+    """
+    e = np.asarray(errors, dtype=float)
+    e = e[np.isfinite(e)]
+    n = max(int(min_epochs), len(e) // 10)
+    if len(e) <= n or not e[-1] > 0:
+        return None
+    fall = float((e[-n - 1] - e[-1]) / e[-1])
+    return fall if fall > STILL_IMPROVING else None

@@ -44,7 +44,7 @@ from ptyframe.initial import initial_state
 from ptyframe.io.checkpoint import fingerprint, load_checkpoint, restore_rng, save_checkpoint
 from ptyframe.io.results import History, package_versions, write_result
 from ptyframe.metrics.illumination import illumination_map, truth_reference
-from ptyframe.progress import Progress
+from ptyframe.progress import Progress, still_improving
 from ptyframe.registry import BuildContext, Registry
 from ptyframe.state import ReconstructionState, complex_dtype
 
@@ -442,6 +442,16 @@ def _run(
         raise
     finally:
         bar.close()
+    fall = still_improving(history.columns.get("data_error", []))
+    if fall is not None and dist.is_root:
+        n = max(5, len(history.epochs) // 10)
+        log.warning(
+            "not converged: the data error still fell %.1f %% over the last %d epochs; a run "
+            "with more epochs (e.g. engine.epochs=%d) would likely improve the result",
+            100 * fall,
+            n,
+            2 * engine.epochs,
+        )
     files: list[Path] = []
     whole = _whole(dist, state)
     if writer and whole is not None:
@@ -590,6 +600,7 @@ def _finish(
         "data_path": str(getattr(dataset, "path", "") or "(in memory)"),
         "pixel_size_m": float(dataset.geometry.pixel_size_m),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "still_improving": still_improving(history.columns.get("data_error", [])) is not None,
     }
     arrays = state.numpy()
     arrays.update(_final_frc(engine, state, metrics))
@@ -635,8 +646,9 @@ def _images(
             state.probe.detach().cpu().numpy(), dataset.geometry.positions_px, est.shape
         )
     )
-    files = images.object_images(est, out, dataset.geometry.pixel_size_m, illum)
-    files.append(images.probe_image(state.probe.detach().cpu().numpy(), out))
+    pixel_m = float(dataset.geometry.pixel_size_m)
+    files = images.object_images(est, out, pixel_m, illum)
+    files.append(images.probe_image(state.probe.detach().cpu().numpy(), out, pixel_m))
     if history.epochs:
         files.append(images.convergence_image(history, out))
     m = images.metrics_image(history, out)
@@ -651,10 +663,15 @@ def _images(
             )
             files.append(
                 images.frc_image(
-                    res.freq_per_m, res.frc, res.half_bit, 0.5 / metrics.pixel_size_m, out
+                    res.freq_per_m,
+                    res.frc,
+                    res.half_bit,
+                    0.5 / metrics.pixel_size_m,
+                    out,
+                    resolution_m=res.resolution_m("half_bit"),
                 )
             )
-        except ImportError:  # metrics package not installed in a stripped build
+        except (ImportError, ValueError, PtyframeError):  # no metrics package or no lit area
             pass
     return files
 

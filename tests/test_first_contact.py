@@ -232,3 +232,47 @@ def test_progress_in_a_log_is_plain_lines(caplog):
     for _ in range(10):
         quiet.update(0.1)
     assert not caplog.records
+
+
+def test_phase_maps_are_cyclic_only_when_the_phase_wraps():
+    from ptyframe.io.images import phase_view
+
+    yy, xx = np.mgrid[0:64, 0:64]
+    spokes = np.where(np.sin(8 * np.arctan2(yy - 32, xx - 32)) > 0, -0.8, 0.0)  # a star
+    narrow = phase_view(spokes)
+    assert narrow["kw"]["cmap"] != "twilight_shifted"  # -0.8 and 0 must look different
+    assert narrow["kw"]["vmin"] <= -0.79 and narrow["kw"]["vmax"] >= -0.01
+    ramp = np.angle(np.exp(1j * 0.4 * xx))  # wraps several times
+    assert phase_view(ramp)["kw"]["cmap"] == "twilight_shifted"
+
+
+def test_still_improving_flags_a_falling_misfit_only():
+    from ptyframe.progress import still_improving
+
+    falling = 0.1 * np.exp(-np.arange(100) / 30.0) + 0.05
+    flat = np.r_[np.linspace(0.2, 0.06, 50), np.full(50, 0.06)]
+    assert still_improving(falling) is not None and still_improving(falling) > 0.01
+    assert still_improving(flat) is None
+
+
+def test_every_picture_has_colour_bars_and_physical_axes(tmp_path):
+    from ptyframe.io import images
+
+    rng = np.random.default_rng(0)
+    obj = np.exp(1j * 0.3 * rng.standard_normal((80, 80)))
+    probe = np.exp(-((np.mgrid[-16:16, -16:16] ** 2).sum(0)) / 50.0)[None].astype(complex)
+    illum = np.zeros((80, 80))
+    illum[10:70, 12:68] = 1.0
+    paths = images.object_images(obj, tmp_path, 20e-9, illum)
+    paths.append(images.probe_image(probe, tmp_path, 20e-9))
+    pos = np.array([[0.0, 0.0], [10.0, 10.0]])
+    paths.append(images.truth_preview(obj, probe[0], pos, 20e-9, tmp_path / "t.png"))
+    f = np.linspace(0, 2.5e7, 41)
+    paths.append(
+        images.frc_image(f, 1 - f / 2.5e7, np.full(41, 0.2), 2.5e7, tmp_path, resolution_m=52e-9)
+    )
+    import matplotlib.image as mpimg
+
+    for p in paths:
+        img = mpimg.imread(p)
+        assert img.shape[0] > 300 and img.shape[1] > 400, p  # room for bars and axis labels

@@ -59,22 +59,12 @@ def run_simulate(cfg: Any, registry: Registry) -> Path:
 
 
 def _preview(data: Any, path: Path) -> None:
-    import numpy as np
+    from ptyframe.io.images import truth_preview
 
-    from ptyframe.io.images import _plt, _save
-
-    plt = _plt()
-    obj = data.truth.object[0]
-    probe = data.truth.probe[0]
-    pos = data.geometry.positions_px
-    m = probe.shape[-1]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
-    axes[0].imshow(np.abs(obj), cmap="gray")
-    axes[0].plot(pos[:, 1] + m / 2, pos[:, 0] + m / 2, "r.", ms=2)
-    axes[0].set_title(f"true amplitude; {len(pos)} scan positions")
-    im = axes[1].imshow(np.angle(obj), cmap="twilight_shifted")
-    axes[1].set_title("true phase (rad)")
-    fig.colorbar(im, ax=axes[1], shrink=0.8)
-    axes[2].imshow(np.abs(probe), cmap="magma")
-    axes[2].set_title("true probe amplitude")
-    _save(fig, path)
+    truth_preview(
+        data.truth.object[0],
+        data.truth.probe[0],
+        data.geometry.positions_px,
+        float(data.geometry.pixel_size_m),
+        path,
+    )
