@@ -23,7 +23,10 @@ Biol. 151, 250, 2005, eq. 17) with ``n`` the number of pixels in the ring::
     e = (sqrt(2) - 1) / 2 = 0.2071   ->   T = (0.2071 + 1.9102/sqrt n) / (1.2071 + 0.9102/sqrt n)
 
 For complex images every pixel of a ring is an independent sample (no Friedel symmetry), so
-``n`` is the full ring count.
+``n`` is the full ring count. When the images are windowed (``W x``), neighbouring Fourier
+pixels are correlated over ``~1/support``; the threshold then uses ``n * support_fraction``
+with ``support_fraction = (sum W^2)^2 / (sum W^4) / (H W)``, the effective support of ``W``
+as a fraction of the array (``support_fraction``; ``frc_against_truth`` passes it).
 
 Empty rings. A ring where one image has power and the other none scores 0 (no correlation:
 a constant estimate, whose deviation from its mean is zero, scores 0, not NaN); a ring where
@@ -44,6 +47,7 @@ no vacuum substitution; see that module for why).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,7 +62,9 @@ __all__ = [
     "FrcResult",
     "frc",
     "frc_against_truth",
+    "frc_of_pair",
     "half_bit_threshold",
+    "support_fraction",
     "ONE_SEVENTH",
 ]
 
@@ -95,6 +101,9 @@ class FrcResult:
     half_bit: np.ndarray
     one_seventh: np.ndarray
     pixel_size_m: float
+    #: The first ring the threshold crossing considers (rings below it are inside the
+    #: spectral width of a comparison window, where mean removal decides; see frc_of_pair).
+    first_ring: int = 1
 
     @property
     def nyquist_per_m(self) -> float:
@@ -132,12 +141,14 @@ class FrcResult:
     def crossing_per_m(self, threshold: str = "half_bit") -> float | None:
         """Return the first frequency above zero where the FRC falls below the threshold.
 
-        Scans rings ``1, 2, ...`` for the first ``j`` with ``FRC_j < T_j`` and interpolates
-        linearly in ``FRC - T`` between rings ``j - 1`` and ``j``. ``None`` if it never falls.
+        Scans rings ``first_ring, first_ring + 1, ...`` (default from 1) for the first ``j``
+        with ``FRC_j < T_j`` and interpolates linearly in ``FRC - T`` between the ring before
+        and ``j``. ``None`` if it never falls.
         """
         curve = self.threshold_curve(threshold)
         diff = self.frc - curve
         valid = np.flatnonzero(np.isfinite(diff))
+        valid = valid[valid >= max(int(self.first_ring) - 1, 0)]
         for pos in range(1, len(valid)):
             j = valid[pos]
             if diff[j] < 0.0:
@@ -161,12 +172,24 @@ class FrcResult:
         return 1.0 / f
 
 
+def support_fraction(window: np.ndarray) -> float:
+    """Return ``(sum W^2)^2 / (sum W^4) / (H W)``, the effective support of a window ``W``."""
+    w2 = np.asarray(window, dtype=np.float64) ** 2
+    den = float(np.sum(w2**2))
+    return float(np.sum(w2) ** 2 / den / w2.size) if den > 0 else 1.0
+
+
 def frc(
-    a: np.ndarray, b: np.ndarray, pixel_size_m: float = 1.0, n_bins: int | None = None
+    a: np.ndarray,
+    b: np.ndarray,
+    pixel_size_m: float = 1.0,
+    n_bins: int | None = None,
+    support_fraction: float = 1.0,
 ) -> FrcResult:
     """Return the FRC (eq. 23 of the PINE paper) between images ``a`` and ``b`` ``[H, W]``.
 
-    Real or complex input; see the module docstring for the rings and thresholds.
+    Real or complex input; see the module docstring for the rings and thresholds
+    (``support_fraction`` in (0, 1] scales the ring counts the 1/2-bit threshold uses).
     """
     aa = np.asarray(a)
     bb = np.asarray(b)
@@ -202,7 +225,7 @@ def frc(
         freq_per_m=freq,
         frc=value,
         n_pixels=counts,
-        half_bit=half_bit_threshold(counts),
+        half_bit=half_bit_threshold(counts * float(support_fraction)),
         one_seventh=np.full(nb, ONE_SEVENTH),
         pixel_size_m=float(pixel_size_m),
     )
@@ -230,4 +253,21 @@ def frc_against_truth(
     pair = prepare_pair(
         estimate, truth, illumination, threshold=threshold, upsample=upsample, taper_px=taper_px
     )
-    return frc(pair.estimate, pair.truth, pixel_size_m, n_bins), pair
+    return frc_of_pair(pair, pixel_size_m, n_bins), pair
+
+
+def frc_of_pair(pair: PreparedPair, pixel_size_m: float, n_bins: int | None = None) -> FrcResult:
+    """Return the FRC of a ``PreparedPair``'s windowed deviations (threshold on its support).
+
+    The 1/2-bit threshold uses the ring counts times the window's ``support_fraction``; the
+    crossing search starts at ring ``ceil(2 N / L)``, ``N = min(H, W)``, ``L`` the window's
+    effective width ``sqrt(support_fraction H W)`` px: rings below it lie within twice the
+    window's spectral width, where the mean removal (ring 0) spreads.
+    """
+    if pair.window is None:
+        return frc(pair.estimate, pair.truth, pixel_size_m, n_bins)
+    frac = support_fraction(pair.window)
+    res = frc(pair.estimate, pair.truth, pixel_size_m, n_bins, support_fraction=frac)
+    width_px = math.sqrt(frac * pair.window.size)
+    res.first_ring = max(1, math.ceil(2.0 * min(pair.window.shape) / max(width_px, 1.0)))
+    return res

@@ -36,7 +36,7 @@ import numpy as np
 from ptyframe.errors import ConfigError
 from ptyframe.hookspecs import hookimpl
 from ptyframe.metrics.align import PreparedPair, prepare_pair
-from ptyframe.metrics.frc import frc
+from ptyframe.metrics.frc import frc_of_pair
 from ptyframe.metrics.image import nrmse, ssim_components
 
 
@@ -148,7 +148,7 @@ class FrcMetric(TruthMetric):
     )
 
     def _compute(self, pair: PreparedPair, pixel_size_m: float) -> dict[str, float]:
-        res = frc(pair.estimate, pair.truth, pixel_size_m)
+        res = frc_of_pair(pair, pixel_size_m)
         half_bit = res.resolution_m("half_bit")
         seventh = res.resolution_m("1/7")
         return {
@@ -199,3 +199,11 @@ def ptyframe_register(registry) -> None:  # noqa: ANN001
     registry.add("metric", "frc", build_frc, FrcMetricConfig)
     registry.add("metric", "nrmse", build_nrmse, NrmseMetricConfig)
     registry.add("metric", "ssim", build_ssim, SsimMetricConfig)
+
+
+@hookimpl
+def ptyframe_commands() -> dict[str, object]:
+    """Offer ``ptyframe halfset`` (half-set FRC resolution, no truth needed)."""
+    from ptyframe.metrics.halfset_command import main
+
+    return {"halfset": main}
