@@ -262,12 +262,14 @@ def frc_of_pair(pair: PreparedPair, pixel_size_m: float, n_bins: int | None = No
     The 1/2-bit threshold uses the ring counts times the window's ``support_fraction``; the
     crossing search starts at ring ``ceil(2 N / L)``, ``N = min(H, W)``, ``L`` the window's
     effective width ``sqrt(support_fraction H W)`` px: rings below it lie within twice the
-    window's spectral width, where the mean removal (ring 0) spreads.
+    window's spectral width, where the mean removal (ring 0) spreads. Ring 0 itself is NaN:
+    both deviations have zero weighted mean by construction, so it holds rounding only.
     """
     if pair.window is None:
         return frc(pair.estimate, pair.truth, pixel_size_m, n_bins)
     frac = support_fraction(pair.window)
     res = frc(pair.estimate, pair.truth, pixel_size_m, n_bins, support_fraction=frac)
+    res.frc[0] = np.nan
     width_px = math.sqrt(frac * pair.window.size)
     res.first_ring = max(1, math.ceil(2.0 * min(pair.window.shape) / max(width_px, 1.0)))
     return res
