@@ -1,13 +1,20 @@
 """Collect every ``recon.h5`` below a directory into one table (one row per run).
 
 A row holds the run's settings (engine, alpha, beta, rho, overlap / decimation, dose), its
-final values (data error, FRC at 1/2 and 3/4 Nyquist, NRMSE, wall time = sum of
+final values (data error, FRC at 1/4, 1/2 and 3/4 Nyquist, NRMSE, wall time = sum of
 ``/history/seconds``), ``epochs`` (configured) and ``epochs_done`` (recorded; fewer when a
 run diverged or was interrupted), and every recorded metric value as ``<metric>@<epoch>``
 (1-based epoch count, e.g. ``frc_half_nyquist@150``). The final FRC curve comes from
 ``/final/frc`` and ``/final/freq_per_m`` (written by the runner when the dataset has a ground
 truth); for older results it is recomputed from ``/object`` and the truth of the run's
 dataset (the data file, or the simulation rebuilt from the config for ``data=simulated``).
+
+Runs recorded before the FRC compared windowed deviations (issue 12: their history has
+``frc_half_nyquist`` but no ``frc_quarter_nyquist``) hold FRC values with a floor of ~0.47
+for a constant object. Their final FRC curve and band values are recomputed from
+``/object`` with the current metric where the truth can be rebuilt, their per-epoch FRC
+columns are dropped, and the row says so in ``frc_metric`` (``recomputed-final`` or
+``pre-fix``, against ``windowed`` for current runs).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from ptyframe.io.results import read_result
 log = logging.getLogger(__name__)
 
 #: Metrics recorded per epoch that the table reports at every recorded epoch.
-METRICS = ("frc_half_nyquist", "frc_3q_nyquist", "nrmse")
+METRICS = ("frc_quarter_nyquist", "frc_half_nyquist", "frc_3q_nyquist", "nrmse")
 #: Row keys that describe how a run was set up (besides alpha and beta).
 SETTINGS = ("inner", "rho", "overlap", "decimate", "n_tiles", "i0_origin", "photons_per_pattern")
 
@@ -98,6 +105,12 @@ def load_runs(root: str | Path, recompute_frc: bool = True) -> list[Run]:
             frc_curve=_final_curve(p),
         )
         run.row = table_row(run)
+        if "frc_half_nyquist" in run.history and "frc_quarter_nyquist" not in run.history:
+            run.row["frc_metric"] = "pre-fix"
+            run.frc_curve = None  # recompute with the current metric
+            log.warning("%s: FRC recorded by the pre-fix metric (vacuum edge floor)", p)
+        elif "frc_half_nyquist" in run.history:
+            run.row["frc_metric"] = "windowed"
         runs.append(run)
     if recompute_frc:
         fill_frc_curves(runs)
@@ -161,6 +174,20 @@ def fill_frc_curves(runs: list[Run]) -> None:
             log.info("%s: no FRC curve (%s)", run.path, exc)
             continue
         run.frc_curve = (np.asarray(res.freq_per_m), np.asarray(res.frc))
+        if run.row.get("frc_metric") == "pre-fix":
+            _replace_prefix_values(run, res)
+
+
+def _replace_prefix_values(run: Run, res: Any) -> None:
+    """Put the current metric's final band values into a pre-fix run's row (module doc)."""
+    from ptyframe.metrics.frc import REPORTED_BANDS
+
+    for f, stem in REPORTED_BANDS.items():
+        run.row[f"frc_{stem}_nyquist"] = res.band(f)
+    for key in [k for k in run.row if k.startswith("frc_") and "@" in k]:
+        del run.row[key]
+    run.history = {k: v for k, v in run.history.items() if not k.startswith("frc_")}
+    run.row["frc_metric"] = "recomputed-final"
 
 
 def _truth_of(data_cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, float] | None:
