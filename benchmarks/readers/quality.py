@@ -11,9 +11,9 @@ Poisson noise) is written as
   checked by loading it with PtyLab's own ``ExperimentalData`` when ``.venv-ptylab`` exists.
 
 Each file is read by ptyframe's reader (chosen from the contents) and reconstructed by the
-same ePIE run (same seed); the object is compared with the truth, cropped by the whole-pixel
-origin offset between the positions read and the true ones, by the runner's metrics (NRMSE and FRC of the windowed
-deviations, ``ptyframe.metrics``). Prints one table row per file.
+same ePIE run (same seed); the object is compared with the truth (cropped by the whole-pixel
+offset between the positions read and the true ones) by the runner's metrics: NRMSE and FRC
+of the windowed deviations (``ptyframe.metrics``). Prints one table row per file.
 """
 
 from __future__ import annotations
