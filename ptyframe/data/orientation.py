@@ -85,6 +85,8 @@ def choose_orientation(
     best = min(errors, key=lambda k: errors[k])
     choice = OrientationChoice(best, errors)
     message = choice.summary()
-    log.info("%s", message)
-    print(message, file=sys.stderr)
+    if log.isEnabledFor(logging.INFO) and log.hasHandlers():
+        log.info("%s", message)
+    else:  # no logging set up (the Python API): say it anyway
+        print(message, file=sys.stderr)
     return choice
