@@ -341,10 +341,10 @@ def _check_span(
 
 
 def build_cxi_reader(config: CxiReaderConfig, context: BuildContext) -> CxiReader:
-    """Build the CXI 1.6 reader."""
+    """Read CXI 1.6 (ptypy, PyNX, cdtools): SI units, energy in J, sample translations."""
     return CxiReader()
 
 
 def build_nxcxi_reader(config: NxcxiReaderConfig, context: BuildContext) -> NxcxiReader:
-    """Build the NXcxi_ptycho reader."""
+    """Read NeXus NXcxi_ptycho (Diamond): lengths with units, photon energy in beam_1."""
     return NxcxiReader()

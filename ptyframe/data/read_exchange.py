@@ -58,5 +58,5 @@ class ExchangeReader:
 
 
 def build_exchange_reader(config: ExchangeReaderConfig, context: BuildContext) -> ExchangeReader:
-    """Build the data-exchange reader."""
+    """Read the data-exchange layout (Adorym): positions in object pixels."""
     return ExchangeReader()

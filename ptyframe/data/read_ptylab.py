@@ -122,5 +122,5 @@ class PtylabReader:
 
 
 def build_ptylab_reader(config: PtylabReaderConfig, context: BuildContext) -> PtylabReader:
-    """Build the PtyLab input-file reader."""
+    """Read PtyLab's CPM input: ptychogram, encoder [m], wavelength, dxd, zo."""
     return PtylabReader()
