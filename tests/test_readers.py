@@ -211,3 +211,33 @@ def test_raster_nxcxi_data_is_read_in_scan_order(tmp_path, case):
     ds = _open(path)
     assert ds.layout == "raster"
     np.testing.assert_array_equal(ds.intensities(0, [7, 3, 30]), case.intensities(0, [7, 3, 30]))
+
+
+def test_reader_and_orientation_are_chosen_from_the_command_line(tmp_path, case):
+    import os
+    import subprocess
+    import sys
+
+    frames = np.ascontiguousarray(orient(case.intensities(0), 4))
+    path = write_foreign(tmp_path / "scan.data", case, "cxi", frames=frames)
+    args = [
+        sys.executable,
+        "-m",
+        "ptyframe.cli",
+        "reconstruct",
+        f"data.path={path}",
+        "data.reader=cxi",
+        "data.orientation=4",
+        "engine.epochs=2",
+        "output.format=cxi",
+        "output.images=false",
+        "progress=false",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(args, capture_output=True, text=True, env=env, timeout=240)
+    assert res.returncode == 0, res.stderr
+    with h5py.File(tmp_path / "run" / "recon.h5") as f:
+        conv = f.attrs["data_conventions"]
+    assert '"reader": "cxi"' in conv and '"orientation": "4 (transpose) on frames"' in conv
+    assert (tmp_path / "run" / "recon.cxi").exists()
