@@ -407,3 +407,46 @@ def test_damaged_files_never_crash_with_anything_but_a_validation_error(
         ds.intensities(0)
     except DataValidationError as exc:
         assert str(path) in str(exc)
+
+
+@pytest.fixture(scope="module")
+def foreign_bytes(tmp_path_factory):
+    ds = make_dataset(m=16, n=4, step=4.0, jitter=0.7, seed=3)
+    base = tmp_path_factory.mktemp("fuzz_foreign")
+    return {k: write_foreign(base / f"good.{k}", ds, k).read_bytes() for k in ("cxi", "ptylab")}
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    kind=st.sampled_from(["cxi", "ptylab"]),
+    cut=st.integers(min_value=0, max_value=30000),
+    flips=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=30000), st.integers(min_value=1, max_value=255)
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_damaged_foreign_files_never_crash_with_anything_but_a_validation_error(
+    tmp_path, foreign_bytes, kind, cut, flips
+):
+    """Truncate and corrupt valid CXI and PtyLab files: reading either works or says why."""
+    good = foreign_bytes[kind]
+    data = bytearray(good[: max(cut, 0) or len(good)])
+    for pos, val in flips:
+        if pos < len(data):
+            data[pos] ^= val
+    path = tmp_path / f"damaged_{kind}_{cut}_{len(flips)}.h5"
+    path.write_bytes(bytes(data))
+    from ptyframe.plugins import default_registry
+    from ptyframe.registry import BuildContext
+
+    reg = default_registry()
+    try:
+        ds = reg.build("dataset", {"name": "file", "path": str(path)}, BuildContext(reg))
+        ds.intensities(0)
+    except DataValidationError as exc:
+        assert str(path) in str(exc)

@@ -159,7 +159,7 @@ def read_scan(
             scan = reader.read(f, path)
         except DataValidationError:
             raise
-        except (KeyError, OSError, ValueError, TypeError, IndexError) as exc:
+        except (KeyError, OSError, RuntimeError, ValueError, TypeError, IndexError) as exc:
             raise fail(
                 path,
                 f"the {reader.name} reader could not read it ({type(exc).__name__}: {exc})",
