@@ -11,7 +11,7 @@ CONSTRAINTS := -c constraints-cpu.txt
 PLUGINS := -e plugins/ptyframe-lightning -e plugins/ptyframe-mpi -e plugins/ptyframe-raar
 DEMO_DIR ?= demo
 
-.PHONY: install browser demo test parallel-hdf5 test-fast lint bench clean
+.PHONY: install browser demo test parallel-hdf5 test-fast lint bench clean readers-peers
 
 $(BIN)/.installed: pyproject.toml constraints-cpu.txt $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,27 @@ parallel-hdf5: $(PHDF5)/bin/.installed
 	$(OMPI_ROOT) timeout 600 /usr/bin/mpiexec.openmpi --oversubscribe -n 2 $(PHDF5)/bin/python -m pytest -q \
 		-m mpi -p no:cacheprovider plugins/ptyframe-mpi/tests
 
+# the readers' test tier: cdtools-py (writes CXI itself) and PtyLab 0.3.7 (reads its own
+# layout) in venvs of their own, torch first from the CPU pin; tests skip without them
+CDT := .venv-cdtools
+PTYLAB := .venv-ptylab
+
+$(CDT)/bin/.installed: constraints-cpu.txt
+	$(PYTHON) -m venv $(CDT)
+	$(CDT)/bin/python -m pip install --quiet --upgrade pip
+	$(CDT)/bin/python -m pip install --quiet $(CONSTRAINTS) torch
+	$(CDT)/bin/python -m pip install --quiet $(CONSTRAINTS) 'cdtools-py==0.3.2'
+	touch $@
+
+$(PTYLAB)/bin/.installed:
+	$(PYTHON) -m venv $(PTYLAB)
+	$(PTYLAB)/bin/python -m pip install --quiet --upgrade pip
+	$(PTYLAB)/bin/python -m pip install --quiet 'ptylab==0.3.7'
+	touch $@
+
+readers-peers: install $(CDT)/bin/.installed $(PTYLAB)/bin/.installed
+	$(BIN)/python -m pytest -q tests/test_readers_cdtools.py tests/test_readers_ptylab.py
+
 lint: install
 	$(BIN)/ruff check ptyframe plugins tests benchmarks
 	$(BIN)/ruff format --check ptyframe plugins tests benchmarks
@@ -83,4 +104,4 @@ bench: install
 	$(BIN)/python benchmarks/epie_sweep.py
 
 clean:
-	rm -rf $(VENV) $(PHDF5) $(DEMO_DIR) outputs multirun
+	rm -rf $(VENV) $(PHDF5) $(CDT) $(PTYLAB) $(DEMO_DIR) outputs multirun

@@ -41,10 +41,14 @@ class OutputConfig:
     #: Skip the run if the output directory already holds a finished ``recon.h5`` of the same
     #: config (continues an interrupted multirun sweep without redoing finished runs).
     skip_done: bool = False
+    #: ``h5``: ``recon.h5`` only; ``cxi``: also ``recon.cxi`` with CXI conventions.
+    format: str = "h5"
 
     def __post_init__(self) -> None:
         if int(self.checkpoint_every) < 0:
             raise ConfigError(f"output.checkpoint_every = {self.checkpoint_every} must be >= 0")
+        if self.format not in ("h5", "cxi"):
+            raise ConfigError(f"output.format = {self.format!r}; use h5 or cxi")
 
 
 @dataclass

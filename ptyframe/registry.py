@@ -41,6 +41,8 @@ KINDS: dict[str, str] = {
     "denoiser": "denoiser",
     "distribution": "distribution",
     "metric": "metric",
+    # chosen by a field of the ``data`` group (``data.reader=cxi``), not a Hydra group
+    "reader": "data.reader",
 }
 
 
@@ -259,6 +261,8 @@ class Registry:
     def store_configs(self, config_store: Any) -> None:
         """Store every component config as option ``name`` of Hydra group ``KINDS[kind]``."""
         for comp in self:
+            if "." in KINDS[comp.kind]:  # selected by a field (data.reader), not a group
+                continue
             config_store.store(group=KINDS[comp.kind], name=comp.name, node=comp.config_cls)
 
 

@@ -601,12 +601,17 @@ def _finish(
         "pixel_size_m": float(dataset.geometry.pixel_size_m),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "still_improving": still_improving(history.columns.get("data_error", [])) is not None,
+        "data_conventions": json.dumps(getattr(dataset, "conventions", {}), default=str),
     }
     arrays = state.numpy()
     arrays.update(_final_frc(engine, state, metrics))
     write_result(result_path, arrays, history, attrs, overwrite=True)
     (out / "config.yaml").write_text(yaml_text)
     files = [result_path, out / "config.yaml"]
+    if cfg.output.format == "cxi":  # the same result with CXI conventions
+        from ptyframe.io.cxi import write_cxi_result
+
+        files.append(write_cxi_result(out / "recon.cxi", arrays, history, dataset, attrs))
     if cfg.output.images:
         files += _images(out, state, history, dataset, metrics, engine)
     return files

@@ -1,1 +1,2 @@
-"""Read, write and validate the data-exchange HDF5 layout; describe scan geometry."""
+"""Read data files (reader components: data-exchange, CXI, NXcxi_ptycho, PtyLab), prepare the
+detector frames, validate them, and describe the scan geometry."""

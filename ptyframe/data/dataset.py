@@ -1,15 +1,20 @@
 """Give read-only, lazy access to a ptychographic dataset (file-backed or in memory).
 
-``PtychoDataset.open(path)`` validates the file (``ptyframe.data.validate``) and reads patterns
-only when asked, tile range by tile range, so a rank of a distributed run reads only its
-shard. Patterns come back as intensities, centred (zero frequency in the middle), float32,
-with negative values marking unmeasured pixels; magnitude files are squared on read.
+``PtychoDataset.open(path)`` validates a data-exchange file (``ptyframe.data.validate``);
+other layouts come through a reader (``ptyframe.data.reader``, ``ptyframe.data.scanfile``),
+which sets ``data_key`` (the HDF5 path of the patterns), ``layout`` and the detector
+preprocessing ``pipeline``. Patterns are read only when asked, tile range by tile range, so
+a rank of a distributed run reads only its shard. They come back as intensities, centred
+(zero frequency in the middle), float32, with negative values marking unmeasured pixels;
+magnitude files are squared on read, then the pipeline (orientation, mask, dark, crop, bin)
+is applied.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +44,10 @@ class PtychoDataset:
         quantity: str = "intensity",
         truth: Truth | None = None,
         has_truth: bool | None = None,
+        data_key: str = "exchange/data",
+        layout: str = "angles_tiles",
+        pipeline: Callable[[np.ndarray], np.ndarray] | None = None,
+        conventions: dict[str, Any] | None = None,
     ) -> None:
         if (patterns is None) == (path is None):
             raise ValueError("give either in-memory patterns or a file path")
@@ -53,6 +62,11 @@ class PtychoDataset:
         self.geometry = geometry
         self._truth = truth
         self._has_truth = truth is not None if has_truth is None else has_truth
+        self.data_key = data_key
+        self.layout = layout
+        self.pipeline = pipeline
+        #: The file conventions the reader applied (recorded in ``recon.h5``).
+        self.conventions: dict[str, Any] = dict(conventions or {})
 
     @classmethod
     def open(cls, path: str | os.PathLike, validate_values: bool = True) -> PtychoDataset:
@@ -100,17 +114,9 @@ class PtychoDataset:
         import h5py
 
         with h5py.File(self.path, "r") as f:
-            ds = f["exchange/data"]
-            if isinstance(sel, slice):
-                block = ds[angle]
-            else:
-                order = np.argsort(sel)
-                sorted_idx = sel[order]
-                uniq, inverse = np.unique(sorted_idx, return_inverse=True)
-                block_sorted = ds[angle, uniq][inverse]
-                block = np.empty_like(block_sorted)
-                block[order] = block_sorted
-        return _to_intensity(np.asarray(block), self.quantity)
+            block = _read_frames(f[self.data_key], self.layout, angle, sel)
+        out = _to_intensity(np.asarray(block), self.quantity)
+        return self.pipeline(out) if self.pipeline is not None else out
 
     # ------------------------------------------------------------------ truth
     @property
@@ -139,4 +145,29 @@ class PtychoDataset:
         """Return an in-memory dataset holding only the given tiles (all angles)."""
         idx = np.asarray(indices, dtype=np.int64)
         pats = np.stack([self.intensities(a, idx) for a in range(self.n_angles)])
-        return PtychoDataset(self.geometry.select(idx), patterns=pats, truth=self.truth)
+        return PtychoDataset(
+            self.geometry.select(idx),
+            patterns=pats,
+            truth=self.truth,
+            conventions=self.conventions,
+        )
+
+
+def _read_frames(ds: Any, layout: str, angle: int, sel: slice | np.ndarray) -> np.ndarray:
+    """Read frames ``sel`` of ``angle`` from ``ds`` stored in ``layout`` (see ``ScanFile``)."""
+    if layout == "raster":  # [n_y, n_x, H, W], tiles in row-major order
+        nx = int(ds.shape[1])
+        idx = np.arange(int(ds.shape[0]) * nx) if isinstance(sel, slice) else sel
+        return np.stack([ds[int(i) // nx, int(i) % nx] for i in idx])
+
+    def take(index: Any) -> np.ndarray:
+        return ds[angle, index] if layout == "angles_tiles" else ds[index]
+
+    if isinstance(sel, slice):
+        return take(slice(None))
+    order = np.argsort(sel)
+    uniq, inverse = np.unique(sel[order], return_inverse=True)
+    block_sorted = take(uniq)[inverse]
+    block = np.empty_like(block_sorted)
+    block[order] = block_sorted
+    return block

@@ -1,7 +1,10 @@
-"""Choose where the patterns of a run come from: a data-exchange file, or a fresh simulation.
+"""Choose where the patterns of a run come from: a file (any reader), or a fresh simulation.
 
 Both are ``dataset`` components, so ``data=file data.path=f.h5`` and ``data=simulated`` are
-Hydra choices and ``registry.build("dataset", cfg)`` returns a ``PtychoDataset``.
+Hydra choices and ``registry.build("dataset", cfg)`` returns a ``PtychoDataset``. A file is
+read by the ``reader`` component ``data.reader`` names (``auto``: chosen from the file's
+contents, see ``ptyframe.data.reader``), then the detector options below are applied
+(``ptyframe.data.preprocess``, ``ptyframe.data.scanfile``).
 """
 
 from __future__ import annotations
@@ -18,10 +21,29 @@ from ptyframe.registry import BuildContext
 
 @dataclass
 class FileDataConfig:
-    """A data-exchange HDF5 file (Adorym layout); see ``ptyframe.data.exchange``."""
+    """A data file: data-exchange, CXI, NXcxi_ptycho, PtyLab, or a plugin's layout."""
 
     name: str = "file"
     path: str = "???"
+    #: Reader component (``ptyframe plugins`` lists them); ``auto`` looks inside the file.
+    reader: str = "auto"
+    #: Detector-frame orientation, ptypy code 0-7 (see ``ptyframe.data.preprocess``) applied
+    #: after the file's own, or ``auto``: try them with a few ePIE sweeps, keep the best.
+    orientation: str = "0"
+    #: ePIE sweeps and tiles per candidate of ``orientation=auto``.
+    orientation_epochs: int = 10
+    orientation_tiles: int = 64
+    #: Bad-pixel mask, nonzero = masked (unmeasured): FILE.npy, FILE.h5:/dataset, or
+    #: /dataset inside the data file; one value per detector pixel as stored.
+    mask: str | None = None
+    #: Dark / background frame (or a stack, averaged) to subtract; same forms as ``mask``.
+    dark: str | None = None
+    #: Counts at or above this value mark a pixel unmeasured in that frame (saturated).
+    saturation: float | None = None
+    #: Cut a crop x crop window centred on the mean pattern's centre (detector pixels).
+    crop: int | None = None
+    #: Sum bin x bin detector pixels (after the crop).
+    bin: int = 1
     #: Keep every ``decimate``-th tile along the scan (1 = all); lowers the overlap.
     decimate: int = 1
     #: Use only the first ``max_tiles`` tiles after decimation (None = all).
@@ -34,6 +56,19 @@ class FileDataConfig:
             raise ConfigError(f"data.decimate = {self.decimate} must be >= 1")
         if self.max_tiles is not None and int(self.max_tiles) < 1:
             raise ConfigError(f"data.max_tiles = {self.max_tiles} must be >= 1 or null")
+        if str(self.orientation) != "auto" and str(self.orientation) not in [
+            str(k) for k in range(8)
+        ]:
+            raise ConfigError(
+                f"data.orientation = {self.orientation!r}; use 0-7 (ptypy codes: 1 flip "
+                "columns, 2 flip rows, 4 transpose, ...) or auto"
+            )
+        if int(self.bin) < 1:
+            raise ConfigError(f"data.bin = {self.bin} must be >= 1")
+        if self.crop is not None and int(self.crop) < 4:
+            raise ConfigError(f"data.crop = {self.crop} must be >= 4 pixels or null")
+        if int(self.orientation_epochs) < 1 or int(self.orientation_tiles) < 4:
+            raise ConfigError("data.orientation_epochs must be >= 1 and orientation_tiles >= 4")
 
 
 def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoDataset:
@@ -43,7 +78,38 @@ def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoD
             "no data file given. Pass one with `data.path=FILE.h5` "
             "(make a demo file with `ptyframe simulate out=demo.h5`)"
         )
-    ds = PtychoDataset.open(config.path, validate_values=config.check_values)
+    from ptyframe.data.reader import read_scan
+    from ptyframe.data.scanfile import DetectorOptions, build_dataset
+
+    scan = read_scan(config.path, context.registry, str(config.reader), context)
+    opts = DetectorOptions(
+        orientation=0,
+        mask=config.mask,
+        dark=config.dark,
+        saturation=config.saturation,
+        crop=None if config.crop is None else int(config.crop),
+        bin=int(config.bin),
+        check_values=bool(config.check_values),
+    )
+    auto = None
+    if str(config.orientation) == "auto":
+        from ptyframe.data.orientation import choose_orientation
+
+        build_dataset(scan, opts)  # every check on the whole file before the trials
+        auto = choose_orientation(
+            scan,
+            opts,
+            context.registry,
+            int(config.orientation_epochs),
+            int(config.orientation_tiles),
+            int(context.seed),
+        )
+        opts.orientation, opts.check_values = auto.code, False
+    else:
+        opts.orientation = int(config.orientation)
+    ds = build_dataset(scan, opts)
+    if auto is not None:
+        ds.conventions["orientation_auto"] = auto.summary()
     idx = np.arange(ds.n_tiles)[:: int(config.decimate)]
     if config.max_tiles is not None:
         idx = idx[: int(config.max_tiles)]
