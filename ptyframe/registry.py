@@ -50,6 +50,11 @@ KINDS: dict[str, str] = {
 #: ``(command, overrides, note)``; ``ptyframe plugins`` prints it and a test runs each one.
 CHOOSE: dict[str, tuple[str, str, str]] = {
     "dataset": ("reconstruct", "data={name}", " (data=file takes data.path=FILE)"),
+    "reader": (
+        "reconstruct",
+        "data.reader={name}",
+        " (with data.path=FILE; by default chosen by looking inside the file)",
+    ),
     "simulation": ("simulate", "simulation={name}", ""),
     "phantom": ("simulate", "phantom={name}", ""),
     "probe": ("simulate", "probe={name}", ""),
