@@ -285,4 +285,11 @@ def inspect_file(path: str | os.PathLike, scan_values: bool = True) -> FileSumma
 
     path = os.fspath(path)
     with open_h5(path) as f:
-        return inspect_open(f, path, scan_values)
+        try:
+            return inspect_open(f, path, scan_values)
+        except (RuntimeError, OSError) as exc:  # h5py on a damaged B-tree or heap
+            raise _fail(
+                path,
+                f"is damaged ({str(exc).splitlines()[0]})",
+                "the file is truncated or corrupt; re-export it",
+            ) from None
