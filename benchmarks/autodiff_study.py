@@ -34,7 +34,7 @@ from ptyframe.engines.autodiff import AutodiffConfig, AutodiffEngine, OptimizerG
 from ptyframe.engines.autodiff_precondition import PreconditionConfig
 from ptyframe.engines.pie import EpieConfig, PieEngine
 from ptyframe.initial import InitConfig, initial_state
-from ptyframe.losses.base import LsqLoss, PoissonLoss
+from ptyframe.losses.base import LsqLoss, PoissonConfig, PoissonLoss
 from ptyframe.metrics.align import register_subpixel
 from ptyframe.optimizers import AdamConfig, GdConfig
 from ptyframe.simulation.simulate import simulate_dataset
@@ -145,7 +145,12 @@ def autodiff(**kw: Any) -> AutodiffEngine:
     cfg = AutodiffConfig(minibatch=kw.get("minibatch", 32), optimizers=groups, precondition=pc)
     if "probe_start" in kw:
         cfg.update_start = dataclasses.replace(cfg.update_start, probe=kw["probe_start"])
-    loss = PoissonLoss() if kw.get("loss") == "poisson" else LsqLoss()
+    warm = int(kw.get("warmup", PoissonConfig.lsq_warmup_epochs))
+    loss = (
+        PoissonLoss(PoissonConfig(lsq_warmup_epochs=warm))
+        if kw.get("loss") == "poisson"
+        else LsqLoss()
+    )
     return AutodiffEngine(cfg, loss=loss)
 
 
@@ -179,7 +184,7 @@ def parse(name: str) -> dict[str, Any]:
         out[key] = (
             val
             if key == "loss"
-            else (int(val) if key in ("minibatch", "probe_start") else float(val))
+            else (int(val) if key in ("minibatch", "probe_start", "warmup") else float(val))
         )
     return out
 

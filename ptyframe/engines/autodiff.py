@@ -342,6 +342,8 @@ class AutodiffEngine(Engine):
             fields = self.model.fields(self.values()) if self.regularizers else None
             for r in self.regularizers:
                 r.update(*fields)
+        if hasattr(self.loss, "set_epoch"):
+            self.loss.set_epoch(epoch)  # e.g. the Poisson loss's LSQ warm start
         plan = self._plan(epoch)
         counts = torch.tensor(
             [float(self._counts[i][self._rows[i][t]].sum()) for i, t in plan], dtype=torch.float64
