@@ -165,9 +165,11 @@ class AutodiffEngine(Engine):
         super().prepare(meas[0], state, distribution, seed)
         self.meas = meas
         geom = meas[0].geometry
-        if any(m.window != state.window for m in meas):
+        b = int(getattr(self.model, "buffer_px", 0) or 0)
+        if any(tuple(w + 2 * b for w in m.window) != state.window for m in meas):
             raise ConfigError(
                 f"patterns are {meas[0].window}, the probe {state.window}: must match"
+                + (f" (plus the buffer, {b} px on every side)" if b else "")
             )
         n_angles = max(len(geom.theta_rad), 1 + max(m.angle for m in meas))
         self.model.setup(geom, n_angles)

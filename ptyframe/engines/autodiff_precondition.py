@@ -76,16 +76,19 @@ def curvature(model: Any, v: dict[str, torch.Tensor], batch: Batch) -> dict[str,
         pos = model.positions(v, batch)
         corners, frac = split_positions(pos)
         window = (probe.shape[-2], probe.shape[-1])
+        b = int(getattr(model, "buffer_px", 0) or 0)
         if "object" in v:
             lit = model.farfield.shifted_probes(probe, frac)
             lit = (lit.real.square() + lit.imag.square()).sum(dim=1)  # [B, M, M]
-            obj = v["object"]
-            illum = torch.zeros(obj.shape[-2:], dtype=lit.dtype, device=lit.device)
+            ny, nx = v["object"].shape[-2:]
+            illum = torch.zeros((ny + 2 * b, nx + 2 * b), dtype=lit.dtype, device=lit.device)
             scatter_add_patches(illum, lit, corners)
+            illum = illum[b : b + ny, b : b + nx]
             peak = float((probe.real.square() + probe.imag.square()).sum(dim=0).max())
             out["object"] = (illum, peak)
         if "probe" in v:
             slices = model.slices(v, batch.angle)
+            slices = model.padded(slices) if hasattr(model, "padded") else slices
             chunks = extract_patches(slices, corners, window)  # [B, S, M, M]
             power = (chunks.real.square() + chunks.imag.square()).prod(dim=1).sum(dim=0)
             out["probe"] = (power, None)
