@@ -11,7 +11,7 @@ objects) and a unitary propagator to the detector, the amplitude least-squares t
 psi'_b)`` (``psi'`` the exit wave with its modulus replaced by the measurement, ``c =
 Loss.curvature``: 2 for LSQ) and the Gauss-Newton diagonal::
 
-    H_O(r) = c/N_d sum_b sum_k |P_k(r - r_b)|^2        (the batch's illumination)
+    H_O(r) = c/N_d S sum_b sum_k |P_k(r - r_b)|^2      (the batch's illumination, S slices)
     H_P(r) = c/N_d sum_b prod_j |O_j(r + r_b)|^2        (the object's transmitted power)
 
 so that ``O <- O - lr g_O / (H_O + delta max|P|^2 c/N_d)`` with ``lr = 1`` is the weighted
@@ -78,12 +78,15 @@ def curvature(model: Any, v: dict[str, torch.Tensor], batch: Batch) -> dict[str,
         window = (probe.shape[-2], probe.shape[-1])
         b = int(getattr(model, "buffer_px", 0) or 0)
         if "object" in v:
-            lit = model.farfield.shifted_probes(probe, frac)
-            lit = (lit.real.square() + lit.imag.square()).sum(dim=1)  # [B, M, M]
             ny, nx = v["object"].shape[-2:]
-            illum = torch.zeros((ny + 2 * b, nx + 2 * b), dtype=lit.dtype, device=lit.device)
+            lit = incident_power(model, v, batch, probe, corners, frac)  # [B, S, M, M]
+            illum = torch.zeros(
+                (lit.shape[1], ny + 2 * b, nx + 2 * b), dtype=lit.dtype, device=lit.device
+            )
             scatter_add_patches(illum, lit, corners)
-            illum = illum[b : b + ny, b : b + nx]
+            # S slices each explain the whole residual: a full step on all of them overshoots
+            # up to S-fold, so each takes 1/S of it (block Jacobi).
+            illum = illum[:, b : b + ny, b : b + nx] * lit.shape[1]
             peak = float((probe.real.square() + probe.imag.square()).sum(dim=0).max())
             out["object"] = (illum, peak)
         if "probe" in v:
@@ -93,6 +96,32 @@ def curvature(model: Any, v: dict[str, torch.Tensor], batch: Batch) -> dict[str,
             power = (chunks.real.square() + chunks.imag.square()).prod(dim=1).sum(dim=0)
             out["probe"] = (power, None)
     return out
+
+
+def incident_power(
+    model: Any,
+    v: dict[str, torch.Tensor],
+    batch: Batch,
+    probe: torch.Tensor,
+    corners: torch.Tensor,
+    frac: torch.Tensor,
+) -> torch.Tensor:
+    """Return ``sum_k |psi_j,k|^2`` ``[B, S, M, M]``: the wave arriving at each slice ``j``."""
+    psi = model.farfield.shifted_probes(probe, frac)  # [B, K, M, M]
+    n = int(v["object"].shape[0])
+    powers = [(psi.real.square() + psi.imag.square()).sum(dim=1)]
+    if n > 1:
+        window = (probe.shape[-2], probe.shape[-1])
+        slices = model.padded(model.slices(v, batch.angle))
+        chunks = extract_patches(slices, corners, window)  # [B, S, M, M]
+        dz = model.slice_distances(v)
+        for j in range(n - 1):
+            psi = psi * chunks[:, j : j + 1]
+            if not model.config.pure_projection:
+                d = dz[j] if isinstance(dz, torch.Tensor) else dz
+                psi = model.slice_prop(psi, d, model.pixel_size_m, model.wavelength_m)
+            powers.append((psi.real.square() + psi.imag.square()).sum(dim=1))
+    return torch.stack(powers, dim=1)
 
 
 def precondition(
