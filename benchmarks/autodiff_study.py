@@ -36,6 +36,7 @@ from ptyframe.engines.pie import EpieConfig, PieEngine
 from ptyframe.initial import InitConfig, initial_state
 from ptyframe.losses.base import LsqLoss, PoissonConfig, PoissonLoss
 from ptyframe.metrics.align import register_subpixel
+from ptyframe.metrics.plugin import FrcMetric, FrcMetricConfig, NrmseMetric, NrmseMetricConfig
 from ptyframe.optimizers import AdamConfig, GdConfig
 from ptyframe.simulation.simulate import simulate_dataset
 
@@ -103,6 +104,18 @@ def interior_scores(est: np.ndarray, truth: np.ndarray, pos: np.ndarray, m: int)
     return out
 
 
+def project_scores(state: Any, ds: PtychoDataset) -> str:
+    """Return the project's metrics (``ptyframe.metrics``: NRMSE, FRC bands) as a table cell."""
+    est = state.object[0].detach().numpy()
+    args = (est, ds.truth.object[0], ds.truth.illumination, ds.geometry.pixel_size_m)
+    f = FrcMetric(FrcMetricConfig())(*args)
+    q = NrmseMetric(NrmseMetricConfig())(*args)["nrmse"]
+    return (
+        f"{q:6.3f} {f['frc_quarter_nyquist']:6.3f} {f['frc_half_nyquist']:6.3f} "
+        f"{f['frc_3q_nyquist']:6.3f}"
+    )
+
+
 def start(ds: PtychoDataset, meas: Measurements) -> Any:
     """Return the runner's default start (vacuum object, disk probe)."""
     return initial_state(InitConfig(), ds, meas)
@@ -139,8 +152,8 @@ def autodiff(**kw: Any) -> AutodiffEngine:
     )
     pc = PreconditionConfig(
         enabled=not kw.get("adam"),
-        delta_object=kw.get("delta", 0.1),
-        delta_probe=kw.get("delta", 0.1),
+        delta_object=kw.get("delta", 0.5),
+        delta_probe=kw.get("delta", 0.5),
     )
     cfg = AutodiffConfig(minibatch=kw.get("minibatch", 32), optimizers=groups, precondition=pc)
     if "probe_start" in kw:
@@ -210,7 +223,8 @@ def main() -> None:
     print(f"case: {args.phantom}, {args.n}x{args.n} patterns {m}x{m}, {args.photons:.0e} photons")
     print(
         f"{'variant':22s} {'err@10':>7s} {'err@end':>7s} {'nrmse':>6s} {'frc1/4':>6s} "
-        f"{'frc1/2':>6s} {'frc3/4':>6s} {'s/ep':>5s}"
+        f"{'frc1/2':>6s} {'frc3/4':>6s} {'s/ep':>5s} | ptyframe.metrics: {'nrmse':>6s} "
+        f"{'frc1/4':>6s} {'frc1/2':>6s} {'frc3/4':>6s}"
     )
     for name in args.variants.split(","):
         if name == "epie":
@@ -222,7 +236,7 @@ def main() -> None:
         print(
             f"{name:22s} {errs[min(9, len(errs) - 1)]:7.4f} {errs[-1]:7.4f} {s['nrmse']:6.3f} "
             f"{s['frc@1/4']:6.3f} {s['frc@1/2']:6.3f} {s['frc@3/4']:6.3f} "
-            f"{sec / args.epochs:5.2f}",
+            f"{sec / args.epochs:5.2f} | {' ' * 17} {project_scores(state, ds)}",
             flush=True,
         )
 

@@ -328,8 +328,8 @@ def test_poisson_beats_lsq_in_frc_at_low_dose() -> None:
 
 
 def test_tv_regularizer_smooths_the_reconstruction() -> None:
-    """TV at 1e4 photons: measured (preconditioned GD, 20 epochs) phase TV 0.141 -> 0.115 and
-    NRMSE 0.180 -> 0.107 at weight 0.03 (0.1 over-steps: TV 0.122)."""
+    """TV at 1e4 photons: measured (preconditioned GD, 20 epochs) phase TV 0.121 -> 0.093 and
+    NRMSE 0.126 -> 0.075 at weight 0.1 (0.03: 0.109 and 0.102)."""
     d = dataset(n=5, photons=1e4, poisson_seed=1)
 
     def tv(o: torch.Tensor) -> float:
@@ -337,14 +337,14 @@ def test_tv_regularizer_smooths_the_reconstruction() -> None:
         return float((ph[1:] - ph[:-1]).abs().mean() + (ph[:, 1:] - ph[:, :-1]).abs().mean())
 
     out = []
-    for regs in ([], [TotalVariation(TvConfig(weight=0.03))]):
+    for regs in ([], [TotalVariation(TvConfig(weight=0.1))]):
         state = fresh_state(d)
         cfg = AutodiffConfig(epochs=20, minibatch=8, refine=RefineFlags(probe=False))
         reports = run(AutodiffEngine(cfg, regularizers=regs), d.meas, state, 20)
         out.append(
             (tv(state.object), reports[-1].scalars["reg_loss"], nrmse(state.object, d.obj, 8))
         )
-    assert out[1][0] < 0.9 * out[0][0]
+    assert out[1][0] < 0.85 * out[0][0]
     assert out[1][2] < 0.75 * out[0][2]
     assert out[1][1] > 0 and out[0][1] == 0
 

@@ -44,9 +44,9 @@ class PreconditionConfig:
 
     enabled: bool = True
     #: rPIE-like regularisation of the object step: ``+ delta_object * max|P|^2``.
-    delta_object: float = 0.1
+    delta_object: float = 0.5
     #: Regularisation of the probe step: ``+ delta_probe * max H_P``.
-    delta_probe: float = 0.1
+    delta_probe: float = 0.5
 
     def __post_init__(self) -> None:
         if not (self.delta_object > 0 and self.delta_probe > 0):
