@@ -10,10 +10,13 @@ eq. S16 and one update per parameter group::
 ``D`` sums over the measured pixels of this rank's share of the minibatch and ``N_d`` counts
 them over all ranks, so the gradients all-reduced over ranks (``Distribution.allreduce_sum_``,
 data-parallel mode of supp. section G.1) equal the single-process gradient; each rank adds
-``R / size``. Each group has its own optimizer (``engine.optimizers.<group>``, default Adam),
-is switched on or off by ``engine.refine.<group>`` (object, probe: on; positions: off) and may
-start late (``engine.update_start.<group>`` epochs). Which geometry quantities exist is the
-forward model's choice (its ``refine_*`` options).
+``R / size``. Each group has its own optimizer (``engine.optimizers.<group>``), is switched on
+or off by ``engine.refine.<group>`` (object, probe: on; positions: off) and may start late
+(``engine.update_start.<group>`` epochs). Defaults: object and probe (complex transmission)
+take GD steps of lr 1 on gradients divided by the Gauss-Newton diagonal
+(``autodiff_precondition``: the batch average of the PIE projections, independent of the
+photon count); every other group, and refractive-index objects, Adam. Which geometry
+quantities exist is the forward model's choice (its ``refine_*`` options).
 
 Minibatches: epoch ``e`` visits the tiles in the order ``visiting_order(n_tiles, seed, e)``
 (several angles: angles in that order, tiles of angle ``a`` in ``default_rng([seed, e, a + 1])
