@@ -467,3 +467,16 @@ def test_farfield_defaults_on_the_natural_image_case_of_issue_12() -> None:
         t = ds.truth
         f = FrcMetric(FrcMetricConfig())(est, t.object[0], t.illumination, ds.geometry.pixel_size_m)
     assert errs[-1] < 0.1 and f["frc_half_nyquist"] >= 0.9, (errs[-1], f)
+
+
+def test_hio_and_the_buffer_are_reachable_by_name() -> None:
+    """``engine=hio`` is registered; ``physics.buffer_px`` is refused for far-field models."""
+    import ptyframe
+    from ptyframe.engines.cdi import HioConfig
+    from ptyframe.errors import ConfigError
+
+    reg = ptyframe.registry()
+    assert isinstance(reg.config("engine", "hio"), HioConfig)
+    model = PtychoModel(MultisliceConfig(n_slices=1, buffer_px=8))
+    with pytest.raises(ConfigError, match="buffer_px needs a near-field detector"):
+        model.setup(ScanGeometry(np.zeros((1, 2)), (8, 8), (8, 8), E_EV, DX))
