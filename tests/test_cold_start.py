@@ -480,3 +480,52 @@ def test_hio_and_the_buffer_are_reachable_by_name() -> None:
     model = PtychoModel(MultisliceConfig(n_slices=1, buffer_px=8))
     with pytest.raises(ConfigError, match="buffer_px needs a near-field detector"):
         model.setup(ScanGeometry(np.zeros((1, 2)), (8, 8), (8, 8), E_EV, DX))
+
+
+# ---------------------------------------------------------------------- tiled full field
+def tiled_holography_figures(buffer_px: int, epochs: int = 60) -> tuple[float, float]:
+    """Return (data error, phase corr.) of a 96x96 hologram pair reconstructed in 3x3 tiles.
+
+    Adorym supp. sec. A: a full-field image is split into tiles processed like ptychography
+    (tile corners as positions, "tile-then-distance" order). The numpy simulation propagates
+    the whole field (the object in a vacuum margin of 32 px) at three distances; the model sees
+    32 x 32 tiles, each propagated on its window plus ``buffer_px``.
+    """
+    n, t, margin, dx = 96, 32, 32, 1e-7
+    lam = wavelength_m(10000.0)
+    dists = tuple(q * n * dx**2 / lam for q in (0.1, 0.2, 0.35))
+    f = np.zeros((n + 2 * margin,) * 2)
+    f[margin:-margin, margin:-margin] = blobs(n, n, 5, n * n // 30)
+    obj = np.exp(-0.1 * f - 0.8j * f)
+    corners = np.array([(y, x) for y in range(0, n, t) for x in range(0, n, t)], float)
+    tiles = []
+    for d in dists:
+        holo = np.abs(fresnel_np(obj * 100.0, d, dx, lam)) ** 2
+        holo = holo[margin:-margin, margin:-margin]
+        tiles += [holo[int(y) : int(y) + t, int(x) : int(x) + t] for y, x in corners]
+    inten = np.stack(tiles)
+    pos = np.concatenate([corners] * len(dists))
+    geom = ScanGeometry(pos, (t, t), (n, n), 10000.0, dx, dists)
+    model = HolographyModel(HolographyConfig(buffer_px=buffer_px))
+    ds = SimpleNamespace(
+        geometry=geom, n_angles=1, intensities=lambda a: np.fft.fftshift(inten, axes=(-2, -1))
+    )
+    state = ReconstructionState(
+        torch.ones(1, n, n, dtype=torch.complex64),
+        torch.ones(1, t, t, dtype=torch.complex64),
+        torch.from_numpy(pos.copy()),
+    )
+    state = model.init_state(state, ds)
+    cfg = AutodiffConfig(minibatch=9)
+    err = run(AutodiffEngine(cfg, forward_model=model), measurements(inten, geom), state, epochs)
+    truth = f[margin:-margin, margin:-margin]
+    return err, corr(-np.angle(state.object[0].numpy()), truth)
+
+
+def test_tiled_full_field_holography_with_buffer_zones() -> None:
+    """Measured (3 distances, 3x3 tiles of 32 px, 60 epochs, ~2 + 5 s): data error 0.0103 and
+    phase correlation 0.882 without a buffer, 0.0033 and 0.899 with 16 px (32 px: 0.0044,
+    0.881: a wider buffer adds unknowns the tile's data constrain less)."""
+    e0, c0 = tiled_holography_figures(0)
+    e16, c16 = tiled_holography_figures(16)
+    assert e16 < 0.5 * e0 and c16 > 0.88 and c16 > c0, (e0, c0, e16, c16)
