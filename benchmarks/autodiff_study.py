@@ -1,10 +1,11 @@
 """Measure what makes ``engine=autodiff`` reconstruct a far-field case from a cold start.
 
-Case (``ptyframe.simulation``, seed 0): the ``natural`` phantom, the ``focused`` probe, an
-``n x n`` jittered raster at 70 % overlap (step ~16 px), 128 x 128 patterns, Poisson noise at
-``--photons`` per pattern (``--n 25``: the 625-pattern, 512 x 512 case of issue 12). Every
-variant starts from the runner's defaults: vacuum object, the raised-cosine disk probe scaled
-to the mean photon count (``ptyframe.initial``).
+Case (``ptyframe.simulation``, seed 0): the ``--phantom`` (``photo``: matplotlib's sample
+photograph, see ``PhotoPhantom``; or a registered one: ``natural``, ``particles``), the
+``focused`` probe, an ``n x n`` jittered raster at 70 % overlap (step ~16 px), 128 x 128
+patterns, Poisson noise at ``--photons`` per pattern (``--n 25``: the 625-pattern, 512 x 512
+case of issue 12). Every variant starts from the runner's defaults: vacuum object, the
+raised-cosine disk probe scaled to the mean photon count (``ptyframe.initial``).
 
 Score (``interior_scores``): the object is cropped to the square lit by every scan position's
 probe centre region (``[min pos + M/4, max pos + 3M/4)``), registered to the truth by
@@ -12,9 +13,15 @@ phase-only correlation (``ptyframe.metrics.align.register_subpixel``, integer pa
 corrected for the global complex scale, then NRMSE over the crop and the FRC of the two
 crops, mean-subtracted and apodised by the same Hann window (so a constant scores ~0 at
 every frequency above the window's own width). ``frc@1/2``: the mean of the FRC over rings
-0.23-0.27 cycles/px (1/2 Nyquist).
+0.23-0.27 cycles/px (1/2 Nyquist). The last four columns are the project's own metric
+(``ptyframe.metrics``: NRMSE and FRC band means of the windowed deviations).
 
-Run: ``python benchmarks/autodiff_study.py --n 10 --epochs 50 --variants defaults,lr_scaled``.
+Variants: a name of ``VARIANTS`` or ``key=value+key=value`` (``lr``, ``probe_lr``,
+``minibatch``, ``delta``, ``loss=poisson``, ``warmup``, ``probe_start``, ``adam=1``);
+``epie`` is ePIE at its defaults. Run (the README's table, issue 12's case)::
+
+    python benchmarks/autodiff_study.py --n 25 --epochs 100 --phantom photo \
+        --variants defaults,epie,adam
 """
 
 from __future__ import annotations
