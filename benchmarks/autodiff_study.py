@@ -3,7 +3,7 @@
 Case (``ptyframe.simulation``, seed 0): the ``--phantom`` (``photo``: matplotlib's sample
 photograph, see ``PhotoPhantom``; or a registered one: ``natural``, ``particles``), the
 ``focused`` probe, an ``n x n`` jittered raster at 70 % overlap (step ~16 px), 128 x 128
-patterns, Poisson noise at ``--photons`` per pattern (``--n 25``: the 625-pattern, 512 x 512
+patterns, Poisson noise at ``--photons`` per pattern (``--n 25``: the 625-pattern, 506 x 506
 case of issue 12). Every variant starts from the runner's defaults: vacuum object, the
 raised-cosine disk probe scaled to the mean photon count (``ptyframe.initial``).
 

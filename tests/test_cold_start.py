@@ -442,7 +442,7 @@ def test_ptycho_tomography_from_vacuum_with_the_known_probe() -> None:
 
 @pytest.mark.slow
 def test_farfield_defaults_on_the_natural_image_case_of_issue_12() -> None:
-    """625 patterns of 128x128, 512x512 photo object, 1e6 photons, 100 epochs (~1-5 min).
+    """625 patterns of 128x128, 506x506 photo object, 1e6 photons, 100 epochs (~1-5 min).
 
     Measured by ``benchmarks/autodiff_study.py --n 25 --epochs 100 --phantom photo``:
     ``ptyframe.metrics`` FRC at 1/2 Nyquist 0.924 (ePIE 0.930; Adam 1e-2, the old defaults:
