@@ -135,8 +135,9 @@ def test_data_error_is_the_pine_amplitude_error_of_the_current_state() -> None:
 def test_reconstruction_decreases_the_data_error() -> None:
     d = dataset(n=5)
     state = fresh_state(d, probe=disk_probe(32, 8, 1e6, 0.0).to(torch.complex64))
-    reports = run(AutodiffEngine(AutodiffConfig(epochs=30, minibatch=8)), d.meas, state, 30)
-    assert reports[-1].data_error < 0.25 * reports[0].data_error
+    reports = run(AutodiffEngine(AutodiffConfig(epochs=60, minibatch=8)), d.meas, state, 60)
+    # measured: 0.245 -> 0.034 (preconditioned GD, the defaults); Adam 1e-2: 0.306 -> 0.050
+    assert reports[-1].data_error < 0.2 * reports[0].data_error
     assert nrmse(state.object, d.obj, 8) < 0.2
 
 
@@ -327,6 +328,8 @@ def test_poisson_beats_lsq_in_frc_at_low_dose() -> None:
 
 
 def test_tv_regularizer_smooths_the_reconstruction() -> None:
+    """TV at 1e4 photons: measured (preconditioned GD, 20 epochs) phase TV 0.121 -> 0.093 and
+    NRMSE 0.126 -> 0.075 at weight 0.1 (0.03: 0.109 and 0.102)."""
     d = dataset(n=5, photons=1e4, poisson_seed=1)
 
     def tv(o: torch.Tensor) -> float:
@@ -334,12 +337,15 @@ def test_tv_regularizer_smooths_the_reconstruction() -> None:
         return float((ph[1:] - ph[:-1]).abs().mean() + (ph[:, 1:] - ph[:, :-1]).abs().mean())
 
     out = []
-    for regs in ([], [TotalVariation(TvConfig(weight=0.3))]):
+    for regs in ([], [TotalVariation(TvConfig(weight=0.1))]):
         state = fresh_state(d)
         cfg = AutodiffConfig(epochs=20, minibatch=8, refine=RefineFlags(probe=False))
         reports = run(AutodiffEngine(cfg, regularizers=regs), d.meas, state, 20)
-        out.append((tv(state.object), reports[-1].scalars["reg_loss"]))
-    assert out[1][0] < 0.8 * out[0][0]
+        out.append(
+            (tv(state.object), reports[-1].scalars["reg_loss"], nrmse(state.object, d.obj, 8))
+        )
+    assert out[1][0] < 0.85 * out[0][0]
+    assert out[1][2] < 0.75 * out[0][2]
     assert out[1][1] > 0 and out[0][1] == 0
 
 
@@ -465,4 +471,5 @@ def test_config_is_validated_and_hydra_compatible() -> None:
     assert cfg.refine.positions is True
     engine = AutodiffEngine(cfg)
     assert engine.group_config("object").lr == 0.5
-    assert isinstance(engine.group_config("probe"), AdamConfig)
+    assert isinstance(engine.group_config("probe"), GdConfig)  # preconditioned default
+    assert isinstance(engine.group_config("positions"), AdamConfig)

@@ -10,10 +10,13 @@ eq. S16 and one update per parameter group::
 ``D`` sums over the measured pixels of this rank's share of the minibatch and ``N_d`` counts
 them over all ranks, so the gradients all-reduced over ranks (``Distribution.allreduce_sum_``,
 data-parallel mode of supp. section G.1) equal the single-process gradient; each rank adds
-``R / size``. Each group has its own optimizer (``engine.optimizers.<group>``, default Adam),
-is switched on or off by ``engine.refine.<group>`` (object, probe: on; positions: off) and may
-start late (``engine.update_start.<group>`` epochs). Which geometry quantities exist is the
-forward model's choice (its ``refine_*`` options).
+``R / size``. Each group has its own optimizer (``engine.optimizers.<group>``), is switched on
+or off by ``engine.refine.<group>`` (object, probe: on; positions: off) and may start late
+(``engine.update_start.<group>`` epochs). Defaults: object and probe (complex transmission)
+take GD steps of lr 1 on gradients divided by the Gauss-Newton diagonal
+(``autodiff_precondition``: the batch average of the PIE projections, independent of the
+photon count); every other group, and refractive-index objects, Adam. Which geometry
+quantities exist is the forward model's choice (its ``refine_*`` options).
 
 Minibatches: epoch ``e`` visits the tiles in the order ``visiting_order(n_tiles, seed, e)``
 (several angles: angles in that order, tiles of angle ``a`` in ``default_rng([seed, e, a + 1])
@@ -34,11 +37,17 @@ import torch
 
 from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import Distribution
+from ptyframe.engines.autodiff_precondition import (
+    PreconditionConfig,
+    curvature,
+    precondition,
+    supports,
+)
 from ptyframe.engines.base import Engine, EpochReport, visiting_order
 from ptyframe.errors import ConfigError, DivergenceError
 from ptyframe.losses.base import LsqLoss, safe_sqrt
 from ptyframe.optimizers import BUILTIN as OPTIMIZERS
-from ptyframe.optimizers import AdamConfig, Optimizer, build_optimizer
+from ptyframe.optimizers import AdamConfig, GdConfig, Optimizer, build_optimizer
 from ptyframe.physics.multislice import Batch, as_model
 from ptyframe.physics.objects import GROUPS, Unknown
 from ptyframe.state import ReconstructionState
@@ -58,7 +67,13 @@ class OptimizerGroups:
     geometry: Any = None
 
 
-#: The optimizer of each group when ``engine.optimizers.<group>`` is None.
+#: The optimizer of a preconditioned group (``autodiff_precondition``) when unset: the
+#: full Gauss-Newton step (lr 1 = the batch average of the PIE projections).
+PRECONDITIONED_OPTIMIZER = lambda: GdConfig(lr=1.0)  # noqa: E731
+#: The optimizers whose groups are preconditioned (see ``AutodiffEngine.preconditioned``).
+PRECONDITIONED_OPTIMIZERS = ("gd", "momentum")
+
+#: The optimizer of each other group when ``engine.optimizers.<group>`` is None.
 DEFAULT_OPTIMIZERS: dict[str, Any] = {
     "object": lambda: AdamConfig(lr=1e-2),
     "probe": lambda: AdamConfig(lr=1e-2),
@@ -97,6 +112,7 @@ class AutodiffConfig:
     optimizers: OptimizerGroups = field(default_factory=OptimizerGroups)
     refine: RefineFlags = field(default_factory=RefineFlags)
     update_start: UpdateStart = field(default_factory=UpdateStart)
+    precondition: PreconditionConfig = field(default_factory=PreconditionConfig)
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -152,9 +168,11 @@ class AutodiffEngine(Engine):
         super().prepare(meas[0], state, distribution, seed)
         self.meas = meas
         geom = meas[0].geometry
-        if any(m.window != state.window for m in meas):
+        b = int(getattr(self.model, "buffer_px", 0) or 0)
+        if any(tuple(w + 2 * b for w in m.window) != state.window for m in meas):
             raise ConfigError(
                 f"patterns are {meas[0].window}, the probe {state.window}: must match"
+                + (f" (plus the buffer, {b} px on every side)" if b else "")
             )
         n_angles = max(len(geom.theta_rad), 1 + max(m.angle for m in meas))
         self.model.setup(geom, n_angles)
@@ -182,15 +200,38 @@ class AutodiffEngine(Engine):
             if train:
                 trainable[u.group].append(name)
         self.group_names = {g: names for g, names in trainable.items() if names}
+        self._pc_names = {
+            n for g in self.group_names if self.preconditioned(g) for n in self.group_names[g]
+        }
         self.optimizers = {
             g: self._maker(self.group_config(g))([self.params[n] for n in names])
             for g, names in self.group_names.items()
         }
 
+    def preconditioned(self, group: str) -> bool:
+        """Return whether ``group``'s gradients are divided by the Gauss-Newton diagonal.
+
+        Only for ``gd`` and ``momentum`` (unset: ``gd``), whose steps scale with the
+        gradient; Adam normalises it away, and CG/L-BFGS/SciPy evaluate raw gradients in
+        their line searches.
+        """
+        names = getattr(self, "group_names", {}).get(group, [group])
+        if not (bool(self.config.precondition.enabled) and supports(self.model, names)):
+            return False
+        cfg = getattr(self.config.optimizers, group)
+        name = "gd" if cfg is None else (cfg["name"] if isinstance(cfg, dict) else cfg.name)
+        return name in PRECONDITIONED_OPTIMIZERS
+
     def group_config(self, group: str) -> Any:
         """Return the optimizer config of ``group`` (its default when unset)."""
         cfg = getattr(self.config.optimizers, group)
-        return DEFAULT_OPTIMIZERS[group]() if cfg is None else cfg
+        if cfg is not None:
+            return cfg
+        return (
+            PRECONDITIONED_OPTIMIZER()
+            if self.preconditioned(group)
+            else DEFAULT_OPTIMIZERS[group]()
+        )
 
     def _maker(self, cfg: Any) -> Any:
         registry = getattr(self.context, "registry", None)
@@ -218,6 +259,28 @@ class AutodiffEngine(Engine):
                 rng = np.random.default_rng([self.seed, epoch, self.meas[i].angle + 1])
                 orders.append((int(i), rng.permutation(n_tiles)))
         return [(i, o[s : s + bs]) for i, o in orders for s in range(0, n_tiles, bs)]
+
+    def _batch(self, i: int, tiles: np.ndarray) -> Batch:
+        """Return the block's tiles this rank holds (possibly none) as a ``Batch``."""
+        m = self.meas[i]
+        held = tiles[self._rows[i][tiles] >= 0]
+        return Batch(m.angle, torch.as_tensor(held, device=m.amplitudes.device))
+
+    def _precondition(
+        self, grads: dict[str, torch.Tensor], i: int, tiles: np.ndarray, count: float
+    ) -> None:
+        """Divide the preconditioned groups' gradients by the Gauss-Newton diagonal."""
+        v = {n: p.detach() * self.scales[n] for n, p in self.params.items()}
+        curv = {
+            n: c
+            for n, c in curvature(self.model, v, self._batch(i, tiles)).items()
+            if n in grads and n in self._pc_names
+        }
+        if self.distribution.size > 1:
+            for h, _ in curv.values():
+                self.distribution.allreduce_sum_(h)
+        factor = float(getattr(self.loss, "curvature", 2.0)) / count
+        precondition(grads, curv, self.scales, factor, self.config.precondition)
 
     def _data_term(
         self,
@@ -284,6 +347,8 @@ class AutodiffEngine(Engine):
             fields = self.model.fields(self.values()) if self.regularizers else None
             for r in self.regularizers:
                 r.update(*fields)
+        if hasattr(self.loss, "set_epoch"):
+            self.loss.set_epoch(epoch)  # e.g. the Poisson loss's LSQ warm start
         plan = self._plan(epoch)
         counts = torch.tensor(
             [float(self._counts[i][self._rows[i][t]].sum()) for i, t in plan], dtype=torch.float64
@@ -305,6 +370,8 @@ class AutodiffEngine(Engine):
             grads = dict(zip(names, self._grads(total, names), strict=False)) if names else {}
             if not active:
                 continue
+            if self._pc_names.intersection(names):
+                self._precondition(grads, i, tiles, count)
             need_f = any(self.optimizers[g].needs_closure for g in active)
             f = float(total.detach())
             if need_f:

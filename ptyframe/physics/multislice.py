@@ -66,9 +66,15 @@ class MultisliceConfig(ObjectOptions):
     refine_free_prop: bool = False
     refine_angle_offsets: bool = False
     refine_affine: bool = False
+    #: Near field only: the exit wave is formed and propagated on a window ``buffer_px``
+    #: larger on every side, then cropped at the detector (Adorym supp. sec. C; see
+    #: ``PtychoModel.detector_waves``).
+    buffer_px: int = 0
 
     def __post_init__(self) -> None:
         self.check_object_options()
+        if int(self.buffer_px) < 0:
+            raise ConfigError(f"{self.name}.buffer_px = {self.buffer_px} must be >= 0")
         if self.slice_positions_m is not None:
             self.slice_positions_m = [float(z) for z in self.slice_positions_m]
             if len(self.slice_positions_m) != self.n_slices:
@@ -104,6 +110,10 @@ class PtychoModel:
     def n_slices(self) -> int:
         return int(self.config.n_slices)
 
+    @property
+    def buffer_px(self) -> int:
+        return int(getattr(self.config, "buffer_px", 0) or 0)
+
     def object_slices(self) -> int:
         """Return how many slices ``state.object`` holds for this model."""
         return self.n_slices
@@ -125,6 +135,11 @@ class PtychoModel:
                 f"file has no metadata/free_prop_cm: set {c.name}.free_prop_m=[0.01]"
             )
         self.distances = [float(d) for d in dists] if not self.far else [0.0]
+        if self.far and self.buffer_px:
+            raise ConfigError(
+                f"{c.name}.buffer_px needs a near-field detector (fresnel, angular_spectrum): "
+                "far-field patterns do not wrap around; set buffer_px=0"
+            )
         n_tiles = geometry.n_tiles
         if n_tiles % len(self.distances):
             raise ConfigError(
@@ -136,7 +151,14 @@ class PtychoModel:
         """Return the runner's state reshaped to ``n_slices`` slices (and delta/beta)."""
         self.setup(dataset.geometry, getattr(dataset, "n_angles", 1))
         assert self.obj is not None
-        return self.obj.init_state(state, self.n_slices)
+        state = self.obj.init_state(state, self.n_slices)
+        b = self.buffer_px
+        if b and state.window == tuple(dataset.geometry.window):
+            probe = torch.view_as_real(state.probe).permute(0, 3, 1, 2)  # [K, 2, M, M]
+            probe = torch.nn.functional.pad(probe, (b, b, b, b), mode="replicate")
+            probe = torch.view_as_complex(probe.permute(0, 2, 3, 1).contiguous())
+            state = ReconstructionState(state.object, probe, state.positions_px, state.extras)
+        return state
 
     def unknowns(self, state: ReconstructionState) -> dict[str, Unknown]:
         """Return every quantity the model reads, by name, with its group and scale."""
@@ -151,7 +173,7 @@ class PtychoModel:
         pmax = float(state.probe.abs().max())
         out["probe"] = Unknown("probe", state.probe, pow2(pmax), fixed=not c.refine_probe)
         ny, nx = state.object.shape[-2:]
-        m, n = state.window
+        m, n = (w - 2 * self.buffer_px for w in state.window)
 
         def clamp_positions(p: torch.Tensor) -> None:
             p[:, 0].clamp_(0.0, float(ny - m))
@@ -197,6 +219,16 @@ class PtychoModel:
         assert self.obj is not None
         return self.obj.transmission(v)
 
+    def padded(self, slices: torch.Tensor) -> torch.Tensor:
+        """Return ``slices`` ``[S, Ny, Nx]`` with ``buffer_px`` of vacuum (1) on every side."""
+        b = self.buffer_px
+        if not b:
+            return slices
+        s, ny, nx = slices.shape
+        out = torch.ones((s, ny + 2 * b, nx + 2 * b), dtype=slices.dtype, device=slices.device)
+        out[:, b : b + ny, b : b + nx] = slices
+        return out
+
     def slice_distances(self, v: dict[str, torch.Tensor]) -> torch.Tensor | float:
         """Return the propagation distances between consecutive slices (``[S-1]`` or a float)."""
         if "slice_positions_m" in v:
@@ -226,7 +258,12 @@ class PtychoModel:
         pos: torch.Tensor,
         v: dict[str, torch.Tensor],
     ) -> torch.Tensor:
-        """Return exit waves ``[B, K, M, M]`` behind the last slice (eqs. S9-S11, S13)."""
+        """Return exit waves ``[B, K, M, M]`` behind the last slice (eqs. S9-S11, S13).
+
+        With ``buffer_px`` b the probe is ``[K, M + 2b, M + 2b]`` and the object is padded
+        with vacuum, so the window at corner ``c`` covers ``c - b .. c + M + b``.
+        """
+        slices = self.padded(slices)
         if slices.shape[0] == 1:
             return self.farfield.exit_waves(slices, probe, pos)
         window = (probe.shape[-2], probe.shape[-1])
@@ -263,7 +300,11 @@ class PtychoModel:
         k = self.det_prop.kernel(
             (psi.shape[-2], psi.shape[-1]), self.pixel_size_m, self.wavelength_m, d, psi.device
         )  # [B, M, M]
-        return torch.fft.ifft2(torch.fft.fft2(psi) * k[:, None].to(psi.dtype))
+        out = torch.fft.ifft2(torch.fft.fft2(psi) * k[:, None].to(psi.dtype))
+        b = self.buffer_px
+        if b:  # the buffer zone takes the wrap-around; the detector sees the centre
+            out = out[..., b : out.shape[-2] - b, b : out.shape[-1] - b]
+        return out
 
     def predict(self, v: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
         """Return modelled intensities ``[B, M, M]`` (FFT order if far field) for ``batch``."""
