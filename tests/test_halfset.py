@@ -78,3 +78,24 @@ def test_halfset_command_writes_json_and_png(tmp_path, monkeypatch) -> None:
     assert len(data["curve"]["frc"]) == len(data["curve"]["freq_per_m"]) > 10
     assert (out / "halfset_frc.png").stat().st_size > 1000
     assert (out / "half_a" / "recon.h5").exists() and (out / "half_b" / "recon.h5").exists()
+
+
+def test_halfset_command_on_a_file_without_truth(tmp_path, monkeypatch) -> None:
+    import h5py
+
+    from ptyframe.metrics.halfset_command import main
+
+    sim = simulate_dataset(
+        "particles", "focused", {"name": "raster", "n_y": 5, "n_x": 5, "overlap": 0.6},
+        window_px=64, i0_origin=1e4, seed=1,
+    )  # fmt: skip
+    path = tmp_path / "measured.h5"
+    sim.write(path)
+    with h5py.File(path, "a") as f:  # a measured file has no /truth
+        del f["truth"]
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "hs"
+    args = [f"data.path={path}", "engine=rpie", "engine.epochs=3", "progress=false"]
+    assert main([*args, "output.images=false", "--out", str(out)]) == 0
+    data = json.loads((out / "halfset.json").read_text())
+    assert sum(data["n_tiles"]) == 25 and (out / "halfset_frc.png").exists()

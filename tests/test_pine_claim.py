@@ -17,8 +17,8 @@ What it catches: a denoiser that no longer denoises (weights not loaded, wrong i
 the Re/Im split broken), a PINE step that drifts from eq. 20 (e.g. rho applied to the wrong
 term), and, through the check that ePIE itself exceeds 0.5 at 1/4 Nyquist, a broken ePIE
 that would make the margin vacuous. It does not guard the metric's floor (that is
-tests/test_metrics.py: the pre-fix metric gave a larger margin, 0.50 against 0.20). About 25 s on a free core (150 sweeps of
-each engine; ~2 min on the loaded shared machine).
+tests/test_metrics.py: the pre-fix metric gave a larger margin, 0.50 against 0.20). About
+25 s on a free core (150 sweeps of each engine; ~2.5 min on the loaded shared machine).
 """
 
 from __future__ import annotations

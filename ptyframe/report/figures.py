@@ -196,9 +196,9 @@ def frc_curves(runs: list[Run], out: Path) -> Path | None:
             for r in sorted(same, key=lambda r: -r.row["epochs"]):
                 f, c = r.frc_curve  # type: ignore[misc]
                 style = "-" if r.row["epochs"] == top else "--"
-                ax.plot(
-                    f * 1e-6,
-                    c,
+                ax.plot(  # ring 0 (zero frequency) carries no information: left out
+                    f[1:] * 1e-6,
+                    c[1:],
                     style,
                     color=_colour(engine, e_i),
                     label=f"{engine}{_steps(r)} {r.row['epochs']} it.",
