@@ -44,6 +44,7 @@ from ptyframe.initial import initial_state
 from ptyframe.io.checkpoint import fingerprint, load_checkpoint, restore_rng, save_checkpoint
 from ptyframe.io.results import History, package_versions, write_result
 from ptyframe.metrics.illumination import illumination_map, truth_reference
+from ptyframe.metrics.noise_floor import check_run
 from ptyframe.registry import BuildContext, Registry
 from ptyframe.state import ReconstructionState, complex_dtype
 
@@ -436,6 +437,7 @@ def _run(
             bar.close()
     files: list[Path] = []
     whole = _whole(dist, state)
+    stall = check_run(meas_all, dist, history.last("data_error"), log)  # noise floor, warning
     if writer and whole is not None:
         files = _finish(
             cfg,
@@ -449,6 +451,7 @@ def _run(
             metrics,
             engine,
             overwrite=cfg.output.overwrite or cfg.resume,
+            extra_attrs=stall,
         )
         if ckpt_path.exists():
             ckpt_path.unlink()
@@ -578,6 +581,7 @@ def _finish(
     metrics: TruthMetrics,
     engine: Engine,
     overwrite: bool,
+    extra_attrs: dict[str, Any] | None = None,
 ) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     attrs = {
@@ -590,6 +594,7 @@ def _finish(
         "data_path": str(getattr(dataset, "path", "") or "(in memory)"),
         "pixel_size_m": float(dataset.geometry.pixel_size_m),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **(extra_attrs or {}),
     }
     arrays = state.numpy()
     arrays.update(_final_frc(engine, state, metrics))
