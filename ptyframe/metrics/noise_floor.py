@@ -87,10 +87,10 @@ def _table() -> tuple[np.ndarray, np.ndarray]:
     lam = np.logspace(-8, math.log10(SERIES_MAX_COUNT), 1600)
     half = 12.0 * np.sqrt(lam) + 30.0
     start = np.floor(np.clip(lam - half, 0.0, None))
-    width = int(np.ceil(2.0 * half.max())) + 1
     g = np.empty_like(lam)
-    for i in range(0, lam.size, 200):  # chunks keep the [chunk, width] arrays small
-        sl = slice(i, i + 200)
+    for i in range(0, lam.size, 100):  # chunks of rising lam: small [chunk, width] arrays
+        sl = slice(i, i + 100)
+        width = int(np.ceil(2.0 * half[sl].max())) + 1
         n = start[sl, None] + np.arange(width)[None, :]
         lv = lam[sl, None]
         pmf = np.exp(n * np.log(lv) - lv - gammaln(n + 1.0))
