@@ -236,9 +236,9 @@ class StallCheck:
         return (
             f"the final data error {self.data_error:.4g} is {self.ratio:.2f}x the Poisson noise "
             f"floor {self.noise_floor:.4g} of these counts (a converged run ends near or below "
-            f"1x): the reconstruction is likely stuck (wrong probe or local minimum); try more "
-            f"epochs, init.probe=mean_pattern or a probe from another run (init.probe=file), "
-            f"a smaller init.probe_radius_px, or another engine (rpie, pine)"
+            f"1x): the reconstruction is likely stuck (wrong probe or local minimum); try a "
+            f"smaller init.probe_radius_px (a start smaller than the beam), a probe from "
+            f"another run (init.probe=file), smaller engine.alpha/beta, or more epochs"
         )
 
 
