@@ -162,4 +162,4 @@ def test_plugins_command_lists_components_providers_and_fields(tmp_path):
     out = res.stdout
     assert "engine  (choose with engine=<name>)" in out
     assert "[from ptyframe.engines (ptyframe" in out
-    assert "alpha: float = 1.0" in out
+    assert "alpha: float = 0.25" in out  # ePIE's default step
