@@ -44,6 +44,7 @@ from ptyframe.initial import initial_state
 from ptyframe.io.checkpoint import fingerprint, load_checkpoint, restore_rng, save_checkpoint
 from ptyframe.io.results import History, package_versions, write_result
 from ptyframe.metrics.illumination import illumination_map, truth_reference
+from ptyframe.metrics.noise_floor import check_run
 from ptyframe.progress import Progress, still_improving
 from ptyframe.registry import BuildContext, Registry
 from ptyframe.state import ReconstructionState, complex_dtype
@@ -454,6 +455,7 @@ def _run(
         )
     files: list[Path] = []
     whole = _whole(dist, state)
+    stall = check_run(meas_all, dist, history.last("data_error"), log)  # noise floor, warning
     if writer and whole is not None:
         files = _finish(
             cfg,
@@ -467,6 +469,7 @@ def _run(
             metrics,
             engine,
             overwrite=cfg.output.overwrite or cfg.resume,
+            extra_attrs=stall,
         )
         if ckpt_path.exists():
             ckpt_path.unlink()
@@ -588,6 +591,7 @@ def _finish(
     metrics: TruthMetrics,
     engine: Engine,
     overwrite: bool,
+    extra_attrs: dict[str, Any] | None = None,
 ) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     attrs = {
@@ -602,6 +606,7 @@ def _finish(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "still_improving": still_improving(history.columns.get("data_error", [])) is not None,
         "data_conventions": json.dumps(getattr(dataset, "conventions", {}), default=str),
+        **(extra_attrs or {}),
     }
     arrays = state.numpy()
     arrays.update(_final_frc(engine, state, metrics))

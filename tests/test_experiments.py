@@ -176,3 +176,18 @@ def test_parallel_sweep_option_selects_the_joblib_launcher(hydra_env):
     )
     assert "joblib" in h.hydra.launcher._target_.lower()
     assert "engine.alpha" in h.hydra.sweeper.params
+
+
+def test_particle_film_case_composes_for_simulate(hydra_env):
+    """``ptyframe simulate +case=particle_film[_small]``: issue 12's ePIE study geometry."""
+    compose, registry = hydra_env
+    full = compose("simulate", overrides=["+case=particle_film", "out=x.h5"])
+    small = compose("simulate", overrides=["+case=particle_film_small", "out=x.h5"])
+    assert (full.scan.n_y, full.scan.n_x, full.scan.step_px) == (25, 25, 16.0)
+    assert full.scan.integer_positions and full.scan.jitter_px == 2.0
+    assert full.simulation.photons_per_pattern == 1e5 and full.simulation.window_px == 128
+    assert (full.phantom.radius_min_px, full.phantom.radius_max_px) == (2.0, 14.0)
+    assert (small.scan.n_y, small.scan.n_x) == (9, 9) and small.probe == full.probe
+    scan = registry.build("scan", dict(full.scan))
+    pos = scan.generate(45.0, np.random.default_rng(0))
+    assert pos.shape == (625, 2) and pos.max() <= 16 * 24 + 4

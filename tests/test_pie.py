@@ -43,7 +43,7 @@ def test_noiseless_blind_reconstruction_reaches_truth(noiseless, rule, cfg):
 
 
 def test_known_probe_object_only_converges_tightly(noiseless):
-    cfg = EpieConfig(epochs=100, fix_probe=True, center_probe=False)
+    cfg = EpieConfig(epochs=100, alpha=1.0, beta=0.2, fix_probe=True, center_probe=False)
     state, reports = _run(noiseless, PieEngine(cfg, "epie"), InitConfig(probe="truth"))
     illum = illumination(noiseless)
     err = aligned_nrmse(

@@ -214,6 +214,21 @@ def test_raster_overlap_from_positions(reg: Registry) -> None:
     assert tuple(pos.min(axis=0)) == (0.0, 0.0)
 
 
+def test_raster_fixed_step_and_whole_pixel_jitter(reg: Registry) -> None:
+    scan = {"n_y": 4, "n_x": 3, "step_px": 5.0, "jitter_px": 2.0, "integer_positions": True}
+    d = small(reg, scan=scan, noise="none")
+    pos = d.geometry.positions_px
+    assert np.array_equal(pos, np.round(pos)) and pos.min() == 0.0
+    flat = small(reg, scan={**scan, "jitter_px": 0.0}, noise="none").geometry.positions_px
+    assert np.array_equal(np.unique(flat[:, 0]), [0.0, 5.0, 10.0, 15.0])
+    dev = (pos - pos.mean(axis=0)) - (flat - flat.mean(axis=0))
+    assert 0.5 < np.abs(dev).max() <= 4.0
+    expected = 1.0 - 5.0 / probe_diameter_px(d.truth.probe)
+    assert d.attrs["overlap"] == pytest.approx(expected)
+    with pytest.raises(ConfigError, match="step_px"):
+        RasterScanConfig(step_px=0.0)
+
+
 def test_raster_jitter_bounded_and_margin(reg: Registry) -> None:
     scan = reg.build(
         "scan", {"name": "raster", "n_y": 5, "n_x": 5, "jitter_px": 1.5, "margin_px": 3.0}

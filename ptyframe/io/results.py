@@ -8,6 +8,8 @@ Layout::
     /extras/*      further refined quantities (geometry), if any
     /history/*     one float64 array per quantity, one value per epoch (NaN where not computed)
     attrs: config (resolved YAML), versions (JSON), seed, ptyframe_version, status, epochs_done
+           noise_floor, noise_floor_ratio, stalled (final data error against the Poisson
+           floor of the counts, ``ptyframe.metrics.noise_floor``; finished runs only)
 
 Written atomically (temp file + rename): a reader never sees half a file.
 """

@@ -17,7 +17,8 @@ After jitter the positions are shifted so that their minimum is ``(margin_px, ma
 so jitter never makes a position negative. ``integer_positions`` rounds the final positions.
 
 ``raster``
-    ``n_y x n_x`` grid, row-major (y slow), pitch ``step`` in both directions, each position
+    ``n_y x n_x`` grid, row-major (y slow), pitch ``step`` in both directions (``step_px``
+    when set, which then takes precedence over ``overlap``), each position
     jittered by an independent uniform offset in ``[-jitter_px, jitter_px]`` per axis. The
     default 1 px of jitter (a realistic stage error) breaks the translational symmetry of a
     perfect grid, which otherwise lets joint object/probe recovery drift into the "raster grid
@@ -89,10 +90,14 @@ class RasterScanConfig:
     jitter_px: float = 1.0
     margin_px: float = 0.0
     integer_positions: bool = False
+    #: Grid pitch in pixels; when set it replaces the pitch derived from ``overlap``.
+    step_px: float | None = None
 
     def __post_init__(self) -> None:
         require(self.name, "n_y", self.n_y, 1)
         require(self.name, "n_x", self.n_x, 1)
+        if self.step_px is not None:
+            require(self.name, "step_px", self.step_px, 0.0, lo_open=True)
         _check_common(self)
 
 
@@ -105,7 +110,10 @@ class RasterScan:
     def generate(self, probe_diameter_px: float, rng: np.random.Generator) -> np.ndarray:
         """Return positions ``[n_y * n_x, 2]`` float64 (y, x), row-major."""
         c = self.config
-        step = step_from_overlap(c.overlap, probe_diameter_px)
+        if c.step_px is not None:
+            step = float(c.step_px)
+        else:
+            step = step_from_overlap(c.overlap, probe_diameter_px)
         yy, xx = np.meshgrid(np.arange(c.n_y) * step, np.arange(c.n_x) * step, indexing="ij")
         pos = np.stack([yy.ravel(), xx.ravel()], axis=1)
         return _finish(pos, rng, c.jitter_px, c.margin_px, c.integer_positions)

@@ -241,6 +241,9 @@ class Simulator:
         for kind, comp in (("phantom", phantom), ("probe", probe), ("scan", scan)):
             attrs[kind], attrs[f"{kind}_config"] = describe(comp)
         overlap = getattr(getattr(scan, "config", None), "overlap", None)
+        step_px = getattr(getattr(scan, "config", None), "step_px", None)
+        if step_px is not None:  # a fixed pitch: the overlap follows from the probe
+            overlap = 1.0 - float(step_px) / float(diameter)
         attrs.update(
             seed=int(self.config.seed),
             dose_mode=mode,
