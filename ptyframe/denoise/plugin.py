@@ -29,10 +29,12 @@ class DncnnConfig:
             raise ConfigError(f"denoiser.tile_px = {self.tile_px} must be >= 16")
         if int(self.overlap_px) < 0:
             raise ConfigError(f"denoiser.overlap_px = {self.overlap_px} must be >= 0")
-        if self.normalisation not in ("minmax", "none"):
+        if self.normalisation not in ("frozen", "minmax", "none"):
             raise ConfigError(
-                f"denoiser.normalisation = {self.normalisation!r}; choose 'minmax' (rescale Re "
-                "and Im to [0, 1] over the object, as the PINE reference code) or 'none'"
+                f"denoiser.normalisation = {self.normalisation!r}; choose 'frozen' (min-max "
+                "range of the first object, then fixed: the applied map is as Lipschitz as D), "
+                "'minmax' (rescale Re and Im to [0, 1] on every call, as the PINE reference "
+                "code; not nonexpansive) or 'none'"
             )
         dev = str(self.device)
         if dev not in ("auto", "cpu") and not dev.startswith("cuda"):
