@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from ptyframe.denoise.apply import ComplexDenoiser, frozen_range
+from ptyframe.denoise.check import applied_jacobian_norm
 from ptyframe.denoise.cpl import (
     CplArch,
     CplDenoiser,
@@ -52,24 +53,7 @@ def _object(n: int, seed: int) -> torch.Tensor:
 
 
 def _applied_norm(den: ComplexDenoiser, obj: torch.Tensor, n_iter: int = 40) -> float:
-    """Return ||J|| of the whole applied map at ``obj`` (R^{2n} -> R^{2n}, power iteration)."""
-    den.differentiable = True
-
-    def f(x: torch.Tensor) -> torch.Tensor:
-        return torch.view_as_real(den(torch.view_as_complex(x)))
-
-    x = torch.view_as_real(obj).contiguous()
-    v = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
-    v = v / v.norm()
-    _, vjp = torch.func.vjp(f, x)
-    sigma = 0.0
-    for _ in range(n_iter):
-        _, jv = torch.func.jvp(f, (x,), (v,))
-        (jtjv,) = vjp(jv)
-        sigma = float(jv.detach().norm())
-        v = jtjv / jtjv.norm()
-    den.differentiable = False
-    return sigma
+    return applied_jacobian_norm(den, obj, n_iter)
 
 
 # --------------------------------------------------------------------------- the bound

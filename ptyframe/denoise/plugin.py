@@ -71,7 +71,41 @@ def build_dncnn(config: DncnnConfig, context: BuildContext) -> ComplexDenoiser:
     )
 
 
+def certificate_line(stem: str | None = None) -> str:
+    """Return one line on the shipped weights' certified and measured Lipschitz constants.
+
+    Read from the weights' json sidecar (``benchmarks/denoise_certificate.py --write``), so
+    listing plugins loads no network.
+    """
+    import json
+
+    from ptyframe.denoise.weights import default_weights_path, shipped_weights
+
+    path = shipped_weights().get(stem, default_weights_path()) if stem else default_weights_path()
+    side = path.with_suffix(".json")
+    try:
+        cert = json.loads(side.read_text()).get("certificate") or {}
+    except (OSError, ValueError):
+        cert = {}
+    if "denoiser_lipschitz_bound" not in cert:
+        return f"weights {path.stem}: no certificate recorded"
+    frozen = cert.get("applied_map_jacobian_norm", {}).get("frozen", {})
+    meas = f", measured <= {max(frozen.values()):.3f}" if frozen else ""
+    return (
+        f"weights {path.stem} ({cert.get('family', 'dncnn')}): Lip(D as applied, frozen "
+        f"normalisation) <= {cert['denoiser_lipschitz_bound']:.4f} certified{meas}"
+    )
+
+
 @hookimpl
 def ptyframe_register(registry: ScopedRegistry) -> None:
-    """Register the ``dncnn`` denoiser."""
-    registry.add("denoiser", "dncnn", build_dncnn, DncnnConfig)
+    """Register the ``dncnn`` denoiser (any shipped or trained family; default weights' bound)."""
+    from ptyframe.denoise.weights import shipped_weights
+
+    others = ", ".join(s for s in shipped_weights() if s != "dncnn_realsn_default")
+    doc = (
+        "Nonexpansive-layer denoiser applied as D(Re O) + i D(Im O); "
+        + certificate_line()
+        + (f"; also shipped: {others}" if others else "")
+    )
+    registry.add("denoiser", "dncnn", build_dncnn, DncnnConfig, doc=doc)
