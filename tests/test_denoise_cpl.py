@@ -155,3 +155,29 @@ def test_bad_cpl_arch_is_a_clear_error() -> None:
         CplArch(kernel_size=4)
     with pytest.raises(ConfigError, match="state_channels >= image_channels"):
         CplArch(state_channels=0)
+
+
+def test_dct_start_is_a_parseval_shrinkage_and_near_identity_without_shrinking() -> None:
+    from ptyframe.denoise.cpl import dct_filters, init_dct_shrinkage
+
+    f = dct_filters(5).double()
+    gram = torch.einsum("jyx,kyx->jk", f, f)
+    assert torch.allclose(gram, torch.eye(24, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(f.sum(dim=(-2, -1)), torch.zeros(24, dtype=torch.float64), atol=1e-12)
+    torch.manual_seed(0)
+    model = CplDenoiser(CplArch(depth=3, hidden_channels=48, kernel_size=5), realsn=True)
+    init_dct_shrinkage(model, (12.0, 12.0))  # thresholds ~ e^-12: nothing is shrunk
+    model.eval()
+    x = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (model(x) - x).abs().max() < 2e-3
+    init_dct_shrinkage(model)  # the default thresholds shrink: it denoises before training
+    rng = np.random.default_rng(3)
+    clean = np.full((48, 48), 0.3)
+    clean[10:30, 5:40], clean[20:44, 25:35] = 0.8, 0.5
+    noisy = clean + 25 / 255 * rng.standard_normal(clean.shape)
+    with torch.no_grad():
+        y = model(torch.tensor(noisy, dtype=torch.float32)[None, None])[0, 0].double().numpy()
+    gain_db = 10 * np.log10(np.mean((noisy - clean) ** 2) / np.mean((y - clean) ** 2))
+    assert gain_db > 2.0
+    assert lipschitz_bound(model.exported()) <= 1.0

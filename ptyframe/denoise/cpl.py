@@ -51,6 +51,7 @@ weights as stored (float32 included).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -174,6 +175,54 @@ class CplDenoiser(nn.Module):
                 cap = 2.0 * (1.0 - _STEP_MARGIN) / max(s2, 1e-30)
                 out.step[i] = min(float(raw[i]), cap)
         return out.to(next(self.parameters()).device)
+
+
+def dct_filters(k: int) -> Tensor:
+    """Return the ``k^2 - 1`` non-constant orthonormal 2-D DCT-II filters ``[k^2 - 1, k, k]``."""
+    n = torch.arange(k, dtype=torch.float64)
+    basis = torch.cos(torch.pi * (n[None, :] + 0.5) * n[:, None] / k)  # [freq, x]
+    basis[0] /= math.sqrt(2.0)
+    basis *= math.sqrt(2.0 / k)
+    filt = torch.einsum("ay,bx->abyx", basis, basis).reshape(k * k, k, k)
+    return filt[1:]
+
+
+@torch.no_grad()
+def init_dct_shrinkage(model: CplDenoiser, log_gains: tuple[float, ...] = (4.5, 5.5)) -> None:
+    """Start ``model`` as sliding-DCT shrinkage in its first layer and ~identity after it.
+
+    With the ``k^2 - 1`` non-constant orthonormal DCT filters ``f_j`` stacked (copies of the
+    set, one per entry of ``log_gains``) into ``W = [f_j] / (k sqrt(copies))``, ``W^T W`` is
+    the projection onto zero-mean patches (a Parseval frame of the non-constant part), and
+    the first layer ``s - W^T sigma(W s)`` (``t = 1``) keeps the patch mean and replaces each
+    DCT coefficient ``c`` by ``c - tanh(a c)/a``, a soft shrinkage with threshold ``~1/a``
+    (translation-invariant DCT denoising, Yu & Sapiro 2011). Later layers start with
+    ``t = 2 sigmoid(-4)`` and a gain ``a = e^6`` (``sigma ~ sign / 400``): ~ the identity.
+    Needs ``state_channels = 1`` and ``hidden_channels >= k^2 - 1`` (channels beyond the
+    copies keep their random start) and a training model (``realsn=True``).
+    """
+    a = model.arch
+    k = a.kernel_size
+    filt = dct_filters(k).float()
+    n = filt.shape[0]
+    copies = min(len(log_gains), a.hidden_channels // n)
+    if a.state_channels != 1 or copies < 1 or not model.realsn:
+        raise ConfigError(
+            f"dct init needs state_channels = 1, hidden_channels >= {n} and a training model"
+        )
+    for i, conv in enumerate(model.layers):
+        conv.bias.zero_()
+        if i == 0:
+            conv.weight.zero_()
+            for c in range(copies):
+                conv.weight[c * n : (c + 1) * n, 0] = filt / (k * math.sqrt(copies))
+                model.log_gain[0, c * n : (c + 1) * n] = log_gains[c]
+        else:
+            model.log_gain[i] = 6.0  # sigma ~ sign / 400: the layer starts as ~ the identity
+        if isinstance(conv, RealSNConv2d):
+            conv.refresh(n_iter=100)
+    model.theta.fill_(-4.0)  # t = 0.036 (Adam moves theta at the learning rate anyway)
+    model.theta[0] = 0.0  # t = 1
 
 
 def layer_bounds(model: CplDenoiser, grid: int = 128) -> list[float]:

@@ -22,7 +22,7 @@ class DncnnConfig:
     device: str = "auto"
     tile_px: int = 512
     overlap_px: int = 32
-    normalisation: str = "minmax"
+    normalisation: str = "frozen"
 
     def __post_init__(self) -> None:
         if int(self.tile_px) < 16:

@@ -22,7 +22,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from ptyframe.denoise.cpl import CplDenoiser
+from ptyframe.denoise.cpl import CplDenoiser, init_dct_shrinkage
 from ptyframe.denoise.cpl import lipschitz_bound as cpl_bound
 from ptyframe.denoise.dncnn import DnCNN, lipschitz_bound
 from ptyframe.denoise.models import build_model, make_arch
@@ -45,6 +45,7 @@ class DenoiserModule(pl.LightningModule):
         lr_gamma: float = 0.1,
         power_px: int = 32,
         channels_last: bool = True,
+        init: str | None = None,
     ) -> None:
         super().__init__()
         arch = dict(arch or {})
@@ -56,9 +57,16 @@ class DenoiserModule(pl.LightningModule):
                 "lr_gamma": float(lr_gamma),
                 "power_px": int(power_px),
                 "channels_last": bool(channels_last),
+                "init": init,
             }
         )
         self.model = build_model(arch, realsn=True, power_px=power_px)
+        if init == "dct":  # cpl only: start as sliding-DCT shrinkage (cpl.init_dct_shrinkage)
+            if not isinstance(self.model, CplDenoiser):
+                raise ValueError("model.init=dct needs model.arch.family=cpl")
+            init_dct_shrinkage(self.model)
+        elif init is not None:
+            raise ValueError(f"model.init={init!r} unknown; use null or dct")
         self.channels_last = channels_last and not torch.cuda.is_available()
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
