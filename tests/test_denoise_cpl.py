@@ -181,3 +181,39 @@ def test_dct_start_is_a_parseval_shrinkage_and_near_identity_without_shrinking()
     gain_db = 10 * np.log10(np.mean((noisy - clean) ** 2) / np.mean((y - clean) ** 2))
     assert gain_db > 2.0
     assert lipschitz_bound(model.exported()) <= 1.0
+
+
+# --------------------------------------------------------------------------- shipped cpl weights
+@pytest.mark.parametrize("stem", ["cpl_blind", "cpl_sigma15"])
+def test_shipped_cpl_weights_are_certified_and_measured_below_the_bound(stem: str) -> None:
+    model = load_denoiser(stem)
+    assert isinstance(model, CplDenoiser)
+    bound = lipschitz_bound(model)
+    assert bound <= 1.0
+    assert all(m <= 2.0 for m in step_margins(model))
+    den = ComplexDenoiser(model, normalisation="frozen")
+    obj = _object(48, 4)
+    den(
+        obj
+        + 0.03 * torch.randn(obj.shape, dtype=obj.dtype, generator=torch.Generator().manual_seed(0))
+    )
+    measured = applied_jacobian_norm(den, obj, n_iter=30)
+    assert 0.5 < measured <= bound + 1e-4
+
+
+def test_shipped_blind_cpl_denoises_at_several_noise_levels() -> None:
+    model = load_denoiser("cpl_blind")
+    rng = np.random.default_rng(42)
+    clean = np.full((4, 64, 64), 0.5)
+    for img in clean:  # overlapping grey rectangles: a crude dead-leaves picture
+        for _ in range(15):
+            y, x = rng.integers(0, 56, 2)
+            h, w = rng.integers(4, 32, 2)
+            img[y : y + h, x : x + w] = rng.uniform(0.1, 0.9)
+    for sigma, min_gain_db in ((15, 2.0), (25, 3.0), (40, 3.0)):
+        rng = np.random.default_rng(sigma)
+        noisy = clean + sigma / 255 * rng.standard_normal(clean.shape)
+        with torch.no_grad():
+            out = model(torch.tensor(noisy, dtype=torch.float32)[:, None])[:, 0].double().numpy()
+        gain = 10 * np.log10(np.mean((noisy - clean) ** 2) / np.mean((out - clean) ** 2))
+        assert gain > min_gain_db, (sigma, gain)

@@ -100,12 +100,13 @@ def certificate_line(stem: str | None = None) -> str:
 @hookimpl
 def ptyframe_register(registry: ScopedRegistry) -> None:
     """Register the ``dncnn`` denoiser (any shipped or trained family; default weights' bound)."""
-    from ptyframe.denoise.weights import shipped_weights
+    from ptyframe.denoise.weights import default_weights_path, shipped_weights
 
-    others = ", ".join(s for s in shipped_weights() if s != "dncnn_realsn_default")
+    default = default_weights_path().stem
+    others = [certificate_line(s) for s in shipped_weights() if s != default]
     doc = (
-        "Nonexpansive-layer denoiser applied as D(Re O) + i D(Im O); "
+        "Nonexpansive-layer denoiser applied as D(Re O) + i D(Im O); default "
         + certificate_line()
-        + (f"; also shipped: {others}" if others else "")
+        + "".join(f"; denoiser.checkpoint={o.removeprefix('weights ')}" for o in others)
     )
     registry.add("denoiser", "dncnn", build_dncnn, DncnnConfig, doc=doc)
