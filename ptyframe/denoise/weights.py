@@ -16,6 +16,10 @@ tensors and plain containers):
   ``model.``/``module.``): the architecture is read from the shapes and the structure is taken
   as ``"residual"`` (``D = x - net(x)``, the usual DnCNN convention).
 
+Both families are read (``ptyframe.denoise.models``): a record with ``arch.family = "cpl"``
+builds a ``CplDenoiser`` (convex-potential layers, ``Lip(D) <= 1``); one without ``family`` a
+DnCNN. ``load_denoiser("cpl_blind")`` also accepts the stem of shipped weights.
+
 Plain weights whose Lipschitz bound exceeds ``1 + 1e-3`` are loaded but logged as a warning:
 PINE's convergence argument assumes a nonexpansive denoiser.
 """
