@@ -102,3 +102,15 @@ def test_experiments_for_cpu_and_gpu_compose(tmp_path) -> None:  # noqa: ANN001
     assert resume_path(None, tmp_path) is None
     with pytest.raises(ConfigError, match="resume"):
         resume_path(str(tmp_path / "nope.ckpt"), tmp_path)
+
+
+def test_dct_start_only_for_cpl() -> None:
+    from ptyframe_lightning.module import DenoiserModule
+
+    arch = {"family": "cpl", "depth": 2, "hidden_channels": 48, "kernel_size": 5}
+    module = DenoiserModule(arch=arch, init="dct")
+    assert float(module.model.steps()[0]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="family=cpl"):
+        DenoiserModule(arch={"depth": 3, "channels": 4}, init="dct")
+    with pytest.raises(ValueError, match="unknown"):
+        DenoiserModule(arch=arch, init="orthogonal")
