@@ -473,3 +473,56 @@ def test_config_is_validated_and_hydra_compatible() -> None:
     assert engine.group_config("object").lr == 0.5
     assert isinstance(engine.group_config("probe"), GdConfig)  # preconditioned default
     assert isinstance(engine.group_config("positions"), AdamConfig)
+
+
+# ---------------------------------------------------------------------- PINE's denoising step
+class _Halve:
+    """A known affine 'denoiser' D(O) = O / 2 + 0.1: the step is O -> (1 - rho/2) O + 0.1 rho."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, obj: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return 0.5 * obj + 0.1
+
+
+def test_denoising_step_between_optimiser_steps_matches_the_mixing_formula() -> None:
+    from ptyframe.engines.prior import DenoiseStep, DenoiseStepConfig
+
+    d = dataset(n=4)
+    cfg = AutodiffConfig(epochs=2, minibatch=5)
+    plain_state = fresh_state(d)
+    plain = AutodiffEngine(cfg)
+    run(plain, d.meas, plain_state, 1)
+    rho = 0.3
+    halve = _Halve()
+    prior = DenoiseStep(DenoiseStepConfig(rho=rho), halve)
+    state = fresh_state(d)
+    engine = AutodiffEngine(cfg, prior=prior)
+    run(engine, d.meas, state, 1)
+    expect = (1 - rho) * plain_state.object + rho * (0.5 * plain_state.object + 0.1)
+    assert halve.calls == 1
+    assert torch.allclose(state.object, expect, atol=1e-6)
+    assert not torch.allclose(state.object, plain_state.object, atol=1e-3)
+    # the optimisation variable itself was mixed: the next epoch starts from it
+    (name,) = engine.group_names["object"]
+    assert torch.allclose(engine.values()[name].detach(), expect, atol=1e-6)
+    # rho = 0 is the engine exactly (no denoiser is built or called)
+    zero_state = fresh_state(d)
+    zero = AutodiffEngine(cfg, prior=DenoiseStep(DenoiseStepConfig(rho=0.0), None))
+    run(zero, d.meas, zero_state, 2)
+    run(plain, d.meas, plain_state, 2, start=1)
+    assert torch.equal(zero_state.object, plain_state.object)
+
+
+def test_autodiff_rho_builds_the_registered_denoiser() -> None:
+    d = dataset(n=4)
+    from ptyframe.data.dataset import PtychoDataset
+
+    ds = PtychoDataset(d.geom, patterns=d.meas.amplitudes.square().numpy())
+    res0 = ptyframe.reconstruct(ds, "autodiff", epochs=2, minibatch=8, seed=0)
+    res = ptyframe.reconstruct(ds, "autodiff", epochs=2, minibatch=8, seed=0, rho=0.4)
+    assert not np.allclose(res.object, res0.object, atol=1e-4)
+    with pytest.raises(ConfigError, match="rho"):
+        AutodiffConfig(rho=0.7)

@@ -212,7 +212,7 @@ class _Identity(torch.nn.Module):
 
 def test_complex_denoiser_shape_dtype_and_parts() -> None:
     model = _small_model()
-    den = ComplexDenoiser(model, tile_px=512)
+    den = ComplexDenoiser(model, normalisation="minmax", tile_px=512)
     g = torch.Generator().manual_seed(0)
     for dtype in (torch.complex64, torch.complex128):
         obj = torch.randn(2, 3, 24, 30, generator=g, dtype=dtype)

@@ -1,16 +1,32 @@
 """Apply a real-image denoiser to complex objects: ``D(O) = D(Re O) + i D(Im O)`` (PINE eq. 22).
 
-Normalisation (``normalisation="minmax"``, as the PINE reference code does): each part
-``p`` (the real and the imaginary part of each object in the batch) is rescaled over the
-*whole* object to [0, 1], denoised, and scaled back::
+Normalisation. Each part ``p`` (the real and the imaginary part of each object in the batch)
+is mapped affinely to the network's [0, 1] training range, denoised, and mapped back::
 
-    lo = min p,  s = max p - lo,   D_p(p) = lo + s * D((p - lo) / s)
+    A(p) = (p - lo) / s,     D_p(p) = A^{-1}(D(A(p))) = lo + s * D((p - lo) / s).
 
-The network was trained on [0, 1] images, which is why the rescaling is needed. For fixed
-``lo, s`` the map is as Lipschitz as ``D``; because ``lo`` and ``s`` depend on the input the
-whole step is not globally nonexpansive (nor is the reference code's). A *constant* part
-(``s <= 1e-12 * max(1, |lo|)``) has nothing to denoise and ``(p - lo) / s`` is undefined: it
-is returned unchanged. ``normalisation="none"`` feeds the parts to ``D`` as they are.
+* ``"frozen"`` (default): ``lo = min p`` and ``s = max p - lo`` are taken from the *first*
+  object this denoiser sees that is not constant in every part (for PINE: the object after
+  the first sweep) and then kept for every later call of the run. A part that is constant at
+  that moment (e.g. the imaginary part of a real object) is passed through unchanged for the
+  rest of the run; an object constant in every part is returned unchanged and freezes
+  nothing. A resumed run freezes again on its first object.
+* ``"minmax"`` (the PINE reference code): ``lo`` and ``s`` are recomputed from every input; a
+  constant part (``s <= 1e-12 * max(1, |lo|)``) is returned unchanged.
+* ``"none"``: the parts go to ``D`` as they are.
+
+Theorem: with ``"frozen"`` (or ``"none"``), ``Lip(O -> D_applied(O)) = Lip(D)`` bound-wise,
+where ``D_applied(O) = D_Re(Re O) + i D_Im(Im O)`` and ``C^n`` carries the Euclidean norm of
+``R^{2n}``. Proof: for a fixed ``lo, s > 0``,
+``||D_p(p) - D_p(q)|| = s ||D(A p) - D(A q)|| <= s L ||A p - A q|| = L ||p - q||`` (``A`` is a
+similarity with ratio ``1/s``, so conjugating by it keeps Lipschitz constants); then
+``||D_applied(O) - D_applied(O')||^2 = ||D_Re(Re O) - D_Re(Re O')||^2 + ||D_Im(...)||^2
+<= L^2 (||Re(O - O')||^2 + ||Im(O - O')||^2) = L^2 ||O - O'||^2``, and the same sum runs over
+the objects of a batch. With a nonexpansive ``D`` (the ``cpl`` family, ``cpl.py``) the applied
+map is nonexpansive, and so is PINE's ``O -> (1 - rho) O + rho D_applied(O)``
+(``Lip <= 1 - rho + rho L <= 1``). With ``"minmax"`` ``lo`` and ``s`` depend on the input:
+the map is not nonexpansive in general (we measured local constants above 1 with the residual
+net). The statement is about exact arithmetic; the network runs in float32.
 
 Tiling: the DnCNN is zero-padded with a receptive radius of ``depth * (k - 1) / 2`` pixels,
 so a tile cut out with a halo of at least that many pixels gives *exactly* the whole-image
@@ -40,7 +56,7 @@ from ptyframe.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-NORMALISATIONS = ("minmax", "none")
+NORMALISATIONS = ("frozen", "minmax", "none")
 
 
 def _receptive_radius(model: nn.Module) -> int | None:
@@ -89,6 +105,16 @@ def minmax_inverse(q: Tensor, lo: Tensor, scale: Tensor) -> Tensor:
     return lo + scale * q
 
 
+def frozen_range(p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Return ``(lo, scale, constant)`` ``[..., 1, 1]`` to freeze from parts ``p`` ``[..., H, W]``.
+
+    Min-max of each part; a part that is constant now is flagged and passed through unchanged
+    by the frozen map (a fixed map, the identity, so the Lipschitz argument is unaffected).
+    """
+    _, lo, scale, constant = minmax_forward(p)
+    return lo, scale, constant
+
+
 class ComplexDenoiser:
     """Denoise complex objects part by part with a real-image denoiser (PINE eq. 22).
 
@@ -98,7 +124,7 @@ class ComplexDenoiser:
     def __init__(
         self,
         model: nn.Module,
-        normalisation: str = "minmax",
+        normalisation: str = "frozen",
         tile_px: int = 512,
         overlap_px: int = 32,
         device: str | torch.device = "cpu",
@@ -117,6 +143,8 @@ class ComplexDenoiser:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.normalisation = normalisation
+        self.frozen: tuple[Tensor, Tensor, Tensor] | None = None
+        self.differentiable = False  # True: no torch.no_grad (for Jacobian checks)
         self.tile_px = int(tile_px)
         self.overlap_px = int(overlap_px)
         radius = _receptive_radius(model)
@@ -135,15 +163,41 @@ class ComplexDenoiser:
         x = images.to(self.device, torch.float32)[:, None]
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.no_grad():
+        with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
             y = apply_tiled(self.model, x, self.tile_px, self.overlap_px)
         return y[:, 0].contiguous()
+
+    def freeze(self, obj: Tensor) -> bool:
+        """Freeze ``lo, scale`` from ``obj`` unless every part is constant; return if it did."""
+        parts = (
+            torch.stack([obj.real, obj.imag], dim=-3) if obj.is_complex() else obj[..., None, :, :]
+        )
+        work = parts.reshape(-1, *parts.shape[-2:]).to(self.device).detach()
+        rng = frozen_range(work)
+        if bool(rng[2].all()):
+            return False
+        self.frozen = rng
+        return True
+
+    def _frozen_apply(self, work: Tensor) -> Tensor:
+        assert self.frozen is not None
+        lo, scale, constant = self.frozen
+        if lo.shape[0] != work.shape[0]:
+            raise ConfigError(
+                f"the frozen denoiser normalisation was set for {lo.shape[0]} object parts, "
+                f"this object has {work.shape[0]}; build a new denoiser (or call freeze()) for "
+                "a different object stack"
+            )
+        den = self.denoise_real((work - lo) / scale).to(work.dtype)
+        return torch.where(constant, work, minmax_inverse(den, lo, scale))
 
     def __call__(self, obj: Tensor) -> Tensor:
         """Return ``D(Re O) + i D(Im O)`` with the shape, dtype and device of ``obj``."""
         if obj.dim() < 2:
             raise ConfigError(f"denoiser input must be [..., Ny, Nx], got shape {tuple(obj.shape)}")
-        with torch.no_grad():
+        if self.normalisation == "frozen" and self.frozen is None and not self.freeze(obj):
+            return obj.clone()  # constant in every part: nothing to denoise, nothing frozen
+        with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
             is_complex = obj.is_complex()
             parts = (
                 torch.stack([obj.real, obj.imag], dim=-3) if is_complex else obj[..., None, :, :]
@@ -151,7 +205,9 @@ class ComplexDenoiser:
             lead = parts.shape[:-2]
             real_dtype = obj.real.dtype if is_complex else obj.dtype
             work = parts.reshape(-1, *parts.shape[-2:]).to(self.device)
-            if self.normalisation == "minmax":
+            if self.normalisation == "frozen":
+                out = self._frozen_apply(work)
+            elif self.normalisation == "minmax":
                 # scaling in the object's own precision (float32 for complex64)
                 scaled, lo, scale, constant = minmax_forward(work)
                 den = self.denoise_real(scaled).to(work.dtype)

@@ -21,7 +21,8 @@ What is nonexpansive -- two structures (``structure``):
   convergence theorems assume exactly this kind of bound on the *residual*, not a
   nonexpansive ``D``. The HSD theorem the PINE paper cites (its eq. 12, Cohen et al. 2021)
   wants ``D`` nonexpansive, which RealSN on the layers does not give; measure ``D``'s local
-  Lipschitz constant instead (``benchmarks/denoise_report.py`` reports Jacobian norms).
+  Lipschitz constant instead (``benchmarks/denoise_report.py`` reports Jacobian norms). The
+  ``cpl`` family (``cpl.py``) is nonexpansive as ``D`` itself.
 * ``"averaged"`` (Pesquet et al., SIAM J. Imaging Sci. 2021; Terris et al. 2020):
   ``D = (Id + N) / 2`` is *firmly* nonexpansive (the average of the identity and a
   nonexpansive map), hence nonexpansive as the HSD theorem requires, and so is its noise

@@ -22,17 +22,19 @@ class DncnnConfig:
     device: str = "auto"
     tile_px: int = 512
     overlap_px: int = 32
-    normalisation: str = "minmax"
+    normalisation: str = "frozen"
 
     def __post_init__(self) -> None:
         if int(self.tile_px) < 16:
             raise ConfigError(f"denoiser.tile_px = {self.tile_px} must be >= 16")
         if int(self.overlap_px) < 0:
             raise ConfigError(f"denoiser.overlap_px = {self.overlap_px} must be >= 0")
-        if self.normalisation not in ("minmax", "none"):
+        if self.normalisation not in ("frozen", "minmax", "none"):
             raise ConfigError(
-                f"denoiser.normalisation = {self.normalisation!r}; choose 'minmax' (rescale Re "
-                "and Im to [0, 1] over the object, as the PINE reference code) or 'none'"
+                f"denoiser.normalisation = {self.normalisation!r}; choose 'frozen' (min-max "
+                "range of the first object, then fixed: the applied map is as Lipschitz as D), "
+                "'minmax' (rescale Re and Im to [0, 1] on every call, as the PINE reference "
+                "code; not nonexpansive) or 'none'"
             )
         dev = str(self.device)
         if dev not in ("auto", "cpu") and not dev.startswith("cuda"):
@@ -69,7 +71,42 @@ def build_dncnn(config: DncnnConfig, context: BuildContext) -> ComplexDenoiser:
     )
 
 
+def certificate_line(stem: str | None = None) -> str:
+    """Return one line on the shipped weights' certified and measured Lipschitz constants.
+
+    Read from the weights' json sidecar (``benchmarks/denoise_certificate.py --write``), so
+    listing plugins loads no network.
+    """
+    import json
+
+    from ptyframe.denoise.weights import default_weights_path, shipped_weights
+
+    path = shipped_weights().get(stem, default_weights_path()) if stem else default_weights_path()
+    side = path.with_suffix(".json")
+    try:
+        cert = json.loads(side.read_text()).get("certificate") or {}
+    except (OSError, ValueError):
+        cert = {}
+    if "denoiser_lipschitz_bound" not in cert:
+        return f"weights {path.stem}: no certificate recorded"
+    frozen = cert.get("applied_map_jacobian_norm", {}).get("frozen", {})
+    meas = f", measured <= {max(frozen.values()):.3f}" if frozen else ""
+    return (
+        f"weights {path.stem} ({cert.get('family', 'dncnn')}): Lip(D as applied, frozen "
+        f"normalisation) <= {cert['denoiser_lipschitz_bound']:.4f} certified{meas}"
+    )
+
+
 @hookimpl
 def ptyframe_register(registry: ScopedRegistry) -> None:
-    """Register the ``dncnn`` denoiser."""
-    registry.add("denoiser", "dncnn", build_dncnn, DncnnConfig)
+    """Register the ``dncnn`` denoiser (any shipped or trained family; default weights' bound)."""
+    from ptyframe.denoise.weights import default_weights_path, shipped_weights
+
+    default = default_weights_path().stem
+    others = [certificate_line(s) for s in shipped_weights() if s != default]
+    doc = (
+        "Nonexpansive-layer denoiser applied as D(Re O) + i D(Im O); default "
+        + certificate_line()
+        + "".join(f"; denoiser.checkpoint={o.removeprefix('weights ')}" for o in others)
+    )
+    registry.add("denoiser", "dncnn", build_dncnn, DncnnConfig, doc=doc)

@@ -16,6 +16,10 @@ tensors and plain containers):
   ``model.``/``module.``): the architecture is read from the shapes and the structure is taken
   as ``"residual"`` (``D = x - net(x)``, the usual DnCNN convention).
 
+Both families are read (``ptyframe.denoise.models``): a record with ``arch.family = "cpl"``
+builds a ``CplDenoiser`` (convex-potential layers, ``Lip(D) <= 1``); one without ``family`` a
+DnCNN. ``load_denoiser("cpl_blind")`` also accepts the stem of shipped weights.
+
 Plain weights whose Lipschitz bound exceeds ``1 + 1e-3`` are loaded but logged as a warning:
 PINE's convergence argument assumes a nonexpansive denoiser.
 """
@@ -30,7 +34,10 @@ from typing import Any
 
 import torch
 
+from ptyframe.denoise.cpl import FAMILY as CPL
+from ptyframe.denoise.cpl import CplDenoiser
 from ptyframe.denoise.dncnn import DnCNN, DncnnArch, lipschitz_bound
+from ptyframe.denoise.models import arch_record, build_model, family_of, make_arch
 from ptyframe.errors import ConfigError, DataValidationError
 
 log = logging.getLogger(__name__)
@@ -46,12 +53,18 @@ def default_weights_path() -> Path:
     return Path(__file__).resolve().parent / "weights" / DEFAULT_WEIGHTS
 
 
-def save_weights(model: DnCNN, path: str | Path, **metadata: Any) -> Path:
+def shipped_weights() -> dict[str, Path]:
+    """Return the weights files shipped in the package, by stem (``denoiser.checkpoint=<stem>``)."""
+    folder = default_weights_path().parent
+    return {p.stem: p for p in sorted(folder.glob("*.pt"))}
+
+
+def save_weights(model: DnCNN | CplDenoiser, path: str | Path, **metadata: Any) -> Path:
     """Write ``model`` (plain, already normalised) as a ptyframe weights file; return the path."""
     if model.realsn:
         model = model.exported()
     sd = {k: v.detach().cpu().float().contiguous() for k, v in model.state_dict().items()}
-    blob = {"format": FORMAT, "version": 1, "arch": model.arch.to_dict(), "state_dict": sd}
+    blob = {"format": FORMAT, "version": 1, "arch": arch_record(model), "state_dict": sd}
     blob.update(metadata)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +77,8 @@ def save_weights(model: DnCNN, path: str | Path, **metadata: Any) -> Path:
 def _fix_hint() -> str:
     return (
         "Pass denoiser.checkpoint=<a .pt written by `ptyframe train-denoiser` or a Lightning "
-        ".ckpt of its DenoiserModule>, or leave it unset (null) for the shipped default weights"
+        ".ckpt of its DenoiserModule, or the name of shipped weights: "
+        f"{', '.join(shipped_weights())}>, or leave it unset (null) for the shipped default"
     )
 
 
@@ -93,20 +107,42 @@ def _read(path: Path) -> Any:
         ) from None
 
 
+def _unprefix(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for p in _PREFIXES:
+            if key.startswith(p):
+                key, changed = key[len(p) :], True
+    return key
+
+
 def _strip(sd: dict[str, Any]) -> dict[str, Any]:
     """Drop a common module prefix (``model.`` etc.) and anything that is not a layer tensor."""
     out: dict[str, Any] = {}
     for key, val in sd.items():
-        k = key
-        changed = True
-        while changed:
-            changed = False
-            for p in _PREFIXES:
-                if k.startswith(p):
-                    k, changed = k[len(p) :], True
+        k = _unprefix(key)
         if _LAYER_KEY.match(k) and isinstance(val, torch.Tensor):
             out[k] = val
     return out
+
+
+def _cpl_from(raw: dict[str, Any], meta: dict[str, Any], where: str) -> CplDenoiser:
+    """Build an exported ``CplDenoiser`` from a ptyframe file or a Lightning checkpoint."""
+    sd = {_unprefix(k): v for k, v in raw.items() if isinstance(v, torch.Tensor)}
+    try:
+        arch = make_arch(meta)
+    except ConfigError as exc:
+        raise DataValidationError(f"{where}: bad architecture record {meta!r}: {exc}") from None
+    is_realsn = "theta" in sd
+    power_px = int(sd["layers.0.u"].shape[0]) if "layers.0.u" in sd else 32
+    model = build_model(arch.to_dict(), realsn=is_realsn, power_px=power_px)
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as exc:
+        msg = " ".join(str(exc).split())[:300]
+        raise DataValidationError(f"{where} does not match {arch.to_dict()}: {msg}") from None
+    return model.exported() if is_realsn else model
 
 
 def _infer_arch(sd: dict[str, torch.Tensor], structure: str, where: str) -> DncnnArch:
@@ -152,6 +188,8 @@ def model_from_checkpoint(blob: Any, where: str = "checkpoint") -> DnCNN:
         meta = blob.get("arch") or (hp.get("arch") if isinstance(hp, dict) else None)
     else:
         raw, meta = blob, None
+    if isinstance(meta, dict) and family_of(meta) == CPL:
+        return _cpl_from(raw, meta, where).eval()
     sd = _strip(raw)
     if not sd:
         raise DataValidationError(
@@ -196,14 +234,25 @@ def model_from_checkpoint(blob: Any, where: str = "checkpoint") -> DnCNN:
     return model.eval()
 
 
+def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
+    """Return the file for ``checkpoint``: a path, the stem of shipped weights, or the default."""
+    if not checkpoint:
+        return default_weights_path()
+    shipped = shipped_weights()
+    if str(checkpoint) in shipped and not Path(str(checkpoint)).exists():
+        return shipped[str(checkpoint)]
+    return Path(checkpoint).expanduser()
+
+
 def load_denoiser(
     checkpoint: str | Path | None = None, device: str | torch.device = "cpu"
-) -> DnCNN:
-    """Return the ``DnCNN`` in ``checkpoint`` (``None``: the shipped weights) on ``device``.
+) -> DnCNN | CplDenoiser:
+    """Return the denoiser in ``checkpoint`` (``None``: the shipped default) on ``device``.
 
+    ``checkpoint`` may also be the stem of a shipped weights file (``shipped_weights``).
     Raises ``DataValidationError`` (with a fix) for a missing, non-torch or mismatched file.
     """
-    path = Path(checkpoint).expanduser() if checkpoint else default_weights_path()
+    path = resolve_checkpoint(checkpoint)
     where = f"denoiser checkpoint {str(path)!r}"
     if checkpoint is None and not path.exists():
         raise DataValidationError(

@@ -7,6 +7,12 @@ eq. S16 and one update per parameter group::
     L = D(I_pred, I_meas) / N_d  +  sum_i alpha_i R_i(object)
     x_g <- Optimizer_g(x_g, dL/dx_g)         for g in object, probe, positions, geometry
 
+PINE's denoising step (``engine.rho > 0``, the registered ``prior_step`` ``denoise``,
+``ptyframe.engines.prior``): after the last optimiser step of every ``denoise_every``-th epoch
+from ``denoise_start``, each object unknown ``x`` (physical values) becomes
+``(1 - rho) x + rho D(x)`` before the next epoch's first step; ``rho = 0`` builds no denoiser
+and runs exactly the engine without it.
+
 ``D`` sums over the measured pixels of this rank's share of the minibatch and ``N_d`` counts
 them over all ranks, so the gradients all-reduced over ranks (``Distribution.allreduce_sum_``,
 data-parallel mode of supp. section G.1) equal the single-process gradient; each rank adds
@@ -44,6 +50,7 @@ from ptyframe.engines.autodiff_precondition import (
     supports,
 )
 from ptyframe.engines.base import Engine, EpochReport, visiting_order
+from ptyframe.engines.prior import DenoiseStep, DenoiseStepConfig, build_denoise_step
 from ptyframe.errors import ConfigError, DivergenceError
 from ptyframe.losses.base import LsqLoss, safe_sqrt
 from ptyframe.optimizers import BUILTIN as OPTIMIZERS
@@ -114,8 +121,12 @@ class AutodiffConfig:
     update_start: UpdateStart = field(default_factory=UpdateStart)
     precondition: PreconditionConfig = field(default_factory=PreconditionConfig)
     seed: int | None = None
+    rho: float = 0.0
+    denoise_every: int = 1
+    denoise_start: int = 0
 
     def __post_init__(self) -> None:
+        self.prior_config()  # checks rho, denoise_every, denoise_start
         if int(self.epochs) < 0:
             raise ConfigError(f"autodiff.epochs = {self.epochs} must be >= 0")
         if int(self.minibatch) < 1:
@@ -123,6 +134,10 @@ class AutodiffConfig:
         for g in GROUPS:
             if int(getattr(self.update_start, g)) < 0:
                 raise ConfigError(f"autodiff.update_start.{g} must be >= 0")
+
+    def prior_config(self) -> DenoiseStepConfig:
+        """Return the denoising step's config (PINE eq. 20) from ``rho`` and its schedule."""
+        return DenoiseStepConfig(rho=self.rho, every=self.denoise_every, start=self.denoise_start)
 
 
 class AutodiffEngine(Engine):
@@ -139,9 +154,11 @@ class AutodiffEngine(Engine):
         loss: Any = None,
         regularizers: list[Any] | None = None,
         context: Any = None,
+        prior: DenoiseStep | None = None,
     ) -> None:
         super().__init__()
         self.config = config or AutodiffConfig()
+        self.prior = prior
         self.context = context
         self.model = as_model(forward_model, context)
         self.loss = loss or LsqLoss()
@@ -387,6 +404,7 @@ class AutodiffEngine(Engine):
                 closure = self._closure(i, tiles, count, gn) if opt.needs_closure else None
                 opt.step([grads[n] for n in gn], f, closure)
             self._project_and_store(names)
+        self._denoise(epoch)
         with torch.no_grad():
             v = self.values()
             if self.model.end_epoch(v, self.state, epoch):
@@ -401,6 +419,18 @@ class AutodiffEngine(Engine):
         scalars = {"loss": (data_sum + reg_sum) / nb, "data_loss": data_sum / nb}
         scalars["reg_loss"] = reg_sum / nb
         return EpochReport(epoch, err_sum / self._amp_total, time.perf_counter() - t0, scalars)
+
+    def _denoise(self, epoch: int) -> None:
+        """Apply the prior step to every object unknown (physical values), if due."""
+        if self.prior is None or not self.prior.active(epoch):
+            return
+        names = self.group_names.get("object", [])
+        with torch.no_grad():
+            for n in names:
+                phys = self.params[n] * self.scales[n]
+                self.prior.mix(phys)
+                self.params[n].copy_(phys / self.scales[n])
+        self._project_and_store(names)
 
     def _project_and_store(self, names: list[str]) -> None:
         """Apply each unknown's constraint and copy the values into the state tensors."""
@@ -456,6 +486,11 @@ def build_autodiff(config: AutodiffConfig, context: Any) -> AutodiffEngine:
     run = getattr(context, "run", None)
     registry = getattr(context, "registry", None)
     if run is None or registry is None:
+        if config.rho > 0:
+            raise ConfigError(
+                "autodiff.rho > 0 needs a registry to build the denoiser; build the engine "
+                "through ptyframe.reconstruct or registry.build('engine', ...)"
+            )
         return AutodiffEngine(config, context=context)
     physics = getattr(run, "physics", None) or "farfield"
     loss_cfg = getattr(run, "loss", None) or "lsq"
@@ -466,4 +501,5 @@ def build_autodiff(config: AutodiffConfig, context: Any) -> AutodiffEngine:
         loss=registry.build("loss", loss_cfg, context),
         regularizers=[registry.build("regularizer", c, context) for c in regs.values()],
         context=context,
+        prior=build_denoise_step(config.prior_config(), context) if config.rho > 0 else None,
     )

@@ -51,16 +51,20 @@ class DenoiseStep:
         cfg = self.config
         return cfg.rho > 0 and epoch >= cfg.start and (epoch - cfg.start) % cfg.every == 0
 
+    def mix(self, obj: torch.Tensor) -> None:
+        """Set ``obj <- (1 - rho) obj + rho D(obj)`` in place (any object tensor)."""
+        assert self.denoiser is not None, "rho > 0 needs a denoiser"
+        rho = float(self.config.rho)
+        with torch.no_grad():
+            den = self.denoiser(obj)
+            obj.mul_(1.0 - rho).add_(den.to(obj.dtype), alpha=rho)
+
     def apply(self, state: ReconstructionState, epoch: int) -> float:
         """Update ``state.object`` in place if this epoch denoises; return the seconds spent."""
         if not self.active(epoch):
             return 0.0
-        assert self.denoiser is not None, "rho > 0 needs a denoiser"
         t0 = time.perf_counter()
-        rho = float(self.config.rho)
-        with torch.no_grad():
-            den = self.denoiser(state.object)
-            state.object.mul_(1.0 - rho).add_(den.to(state.object.dtype), alpha=rho)
+        self.mix(state.object)
         self.seconds = time.perf_counter() - t0
         return self.seconds
 

@@ -61,3 +61,56 @@ def test_fast_dev_run_writes_nonexpansive_weights(tmp_path) -> None:  # noqa: AN
     with torch.no_grad():
         y = model(torch.rand(1, 1, 16, 16))
     assert torch.isfinite(y).all()
+
+
+def test_cpl_family_trains_blind_and_exports_a_certified_denoiser(tmp_path) -> None:  # noqa: ANN001
+    from ptyframe.denoise.cpl import CplDenoiser
+    from ptyframe.denoise.cpl import lipschitz_bound as cpl_bound
+
+    out = tmp_path / "cpl"
+    tiny = [a for a in TINY if not a.startswith("model.")]
+    overrides = [*tiny, "model=cpl", "model.arch.depth=2", "model.arch.hidden_channels=4"]
+    overrides += ["model.init=null"]  # the DCT start needs >= 24 filters
+    overrides += ["data.sigma=0", "data.sigma_max=50", f"output_dir={out}", "weights_name=c.pt"]
+    assert main(overrides) == 0
+    report = json.loads((out / "c.json").read_text())
+    model = load_denoiser(str(out / "c.pt"))
+    assert isinstance(model, CplDenoiser) and model.arch.depth == 2
+    assert cpl_bound(model) <= 1.0
+    assert report["denoiser_lipschitz_bound"] == pytest.approx(cpl_bound(model))
+    assert report["certificate"]["family"] == "cpl"
+    assert report["config"]["data"]["sigma_max"] == 50.0
+
+
+def test_experiments_for_cpu_and_gpu_compose(tmp_path) -> None:  # noqa: ANN001
+    from ptyframe_lightning.train import resume_path
+
+    cpu = compose_config(["experiment=cpl_blind_cpu"])
+    assert cpu.model.arch.family == "cpl" and (cpu.data.sigma, cpu.data.sigma_max) == (0, 50)
+    s15 = compose_config(["experiment=cpl_sigma15_cpu"])
+    assert s15.data.sigma == 15 and s15.data.sigma_max is None and s15.model.arch.family == "cpl"
+    paper = compose_config(["experiment=gpu_paper"])
+    assert (paper.model.arch.depth, paper.model.arch.channels) == (17, 64)
+    assert paper.trainer.precision == "bf16-mixed" and paper.trainer.max_epochs == 50
+    assert paper.data.n_train == 1000 and paper.resume == "last"
+    gpu = compose_config(["experiment=gpu_cpl"])
+    assert gpu.model.arch.family == "cpl" and gpu.model.arch.depth == 16
+    assert resume_path("last", tmp_path) is None  # nothing to resume yet: start afresh
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert resume_path("last", tmp_path) == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert resume_path(None, tmp_path) is None
+    with pytest.raises(ConfigError, match="resume"):
+        resume_path(str(tmp_path / "nope.ckpt"), tmp_path)
+
+
+def test_dct_start_only_for_cpl() -> None:
+    from ptyframe_lightning.module import DenoiserModule
+
+    arch = {"family": "cpl", "depth": 2, "hidden_channels": 48, "kernel_size": 5}
+    module = DenoiserModule(arch=arch, init="dct")
+    assert float(module.model.steps()[0]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="family=cpl"):
+        DenoiserModule(arch={"depth": 3, "channels": 4}, init="dct")
+    with pytest.raises(ValueError, match="unknown"):
+        DenoiserModule(arch=arch, init="orthogonal")

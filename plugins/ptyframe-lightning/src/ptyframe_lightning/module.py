@@ -1,4 +1,4 @@
-"""LightningModule that trains the RealSN DnCNN with the residual MSE of PINE eq. 21.
+"""LightningModule that trains a RealSN denoiser (DnCNN or ``cpl``) with the MSE of PINE eq. 21.
 
 Loss (Yamada et al. 2024, eq. 21; Zhang et al. 2017): ``||Y - (X - R(X))||^2`` averaged over
 pixels (the mean instead of the sum only rescales the learning rate), where ``R`` is the
@@ -9,7 +9,9 @@ et al.'s defaults: lr 1e-3, divided by 10 half-way).
 
 Logged: ``train_loss``, ``train_psnr`` (per step and epoch), ``val_loss``, ``val_psnr`` (dB on
 [0, 1] images, mean over images), ``lipschitz_bound`` (product of the rigorous per-layer norm
-bounds of the weights training currently uses, ``ptyframe.denoise.dncnn.lipschitz_bound``).
+bounds of the weights training currently uses, ``ptyframe.denoise.dncnn.lipschitz_bound``;
+for the ``cpl`` family (``arch.family=cpl``, ``ptyframe.denoise.cpl``) the bound on ``D``
+itself, ``prod_k max(1, t_k S_k^2 - 1)``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from ptyframe.denoise.dncnn import DnCNN, DncnnArch, lipschitz_bound
+from ptyframe.denoise.cpl import CplDenoiser, init_dct_shrinkage
+from ptyframe.denoise.cpl import lipschitz_bound as cpl_bound
+from ptyframe.denoise.dncnn import DnCNN, lipschitz_bound
+from ptyframe.denoise.models import build_model, make_arch
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -30,7 +35,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class DenoiserModule(pl.LightningModule):
-    """Train ``DnCNN(arch, realsn=True)``; ``export()`` returns the exactly normalised net."""
+    """Train ``DnCNN``/``CplDenoiser(arch, realsn=True)``; ``export()`` gives the certified net."""
 
     def __init__(
         self,
@@ -40,20 +45,28 @@ class DenoiserModule(pl.LightningModule):
         lr_gamma: float = 0.1,
         power_px: int = 32,
         channels_last: bool = True,
+        init: str | None = None,
     ) -> None:
         super().__init__()
         arch = dict(arch or {})
         self.save_hyperparameters(
             {
-                "arch": DncnnArch(**arch).to_dict(),
+                "arch": make_arch(arch).to_dict(),
                 "lr": float(lr),
                 "lr_milestones": [int(m) for m in lr_milestones],
                 "lr_gamma": float(lr_gamma),
                 "power_px": int(power_px),
                 "channels_last": bool(channels_last),
+                "init": init,
             }
         )
-        self.model = DnCNN(DncnnArch(**arch), realsn=True, power_px=power_px)
+        self.model = build_model(arch, realsn=True, power_px=power_px)
+        if init == "dct":  # cpl only: start as sliding-DCT shrinkage (cpl.init_dct_shrinkage)
+            if not isinstance(self.model, CplDenoiser):
+                raise ValueError("model.init=dct needs model.arch.family=cpl")
+            init_dct_shrinkage(self.model)
+        elif init is not None:
+            raise ValueError(f"model.init={init!r} unknown; use null or dct")
         self.channels_last = channels_last and not torch.cuda.is_available()
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -85,7 +98,10 @@ class DenoiserModule(pl.LightningModule):
             ds.set_epoch(self.current_epoch)
 
     def on_validation_epoch_end(self) -> None:
-        self.log("lipschitz_bound", lipschitz_bound(self.model, grid=64))
+        if isinstance(self.model, CplDenoiser):
+            self.log("lipschitz_bound", cpl_bound(self.model, grid=64))
+        else:
+            self.log("lipschitz_bound", lipschitz_bound(self.model, grid=64))
 
     def configure_optimizers(self) -> Any:
         opt = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr)
@@ -94,7 +110,7 @@ class DenoiserModule(pl.LightningModule):
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
-    def export(self, grid: int = 128) -> DnCNN:
+    def export(self, grid: int = 128) -> DnCNN | CplDenoiser:
         """Return a plain ``DnCNN`` on the CPU with every layer divided by its exact bound."""
         self.model.eval()
         out = self.model.exported(grid).cpu()

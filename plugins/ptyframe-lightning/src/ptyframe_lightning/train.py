@@ -6,6 +6,8 @@ Usage (Hydra overrides; groups ``data``, ``model``, ``trainer``, ``experiment``)
     ptyframe train-denoiser trainer.max_epochs=50 data.sigma=15 data.kind=diverse,textured
     ptyframe train-denoiser model=dncnn17 trainer.accelerator=gpu
     ptyframe train-denoiser experiment=default_weights      # the shipped weights' CPU run
+    ptyframe train-denoiser experiment=cpl_blind_cpu output_dir=runs/cpl resume=last
+    ptyframe train-denoiser experiment=gpu_paper output_dir=runs/paper resume=last  # on a GPU
     python -m ptyframe_lightning.train --cfg                # print the composed config
 
 The config is composed with Hydra's compose API from ``pkg://ptyframe_lightning.conf``
@@ -100,7 +102,7 @@ def run(cfg: Any) -> dict[str, Any]:
     import torch
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
-    from ptyframe.denoise.dncnn import layer_norm_bounds, lipschitz_bound
+    from ptyframe.denoise.models import arch_record, certificate
     from ptyframe.denoise.weights import save_weights
 
     from ptyframe_lightning.datamodule import DataConfig, DeadLeavesDataModule, kinds_list
@@ -127,17 +129,21 @@ def run(cfg: Any) -> dict[str, Any]:
     callbacks = [instantiate(v) for v in (cfg.get("callbacks") or {}).values() if v]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
 
+    ckpt = resume_path(resolved.get("resume"), out_dir)
     t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
     wall = time.perf_counter() - t0
 
     net = module.export()
-    norms = layer_norm_bounds(net)
+    cert = certificate(net)
     sigmas = [float(s) for s in resolved.get("report_sigmas", [5, 15, 25])]
     report: dict[str, Any] = {
-        "arch": net.arch.to_dict(),
-        "lipschitz_bound": lipschitz_bound(net),
-        "layer_norm_bounds": norms,
+        "arch": arch_record(net),
+        # the network's bound for a DnCNN (as before), the bound on D for cpl
+        "lipschitz_bound": cert.get("network_lipschitz_bound", cert["denoiser_lipschitz_bound"]),
+        "denoiser_lipschitz_bound": cert["denoiser_lipschitz_bound"],
+        "certificate": cert,
+        "layer_norm_bounds": cert["layer_norm_bounds"],
         "psnr_heldout_deadleaves": evaluate_psnr(net, dm.val_images(), sigmas),
         "n_heldout": int(data_cfg.n_val),
         "train_wall_s": round(wall, 1),
@@ -149,10 +155,28 @@ def run(cfg: Any) -> dict[str, Any]:
         "created": datetime.now().isoformat(timespec="seconds"),
     }
     weights = out_dir / str(resolved["weights_name"])
-    save_weights(net, weights, report={k: report[k] for k in ("lipschitz_bound", "global_steps")})
+    keep = ("lipschitz_bound", "denoiser_lipschitz_bound", "global_steps")
+    save_weights(net, weights, report={k: report[k] for k in keep}, certificate=cert)
     weights.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     log.info("wrote %s (Lipschitz bound %.6f)", weights, report["lipschitz_bound"])
     return report
+
+
+def resume_path(resume: Any, out_dir: Path) -> str | None:
+    """Return the checkpoint to resume from: ``resume`` = null, ``last`` or a path.
+
+    ``last`` resumes from ``output_dir/checkpoints/last.ckpt`` when it exists (and starts
+    afresh when it does not), so the same command both starts and continues a run.
+    """
+    if resume in (None, "", False):
+        return None
+    if str(resume) == "last":
+        last = out_dir / "checkpoints" / "last.ckpt"
+        return str(last) if last.exists() else None
+    path = Path(str(resume)).expanduser()
+    if not path.exists():
+        raise ConfigError(f"train-denoiser: resume={resume!r} does not exist; use last or a .ckpt")
+    return str(path)
 
 
 def _versions() -> dict[str, str]:
@@ -201,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     table = report["psnr_heldout_deadleaves"]
     print(f"weights: {Path(report['config']['output_dir']) / report['config']['weights_name']}")
     print(f"Lipschitz bound (product of layer norms): {report['lipschitz_bound']:.6f}")
+    print(f"bound on Lip(D): {report['denoiser_lipschitz_bound']:.6f}")
     for s, row in table.items():
         print(f"sigma {s:>4}/255: PSNR {row['psnr_in']:.2f} -> {row['psnr_out']:.2f} dB")
     return 0
