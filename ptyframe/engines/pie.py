@@ -188,6 +188,26 @@ class PieEngine(Engine):
     def _steps(self) -> tuple[float, float, bool]:
         return float(self.config.alpha), float(self.config.beta), self.rule == "rpie"
 
+    #: Extra factors on the object and probe steps (1, 1 for ePIE/rPIE; mPIE sets its own).
+    step_sizes: tuple[float, float] = (1.0, 1.0)
+    #: Call ``every_positions_hook(obj, probe)`` after every this many positions (0: never).
+    every_positions: int = 0
+
+    def every_positions_hook(self, obj: torch.Tensor, probe: torch.Tensor) -> None:
+        """Modify the object ``[H, W]`` and the real-space probe ``[K, M, N]`` in place."""
+
+    def _periodic(self, count: int, shifter: FourierProbe | None) -> None:
+        """Run ``every_positions_hook`` after position number ``count`` if it is due."""
+        if not self.every_positions or count % self.every_positions:
+            return
+        assert self.state is not None
+        if shifter is None:
+            self.every_positions_hook(self.state.object[0], self.state.probe)
+        else:  # the probe lives as its spectrum during a sub-pixel sweep
+            probe = shifter.probe()
+            self.every_positions_hook(self.state.object[0], probe)
+            shifter.spectrum.copy_(torch.fft.fft2(probe))
+
     def _sweep_fused(
         self, order: list[int], update_probe: bool, shifter: FourierProbe | None
     ) -> float:
@@ -217,8 +237,9 @@ class PieEngine(Engine):
             spec, ry, rx = (t.numpy() for t in (shifter.spectrum, shifter.ry, shifter.rx))
             buf_t = torch.empty_like(probe)
             buf = buf_t.numpy()
+        steps = self.step_sizes
         err = 0.0
-        for j in order:
+        for count, j in enumerate(order, 1):
             o = obj_np[self._cy[j] : self._cy[j] + m, self._cx[j] : self._cx[j] + n]
             if shifter is not None:  # T_f P = F^-1[F(P) r_f]
                 pie_kernels.ramp_shift(spec, ry[j], rx[j], buf)
@@ -234,12 +255,28 @@ class PieEngine(Engine):
                 )
             torch.fft.ifft2(wave, norm="ortho", out=dpsi)
             if shifter is None:
-                update(o, p, dpsi_np, p, True, rpie, alpha, beta, o_max, p_max, update_probe)
+                update(
+                    o, p, dpsi_np, p, True, rpie, alpha, beta, o_max, p_max, update_probe, *steps
+                )
             else:
-                update(o, p, dpsi_np, step_np, False, rpie, alpha, beta, o_max, p_max, update_probe)
+                update(
+                    o,
+                    p,
+                    dpsi_np,
+                    step_np,
+                    False,
+                    rpie,
+                    alpha,
+                    beta,
+                    o_max,
+                    p_max,
+                    update_probe,
+                    *steps,
+                )
                 if update_probe and o_max > 0:  # F(P) += F(step) conj(r_f)
                     torch.fft.fft2(psi, out=buf_t)
                     pie_kernels.ramp_fold_back(spec, buf, ry[j], rx[j])
+            self._periodic(count, shifter)
         return err
 
     def _sweep_torch(
@@ -253,8 +290,9 @@ class PieEngine(Engine):
         n_modes, m, n = probe.shape
         amps, valid = meas.amplitudes, meas.valid
         alpha, beta, rpie = self._steps()
+        step_o, step_p = self.step_sizes
         err = torch.zeros((), dtype=torch.float64, device=obj.device)
-        for j in order:
+        for count, j in enumerate(order, 1):
             y, x = self._cy[j], self._cx[j]
             patch = obj[y : y + m, x : x + n]
             o_old = patch.clone()
@@ -270,9 +308,10 @@ class PieEngine(Engine):
             p_max = float(p_abs2.max())
             if p_max > 0:
                 if rpie:
-                    patch.add_(grad_o.div_(p_abs2.mul_(1.0 - alpha).add_(alpha * p_max)))
+                    grad_o.div_(p_abs2.mul_(1.0 - alpha).add_(alpha * p_max))
+                    patch.add_(grad_o, alpha=step_o)
                 else:
-                    patch.add_(grad_o, alpha=alpha / p_max)
+                    patch.add_(grad_o, alpha=step_o * alpha / p_max)
             # ---- probe step (uses the object window before this position's object step)
             if update_probe:
                 o_abs2 = o_old.real.square() + o_old.imag.square()
@@ -280,13 +319,14 @@ class PieEngine(Engine):
                 if o_max > 0:
                     step = o_old.conj() * dpsi  # [K, M, N]
                     if rpie:
-                        step.div_(o_abs2.mul_(1.0 - beta).add_(beta * o_max))
+                        step.div_(o_abs2.mul_(1.0 - beta).add_(beta * o_max)).mul_(step_p)
                     else:
-                        step.mul_(beta / o_max)
+                        step.mul_(step_p * beta / o_max)
                     if shifter is not None:
                         shifter.add_shifted_back(j, step)
                     else:
                         probe.add_(step)
+            self._periodic(count, shifter)
         return float(err)
 
 

@@ -91,13 +91,16 @@ def modulus_delta(w, amp, valid, use_valid):  # noqa: ANN001, ANN201
 
 
 @_jit
-def update(o, p, d, p_out, accumulate, rpie, alpha, beta, o_max, p_max, update_probe):  # noqa: ANN001, ANN201, PLR0913
+def update(
+    o, p, d, p_out, accumulate, rpie, alpha, beta, o_max, p_max, update_probe, step_o, step_p
+):  # noqa: ANN001, ANN201, PLR0913, E501
     """Apply the ePIE/rPIE object step to ``o`` and write the probe step into ``p_out``.
 
     ePIE: ``O += alpha conj(P) dpsi / max|P|^2``, ``step = beta conj(O) dpsi / max|O|^2``;
     rPIE: ``O += conj(P) dpsi / ((1-alpha)|P|^2 + alpha max|P|^2)``, and
     ``step = conj(O) dpsi / ((1-beta)|O|^2 + beta max|O|^2)`` (``|P|^2`` summed over modes).
-    ``p_out += step`` if ``accumulate`` else ``p_out = step``.
+    ``p_out += step`` if ``accumulate`` else ``p_out = step``. Both steps are further
+    multiplied by ``step_o`` and ``step_p`` (1 for ePIE/rPIE; mPIE's step sizes).
     """
     n_modes, m, n = p.shape
     do_obj = p_max > 0.0
@@ -113,9 +116,11 @@ def update(o, p, d, p_out, accumulate, rpie, alpha, beta, o_max, p_max, update_p
                 pa += b.real * b.real + b.imag * b.imag
             if do_probe:
                 if rpie:
-                    sp = 1.0 / ((1.0 - beta) * (a.real * a.real + a.imag * a.imag) + beta * o_max)
+                    sp = step_p / (
+                        (1.0 - beta) * (a.real * a.real + a.imag * a.imag) + beta * o_max
+                    )
                 else:
-                    sp = beta / o_max
+                    sp = step_p * beta / o_max
                 ac = a.conjugate()
                 for k in range(n_modes):
                     s = ac * d[k, i, j] * sp
@@ -128,9 +133,9 @@ def update(o, p, d, p_out, accumulate, rpie, alpha, beta, o_max, p_max, update_p
                     p_out[k, i, j] = 0.0
             if do_obj:
                 if rpie:
-                    so = 1.0 / ((1.0 - alpha) * pa + alpha * p_max)
+                    so = step_o / ((1.0 - alpha) * pa + alpha * p_max)
                 else:
-                    so = alpha / p_max
+                    so = step_o * alpha / p_max
                 o[i, j] = a + g * so
 
 
@@ -170,19 +175,23 @@ def modulus_delta1(w, amp):  # noqa: ANN001, ANN201
 
 
 @_jit
-def update1(o, p, d, p_out, accumulate, rpie, alpha, beta, o_max, p_max, update_probe):  # noqa: ANN001, ANN201, PLR0913
+def update1(
+    o, p, d, p_out, accumulate, rpie, alpha, beta, o_max, p_max, update_probe, step_o, step_p
+):  # noqa: ANN001, ANN201, PLR0913, E501
     """``update`` for one mode (all arrays ``[M, N]``), written branch-free per pixel.
 
     A step that must not happen (``max = 0``, or the probe fixed) gets the factor 0, and its
     denominator gets 1 added so that it stays finite.
     """
     m, n = p.shape
-    fo = 1.0 if p_max > 0.0 else 0.0
-    fp = 1.0 if (update_probe and o_max > 0.0) else 0.0
+    on_o = p_max > 0.0
+    on_p = update_probe and o_max > 0.0
+    fo = step_o if on_o else 0.0
+    fp = step_p if on_p else 0.0
     acc = 1.0 if accumulate else 0.0
     if rpie:
-        co, do = 1.0 - alpha, alpha * p_max + (1.0 - fo)
-        cp, dp = 1.0 - beta, beta * o_max + (1.0 - fp)
+        co, do = 1.0 - alpha, alpha * p_max + (0.0 if on_o else 1.0)
+        cp, dp = 1.0 - beta, beta * o_max + (0.0 if on_p else 1.0)
         for i in range(m):
             for j in range(n):
                 a = o[i, j]
@@ -193,8 +202,8 @@ def update1(o, p, d, p_out, accumulate, rpie, alpha, beta, o_max, p_max, update_
                 p_out[i, j] = b * acc + a.conjugate() * dd * sp
                 o[i, j] = a + b.conjugate() * dd * so
     else:
-        so = fo * alpha / (p_max + (1.0 - fo))
-        sp = fp * beta / (o_max + (1.0 - fp))
+        so = fo * alpha / (p_max + (0.0 if on_o else 1.0))
+        sp = fp * beta / (o_max + (0.0 if on_p else 1.0))
         for i in range(m):
             for j in range(n):
                 a = o[i, j]
@@ -224,6 +233,17 @@ def ramp_fold_back(spec, step, ry, rx):  # noqa: ANN001, ANN201
             y = ry[i].conjugate()
             for j in range(n):
                 spec[k, i, j] += step[k, i, j] * (y * rx[j].conjugate())
+
+
+@_jit
+def momentum(x, buf, v, eta, gamma):  # noqa: ANN001, ANN201
+    """mPIE momentum on flat arrays: ``v = eta v + x - buf``, ``x += gamma v``, ``buf = x``."""
+    for i in range(x.shape[0]):
+        vi = eta * v[i] + (x[i] - buf[i])
+        v[i] = vi
+        xi = x[i] + gamma * vi
+        x[i] = xi
+        buf[i] = xi
 
 
 def no_mask(window: tuple[int, int]) -> np.ndarray:
