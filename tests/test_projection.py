@@ -12,7 +12,7 @@ from ptyframe.engines.pie import EpieConfig, PieEngine, RpieConfig
 from ptyframe.initial import InitConfig, initial_state
 from ptyframe.physics.fft import fourier_shift
 from ptyframe.physics.projection import detector_delta, fourier_projection
-from ptyframe.physics.subpixel import FourierProbe, shift_each
+from ptyframe.physics.subpixel import FourierProbe, PositionShifts, shift_each
 
 from synth import make_dataset
 
@@ -161,3 +161,16 @@ def test_fused_kernels_equal_the_torch_path(rule, jitter, modes):
         states[0].probe, states[1].probe, atol=2e-4 * float(states[1].probe.abs().max())
     )
     assert errs[0] == pytest.approx(errs[1], rel=1e-4)
+
+
+def test_position_shifts_equal_fourier_shift_and_its_adjoint():
+    g = torch.Generator().manual_seed(2)
+    probe = torch.randn(2, 8, 8, generator=g, dtype=torch.complex128)
+    frac = torch.rand(5, 2, generator=g, dtype=torch.float64)
+    shifts = PositionShifts(frac, (8, 8), torch.complex128)
+    idx = torch.tensor([4, 1])
+    got = shifts.shift(probe, idx)
+    for b, j in enumerate(idx.tolist()):
+        assert torch.allclose(got[b], fourier_shift(probe, frac[j : j + 1])[0], atol=1e-12)
+    back = shifts.shift_back(got, idx)
+    assert torch.allclose(back, probe.expand(2, 2, 8, 8), atol=1e-12)

@@ -31,7 +31,7 @@ from ptyframe.engines.base import Engine, EpochReport
 from ptyframe.engines.pie import center_probe
 from ptyframe.errors import ConfigError
 from ptyframe.physics.patches import check_inside, extract_patches, split_positions
-from ptyframe.physics.subpixel import shift_each, shifted_probes
+from ptyframe.physics.subpixel import PositionShifts
 from ptyframe.state import ReconstructionState
 
 BATCHING = ("random", "compact", "sparse")
@@ -118,6 +118,12 @@ class BatchedWaves:
         self.corners = corners
         self.frac = frac
         self.shifted = bool((frac != 0).any())
+        self._shifts: PositionShifts | None = None
+
+    def _shifter(self, like: torch.Tensor) -> PositionShifts:
+        if self._shifts is None or self._shifts.ry.dtype != like.dtype:
+            self._shifts = PositionShifts(self.frac.to(like.device), self.window, like.dtype)
+        return self._shifts
 
     def patches(self, obj: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Return the object windows ``[B, M, N]`` of positions ``idx``."""
@@ -127,13 +133,13 @@ class BatchedWaves:
         """Return the shifted probes ``T_f_b P`` ``[B, K, M, N]`` of positions ``idx``."""
         if not self.shifted:
             return probe.unsqueeze(0).expand(len(idx), *probe.shape)
-        return shifted_probes(probe, self.frac[idx].to(probe.device))
+        return self._shifter(probe).shift(probe, idx)
 
     def shift_back(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Return ``T_-f_b x_b`` for ``x`` ``[B, K, M, N]`` (the adjoint of ``probes``)."""
         if not self.shifted:
             return x
-        return shift_each(x, -self.frac[idx].to(x.device))
+        return self._shifter(x).shift_back(x, idx)
 
     def corners_of(self, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
         """Return the integer corners ``[B, 2]`` of positions ``idx`` on ``device``."""

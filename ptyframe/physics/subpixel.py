@@ -65,3 +65,29 @@ class FourierProbe:
     def probe(self) -> torch.Tensor:
         """Return the probe ``P`` ``[K, M, N]`` in real space."""
         return torch.fft.ifft2(self.spectrum)
+
+
+class PositionShifts:
+    """The sub-pixel shifts ``T_f_b`` of a scan, kept as separable ramps ``[N, M]``, ``[N, W]``.
+
+    ``shift(probe, idx)`` makes the ``B`` shifted probes from one FFT of the probe and ``B``
+    inverse FFTs; ``shift_back(x, idx)`` applies ``T_-f_b`` to each of ``B`` items.
+    """
+
+    def __init__(
+        self, fractions_px: torch.Tensor, window: tuple[int, int], dtype: torch.dtype
+    ) -> None:
+        self.ry, self.rx = shift_ramp_factors(fractions_px, window, dtype)
+
+    def ramps(self, idx: torch.Tensor) -> torch.Tensor:
+        """Return ``r_f_b`` ``[B, 1, M, W]`` of positions ``idx``."""
+        i = idx.to(self.ry.device)
+        return (self.ry[i][:, :, None] * self.rx[i][:, None, :]).unsqueeze(1)
+
+    def shift(self, probe: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Return ``T_f_b P`` ``[B, K, M, W]`` for a probe ``[K, M, W]``."""
+        return torch.fft.ifft2(torch.fft.fft2(probe).unsqueeze(0) * self.ramps(idx))
+
+    def shift_back(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Return ``T_-f_b x_b`` for ``x`` ``[B, K, M, W]``."""
+        return torch.fft.ifft2(torch.fft.fft2(x) * self.ramps(idx).conj())
