@@ -61,8 +61,9 @@ class LsqmlConfig:
     #: d_O, d_P: preconditioner regularisation, relative to the maximum illumination.
     object_reg: float = 0.1
     probe_reg: float = 0.1
-    #: Factor on the optimal steps.
+    #: Factor on the optimal steps (object; the probe's is ``damping * probe_damping``).
     damping: float = 0.9
+    probe_damping: float = 1.0
     probe_update_start: int = 0
     fix_probe: bool = False
     center_probe: bool = True
@@ -81,6 +82,7 @@ class LsqmlConfig:
         check_range("lsqml", "object_reg", self.object_reg, 0.0, 10.0)
         check_range("lsqml", "probe_reg", self.probe_reg, 0.0, 10.0)
         check_range("lsqml", "damping", self.damping, 0.0, 2.0, hi_open=True)
+        check_range("lsqml", "probe_damping", self.probe_damping, 0.0, 1.0)
 
 
 def poisson_step(wave: torch.Tensor, inten: torch.Tensor, valid: torch.Tensor | None):  # noqa: ANN201
@@ -165,7 +167,7 @@ class LsqmlEngine(MinibatchEngine):
         damping = float(cfg.damping)
         obj.add_(d_obj, alpha=damping * a_o)
         if d_probe is not None:
-            probe.add_(d_probe, alpha=damping * a_p)
+            probe.add_(d_probe, alpha=damping * float(cfg.probe_damping) * a_p)
         return err
 
 

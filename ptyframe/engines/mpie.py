@@ -106,7 +106,7 @@ class MpieEngine(PieEngine):
             v = b[key + "_v"]
             if self.fused and pie_kernels.available() and _flat_ok(x, v, b[key]):
                 flat = [t.numpy().reshape(-1) for t in (x, b[key], v)]
-                pie_kernels.momentum(*flat, eta, gamma)
+                pie_kernels.kernels().momentum(*flat, eta, gamma)
                 continue
             v.mul_(eta).add_(x).sub_(b[key])
             x.add_(v, alpha=gamma)

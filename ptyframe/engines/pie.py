@@ -230,8 +230,9 @@ class PieEngine(Engine):
             probe_np, psi_np, wave_np, dpsi_np, p_np = (
                 a[0] for a in (probe_np, psi_np, wave_np, dpsi_np, p_np)
             )
-        exit_wave = pie_kernels.exit_wave1 if one else pie_kernels.exit_wave
-        update = pie_kernels.update1 if one else pie_kernels.update
+        kern = pie_kernels.kernels()
+        exit_wave = kern.exit_wave1 if one else kern.exit_wave
+        update = kern.update1 if one else kern.update
         step_np = psi_np  # psi is free once F psi is taken: reuse it for the probe step
         if shifter is not None:
             spec, ry, rx = (t.numpy() for t in (shifter.spectrum, shifter.ry, shifter.rx))
@@ -242,15 +243,15 @@ class PieEngine(Engine):
         for count, j in enumerate(order, 1):
             o = obj_np[self._cy[j] : self._cy[j] + m, self._cx[j] : self._cx[j] + n]
             if shifter is not None:  # T_f P = F^-1[F(P) r_f]
-                pie_kernels.ramp_shift(spec, ry[j], rx[j], buf)
+                kern.ramp_shift(spec, ry[j], rx[j], buf)
                 torch.fft.ifft2(buf_t, out=p_t)
             p = p_np if shifter is not None else probe_np
             o_max, p_max = exit_wave(o, p, psi_np)
             torch.fft.fft2(psi, norm="ortho", out=wave)
             if one:
-                err += pie_kernels.modulus_delta1(wave_np, amps[j])
+                err += kern.modulus_delta1(wave_np, amps[j])
             else:
-                err += pie_kernels.modulus_delta(
+                err += kern.modulus_delta(
                     wave_np, amps[j], valid[j] if use_valid else valid, use_valid
                 )
             torch.fft.ifft2(wave, norm="ortho", out=dpsi)
@@ -275,7 +276,7 @@ class PieEngine(Engine):
                 )
                 if update_probe and o_max > 0:  # F(P) += F(step) conj(r_f)
                     torch.fft.fft2(psi, out=buf_t)
-                    pie_kernels.ramp_fold_back(spec, buf, ry[j], rx[j])
+                    kern.ramp_fold_back(spec, buf, ry[j], rx[j])
             self._periodic(count, shifter)
         return err
 

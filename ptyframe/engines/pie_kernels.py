@@ -10,36 +10,42 @@ a dozen torch calls (PIE's time on a CPU goes to elementwise complex maths, not 
 3. ``update`` (after ``dpsi = F^-1 (Psi' - Psi)``): the ePIE or rPIE object and probe steps of
    ``ptyframe.engines.pie`` (both from the values before this position's update).
 
-``available()`` says whether numba compiled them; without numba the engine runs the same maths
-in torch. Arrays are numpy views of the CPU tensors (no copies).
+``kernels()`` compiles them with numba on first use; ``available()`` says whether numba is
+installed. Without it the engine runs the same maths in torch. Arrays are numpy views of the
+CPU tensors (no copies).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from types import SimpleNamespace
 
 import numpy as np
 
-try:  # numba is a dependency, but the torch path must keep working without it
-    import numba
-
-    # fast-math without nnan/ninf: reassociation and vectorised sqrt/div, NaN still propagate
-    _jit = numba.njit(
-        cache=True, nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"}
-    )
-except ImportError:  # pragma: no cover - exercised only where numba is missing
-    numba = None
-
-    def _jit(fn):  # type: ignore[no-untyped-def]
-        return fn
+_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}  # no nnan/ninf: NaN propagate
+_compiled: SimpleNamespace | None = None
 
 
 def available() -> bool:
-    """Return True when the kernels are compiled (numba importable)."""
-    return numba is not None
+    """Return True when numba is importable (the kernels can be compiled)."""
+    return importlib.util.find_spec("numba") is not None
 
 
-@_jit
+def kernels() -> SimpleNamespace:
+    """Return the kernels of this module compiled with numba (on first use; cached on disk).
+
+    numba is imported here, not at module import, so that importing ptyframe stays quick.
+    """
+    global _compiled
+    if _compiled is None:
+        import numba
+
+        jit = numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+        _compiled = SimpleNamespace(**{name: jit(globals()[name]) for name in KERNELS})
+    return _compiled
+
+
 def exit_wave(o, p, psi):  # noqa: ANN001, ANN201
     """``psi = O P`` for ``o`` ``[M, N]``, ``p`` ``[K, M, N]``; return (max|O|^2, max sum|P|^2)."""
     n_modes, m, n = p.shape
@@ -61,7 +67,6 @@ def exit_wave(o, p, psi):  # noqa: ANN001, ANN201
     return o_max, p_max
 
 
-@_jit
 def modulus_delta(w, amp, valid, use_valid):  # noqa: ANN001, ANN201
     """Replace ``w`` ``[K, M, N]`` by ``Psi' - Psi`` in place; return ``sum_valid |A - a|``."""
     n_modes, m, n = w.shape
@@ -90,7 +95,6 @@ def modulus_delta(w, amp, valid, use_valid):  # noqa: ANN001, ANN201
     return err
 
 
-@_jit
 def update(
     o, p, d, p_out, accumulate, rpie, alpha, beta, o_max, p_max, update_probe, step_o, step_p
 ):  # noqa: ANN001, ANN201, PLR0913, E501
@@ -140,7 +144,6 @@ def update(
 
 
 # ---------------------------------------------------------------- one probe mode ([M, N])
-@_jit
 def exit_wave1(o, p, psi):  # noqa: ANN001, ANN201
     """``exit_wave`` for one mode: ``o``, ``p``, ``psi`` all ``[M, N]``."""
     m, n = p.shape
@@ -156,7 +159,6 @@ def exit_wave1(o, p, psi):  # noqa: ANN001, ANN201
     return o_max, p_max
 
 
-@_jit
 def modulus_delta1(w, amp):  # noqa: ANN001, ANN201
     """``modulus_delta`` for one mode and every pixel measured (``w`` ``[M, N]``)."""
     m, n = w.shape
@@ -174,7 +176,6 @@ def modulus_delta1(w, amp):  # noqa: ANN001, ANN201
     return err
 
 
-@_jit
 def update1(
     o, p, d, p_out, accumulate, rpie, alpha, beta, o_max, p_max, update_probe, step_o, step_p
 ):  # noqa: ANN001, ANN201, PLR0913, E501
@@ -213,7 +214,6 @@ def update1(
                 o[i, j] = a + b.conjugate() * dd * so
 
 
-@_jit
 def ramp_shift(spec, ry, rx, out):  # noqa: ANN001, ANN201
     """``out = spec * ry[:, None] * rx[None, :]`` over the last two axes (``[K, M, N]``)."""
     n_modes, m, n = spec.shape
@@ -224,7 +224,6 @@ def ramp_shift(spec, ry, rx, out):  # noqa: ANN001, ANN201
                 out[k, i, j] = spec[k, i, j] * (y * rx[j])
 
 
-@_jit
 def ramp_fold_back(spec, step, ry, rx):  # noqa: ANN001, ANN201
     """``spec += step * conj(ry[:, None] * rx[None, :])`` (``T_-f`` in Fourier space)."""
     n_modes, m, n = spec.shape
@@ -235,7 +234,6 @@ def ramp_fold_back(spec, step, ry, rx):  # noqa: ANN001, ANN201
                 spec[k, i, j] += step[k, i, j] * (y * rx[j].conjugate())
 
 
-@_jit
 def momentum(x, buf, v, eta, gamma):  # noqa: ANN001, ANN201
     """mPIE momentum on flat arrays: ``v = eta v + x - buf``, ``x += gamma v``, ``buf = x``."""
     for i in range(x.shape[0]):
@@ -244,6 +242,19 @@ def momentum(x, buf, v, eta, gamma):  # noqa: ANN001, ANN201
         xi = x[i] + gamma * vi
         x[i] = xi
         buf[i] = xi
+
+
+KERNELS = (
+    "exit_wave",
+    "modulus_delta",
+    "update",
+    "exit_wave1",
+    "modulus_delta1",
+    "update1",
+    "ramp_shift",
+    "ramp_fold_back",
+    "momentum",
+)
 
 
 def no_mask(window: tuple[int, int]) -> np.ndarray:
