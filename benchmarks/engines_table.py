@@ -37,6 +37,7 @@ ENGINES: dict[str, tuple[str, dict]] = {
     "minibatch_pie-compact": ("minibatch_pie", {"batching": "compact"}),
     "lsqml": ("lsqml", {}),
     "lsqml-sparse": ("lsqml", {"batching": "sparse"}),
+    "lsqml-random": ("lsqml", {"batching": "random"}),
     "lsqml-compact": ("lsqml", {"batching": "compact"}),
     "lsqml-poisson": ("lsqml", {"likelihood": "poisson"}),
 }

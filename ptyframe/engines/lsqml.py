@@ -29,8 +29,11 @@ maximum-likelihood ptychography", Opt. Express 26, 3108 (2018). For one group of
    with a small Tikhonov term (1e-6 of the trace); the group takes the mean over its
    positions, and ``O += damping a_O dO``, ``P += damping a_P dP``.
 
-``batching='sparse'`` (default: groups of non-overlapping positions, the paper's "sparse"),
-``'compact'`` or ``'random'``.
+``batching='compact'`` (default: spatial clusters, the paper's "compact" groups),
+``'sparse'`` (mutually non-overlapping positions) or ``'random'``. With ``sparse`` groups
+from a vacuum start the step solve hands most of each update to the probe (a group of
+non-overlapping windows of a flat object sees the same object, so ``O_b dP_b`` fits
+``chi_b`` better than ``dO_b P_b`` does) and the object stalls in our tests.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class LsqmlConfig:
     epochs: int = 100
     likelihood: str = "gaussian"
     batch_size: int = 32
-    batching: str = "sparse"
+    batching: str = "compact"
     #: d_O, d_P: preconditioner regularisation, relative to the maximum illumination.
     object_reg: float = 0.1
     probe_reg: float = 0.1
