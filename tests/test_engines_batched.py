@@ -119,20 +119,24 @@ def test_lsqml_gaussian_group_matches_hand_written_directions_and_steps():
         w_p += o.abs() ** 2
     d_o = num / (w_o + 0.1 * w_o.max())
     d_p = n_p / (w_p + 0.1 * w_p.max())
-    steps = []
+    mats, rhss = [], []
     for j, (y, x) in enumerate(pos):
         u = d_o[y : y + 16, x : x + 16] * probe
         v = os_[j] * d_p
-        mat = torch.tensor(
-            [
-                [(u.abs() ** 2).sum(), (u.conj() * v).real.sum()],
-                [(u.conj() * v).real.sum(), (v.abs() ** 2).sum()],
-            ],
-            dtype=torch.float64,
+        mats.append(
+            torch.tensor(
+                [
+                    [(u.abs() ** 2).sum(), (u.conj() * v).real.sum()],
+                    [(u.conj() * v).real.sum(), (v.abs() ** 2).sum()],
+                ],
+                dtype=torch.float64,
+            )
         )
-        mat += 1e-6 * torch.trace(mat) * torch.eye(2, dtype=torch.float64)
-        rhs = torch.stack([(u.conj() * chis[j]).real.sum(), (v.conj() * chis[j]).real.sum()])
-        steps.append(torch.linalg.solve(mat, rhs))
+        rhss.append(torch.stack([(u.conj() * chis[j]).real.sum(), (v.conj() * chis[j]).real.sum()]))
+    mat = torch.stack(mats)
+    diag = torch.diagonal(mat, dim1=-2, dim2=-1).mean(0)  # Tikhonov: 1e-6 x the mean diagonal
+    mat = mat + 1e-6 * torch.diag(diag)
+    steps = [torch.linalg.solve(a, b).clamp_min(0) for a, b in zip(mat, rhss, strict=True)]
     a_o, a_p = torch.stack(steps).mean(0).tolist()
     assert 0.1 < a_o < 3 and 0.1 < a_p < 3  # a sensible least-squares step, not 0 or huge
     obj = obj + 0.9 * a_o * d_o

@@ -26,7 +26,8 @@ maximum-likelihood ptychography", Opt. Express 26, 3108 (2018). For one group of
        [ Re sum conj(u) v sum |v|^2        ] [a_P] = [ Re sum conj(v) chi ],  u = dO_b P_b,
                                                                              v = O_b dP_b
 
-   with a small Tikhonov term (1e-6 of the trace); the group takes the mean over its
+   with a Tikhonov term ``step_reg`` times the mean diagonal (1e-6; PtychoShelves and
+   pty-chi use 0.1) and negative steps clipped to 0; the group takes the mean over its
    positions, and ``O += damping a_O dO``, ``P += damping a_P dP``.
 
 ``batching='compact'`` (default: spatial clusters, the paper's "compact" groups),
@@ -64,9 +65,14 @@ class LsqmlConfig:
     #: d_O, d_P: preconditioner regularisation, relative to the maximum illumination.
     object_reg: float = 0.1
     probe_reg: float = 0.1
+    #: Tikhonov weight of the step solve, relative to the mean diagonal.
+    step_reg: float = 1e-6
     #: Factor on the optimal steps (object; the probe's is ``damping * probe_damping``).
     damping: float = 0.9
     probe_damping: float = 1.0
+    #: Momentum on each epoch's change (0 = none; ``MinibatchEngine._epoch_momentum``).
+    momentum: float = 0.0
+    friction: float = 0.7
     probe_update_start: int = 0
     fix_probe: bool = False
     center_probe: bool = True
@@ -108,23 +114,27 @@ def poisson_step(wave: torch.Tensor, inten: torch.Tensor, valid: torch.Tensor | 
 
 
 def optimal_steps(
-    chi: torch.Tensor, u: torch.Tensor, v: torch.Tensor | None
+    chi: torch.Tensor, u: torch.Tensor, v: torch.Tensor | None, lam: float = 1e-6
 ) -> tuple[float, float]:
-    """Return the group's mean least-squares steps ``(a_O, a_P)`` (eqs. 22-23)."""
+    """Return the group's mean least-squares steps ``(a_O, a_P)`` (eqs. 22-23).
+
+    The diagonal gets ``lam`` times its mean over the group (Tikhonov); negative steps are
+    clipped to 0.
+    """
     dims = (1, 2, 3)
     a11 = (u.real.square() + u.imag.square()).sum(dims)
     b1 = (u.conj() * chi).real.sum(dims)
+    a11 = a11 + lam * a11.mean()
     if v is None:
-        a_o = b1 / (a11 * (1 + 1e-6)).clamp_min(1e-30)
-        return float(a_o.mean()), 0.0
+        a_o = b1 / a11.clamp_min(1e-30)
+        return float(a_o.clamp_min(0).mean()), 0.0
     a22 = (v.real.square() + v.imag.square()).sum(dims)
+    a22 = a22 + lam * a22.mean()
     a12 = (u.conj() * v).real.sum(dims)
     b2 = (v.conj() * chi).real.sum(dims)
-    lam = 1e-6 * (a11 + a22)
-    a11, a22 = a11 + lam, a22 + lam
     det = (a11 * a22 - a12.square()).clamp_min(1e-30)
-    a_o = (a22 * b1 - a12 * b2) / det
-    a_p = (a11 * b2 - a12 * b1) / det
+    a_o = ((a22 * b1 - a12 * b2) / det).clamp_min(0)
+    a_p = ((a11 * b2 - a12 * b1) / det).clamp_min(0)
     return float(a_o.mean()), float(a_p.mean())
 
 
@@ -166,7 +176,7 @@ class LsqmlEngine(MinibatchEngine):
             n_p = self.waves.shift_back(o_b.conj().unsqueeze(1) * chi, idx).sum(0)
             d_probe = n_p / (w_p + float(cfg.probe_reg) * float(w_p.max()))
             v = o_b.unsqueeze(1) * self.waves.probes(d_probe, idx)
-        a_o, a_p = optimal_steps(chi, u, v)
+        a_o, a_p = optimal_steps(chi, u, v, float(cfg.step_reg))
         damping = float(cfg.damping)
         obj.add_(d_obj, alpha=damping * a_o)
         if d_probe is not None:

@@ -187,6 +187,21 @@ class MinibatchEngine(Engine):
         """Update object and probe from the positions ``idx``; return their error numerator."""
         raise NotImplementedError
 
+    def _epoch_momentum(self, gain: float, friction: float, update_probe: bool) -> None:
+        """Momentum on the epoch's change: ``v <- eta v + (x - x_start)``, ``x += gain v``.
+
+        The mPIE momentum (Maiden, Johnson & Li 2017, eqs. 8-9) with ``T`` = one epoch.
+        """
+        assert self.state is not None
+        for key, x in (("object", self.state.object), ("probe", self.state.probe)):
+            v = self._velocity[key]
+            if key == "probe" and not update_probe:
+                self._start[key].copy_(x)
+                continue
+            v.mul_(friction).add_(x).sub_(self._start[key])
+            x.add_(v, alpha=gain)
+            self._start[key].copy_(x)
+
     def data(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return the measured amplitudes and the mask (or None) of positions ``idx``."""
         meas = self.measurements
@@ -202,13 +217,22 @@ class MinibatchEngine(Engine):
         cfg = self.config
         update_probe = (not cfg.fix_probe) and epoch >= int(cfg.probe_update_start)
         err = 0.0
+        gain = float(getattr(cfg, "momentum", 0.0))
+        if gain > 0 and not hasattr(self, "_start"):
+            self._start = {"object": self.state.object.clone(), "probe": self.state.probe.clone()}
+            self._velocity = {k: torch.zeros_like(v) for k, v in self._start.items()}
         with torch.no_grad():
             for group in self.plan.epoch(epoch):
                 err += self.update_batch(torch.as_tensor(group), update_probe)
+            if gain > 0:
+                self._epoch_momentum(gain, float(cfg.friction), update_probe)
         if self.distribution.size > 1:
             self.distribution.allreduce_mean_(self.state.object)
             self.distribution.allreduce_mean_(self.state.probe)
         if cfg.center_probe:
-            center_probe(self.state)
+            sy, sx = center_probe(self.state)
+            if (sy or sx) and gain > 0:  # the momentum buffers follow the roll
+                for t in (*self._start.values(), *self._velocity.values()):
+                    t.copy_(torch.roll(t, (sy, sx), dims=(-2, -1)))
         (err_sum,) = self.distribution.sum_scalars(err)
         return EpochReport(epoch, err_sum / self._amp_total, time.perf_counter() - t0)
