@@ -220,5 +220,24 @@ def test_bad_settings_are_config_errors():
         LsqmlConfig(likelihood="l2")
     with pytest.raises(ConfigError, match="batching"):
         MinibatchPieConfig(batching="clumps")
+    with pytest.raises(ConfigError, match="lsqml.friction"):
+        LsqmlConfig(friction=1.0)
     with pytest.raises(ConfigError, match="momentum_every"):
         MpieConfig(momentum_every=0)
+
+
+def test_epoch_momentum_extrapolates_the_epoch_change():
+    # first epoch: v = x1 - x0, so x = x1 + gain (x1 - x0) (mPIE eqs. 8-9 with T = one epoch)
+    ds, meas, state = _tiny()
+    kw = dict(epochs=1, batching="random", batch_size=4, center_probe=False, seed=3)
+    plain, moved = state.clone(), state.clone()
+    a = LsqmlEngine(LsqmlConfig(**kw))
+    a.prepare(meas, plain)
+    a.step(0)
+    b = LsqmlEngine(LsqmlConfig(momentum=0.5, **kw))
+    b.prepare(meas, moved)
+    b.step(0)
+    want = plain.object + 0.5 * (plain.object - state.object)
+    assert torch.allclose(moved.object, want, atol=1e-10)
+    want = plain.probe + 0.5 * (plain.probe - state.probe)
+    assert torch.allclose(moved.probe, want, atol=1e-10)

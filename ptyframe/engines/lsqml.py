@@ -92,6 +92,9 @@ class LsqmlConfig:
         check_range("lsqml", "probe_reg", self.probe_reg, 0.0, 10.0)
         check_range("lsqml", "damping", self.damping, 0.0, 2.0, hi_open=True)
         check_range("lsqml", "probe_damping", self.probe_damping, 0.0, 1.0)
+        check_range("lsqml", "step_reg", self.step_reg, 0.0, 10.0, lo_open=False)
+        check_range("lsqml", "momentum", self.momentum, 0.0, 2.0, lo_open=False, hi_open=True)
+        check_range("lsqml", "friction", self.friction, 0.0, 1.0, lo_open=False, hi_open=True)
 
 
 def poisson_step(wave: torch.Tensor, inten: torch.Tensor, valid: torch.Tensor | None):  # noqa: ANN201
