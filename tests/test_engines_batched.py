@@ -141,7 +141,9 @@ def test_lsqml_gaussian_group_matches_hand_written_directions_and_steps():
     assert 0.1 < a_o < 3 and 0.1 < a_p < 3  # a sensible least-squares step, not 0 or huge
     obj = obj + 0.9 * a_o * d_o
     probe = probe + 0.9 * a_p * d_p
-    cfg = LsqmlConfig(epochs=1, batching="random", batch_size=len(pos), center_probe=False)
+    cfg = LsqmlConfig(
+        epochs=1, batching="random", batch_size=len(pos), center_probe=False, momentum=0.0
+    )
     eng = LsqmlEngine(cfg)
     eng.prepare(meas, state)
     eng.step(0)
@@ -231,7 +233,7 @@ def test_epoch_momentum_extrapolates_the_epoch_change():
     ds, meas, state = _tiny()
     kw = dict(epochs=1, batching="random", batch_size=4, center_probe=False, seed=3)
     plain, moved = state.clone(), state.clone()
-    a = LsqmlEngine(LsqmlConfig(**kw))
+    a = LsqmlEngine(LsqmlConfig(momentum=0.0, **kw))
     a.prepare(meas, plain)
     a.step(0)
     b = LsqmlEngine(LsqmlConfig(momentum=0.5, **kw))

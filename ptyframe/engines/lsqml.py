@@ -30,6 +30,13 @@ maximum-likelihood ptychography", Opt. Express 26, 3108 (2018). For one group of
    pty-chi use 0.1) and negative steps clipped to 0; the group takes the mean over its
    positions, and ``O += damping a_O dO``, ``P += damping a_P dP``.
 
+4. After each epoch, momentum on the epoch's change (the mPIE momentum of Maiden, Johnson &
+   Li 2017, eqs. 8-9, with ``T`` = one epoch; PtychoShelves and pty-chi add a momentum to
+   LSQML too): ``v <- friction v + (x - x_start)``, ``x += momentum v``, for ``O`` and
+   ``P``. Without it (``momentum=0``) the grouped updates, like any parallel update, spread
+   low spatial frequencies of the object slowly and sit on a low-contrast object for over
+   100 sweeps on the natural-image benchmark case; ``momentum=1.5, friction=0.9`` there.
+
 ``batching='compact'`` (default: spatial clusters, the paper's "compact" groups),
 ``'sparse'`` (mutually non-overlapping positions) or ``'random'``. With ``sparse`` groups
 from a vacuum start the step solve hands most of each update to the probe (a group of
@@ -71,8 +78,8 @@ class LsqmlConfig:
     damping: float = 0.9
     probe_damping: float = 1.0
     #: Momentum on each epoch's change (0 = none; ``MinibatchEngine._epoch_momentum``).
-    momentum: float = 0.0
-    friction: float = 0.7
+    momentum: float = 1.5
+    friction: float = 0.9
     probe_update_start: int = 0
     fix_probe: bool = False
     center_probe: bool = True
