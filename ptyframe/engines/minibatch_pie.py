@@ -15,7 +15,8 @@ summed too, i.e. with ``W_O = sum_b S_b^T sum_k |P_bk|^2`` and ``W_P = sum_b |O_
 For a group of one position this is the sequential ePIE (PINE paper eqs. 18-19) or rPIE
 (Maiden, Johnson & Li, Optica 4, 736 (2017), eq. 6) step exactly; for a whole-scan group the
 rPIE form is the Jacobi-preconditioned (averaged) gradient step of the PIE family's parallel
-variants. ``batching``: ``random``, ``compact`` or ``sparse`` groups (``minibatch``).
+variants. ``batching``: ``random``, ``compact`` or ``sparse`` groups (``minibatch``);
+``momentum`` > 0 adds the per-epoch momentum of ``MinibatchEngine._epoch_momentum``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class MinibatchPieConfig:
     beta: float = 1.0
     batch_size: int = 16
     batching: str = "random"
+    #: Momentum on each epoch's change (0 = none; ``MinibatchEngine._epoch_momentum``).
+    momentum: float = 0.0
+    friction: float = 0.9
     probe_update_start: int = 0
     fix_probe: bool = False
     center_probe: bool = True
@@ -57,6 +61,12 @@ class MinibatchPieConfig:
                 f"minibatch_pie.probe_update_start = {self.probe_update_start} must be >= 0"
             )
         check_batching("minibatch_pie", self.batching, self.batch_size)
+        check_range(
+            "minibatch_pie", "momentum", self.momentum, 0.0, 2.0, lo_open=False, hi_open=True
+        )
+        check_range(
+            "minibatch_pie", "friction", self.friction, 0.0, 1.0, lo_open=False, hi_open=True
+        )
         hi = 2.0 if self.rule == "epie" else 1.0
         check_range("minibatch_pie", "alpha", self.alpha, 0.0, hi, hi_open=self.rule == "epie")
         hi = 2.0 if self.rule == "epie" else 100.0
