@@ -44,10 +44,12 @@ import torch
 
 from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import Distribution
+from ptyframe.engines import pie_kernels
 from ptyframe.engines.base import Engine, EpochReport, check_range, visiting_order
 from ptyframe.errors import ConfigError
-from ptyframe.physics.fft import fourier_shift
 from ptyframe.physics.patches import check_inside, split_positions
+from ptyframe.physics.projection import detector_delta
+from ptyframe.physics.subpixel import FourierProbe
 from ptyframe.state import ReconstructionState
 
 
@@ -116,6 +118,8 @@ class PieEngine(Engine):
             raise ValueError(f"unknown PIE rule {rule!r}")
         self.config = config
         self.rule = rule
+        #: Use the fused numba kernels where they apply (CPU); False forces the torch path.
+        self.fused = True
 
     # ------------------------------------------------------------------ setup
     def prepare(
@@ -165,55 +169,158 @@ class PieEngine(Engine):
         return EpochReport(epoch, err_sum / self._amp_total, time.perf_counter() - t0)
 
     def sweep(self, order: list[int], update_probe: bool) -> float:
-        """Update object and probe once per position in ``order``; return the error numerator."""
+        """Update object and probe once per position in ``order``; return the error numerator.
+
+        On a CPU with numba the three elementwise passes of each position run as fused
+        kernels (``ptyframe.engines.pie_kernels``); elsewhere the same maths runs in torch
+        with ``ptyframe.physics.projection.detector_delta``. Sub-pixel positions keep the
+        probe as its spectrum (``ptyframe.physics.subpixel.FourierProbe``).
+        """
+        state = self.state
+        assert state is not None
+        obj = state.object[0]
+        fused = (
+            self.fused
+            and pie_kernels.available()
+            and obj.device.type == "cpu"
+            and obj.is_contiguous()
+            and state.probe.is_contiguous()
+        )
+        shifter = FourierProbe(state.probe, self._frac) if any(self._shifted) else None
+        run = self._sweep_fused if fused else self._sweep_torch
+        err = run(order, update_probe, shifter)
+        if shifter is not None:
+            state.probe.copy_(shifter.probe())
+        return err
+
+    def _steps(self) -> tuple[float, float, bool]:
+        return float(self.config.alpha), float(self.config.beta), self.rule == "rpie"
+
+    #: Extra factors on the object and probe steps (1, 1 for ePIE/rPIE; mPIE sets its own).
+    step_sizes: tuple[float, float] = (1.0, 1.0)
+    #: Call ``every_positions_hook(obj, probe)`` after every this many positions (0: never).
+    every_positions: int = 0
+
+    def every_positions_hook(self, obj: torch.Tensor, probe: torch.Tensor) -> None:
+        """Modify the object ``[H, W]`` and the real-space probe ``[K, M, N]`` in place."""
+
+    def _periodic(self, count: int, shifter: FourierProbe | None) -> None:
+        """Run ``every_positions_hook`` after position number ``count`` if it is due."""
+        if not self.every_positions or count % self.every_positions:
+            return
+        assert self.state is not None
+        if shifter is None:
+            self.every_positions_hook(self.state.object[0], self.state.probe)
+        else:  # the probe lives as its spectrum during a sub-pixel sweep
+            probe = shifter.probe()
+            self.every_positions_hook(self.state.object[0], probe)
+            shifter.spectrum.copy_(torch.fft.fft2(probe))
+
+    def _sweep_fused(
+        self, order: list[int], update_probe: bool, shifter: FourierProbe | None
+    ) -> float:
+        """The sweep with the fused numba kernels (CPU); see ``pie_kernels``."""
+        state, meas = self.state, self.measurements
+        assert state is not None and meas is not None
+        probe = state.probe
+        _, m, n = probe.shape
+        alpha, beta, rpie = self._steps()
+        obj_np = state.object[0].numpy()
+        probe_np = probe.numpy()
+        amps = meas.amplitudes.numpy()
+        use_valid = meas.valid is not None
+        valid = meas.valid.numpy() if use_valid else pie_kernels.no_mask((m, n))
+        psi, wave, dpsi, p_t = (torch.empty_like(probe) for _ in range(4))
+        psi_np, wave_np, dpsi_np, p_np = (t.numpy() for t in (psi, wave, dpsi, p_t))
+        step_np = psi_np  # psi is free once F psi is taken: reuse it for the probe step
+        one = probe.shape[0] == 1 and not use_valid  # the single-mode kernels
+        if one:
+            probe_np, psi_np, wave_np, dpsi_np, p_np = (
+                a[0] for a in (probe_np, psi_np, wave_np, dpsi_np, p_np)
+            )
+        kern = pie_kernels.kernels()
+        exit_wave = kern.exit_wave1 if one else kern.exit_wave
+        update = kern.update1 if one else kern.update
+        step_np = psi_np  # psi is free once F psi is taken: reuse it for the probe step
+        if shifter is not None:
+            spec, ry, rx = (t.numpy() for t in (shifter.spectrum, shifter.ry, shifter.rx))
+            buf_t = torch.empty_like(probe)
+            buf = buf_t.numpy()
+        steps = self.step_sizes
+        err = 0.0
+        for count, j in enumerate(order, 1):
+            o = obj_np[self._cy[j] : self._cy[j] + m, self._cx[j] : self._cx[j] + n]
+            if shifter is not None:  # T_f P = F^-1[F(P) r_f]
+                kern.ramp_shift(spec, ry[j], rx[j], buf)
+                torch.fft.ifft2(buf_t, out=p_t)
+            p = p_np if shifter is not None else probe_np
+            o_max, p_max = exit_wave(o, p, psi_np)
+            torch.fft.fft2(psi, norm="ortho", out=wave)
+            if one:
+                err += kern.modulus_delta1(wave_np, amps[j])
+            else:
+                err += kern.modulus_delta(
+                    wave_np, amps[j], valid[j] if use_valid else valid, use_valid
+                )
+            torch.fft.ifft2(wave, norm="ortho", out=dpsi)
+            if shifter is None:
+                update(
+                    o, p, dpsi_np, p, True, rpie, alpha, beta, o_max, p_max, update_probe, *steps
+                )
+            else:
+                update(
+                    o,
+                    p,
+                    dpsi_np,
+                    step_np,
+                    False,
+                    rpie,
+                    alpha,
+                    beta,
+                    o_max,
+                    p_max,
+                    update_probe,
+                    *steps,
+                )
+                if update_probe and o_max > 0:  # F(P) += F(step) conj(r_f)
+                    torch.fft.fft2(psi, out=buf_t)
+                    kern.ramp_fold_back(spec, buf, ry[j], rx[j])
+            self._periodic(count, shifter)
+        return err
+
+    def _sweep_torch(
+        self, order: list[int], update_probe: bool, shifter: FourierProbe | None
+    ) -> float:
+        """The sweep in torch (any device); the same maths as ``_sweep_fused``."""
         state, meas = self.state, self.measurements
         assert state is not None and meas is not None
         obj = state.object[0]
         probe = state.probe
         n_modes, m, n = probe.shape
         amps, valid = meas.amplitudes, meas.valid
-        alpha, beta = float(self.config.alpha), float(self.config.beta)
-        rpie = self.rule == "rpie"
+        alpha, beta, rpie = self._steps()
+        step_o, step_p = self.step_sizes
         err = torch.zeros((), dtype=torch.float64, device=obj.device)
-        for j in order:
+        for count, j in enumerate(order, 1):
             y, x = self._cy[j], self._cx[j]
             patch = obj[y : y + m, x : x + n]
             o_old = patch.clone()
-            shifted = self._shifted[j]
-            p = fourier_shift(probe, self._frac[j : j + 1])[0] if shifted else probe
-            psi = o_old * p  # [K, M, N]
-            wave = torch.fft.fft2(psi, norm="ortho")
-            if n_modes == 1:
-                amp = wave[0].abs()
-            else:
-                amp = (wave.real.square() + wave.imag.square()).sum(0).sqrt_()
-            a = amps[j]
-            if valid is None:
-                err += torch.dist(amp, a, 1)
-                ratio = a / amp
-            else:
-                v = valid[j]
-                err += (amp - a).abs_().mul_(v).sum()
-                ratio = torch.where(v, a / amp, 1.0)
-            if bool(torch.isfinite(ratio).all()):
-                dwave = wave * ratio.sub_(1.0)  # Psi' - Psi
-            else:
-                dwave = _xi_zero(wave, amp, a, ratio)
-            dpsi = torch.fft.ifft2(dwave, norm="ortho")  # F^-1 Psi' - psi
+            p = shifter.shifted(j) if shifter is not None else probe
+            wave = torch.fft.fft2(o_old * p, norm="ortho")  # [K, M, N]
+            v = None if valid is None else valid[j : j + 1]
+            dwave, e = detector_delta(wave[None], amps[j : j + 1], v)
+            err += e[0]
+            dpsi = torch.fft.ifft2(dwave[0], norm="ortho")  # F^-1 Psi' - psi
             # ---- object step (uses the probe before this position's probe step)
-            p_abs2 = p.real.square() + p.imag.square()
-            if n_modes > 1:
-                p_abs2 = p_abs2.sum(0)
-                grad_o = (p.conj() * dpsi).sum(0)
-            else:
-                p_abs2 = p_abs2[0]
-                grad_o = p[0].conj() * dpsi[0]
+            p_abs2 = (p.real.square() + p.imag.square()).sum(0)
+            grad_o = (p.conj() * dpsi).sum(0)
             p_max = float(p_abs2.max())
             if p_max > 0:
                 if rpie:
-                    patch.add_(grad_o.div_(p_abs2.mul_(1.0 - alpha).add_(alpha * p_max)))
+                    grad_o.div_(p_abs2.mul_(1.0 - alpha).add_(alpha * p_max))
+                    patch.add_(grad_o, alpha=step_o)
                 else:
-                    patch.add_(grad_o, alpha=alpha / p_max)
+                    patch.add_(grad_o, alpha=step_o * alpha / p_max)
             # ---- probe step (uses the object window before this position's object step)
             if update_probe:
                 o_abs2 = o_old.real.square() + o_old.imag.square()
@@ -221,29 +328,15 @@ class PieEngine(Engine):
                 if o_max > 0:
                     step = o_old.conj() * dpsi  # [K, M, N]
                     if rpie:
-                        step.div_(o_abs2.mul_(1.0 - beta).add_(beta * o_max))
+                        step.div_(o_abs2.mul_(1.0 - beta).add_(beta * o_max)).mul_(step_p)
                     else:
-                        step.mul_(beta / o_max)
-                    if shifted:
-                        step = fourier_shift(step, -self._frac[j : j + 1])[0]
-                    probe.add_(step)
+                        step.mul_(step_p * beta / o_max)
+                    if shifter is not None:
+                        shifter.add_shifted_back(j, step)
+                    else:
+                        probe.add_(step)
+            self._periodic(count, shifter)
         return float(err)
-
-
-def _xi_zero(
-    wave: torch.Tensor, amp: torch.Tensor, a: torch.Tensor, ratio: torch.Tensor
-) -> torch.Tensor:
-    """Return ``Psi' - Psi`` where some model moduli are exactly zero (PINE eq. 15).
-
-    ``Xi(0) = 1``: where ``|Psi| = 0`` the projection gives ``Psi' = sqrt(I)`` (for ``K``
-    modes ``sqrt(I / K)`` each, so the summed intensity matches). ``Psi`` is 0 there, so
-    ``Psi' - Psi = Psi'``.
-    """
-    zero = amp == 0
-    safe = torch.where(zero, torch.zeros_like(ratio), ratio)
-    dwave = wave * (safe - 1.0)
-    fill = (a / wave.shape[0] ** 0.5).to(dwave.dtype)
-    return torch.where(zero, fill, dwave)
 
 
 def center_probe(state: ReconstructionState) -> tuple[int, int]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ptyframe.physics import fft
+from ptyframe.physics import fft, subpixel
 from ptyframe.physics.patches import extract_patches, split_positions
 
 
@@ -37,14 +37,8 @@ class FarFieldPtychography:
 
     @staticmethod
     def shifted_probes(probe: torch.Tensor, fractions_px: torch.Tensor) -> torch.Tensor:
-        """Return ``P_k(r - f_b)`` as ``[B, K, M, M]``; no FFT where every ``f_b`` is zero.
-
-        When ``fractions_px`` requires grad (position refinement) the shift is always
-        applied, so the gradient with respect to the positions exists at integer positions.
-        """
-        if not fractions_px.requires_grad and not bool(torch.any(fractions_px != 0)):
-            return probe.unsqueeze(0).expand(fractions_px.shape[0], *probe.shape)
-        return fft.fourier_shift(probe, fractions_px)
+        """Return ``P_k(r - f_b)`` as ``[B, K, M, M]`` (``ptyframe.physics.subpixel``)."""
+        return subpixel.shifted_probes(probe, fractions_px)
 
     def exit_waves(
         self, obj: torch.Tensor, probe: torch.Tensor, positions_px: torch.Tensor

@@ -66,15 +66,16 @@ def frequencies(n: int, device: torch.device | str | None = None) -> torch.Tenso
     return torch.fft.fftfreq(n, device=device, dtype=torch.float64)
 
 
-def shift_ramp(shifts_px: torch.Tensor, shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
-    """Return ``exp(-2 pi i (ky sy + kx sx))`` for shifts ``[B, 2]`` (y, x) -> ``[B, H, W]``.
+def shift_ramp_factors(
+    shifts_px: torch.Tensor, shape: tuple[int, int], dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the separable factors ``(exp(-2 pi i ky sy) [B, H], exp(-2 pi i kx sx) [B, W])``.
 
-    Multiplying a spectrum (FFT order) by this ramp moves the content by ``+s`` pixels.
+    Their outer product is ``shift_ramp``; keeping them apart costs ``H + W`` values per shift.
     """
     h, w = shape
     dev = shifts_px.device
     s = shifts_px.to(torch.float64)
-    # separable: exp(-2 pi i ky sy) exp(-2 pi i kx sx), H + W exponentials instead of H W
     ry = torch.polar(
         torch.ones(s.shape[0], h, dtype=torch.float64, device=dev),
         -2.0 * math.pi * s[:, 0, None] * frequencies(h, dev)[None, :],
@@ -83,6 +84,15 @@ def shift_ramp(shifts_px: torch.Tensor, shape: tuple[int, int], dtype: torch.dty
         torch.ones(s.shape[0], w, dtype=torch.float64, device=dev),
         -2.0 * math.pi * s[:, 1, None] * frequencies(w, dev)[None, :],
     ).to(dtype)
+    return ry, rx
+
+
+def shift_ramp(shifts_px: torch.Tensor, shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    """Return ``exp(-2 pi i (ky sy + kx sx))`` for shifts ``[B, 2]`` (y, x) -> ``[B, H, W]``.
+
+    Multiplying a spectrum (FFT order) by this ramp moves the content by ``+s`` pixels.
+    """
+    ry, rx = shift_ramp_factors(shifts_px, shape, dtype)
     return ry[:, :, None] * rx[:, None, :]
 
 

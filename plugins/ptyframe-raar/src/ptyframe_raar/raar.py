@@ -53,13 +53,14 @@ import torch
 from ptyframe.engines.base import Engine, EpochReport, check_range
 from ptyframe.engines.pie import center_probe
 from ptyframe.errors import ConfigError
-from ptyframe.physics.fft import fourier_shift, shift_ramp
 from ptyframe.physics.patches import (
     check_inside,
     extract_patches,
     scatter_add_patches,
     split_positions,
 )
+from ptyframe.physics.projection import fourier_projection, model_modulus
+from ptyframe.physics.subpixel import PositionShifts
 
 
 @dataclass
@@ -121,6 +122,8 @@ class RaarEngine(Engine):
         check_inside(pos, state.window, tuple(state.object.shape[-2:]))
         self.corners, frac = split_positions(pos)
         self.frac = frac.to(state.object.device) if bool((frac != 0).any()) else None
+        self._all = torch.arange(self.corners.shape[0])
+        self._shift_cache: PositionShifts | None = None
         self.amp_total = float(measurements.amplitude_sum())
         if self.amp_total <= 0:
             raise ConfigError("the measured patterns are all zero; nothing to reconstruct")
@@ -131,27 +134,30 @@ class RaarEngine(Engine):
         """Return ``P_r`` ``[B, M, N]`` (the probe shifted by each sub-pixel offset)."""
         if self.frac is None:
             return probe.expand(self.corners.shape[0], *probe.shape[-2:])
-        return fourier_shift(probe[0], self.frac)
+        return self._shifts(probe).shift(probe, self._all)[:, 0]
+
+    def _shifts(self, like: torch.Tensor) -> PositionShifts:
+        """The scan's sub-pixel shifts (``ptyframe.physics.subpixel``), in ``like``'s dtype."""
+        c = self._shift_cache
+        if c is None or c.ry.dtype != like.dtype:
+            c = PositionShifts(self.frac, tuple(like.shape[-2:]), like.dtype)
+            self._shift_cache = c
+        return c
 
     def _exit(self, obj: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
         return extract_patches(obj, self.corners, tuple(probe.shape[-2:])) * self._probes(probe)
 
     def _fourier(self, psi: torch.Tensor) -> torch.Tensor:
-        """Return ``P_F(psi)``."""
+        """Return ``P_F(psi)`` (``ptyframe.physics.projection.fourier_projection``)."""
         meas = self.measurements
-        wave = torch.fft.fft2(psi, norm="ortho")
-        amp = wave.abs()
-        a = meas.amplitudes
-        ratio = torch.where(amp > 0, a / amp.clamp_min(1e-30), torch.zeros_like(amp))
-        new = torch.where(amp > 0, wave * ratio, a.to(wave.dtype))  # Xi(0) = 1
-        if meas.valid is not None:
-            new = torch.where(meas.valid, new, wave)
-        return torch.fft.ifft2(new, norm="ortho")
+        new, _ = fourier_projection(psi.unsqueeze(1), meas.amplitudes, meas.valid)
+        return new.squeeze(1)
 
     def _error(self, exit_waves: torch.Tensor) -> float:
         """Return ``sum | |F psi_r| - a_r | / sum a_r`` over measured pixels."""
         meas = self.measurements
-        diff = (torch.fft.fft2(exit_waves, norm="ortho").abs() - meas.amplitudes).abs()
+        amp = model_modulus(torch.fft.fft2(exit_waves.unsqueeze(1), norm="ortho"))
+        diff = (amp - meas.amplitudes).abs()
         if meas.valid is not None:
             diff = diff * meas.valid
         return float(diff.sum()) / self.amp_total
@@ -178,8 +184,7 @@ class RaarEngine(Engine):
             o = extract_patches(obj, self.corners, m)
             resid = o.conj() * (psi - o * self._probes(probe))
             if self.frac is not None:  # T_-f_r: shift each position's term back
-                ramp = shift_ramp(-self.frac, m, resid.dtype)
-                resid = torch.fft.ifft2(torch.fft.fft2(resid) * ramp)
+                resid = self._shifts(resid).shift_back(resid.unsqueeze(1), self._all)[:, 0]
             pden = o.abs().square().sum(0)
             c = inertia * float(pden.max())
             probe.add_((resid.sum(0) / (pden + c))[None])

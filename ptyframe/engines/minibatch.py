@@ -1,0 +1,238 @@
+"""Share what the minibatch engines need: batch plans and batched exit waves.
+
+Minibatch engines (``minibatch_pie``, ``lsqml``) update object and probe once per group of
+positions, all computed from the same ``O`` and ``P``, with batched FFTs and the batched
+projection ``ptyframe.physics.projection``. Three ways to group positions (Odstrcil, Menzel &
+Guizar-Sicairos, Opt. Express 26, 3108 (2018), sec. 4, "compact" and "sparse" groups):
+
+``random``
+    a fresh random partition every epoch;
+``compact``
+    fixed spatial clusters of about ``batch_size`` neighbouring positions (k-means on the
+    positions, seeded), visited in a random order;
+``sparse``
+    fixed groups of mutually non-overlapping positions (no two windows of a group share a
+    pixel), at most ``batch_size`` each, formed greedily in a seeded random order, visited in
+    a random order. Within such a group the object update of one position does not touch any
+    other, so the group's object step is the sequential one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from ptyframe.data.measurements import Measurements
+from ptyframe.distributed.base import Distribution
+from ptyframe.engines.base import Engine, EpochReport
+from ptyframe.engines.pie import center_probe
+from ptyframe.errors import ConfigError
+from ptyframe.physics.patches import check_inside, extract_patches, split_positions
+from ptyframe.physics.subpixel import PositionShifts
+from ptyframe.state import ReconstructionState
+
+BATCHING = ("random", "compact", "sparse")
+
+
+def check_batching(owner: str, batching: str, batch_size: int) -> None:
+    """Raise ``ConfigError`` for an unknown grouping or a batch size below 1."""
+    if batching not in BATCHING:
+        raise ConfigError(f"{owner}.batching = {batching!r}; choose one of {', '.join(BATCHING)}")
+    if int(batch_size) < 1:
+        raise ConfigError(f"{owner}.batch_size = {batch_size} must be >= 1")
+
+
+def compact_groups(positions_px: np.ndarray, batch_size: int, seed: int) -> list[np.ndarray]:
+    """Return spatial clusters (k-means, 20 Lloyd steps) of about ``batch_size`` positions."""
+    n = len(positions_px)
+    k = max(1, math.ceil(n / batch_size))
+    rng = np.random.default_rng([seed, 1])
+    centres = positions_px[rng.choice(n, k, replace=False)].astype(np.float64)
+    label = np.zeros(n, dtype=np.int64)
+    for _ in range(20):
+        d2 = ((positions_px[:, None, :] - centres[None]) ** 2).sum(-1)
+        label = d2.argmin(1)
+        for c in range(k):
+            if np.any(label == c):
+                centres[c] = positions_px[label == c].mean(0)
+    return [np.flatnonzero(label == c) for c in range(k) if np.any(label == c)]
+
+
+def sparse_groups(
+    positions_px: np.ndarray, window: tuple[int, int], batch_size: int, seed: int
+) -> list[np.ndarray]:
+    """Return greedy groups of mutually non-overlapping windows, at most ``batch_size`` each."""
+    corners = np.floor(positions_px).astype(np.int64)
+    m, n = window
+    groups: list[list[int]] = []
+    for j in np.random.default_rng([seed, 2]).permutation(len(corners)):
+        for g in groups:
+            if len(g) < batch_size:
+                d = np.abs(corners[g] - corners[j])
+                if np.all((d[:, 0] >= m) | (d[:, 1] >= n)):
+                    g.append(int(j))
+                    break
+        else:
+            groups.append([int(j)])
+    return [np.asarray(sorted(g), dtype=np.int64) for g in groups]
+
+
+class BatchPlan:
+    """The groups of one engine: fixed (compact, sparse) or drawn per epoch (random)."""
+
+    def __init__(
+        self,
+        positions_px: np.ndarray,
+        window: tuple[int, int],
+        batching: str,
+        batch_size: int,
+        seed: int,
+    ) -> None:
+        self.n = len(positions_px)
+        self.batching, self.batch_size, self.seed = batching, int(batch_size), int(seed)
+        self.fixed: list[np.ndarray] | None = None
+        if batching == "compact":
+            self.fixed = compact_groups(positions_px, self.batch_size, self.seed)
+        elif batching == "sparse":
+            self.fixed = sparse_groups(positions_px, window, self.batch_size, self.seed)
+
+    def epoch(self, epoch: int) -> list[np.ndarray]:
+        """Return the groups of ``epoch`` in their visiting order (depends on seed, epoch)."""
+        rng = np.random.default_rng([self.seed, int(epoch)])
+        if self.fixed is None:
+            order = rng.permutation(self.n)
+            return [order[i : i + self.batch_size] for i in range(0, self.n, self.batch_size)]
+        return [self.fixed[i] for i in rng.permutation(len(self.fixed))]
+
+
+class BatchedWaves:
+    """Exit waves of groups of positions: ``psi_b = S_b(O) T_f_b P`` ``[B, K, M, N]``."""
+
+    def __init__(self, positions_px: torch.Tensor, window: tuple[int, int], obj_shape) -> None:  # noqa: ANN001
+        check_inside(positions_px, window, tuple(obj_shape))
+        corners, frac = split_positions(positions_px)
+        self.window = window
+        self.corners = corners
+        self.frac = frac
+        self.shifted = bool((frac != 0).any())
+        self._shifts: PositionShifts | None = None
+
+    def _shifter(self, like: torch.Tensor) -> PositionShifts:
+        if self._shifts is None or self._shifts.ry.dtype != like.dtype:
+            self._shifts = PositionShifts(self.frac.to(like.device), self.window, like.dtype)
+        return self._shifts
+
+    def patches(self, obj: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Return the object windows ``[B, M, N]`` of positions ``idx``."""
+        return extract_patches(obj, self.corners[idx].to(obj.device), self.window)
+
+    def probes(self, probe: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Return the shifted probes ``T_f_b P`` ``[B, K, M, N]`` of positions ``idx``."""
+        if not self.shifted:
+            return probe.unsqueeze(0).expand(len(idx), *probe.shape)
+        return self._shifter(probe).shift(probe, idx)
+
+    def shift_back(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Return ``T_-f_b x_b`` for ``x`` ``[B, K, M, N]`` (the adjoint of ``probes``)."""
+        if not self.shifted:
+            return x
+        return self._shifter(x).shift_back(x, idx)
+
+    def corners_of(self, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """Return the integer corners ``[B, 2]`` of positions ``idx`` on ``device``."""
+        return self.corners[idx].to(device)
+
+
+class MinibatchEngine(Engine):
+    """Base of the minibatch engines: prepare, group, loop, centre, report.
+
+    Subclasses implement ``update_batch(idx, update_probe) -> error numerator``.
+    """
+
+    prefers_single_thread = False  # batched FFTs and gathers use the cores
+
+    def prepare(
+        self,
+        measurements: Measurements,
+        state: ReconstructionState,
+        distribution: Distribution | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().prepare(measurements, state, distribution, seed)
+        name = self.config.name
+        if state.object.shape[0] != 1:
+            raise ConfigError(
+                f"{name} reconstructs a single-slice object; the state has "
+                f"{state.object.shape[0]} slices (use engine=autodiff for multislice)"
+            )
+        if measurements.window != state.window:
+            raise ConfigError(
+                f"patterns are {measurements.window} but the probe is {state.window}; "
+                "they must match"
+            )
+        positions = state.positions_px[torch.as_tensor(measurements.indices)]
+        self.waves = BatchedWaves(positions, state.window, state.object.shape[-2:])
+        cfg = self.config
+        self.plan = BatchPlan(
+            positions.numpy(), state.window, cfg.batching, cfg.batch_size, self.seed
+        )
+        (self._amp_total,) = self.distribution.sum_scalars(measurements.amplitude_sum())
+        if self._amp_total <= 0:
+            raise ConfigError("the measured patterns are all zero; nothing to reconstruct")
+
+    def update_batch(self, idx: torch.Tensor, update_probe: bool) -> float:
+        """Update object and probe from the positions ``idx``; return their error numerator."""
+        raise NotImplementedError
+
+    def _epoch_momentum(self, gain: float, friction: float, update_probe: bool) -> None:
+        """Momentum on the epoch's change: ``v <- eta v + (x - x_start)``, ``x += gain v``.
+
+        The mPIE momentum (Maiden, Johnson & Li 2017, eqs. 8-9) with ``T`` = one epoch.
+        """
+        assert self.state is not None
+        for key, x in (("object", self.state.object), ("probe", self.state.probe)):
+            v = self._velocity[key]
+            if key == "probe" and not update_probe:
+                self._start[key].copy_(x)
+                continue
+            v.mul_(friction).add_(x).sub_(self._start[key])
+            x.add_(v, alpha=gain)
+            self._start[key].copy_(x)
+
+    def data(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return the measured amplitudes and the mask (or None) of positions ``idx``."""
+        meas = self.measurements
+        assert meas is not None
+        dev = meas.amplitudes.device
+        i = idx.to(dev)
+        return meas.amplitudes[i], None if meas.valid is None else meas.valid[i]
+
+    def step(self, epoch: int) -> EpochReport:
+        """Run every group of ``epoch`` once."""
+        assert self.measurements is not None and self.state is not None, "call prepare() first"
+        t0 = time.perf_counter()
+        cfg = self.config
+        update_probe = (not cfg.fix_probe) and epoch >= int(cfg.probe_update_start)
+        err = 0.0
+        gain = float(getattr(cfg, "momentum", 0.0))
+        if gain > 0 and not hasattr(self, "_start"):
+            self._start = {"object": self.state.object.clone(), "probe": self.state.probe.clone()}
+            self._velocity = {k: torch.zeros_like(v) for k, v in self._start.items()}
+        with torch.no_grad():
+            for group in self.plan.epoch(epoch):
+                err += self.update_batch(torch.as_tensor(group), update_probe)
+            if gain > 0:
+                self._epoch_momentum(gain, float(cfg.friction), update_probe)
+        if self.distribution.size > 1:
+            self.distribution.allreduce_mean_(self.state.object)
+            self.distribution.allreduce_mean_(self.state.probe)
+        if cfg.center_probe:
+            sy, sx = center_probe(self.state)
+            if (sy or sx) and gain > 0:  # the momentum buffers follow the roll
+                for t in (*self._start.values(), *self._velocity.values()):
+                    t.copy_(torch.roll(t, (sy, sx), dims=(-2, -1)))
+        (err_sum,) = self.distribution.sum_scalars(err)
+        return EpochReport(epoch, err_sum / self._amp_total, time.perf_counter() - t0)
