@@ -451,6 +451,7 @@ class AutodiffEngine(Engine):
             "optimizers": {g: o.state_dict() for g, o in self.optimizers.items()},
             "regularizers": [r.state_dict() for r in self.regularizers],
             "scales": dict(getattr(self, "scales", {})),
+            "prior": self.prior.state_dict() if self.prior is not None else {},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -459,6 +460,8 @@ class AutodiffEngine(Engine):
             self._pending = state
             return
         self._pending = None
+        if self.prior is not None:
+            self.prior.load_state_dict(state.get("prior", {}))
         with torch.no_grad():
             for n, s in state.get("scales", {}).items():
                 if n in self.params and s != self.scales[n]:

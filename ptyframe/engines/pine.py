@@ -110,9 +110,13 @@ class PineEngine(Engine):
         return report
 
     def state_dict(self) -> dict[str, Any]:
-        return self.sweep_engine.state_dict()
+        """Return the sweep engine's state and the prior's (its frozen normalisation)."""
+        return {**self.sweep_engine.state_dict(), "prior": self.prior.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        state = dict(state)
+        self.prior.load_state_dict(state.pop("prior", {}))
         self.sweep_engine.load_state_dict(state)
 
 

@@ -59,6 +59,23 @@ class DenoiseStep:
             den = self.denoiser(obj)
             obj.mul_(1.0 - rho).add_(den.to(obj.dtype), alpha=rho)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Return the denoiser's run state (the frozen normalisation range), for resume.
+
+        A resumed run must apply the same map as the uninterrupted one: a denoiser that froze
+        its normalisation on the run's first object would otherwise freeze it again on the
+        resumed object, and the result would differ from the uninterrupted run.
+        """
+        frozen = getattr(self.denoiser, "frozen", None)
+        return {} if frozen is None else {"frozen": [t.detach().cpu() for t in frozen]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        frozen = state.get("frozen")
+        if frozen is not None and self.denoiser is not None and hasattr(self.denoiser, "frozen"):
+            device = getattr(self.denoiser, "device", "cpu")
+            self.denoiser.frozen = tuple(t.to(device) for t in frozen)
+
     def apply(self, state: ReconstructionState, epoch: int) -> float:
         """Update ``state.object`` in place if this epoch denoises; return the seconds spent."""
         if not self.active(epoch):
