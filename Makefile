@@ -10,6 +10,11 @@ PIP := $(BIN)/python -m pip
 CONSTRAINTS := -c constraints-cpu.txt
 PLUGINS := -e plugins/ptyframe-lightning -e plugins/ptyframe-mpi -e plugins/ptyframe-raar
 DEMO_DIR ?= demo
+# the readers' test tier: cdtools-py (writes CXI itself) and PtyLab 0.3.7 (reads its own
+# layout) in venvs of their own, torch first from the CPU pin; `make test` builds them
+CDT := .venv-cdtools
+PTYLAB := .venv-ptylab
+
 
 .PHONY: install browser demo test parallel-hdf5 test-fast lint bench clean readers-peers
 
@@ -39,8 +44,9 @@ browser:
 	      --no-install-recommends chromium; } >/dev/null || echo "could not install chromium"; \
 	  else echo "chromium not found (sudo apt-get install chromium): its test will skip"; fi; }
 
-test: install browser
+test: install browser $(CDT)/bin/.installed $(PTYLAB)/bin/.installed
 	$(BIN)/ruff check ptyframe plugins tests benchmarks
+	$(BIN)/ruff format --check ptyframe plugins tests benchmarks
 	$(BIN)/python -m pytest plugins/ptyframe-lightning/tests plugins/ptyframe-mpi/tests plugins/ptyframe-raar/tests tests; rc=$$?; \
 		if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
 	# the MPI tier: the same pytest inside two ranks (exit 5: nothing selected is fine)
@@ -75,10 +81,6 @@ parallel-hdf5: $(PHDF5)/bin/.installed
 	$(OMPI_ROOT) timeout 600 /usr/bin/mpiexec.openmpi --oversubscribe -n 2 $(PHDF5)/bin/python -m pytest -q \
 		-m mpi -p no:cacheprovider plugins/ptyframe-mpi/tests
 
-# the readers' test tier: cdtools-py (writes CXI itself) and PtyLab 0.3.7 (reads its own
-# layout) in venvs of their own, torch first from the CPU pin; tests skip without them
-CDT := .venv-cdtools
-PTYLAB := .venv-ptylab
 
 $(CDT)/bin/.installed: constraints-cpu.txt
 	$(PYTHON) -m venv $(CDT)

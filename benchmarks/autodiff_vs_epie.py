@@ -5,14 +5,14 @@ raster with a 16-pixel step over a 512 x 512 object (smooth random phase up to 1
 absorption up to 30 %), a defocused disk probe (radius 24 px, quadratic phase 2 rad at the
 rim), 1e6 photons per pattern, noiseless unless ``--poisson``. Both engines start from the
 same state: object ones, a flat-phase disk probe of the same radius (the robust default start
-of NOTES.md), exact positions; both refine object and probe.
+of the PINE reference code), exact positions; both refine object and probe.
 
 Reported per engine: median seconds per epoch, the data error (PINE normalised amplitude error)
 after 5 epochs and at the end, and the epochs and seconds each needs to reach the data errors
 0.05, 0.02 and the larger of the two final errors (so both reach it), or ``--target``.
 
 Run: ``python benchmarks/autodiff_vs_epie.py [--epochs 30] [--minibatch 64] [--lr 0.01]``.
-Single-threaded by default (``--threads``), as measured in ENVIRONMENT.md.
+Single-threaded by default (``--threads``), as measured on a 2-core machine (small ops collapse with 2 threads).
 """
 
 from __future__ import annotations

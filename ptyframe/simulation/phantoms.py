@@ -27,7 +27,7 @@ Phantoms:
     Phase range: ``[film_phase_rad - max_phase_rad - film_roughness_rad, film_phase_rad]``
     (default ``[-0.4, 0]`` rad); amplitude in ``[exp(-(beta/delta)(max_phase + roughness)), 1]``
     (default ``[0.953, 1]``), matching the reference data (phase ~-0.4..0.1 rad, amplitude
-    ~0.95..1.01, ``/work/shared/papers/NOTES.md``) up to the constant phase offset.
+    ~0.95..1.01, the PINE reference code's phantom) up to the constant phase offset.
 
 ``siemens_star``
     ``n_spokes`` opaque sectors (``sin(n theta) > 0``) inside a disk of radius
