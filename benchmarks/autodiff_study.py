@@ -4,7 +4,7 @@ Case (``ptyframe.simulation``, seed 0): the ``--phantom`` (``photo``: matplotlib
 photograph, see ``PhotoPhantom``; or a registered one: ``natural``, ``particles``), the
 ``focused`` probe, an ``n x n`` jittered raster at 70 % overlap (step ~16 px), 128 x 128
 patterns, Poisson noise at ``--photons`` per pattern (``--n 25``: the 625-pattern, 506 x 506
-case of issue 12). Every variant starts from the runner's defaults: vacuum object, the
+case of the defaults study). Every variant starts from the runner's defaults: vacuum object, the
 raised-cosine disk probe scaled to the mean photon count (``ptyframe.initial``).
 
 Score (``interior_scores``): the object is cropped to the square lit by every scan position's
@@ -18,7 +18,7 @@ every frequency above the window's own width). ``frc@1/2``: the mean of the FRC 
 
 Variants: a name of ``VARIANTS`` or ``key=value+key=value`` (``lr``, ``probe_lr``,
 ``minibatch``, ``delta``, ``loss=poisson``, ``warmup``, ``probe_start``, ``adam=1``);
-``epie`` is ePIE at its defaults. Run (the README's table, issue 12's case)::
+``epie`` is ePIE at its defaults. Run (the README's table)::
 
     python benchmarks/autodiff_study.py --n 25 --epochs 100 --phantom photo \
         --variants defaults,epie,adam

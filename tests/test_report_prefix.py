@@ -1,4 +1,4 @@
-"""The report recomputes FRC values recorded by the pre-fix metric (issue 12)."""
+"""The report recomputes FRC values recorded by the pre-fix metric (vacuum-substituted FRC)."""
 
 from __future__ import annotations
 

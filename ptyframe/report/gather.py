@@ -9,7 +9,7 @@ run diverged or was interrupted), and every recorded metric value as ``<metric>@
 truth); for older results it is recomputed from ``/object`` and the truth of the run's
 dataset (the data file, or the simulation rebuilt from the config for ``data=simulated``).
 
-Runs recorded before the FRC compared windowed deviations (issue 12: their history has
+Runs recorded before the FRC compared windowed deviations (their history has
 ``frc_half_nyquist`` but no ``frc_quarter_nyquist``) hold FRC values with a floor of ~0.47
 for a constant object. Their final FRC curve and band values are recomputed from
 ``/object`` with the current metric where the truth can be rebuilt, their per-epoch FRC
