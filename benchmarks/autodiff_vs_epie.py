@@ -12,7 +12,7 @@ after 5 epochs and at the end, and the epochs and seconds each needs to reach th
 0.05, 0.02 and the larger of the two final errors (so both reach it), or ``--target``.
 
 Run: ``python benchmarks/autodiff_vs_epie.py [--epochs 30] [--minibatch 64] [--lr 0.01]``.
-Single-threaded by default (``--threads``), as measured on a 2-core machine (small ops collapse with 2 threads).
+Single-threaded by default (``--threads``): on a 2-core machine small ops collapse with 2.
 """
 
 from __future__ import annotations

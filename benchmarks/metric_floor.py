@@ -1,4 +1,4 @@
-"""The FRC's floor before and after the windowed-deviation comparison .
+"""The FRC's floor before and after the windowed-deviation comparison.
 
 For the geometry of each ``conf/experiment`` raster (lowdose/highdose share one; the
 overlap_* ones) and a 512^2 particle film, scores estimates against the truth:

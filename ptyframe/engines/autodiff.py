@@ -144,7 +144,7 @@ class AutodiffEngine(Engine):
     """Adorym-style engine; see the module docstring."""
 
     wants_all_angles = False  # set per instance from the forward model (tomography: True)
-    #: Small batched ops collapse with 2 torch threads on a busy 2-core machine (measured: benchmarks/autodiff_vs_epie.py).
+    #: Small batched ops collapse with 2 torch threads on a busy 2-core machine.
     prefers_single_thread = True
 
     def __init__(

@@ -6,7 +6,7 @@ The MPI tier runs this directory inside ``mpiexec``::
 
 A test that fails on one rank while the other waits in a collective would hang the job:
 ``pytest_runtest_logreport`` prints the failure and calls ``MPI.COMM_WORLD.Abort(1)`` instead,
-so the job ends within a second with a non-zero status (measured with MPICH and Open MPI). Outside mpiexec
+so the job ends within a second with a non-zero status (MPICH and Open MPI). Outside mpiexec
 (world size 1) the hook does nothing and mpi4py is not imported.
 """
 
