@@ -179,7 +179,7 @@ def test_parallel_sweep_option_selects_the_joblib_launcher(hydra_env):
 
 
 def test_particle_film_case_composes_for_simulate(hydra_env):
-    """``ptyframe simulate +case=particle_film[_small]``: the ePIE default-settings study geometry."""
+    """``ptyframe simulate +case=particle_film[_small]``: the ePIE defaults study geometry."""
     compose, registry = hydra_env
     full = compose("simulate", overrides=["+case=particle_film", "out=x.h5"])
     small = compose("simulate", overrides=["+case=particle_film_small", "out=x.h5"])

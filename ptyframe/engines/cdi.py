@@ -18,8 +18,8 @@ The support ``S`` starts as the thresholded autocorrelation ``|F^-1 I| > support
 
 Why this and not gradient descent: the AD model ``physics=fullfield_cdi`` fits the data
 inside the loose autocorrelation support and stalls there (measured: NRMSE 0.90 after 300
-epochs); HIO's feedback outside the support escapes those stagnation points. Scoring must allow for a
-shift, the twin image ``conj(O(-r))`` and a global phase (``tests/test_cold_start.py``).
+epochs); HIO's feedback outside the support escapes those stagnation points. Scoring must
+allow for a shift, the twin image ``conj(O(-r))`` and a global phase (``tests/test_cold_start.py``).
 ``data_error`` and the stored object: the estimate restricted to the support at the end of the
 epoch, ``P_S psi``, and ``sum | |F P_S psi| - A | / sum A`` (HIO's iterate itself carries the
 feedback outside the support, and its error jumps by 10x between HIO and ER epochs).

@@ -109,7 +109,7 @@ def _check_common(cfg: EpieConfig | RpieConfig) -> None:
 class PieEngine(Engine):
     """ePIE or rPIE, chosen by ``rule``; see the module docstring for the update rules."""
 
-    #: Per-position loops on small arrays run fastest on one torch thread (benchmarks/epie_sweep.py).
+    #: Per-position loops on small arrays run fastest on one torch thread (epie_sweep.py).
     prefers_single_thread = True
 
     def __init__(self, config: EpieConfig | RpieConfig, rule: str) -> None:
