@@ -11,7 +11,7 @@ CONSTRAINTS := -c constraints-cpu.txt
 PLUGINS := -e plugins/ptyframe-lightning -e plugins/ptyframe-mpi -e plugins/ptyframe-raar
 DEMO_DIR ?= demo
 
-.PHONY: install browser demo test parallel-hdf5 test-fast lint bench clean
+.PHONY: install browser demo test parallel-hdf5 test-fast lint bench peers peers-quick clean
 
 $(BIN)/.installed: pyproject.toml constraints-cpu.txt $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -82,5 +82,14 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/epie_sweep.py
 
+# the peers of benchmarks/peers (PtyLab 0.3.7, pty-chi 2.2.0), each in a venv of its own
+# (.venv-ptylab, .venv-ptychi); torch==2.13.0 first where torch goes in (see install.sh)
+peers: install
+	PYTHON=$(PYTHON) bash benchmarks/peers/install.sh all
+
+# a smoke run of the peer table on small cases (minutes)
+peers-quick: peers
+	$(BIN)/python benchmarks/peers/compare.py --quick
+
 clean:
-	rm -rf $(VENV) $(PHDF5) $(DEMO_DIR) outputs multirun
+	rm -rf $(VENV) $(PHDF5) $(DEMO_DIR) outputs multirun .venv-ptylab .venv-ptychi .peers-work
