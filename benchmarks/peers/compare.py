@@ -43,7 +43,9 @@ from cases import cases  # noqa: E402
 from score import Row, Truth, score  # noqa: E402
 
 VENVS = {"ptyframe": ".venv", "PtyLab": ".venv-ptylab", "pty-chi": ".venv-ptychi"}
-PEER_ENGINES = {"PtyLab": ["ePIE", "mPIE"], "pty-chi": ["EPIE", "LSQML", "Autodiff"]}
+#: in this order (interleaved with ptyframe's epie, rpie, pine, ...): the runs a time-limited
+#: table most needs come first
+PEER_ENGINES = {"PtyLab": ["ePIE", "mPIE"], "pty-chi": ["LSQML", "EPIE", "Autodiff"]}
 CHECK_ENGINE = {"ptyframe": "epie", "PtyLab": "ePIE", "pty-chi": "EPIE"}
 PTYFRAME_FIRST = ["epie", "rpie", "pine"]
 
@@ -94,7 +96,14 @@ def call(cmd: list[str], threads: int, timeout_s: float, log: Path) -> None:
 
 
 def run_ptyframe(
-    data: Path, engine: str, sweeps: int, threads: int, truth: bool, out: Path, timeout_s: float
+    data: Path,
+    engine: str,
+    sweeps: int,
+    threads: int,
+    truth: bool,
+    out: Path,
+    timeout_s: float,
+    reuse: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run ``ptyframe reconstruct`` with the engine's defaults; return (object, s/sweep)."""
     import h5py
@@ -117,7 +126,8 @@ def run_ptyframe(
     ]
     if truth:
         cmd += ["init.probe=truth", "engine.fix_probe=true"]
-    call(cmd, threads, timeout_s, out.with_suffix(".log"))
+    if not (reuse and (run_dir / "recon.h5").exists()):
+        call(cmd, threads, timeout_s, out.with_suffix(".log"))
     with h5py.File(run_dir / "recon.h5", "r") as f:
         obj = np.asarray(f["object"])[0]
         seconds = np.asarray(f["history/seconds"]) if "history/seconds" in f else np.array([])
@@ -133,6 +143,7 @@ def run_peer(
     truth: bool,
     out: Path,
     timeout_s: float,
+    reuse: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run a peer's runner in its venv; return (object, seconds per sweep)."""
     script = HERE / ("run_ptylab.py" if tool == "PtyLab" else "run_ptychi.py")
@@ -150,7 +161,8 @@ def run_peer(
     ]
     if truth:
         cmd.append("--truth-probe")
-    call(cmd, threads, timeout_s, out.with_suffix(".log"))
+    if not (reuse and out.exists()):
+        call(cmd, threads, timeout_s, out.with_suffix(".log"))
     res = np.load(out)
     return res["object"], res["seconds_per_sweep"]
 
@@ -171,14 +183,16 @@ def one_run(args, case: str, data: Path, truth: Truth, spec, work: Path) -> Row:
     if not venv_python(tool).exists():
         row.status = f"SKIPPED: {VENVS[tool]} absent (make peers)"
         return row
-    out = work / f"{case}-{tool}-{engine}-{'truth' if is_check else 'default'}.npz"
+    out = work / f"{case}-{tool}-{engine}-{'truth' if is_check else 'default'}-{sweeps}.npz"
     t0 = time.perf_counter()
     try:
         if tool == "ptyframe":
-            obj, sec = run_ptyframe(data, engine, sweeps, args.threads, is_check, out, args.timeout)
+            obj, sec = run_ptyframe(
+                data, engine, sweeps, args.threads, is_check, out, args.timeout, args.reuse
+            )
         else:
             obj, sec = run_peer(
-                tool, data, engine, sweeps, args.threads, is_check, out, args.timeout
+                tool, data, engine, sweeps, args.threads, is_check, out, args.timeout, args.reuse
             )
     except RunFailed as exc:
         row.status = str(exc)
@@ -258,6 +272,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
     p.add_argument("--workdir", type=Path, default=ROOT / ".peers-work")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="score results already in the workdir (same case, tool, engine, start, sweeps) "
+        "instead of running them again; their seconds per sweep are those measured then",
+    )
     p.add_argument(
         "--out",
         type=Path,
