@@ -1,10 +1,11 @@
 """Align a reconstruction with its ground truth before comparing them.
 
-Implements the PINE paper's FRC preprocessing (Yamada et al., J. Appl. Cryst. 2024, text
+Starts from the PINE paper's FRC preprocessing (Yamada et al., J. Appl. Cryst. 2024, text
 after eq. 23): "We first corrected the amplitude scale and phase offset between true and
 reconstructed images, and then they were subpixel-aligned using the phase-only correlation
 method. [...] the area where the total number of irradiated photons is less than 1% of the
-maximum [...] set to a vacuum."
+maximum [...] set to a vacuum." The scale/phase correction, the phase-only-correlation
+alignment and the 1 % illumination region are kept; the vacuum substitution is not (below).
 
 Conventions (those of ``ptyframe.physics.fft``)
     ``shift_image(x, s)`` returns ``x(r - s)``: content moves by ``+s`` pixels, ``s = (y, x)``.
@@ -26,6 +27,29 @@ Alignment of weak-phase objects
     ``<x>_w`` the ``w``-weighted mean. Removing the mean removes the vacuum constant and any
     phase offset's constant part; the taper removes the hard edges (the lit-region boundary
     and the circular wrap) that would otherwise correlate at zero shift.
+
+What is compared: windowed deviations, no vacuum
+    Setting both images to vacuum outside the lit region (the paper's last step) gives both
+    the same sharp edge, whose spectrum reaches every frequency and correlates perfectly:
+    an estimate that carries no information (a constant) then scored 0.47 at 1/2 Nyquist on
+    the ``lowdose`` geometry, and the truth low-passed at 1/4 Nyquist 0.64
+    (``benchmarks/metric_floor.py``). ``prepare_pair`` instead returns, for both images, the
+    *windowed deviation*
+
+        ``D[x] = W (x - <x>_W)``,   ``<x>_W = sum W x / sum W``,
+
+    with one window ``W = comparison_window(lit)`` for both: 0 outside the lit region,
+    rising as a smoothstep over ``taper_px`` (default ``COMPARISON_TAPER_PX`` = 24 px) from
+    the lit edge inwards. No value is substituted anywhere. Removing the mean removes the
+    constant (vacuum) part, so a constant estimate has ``D = 0`` and scores 0 (not NaN) in
+    the FRC and 1 in the NRMSE; multiplying both by the same smooth ``W`` leaves no edge
+    of either image in the comparison. Why 24 px: the window's own spectrum (its edge is
+    C1, so it falls as ``|k|^-3`` beyond ``~1/taper``) smears each frequency of the images;
+    the reported FRC bands (``ptyframe.metrics.frc``) lie 1/8 Nyquist = 1/16 cycle/pixel
+    apart, and a 24 px taper (1.5 periods of that spacing) keeps the leakage of the strong
+    low frequencies into the next band below |FRC| 0.05 on every ``conf/experiment``
+    geometry (tests/test_metrics.py). Where the lit region is narrower, the taper shrinks
+    to half its largest inside distance.
 """
 
 from __future__ import annotations
@@ -42,10 +66,15 @@ from ptyframe.errors import DataValidationError
 DEFAULT_REGULARIZATION = 10.0
 #: Default number of register-shift-register passes in ``prepare_pair``.
 DEFAULT_ALIGN_ITERATIONS = 3
+#: Default taper of the comparison window, pixels (module docstring: "What is compared").
+COMPARISON_TAPER_PX = 24.0
+#: A deviation with RMS below this fraction of the image's RMS counts as zero (a constant).
+ZERO_DEVIATION_RTOL = 1e-9
 
 __all__ = [
     "PreparedPair",
     "alignment_weight",
+    "comparison_window",
     "correct_scale_phase",
     "default_taper_px",
     "extend_beyond",
@@ -54,6 +83,7 @@ __all__ = [
     "prepare_pair",
     "register_subpixel",
     "shift_image",
+    "windowed_deviation",
 ]
 
 
@@ -269,12 +299,50 @@ def extend_beyond(
     return level + keep * (np.asarray(x)[iy, ix] - level)
 
 
+def comparison_window(
+    mask: np.ndarray, taper_px: float | None = None, distance: np.ndarray | None = None
+) -> np.ndarray:
+    """Return the comparison window ``W`` ``[H, W]`` in [0, 1] of a lit ``mask``.
+
+    ``W = smoothstep(d / t)`` with ``d = inside_distance(mask)`` (0 outside the mask and at the
+    array border) and ``t = min(taper_px, max(d) / 2)``, ``taper_px`` defaulting to
+    ``COMPARISON_TAPER_PX``; see the module docstring for why.
+    """
+    d = inside_distance(mask) if distance is None else distance
+    taper = COMPARISON_TAPER_PX if taper_px is None else float(taper_px)
+    if not taper > 0.0:
+        raise ValueError(f"taper_px = {taper_px} must be > 0")
+    taper = min(taper, max(0.5 * float(d.max()), 1.0))
+    return _smoothstep(d / taper)
+
+
+def windowed_deviation(x: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Return ``D[x] = W (x - <x>_W)`` ``[H, W]``, exactly 0 where ``x`` is constant on ``W``.
+
+    ``<x>_W = sum W x / sum W``. A deviation whose RMS is below ``ZERO_DEVIATION_RTOL`` of the
+    RMS of ``W x`` is rounding noise of a constant image and is returned as zeros.
+    """
+    w = np.asarray(window, dtype=np.float64)
+    total = float(w.sum())
+    if total <= 0.0:
+        raise DataValidationError("the comparison window is empty; lower the threshold")
+    xx = np.asarray(x)
+    dev = w * (xx - np.sum(w * xx) / total)
+    scale = float(np.linalg.norm(w * xx))
+    if float(np.linalg.norm(dev)) <= ZERO_DEVIATION_RTOL * scale:
+        return np.zeros_like(dev)
+    return dev
+
+
 @dataclass
 class PreparedPair:
     """An estimate and its truth ready for comparison (all arrays ``[H, W]``).
 
-    ``estimate`` is shifted by ``-shift_yx`` onto the truth and multiplied by ``gamma``;
-    both images are ``1 + 0j`` (vacuum) outside ``mask`` (the lit region).
+    ``estimate`` and ``truth`` are the windowed deviations ``D = W (x - <x>_W)`` (module
+    docstring) of the aligned, scaled estimate and of the truth; ``window`` is ``W``,
+    ``mask`` the lit region, ``aligned`` the estimate shifted by ``-shift_yx`` onto the truth
+    and multiplied by ``gamma`` (not windowed: its values outside ``mask`` are a smooth
+    extension, not data).
     """
 
     estimate: np.ndarray
@@ -282,6 +350,9 @@ class PreparedPair:
     mask: np.ndarray
     shift_yx: tuple[float, float]
     gamma: complex
+    window: np.ndarray | None = None
+    aligned: np.ndarray | None = None
+    truth_image: np.ndarray | None = None
 
 
 def prepare_pair(
@@ -292,8 +363,9 @@ def prepare_pair(
     upsample: int = 20,
     iterations: int = DEFAULT_ALIGN_ITERATIONS,
     regularization: float = DEFAULT_REGULARIZATION,
+    taper_px: float | None = None,
 ) -> PreparedPair:
-    """Apply the PINE paper's FRC preprocessing (text after eq. 23) to ``[H, W]`` images.
+    """Prepare ``[H, W]`` images for comparison (module docstring; PINE paper after eq. 23).
 
     1. ``lit = illumination >= threshold * max(illumination)`` (all pixels without a map).
     2. The estimate outside ``lit`` is replaced by ``extend_beyond`` (its lit values carried
@@ -306,7 +378,8 @@ def prepare_pair(
        (by ~0.05 px for a 3 px shift) and the bias vanishes with the residual.
     4. ``est <- gamma est`` with ``gamma`` from ``correct_scale_phase`` weighted by the last
        window ``w`` (the lit region away from its poorly determined edge).
-    5. Both images are set to vacuum ``1 + 0j`` where not ``lit``.
+    5. Both images become windowed deviations ``W (x - <x>_W)`` with one
+       ``W = comparison_window(lit, taper_px)``; nothing is set to vacuum.
 
     Returns complex128 arrays in a ``PreparedPair``.
     """
@@ -323,6 +396,31 @@ def prepare_pair(
     if not lit.any():
         raise DataValidationError("no pixel is lit above the threshold; lower the threshold")
     dist = inside_distance(lit)
+    shift, aligned, w = _align(est, tru, lit, dist, upsample, iterations, regularization)
+    corrected, gamma = correct_scale_phase(aligned, tru, w)
+    window = comparison_window(lit, taper_px, distance=dist)
+    return PreparedPair(
+        windowed_deviation(corrected, window),
+        windowed_deviation(tru, window),
+        lit,
+        shift,
+        gamma,
+        window,
+        corrected,
+        tru,
+    )
+
+
+def _align(
+    est: np.ndarray,
+    tru: np.ndarray,
+    lit: np.ndarray,
+    dist: np.ndarray,
+    upsample: int,
+    iterations: int,
+    regularization: float,
+) -> tuple[tuple[float, float], np.ndarray, np.ndarray]:
+    """Return ``(shift, aligned estimate, last alignment weight)`` (``prepare_pair`` 2-3)."""
     inner = alignment_weight(lit, 0.0, distance=dist)
     if float(inner.sum()) <= 0.0:
         inner = lit.astype(np.float64)
@@ -342,12 +440,7 @@ def prepare_pair(
         aligned = shift_image(filled, (-total[0], -total[1]))
         if max(abs(step[0]), abs(step[1])) < 0.5 / max(int(upsample), 1):
             break
-    shift = (float(total[0]), float(total[1]))
-    corrected, gamma = correct_scale_phase(aligned, tru, w)
-    vacuum = np.complex128(1.0)
-    corrected = np.where(lit, corrected, vacuum)
-    tru = np.where(lit, tru, vacuum)
-    return PreparedPair(corrected, tru, lit, shift, gamma)
+    return (float(total[0]), float(total[1])), aligned, w
 
 
 def _weighted_deviation(x: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -13,9 +13,28 @@ SSIM
 
         SSIM(x, y) = (2 mu_x mu_y + C1)(2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(s_x^2 + s_y^2 + C2))
 
-    The map is averaged over the image minus a 5-pixel border (as scikit-image does), or over
-    a mask. For real images; apply to the amplitude and the phase of complex objects
-    separately.
+    The map is averaged over the image minus a 5-pixel border (as scikit-image does), over
+    a mask, or with weights. For real images; apply to the amplitude and the phase of complex
+    objects separately.
+
+Against the truth (the ``nrmse`` / ``ssim`` metric components), floor-treated
+    Both compare what ``ptyframe.metrics.align.prepare_pair`` returns: the windowed
+    deviations ``D[x] = W (x - <x>_W)`` of the aligned, scaled estimate and of the truth,
+    one smooth window ``W`` over the lit region, no vacuum substitution (which gave an
+    estimate without information a shared edge and a good score; see that module).
+
+    ``NRMSE = min_gamma ||gamma D[est] - D[truth]|| / ||D[truth]||``: 0 for the truth, exactly
+    1 for a constant estimate (``D = 0``) and ``sqrt(1 - |rho|^2) ~ 1`` for one uncorrelated
+    with the truth (``rho`` the complex correlation of the deviations). It is relative to the
+    truth's *structure*, not to ``|truth| ~ 1``, so its values are much larger than those of
+    an NRMSE over the raw object (where a constant near vacuum scored ~0.1).
+
+    SSIM of amplitude and of phase (``ssim_components``): the real images
+    ``a = W (|x| - <|x|>_W)`` and ``p = W (arg(x / m) - <arg(x / m)>_W)``, ``m = <truth>_W``,
+    for ``x`` the aligned estimate and the truth; the map is averaged with the weights ``W``;
+    ``L`` = the truth component's peak-to-peak over the lit region. A constant estimate has
+    ``a = p = 0`` and scores ``C1 C2 / ((mu_y^2 + C1)(s_y^2 + C2))``, ~0 wherever the truth
+    has structure or a mean level above ``0.01 L``.
 """
 
 from __future__ import annotations
@@ -26,7 +45,7 @@ from scipy import ndimage
 from ptyframe.errors import DataValidationError
 from ptyframe.metrics.align import correct_scale_phase
 
-__all__ = ["nrmse", "ssim", "ssim_map"]
+__all__ = ["nrmse", "ssim", "ssim_components", "ssim_map"]
 
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5
@@ -76,12 +95,14 @@ def ssim(
     b: np.ndarray,
     data_range: float | None = None,
     mask: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> float:
     """Return the mean SSIM of real images ``a`` (estimate) and ``b`` (reference) ``[H, W]``.
 
     ``data_range`` defaults to the peak-to-peak of ``b`` (over ``mask`` if given), else of
-    ``a``, else 1. The map is averaged over ``mask``, or over the image without its
-    ``ceil(3.5 sigma) = 5`` pixel border when no mask is given.
+    ``a``, else 1. The map is averaged over ``mask``, with non-negative ``weights`` ``[H, W]``
+    (then ``sum w SSIM / sum w``, over ``mask`` too if given), or over the image without its
+    ``ceil(3.5 sigma) = 5`` pixel border when neither is given.
     """
     x = np.asarray(a)
     y = np.asarray(b)
@@ -100,6 +121,11 @@ def ssim(
     if not data_range > 0.0:
         raise ValueError(f"data_range = {data_range} must be > 0")
     smap = ssim_map(x, y, float(data_range))
+    if weights is not None:
+        wts = np.asarray(weights, dtype=np.float64) * (1.0 if sel is None else sel)
+        if wts.shape != smap.shape or not float(wts.sum()) > 0.0:
+            raise DataValidationError("ssim: the weights must be [H, W], >= 0, not all zero")
+        return float(np.sum(wts * smap) / wts.sum())
     if sel is not None:
         if not sel.any():
             raise DataValidationError("ssim: the mask selects no pixel")
@@ -113,3 +139,38 @@ def ssim(
 def _peak_to_peak(x: np.ndarray, sel: np.ndarray | None) -> float:
     vals = x if sel is None else x[sel]
     return float(np.ptp(vals)) if vals.size else 0.0
+
+
+def ssim_components(
+    aligned: np.ndarray, truth: np.ndarray, window: np.ndarray, mask: np.ndarray | None = None
+) -> dict[str, float]:
+    """Return ``{"ssim_amplitude", "ssim_phase"}`` of windowed deviations (module docstring).
+
+    ``aligned`` (the estimate aligned and scaled onto ``truth``) and ``truth`` are complex
+    ``[H, W]``; ``window`` is the comparison window ``W``; ``mask`` (default ``W > 0``) is
+    where the data range is measured.
+    """
+    w = np.asarray(window, dtype=np.float64)
+    sel = w > 0 if mask is None else np.asarray(mask, bool)
+    tru = np.asarray(truth)
+    mean = complex(np.sum(w * tru) / np.sum(w))
+    ref = mean / abs(mean) if abs(mean) > 0 else 1.0
+    out = {}
+    for key, part in (
+        ("ssim_amplitude", np.abs),
+        ("ssim_phase", lambda z: np.angle(z / ref)),
+    ):
+        est_c, tru_c = part(np.asarray(aligned)), part(tru)
+        rng = float(np.ptp(tru_c[sel])) if sel.any() else 0.0
+        out[key] = ssim(
+            _deviation(est_c, w), _deviation(tru_c, w), data_range=rng or 1.0, weights=w
+        )
+    return out
+
+
+def _deviation(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Return ``w (x - sum(w x) / sum(w))`` with rounding noise of a constant set to 0."""
+    dev = w * (x - np.sum(w * x) / np.sum(w))
+    if float(np.linalg.norm(dev)) <= 1e-9 * float(np.linalg.norm(w * x)):
+        return np.zeros_like(dev)
+    return dev

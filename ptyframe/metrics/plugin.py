@@ -7,18 +7,22 @@ Each factory returns a callable object::
 with complex ``[H, W]`` ``estimate`` and ``truth`` on one object frame, ``illumination`` the
 total photons per object pixel (or ``None``: everything counts as lit) and the pixel size in
 metres. Every metric compares the pair after ``prepare_pair`` (sub-pixel alignment by
-phase-only correlation, complex scale/phase correction, vacuum where the illumination is
-below ``illumination_threshold`` of its maximum), so the three agree on what they compare.
+phase-only correlation, complex scale/phase correction, then the windowed deviations
+``W (x - <x>_W)`` of both images with one smooth window ``W`` over the region lit above
+``illumination_threshold`` of the maximum; no vacuum substitution), so the three agree on
+what they compare and an estimate without information scores as such (FRC 0, NRMSE 1).
 A caller that evaluates several metrics on one pair may compute ``prepare_pair`` once and
 pass it as ``prepared=`` to skip the repeated alignment.
 
 Result keys
-    ``frc``:   ``frc_half_nyquist``, ``frc_3q_nyquist`` (the PINE paper's figures 5 and 6b),
+    ``frc``:   ``frc_quarter_nyquist``, ``frc_half_nyquist``, ``frc_3q_nyquist`` (band values
+               ``FrcResult.band``: the ring FRCs averaged over 1/4 Nyquist wide bands
+               centred there; 1/2 and 3/4 are the PINE paper's figures 5 and 6b),
                ``resolution_half_bit_m``, ``resolution_one_seventh_m`` (NaN when the FRC
                stays above the threshold up to Nyquist).
-    ``nrmse``: ``nrmse`` over the lit mask.
-    ``ssim``:  ``ssim_amplitude``, ``ssim_phase`` (mean SSIM map over the lit mask; data
-               range = the truth's peak-to-peak over the mask).
+    ``nrmse``: ``nrmse`` of the windowed deviations (1 for a constant estimate).
+    ``ssim``:  ``ssim_amplitude``, ``ssim_phase`` (``ptyframe.metrics.image.ssim_components``:
+               windowed amplitude/phase deviations, map averaged with the window).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from ptyframe.errors import ConfigError
 from ptyframe.hookspecs import hookimpl
 from ptyframe.metrics.align import PreparedPair, prepare_pair
 from ptyframe.metrics.frc import frc
-from ptyframe.metrics.image import nrmse, ssim
+from ptyframe.metrics.image import nrmse, ssim_components
 
 
 def _check_common(cfg: Any) -> None:
@@ -48,6 +52,12 @@ def _check_common(cfg: Any) -> None:
             f"metric {cfg.name}: illumination_threshold = {cfg.illumination_threshold} must lie "
             "in [0, 1) (fraction of the maximum total photons; the PINE paper uses 0.01)"
         )
+    taper = getattr(cfg, "taper_px", None)
+    if taper is not None and not float(taper) > 0.0:
+        raise ConfigError(
+            f"metric {cfg.name}: taper_px = {taper} must be > 0 (width of the comparison "
+            "window's edge, pixels), or null for the default (24 px)"
+        )
 
 
 @dataclass
@@ -57,6 +67,7 @@ class FrcMetricConfig:
     name: str = "frc"
     upsample: int = 20
     illumination_threshold: float = 0.01
+    taper_px: float | None = None
 
     def __post_init__(self) -> None:
         _check_common(self)
@@ -69,6 +80,7 @@ class NrmseMetricConfig:
     name: str = "nrmse"
     upsample: int = 20
     illumination_threshold: float = 0.01
+    taper_px: float | None = None
 
     def __post_init__(self) -> None:
         _check_common(self)
@@ -81,6 +93,7 @@ class SsimMetricConfig:
     name: str = "ssim"
     upsample: int = 20
     illumination_threshold: float = 0.01
+    taper_px: float | None = None
 
     def __post_init__(self) -> None:
         _check_common(self)
@@ -104,6 +117,7 @@ class TruthMetric:
             illumination,
             threshold=float(self.config.illumination_threshold),
             upsample=int(self.config.upsample),
+            taper_px=getattr(self.config, "taper_px", None),
         )
 
     def __call__(
@@ -126,6 +140,7 @@ class FrcMetric(TruthMetric):
     """FRC at 1/2 and 3/4 of Nyquist and the half-bit / 1/7 resolutions."""
 
     keys = (
+        "frc_quarter_nyquist",
         "frc_half_nyquist",
         "frc_3q_nyquist",
         "resolution_half_bit_m",
@@ -137,34 +152,30 @@ class FrcMetric(TruthMetric):
         half_bit = res.resolution_m("half_bit")
         seventh = res.resolution_m("1/7")
         return {
-            "frc_half_nyquist": res.at(0.5),
-            "frc_3q_nyquist": res.at(0.75),
+            "frc_quarter_nyquist": res.band(0.25),
+            "frc_half_nyquist": res.band(0.5),
+            "frc_3q_nyquist": res.band(0.75),
             "resolution_half_bit_m": math.nan if half_bit is None else half_bit,
             "resolution_one_seventh_m": math.nan if seventh is None else seventh,
         }
 
 
 class NrmseMetric(TruthMetric):
-    """NRMSE over the lit mask."""
+    """NRMSE of the windowed deviations (``ptyframe.metrics.image``)."""
 
     keys = ("nrmse",)
 
     def _compute(self, pair: PreparedPair, pixel_size_m: float) -> dict[str, float]:
-        return {"nrmse": nrmse(pair.estimate, pair.truth, pair.mask)}
+        return {"nrmse": nrmse(pair.estimate, pair.truth)}
 
 
 class SsimMetric(TruthMetric):
-    """SSIM of amplitude and of phase over the lit mask."""
+    """SSIM of the windowed amplitude and phase deviations (``ssim_components``)."""
 
     keys = ("ssim_amplitude", "ssim_phase")
 
     def _compute(self, pair: PreparedPair, pixel_size_m: float) -> dict[str, float]:
-        out = {}
-        for key, part in (("ssim_amplitude", np.abs), ("ssim_phase", np.angle)):
-            est, tru = part(pair.estimate), part(pair.truth)
-            rng = float(np.ptp(tru[pair.mask])) or 1.0
-            out[key] = ssim(est, tru, data_range=rng, mask=pair.mask)
-        return out
+        return ssim_components(pair.aligned, pair.truth_image, pair.window, pair.mask)
 
 
 def build_frc(config: FrcMetricConfig, context: Any) -> FrcMetric:
