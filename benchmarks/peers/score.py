@@ -1,9 +1,10 @@
 """Score a tool's result against the truth, the same way for every tool, and detect failures.
 
-Scorer: ``ptyframe.metrics.frc.frc_against_truth`` (the runner's preprocessing: scale and
-phase, sub-pixel alignment, the lit region at 1 % of the peak illumination), FRC read at 1/4,
-1/2 and 3/4 Nyquist, and ``ptyframe.metrics.image.nrmse`` of the prepared pair over its lit
-mask (as the runner's ``nrmse`` metric). The shift the alignment removed is reported too.
+Scorer: the runner's own ``frc`` and ``nrmse`` metric components with their defaults
+(``ptyframe.metrics.plugin``: one ``prepare_pair`` -- scale and phase, sub-pixel alignment,
+the region lit above 1 % of the peak illumination -- then the FRC band values at 1/4, 1/2 and
+3/4 Nyquist and the NRMSE), i.e. the numbers ``ptyframe reconstruct`` writes to recon.h5.
+The shift the alignment removed is reported too.
 
 A result is FAILED (with the reason in the table) when
 * the runner raised or timed out (the last line of its error output),
@@ -21,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ptyframe.metrics.frc import frc_against_truth
-from ptyframe.metrics.image import nrmse
+from ptyframe.metrics.plugin import FrcMetric, FrcMetricConfig, NrmseMetric, NrmseMetricConfig
 
 #: A result whose NRMSE is >= this fraction of a constant object's is no reconstruction.
 CONSTANT_FRACTION = 0.95
 #: A truth-probe run must align within this many pixels (per axis) of the truth.
 MAPPING_TOLERANCE_PX = 0.25
 BANDS = (0.25, 0.5, 0.75)
+FRC_KEYS = ("frc_quarter_nyquist", "frc_half_nyquist", "frc_3q_nyquist")
 
 
 @dataclass
@@ -58,9 +59,12 @@ class Truth:
 
     def measure(self, estimate: np.ndarray) -> dict[str, float]:
         """Return NRMSE, FRC at ``BANDS`` of Nyquist and the aligned shift of ``estimate``."""
-        res, pair = frc_against_truth(estimate, self.object, self.illumination, self.pixel_size_m)
-        out = {"nrmse": nrmse(pair.estimate, pair.truth, pair.mask)}
-        out.update({f"frc_{b}": res.at(b) for b in BANDS})
+        frc, err = FrcMetric(FrcMetricConfig()), NrmseMetric(NrmseMetricConfig())
+        pair = frc.prepare(estimate, self.object, self.illumination)
+        args = (estimate, self.object, self.illumination, self.pixel_size_m)
+        values = {**frc(*args, prepared=pair), **err(*args, prepared=pair)}
+        out = {"nrmse": values["nrmse"]}
+        out.update({f"frc_{b}": values[k] for b, k in zip(BANDS, FRC_KEYS, strict=True)})
         out["shift_y_px"], out["shift_x_px"] = pair.shift_yx
         return out
 
