@@ -129,6 +129,12 @@ def run_ptyframe(
     if not (reuse and (run_dir / "recon.h5").exists()):
         call(cmd, threads, timeout_s, out.with_suffix(".log"))
     with h5py.File(run_dir / "recon.h5", "r") as f:
+        status, done = f.attrs.get("status", "?"), int(f.attrs.get("epochs_done", -1))
+        if status != "finished":
+            log = out.with_suffix(".log")
+            why = [ln for ln in log.read_text(errors="replace").splitlines() if "error" in ln]
+            detail = f": {why[-1].strip()[:160]}" if why else ""
+            raise RunFailed(f"FAILED: ptyframe run {status} after {done} epochs{detail}")
         obj = np.asarray(f["object"])[0]
         seconds = np.asarray(f["history/seconds"]) if "history/seconds" in f else np.array([])
     return obj, seconds
@@ -184,6 +190,9 @@ def one_run(args, case: str, data: Path, truth: Truth, spec, work: Path) -> Row:
         row.status = f"SKIPPED: {VENVS[tool]} absent (make peers)"
         return row
     out = work / f"{case}-{tool}-{engine}-{'truth' if is_check else 'default'}-{sweeps}.npz"
+    if args.score_only and not (out.exists() or (out.with_suffix("") / "recon.h5").exists()):
+        row.status = "not run (--score-only: no result in the workdir)"
+        return row
     t0 = time.perf_counter()
     try:
         if tool == "ptyframe":
@@ -279,6 +288,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "instead of running them again; their seconds per sweep are those measured then",
     )
     p.add_argument(
+        "--score-only",
+        action="store_true",
+        help="with --reuse: run nothing, score what the workdir holds, list the rest as not run",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -289,6 +303,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> list[Row]:
     args = parse_args(argv)
+    args.reuse = args.reuse or args.score_only
     all_cases = cases(args.quick)
     names = args.cases or list(all_cases)
     unknown = set(names) - set(all_cases)
