@@ -143,6 +143,8 @@ def run(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             task.run(1)
             seconds.append(time.perf_counter() - t0)
+            if len(seconds) % 10 == 0 or len(seconds) == int(args.sweeps):
+                print(f"sweep {len(seconds)}/{args.sweeps}: {seconds[-1]:.2f} s", flush=True)
         obj = task.get_data_to_cpu("object", as_numpy=True)
         probe = task.get_data_to_cpu("probe", as_numpy=True)
     ny, nx = case.object_shape
