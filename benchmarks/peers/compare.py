@@ -173,12 +173,18 @@ def run_peer(
     return res["object"], res["seconds_per_sweep"]
 
 
-def plan(case_sweeps: int, tools: list[str], check_sweeps: int) -> list[tuple[str, str, int, bool]]:
-    """Return the interleaved runs ``(tool, engine, sweeps, truth_probe)`` of one case."""
+def plan(
+    case_sweeps: int, tools: list[str], check_sweeps: int, tool_sweeps: dict[str, int] | None = None
+) -> list[tuple[str, str, int, bool]]:
+    """Return the interleaved runs ``(tool, engine, sweeps, truth_probe)`` of one case.
+
+    ``tool_sweeps`` overrides the sweeps of a tool's default-start runs (a reduced table).
+    """
     runs = [(t, CHECK_ENGINE[t], check_sweeps, True) for t in tools if check_sweeps > 0]
     lists = {t: (ptyframe_engines() if t == "ptyframe" else PEER_ENGINES[t]) for t in tools}
+    n = {t: int((tool_sweeps or {}).get(t, case_sweeps)) for t in tools}
     for i in range(max(len(v) for v in lists.values())):
-        runs += [(t, lists[t][i], case_sweeps, False) for t in tools if i < len(lists[t])]
+        runs += [(t, lists[t][i], n[t], False) for t in tools if i < len(lists[t])]
     return runs
 
 
@@ -273,6 +279,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sweeps", type=int, default=None, help="sweeps for every case")
     p.add_argument("--sweeps-for", nargs="+", default=[], metavar="CASE=N")
     p.add_argument(
+        "--tool-sweeps",
+        nargs="+",
+        default=[],
+        metavar="TOOL=N",
+        help="sweeps of one tool's runs in every case (a reduced table, e.g. pty-chi=20)",
+    )
+    p.add_argument(
         "--check-sweeps",
         type=int,
         default=None,
@@ -329,7 +342,8 @@ def main(argv: list[str] | None = None) -> list[Row]:
             f"\n== {name}: {data} ({sweeps} sweeps); a constant object scores NRMSE "
             f"{truth.constant_nrmse:.3f}, FRC " + ", ".join(f"{v:.3f}" for v in truth.constant_frc)
         )
-        for spec in plan(sweeps, args.tools, check):
+        tool_sweeps = {k: int(v) for k, v in (kv.split("=") for kv in args.tool_sweeps)}
+        for spec in plan(sweeps, args.tools, check, tool_sweeps):
             if args.engines and f"{spec[0]}:{spec[1]}" not in args.engines and not spec[3]:
                 continue
             row = one_run(args, name, data, truth, spec, work)
