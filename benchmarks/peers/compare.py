@@ -282,8 +282,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--tool-sweeps",
         nargs="+",
         default=[],
-        metavar="TOOL=N",
-        help="sweeps of one tool's runs in every case (a reduced table, e.g. pty-chi=20)",
+        metavar="[CASE:]TOOL=N",
+        help="sweeps of one tool's runs in every case, or in one (a reduced table, e.g. "
+        "pty-chi=20 lowdose:pty-chi=300)",
     )
     p.add_argument(
         "--check-sweeps",
@@ -342,7 +343,9 @@ def main(argv: list[str] | None = None) -> list[Row]:
             f"\n== {name}: {data} ({sweeps} sweeps); a constant object scores NRMSE "
             f"{truth.constant_nrmse:.3f}, FRC " + ", ".join(f"{v:.3f}" for v in truth.constant_frc)
         )
-        tool_sweeps = {k: int(v) for k, v in (kv.split("=") for kv in args.tool_sweeps)}
+        pairs = [kv.split("=") for kv in args.tool_sweeps]
+        tool_sweeps = {k: int(v) for k, v in pairs if ":" not in k}
+        tool_sweeps.update({k.split(":")[1]: int(v) for k, v in pairs if k.startswith(name + ":")})
         for spec in plan(sweeps, args.tools, check, tool_sweeps):
             if args.engines and f"{spec[0]}:{spec[1]}" not in args.engines and not spec[3]:
                 continue
