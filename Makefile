@@ -16,7 +16,7 @@ CDT := .venv-cdtools
 PTYLAB := .venv-ptylab
 
 
-.PHONY: install browser demo test parallel-hdf5 test-fast lint bench clean readers-peers
+.PHONY: install browser demo test parallel-hdf5 test-fast lint bench clean readers-peers peers peers-quick
 
 $(BIN)/.installed: pyproject.toml constraints-cpu.txt $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -105,5 +105,14 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/epie_sweep.py
 
+# the peers of benchmarks/peers (PtyLab 0.3.7, pty-chi 2.2.0), each in a venv of its own
+# (.venv-ptylab, .venv-ptychi); torch==2.13.0 first where torch goes in (see install.sh)
+peers: install
+	PYTHON=$(PYTHON) bash benchmarks/peers/install.sh all
+
+# a smoke run of the peer table on small cases (minutes)
+peers-quick: peers
+	$(BIN)/python benchmarks/peers/compare.py --quick
+
 clean:
-	rm -rf $(VENV) $(PHDF5) $(CDT) $(PTYLAB) $(DEMO_DIR) outputs multirun
+	rm -rf $(VENV) $(PHDF5) $(CDT) $(PTYLAB) $(DEMO_DIR) outputs multirun .venv-ptychi .peers-work
