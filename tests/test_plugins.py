@@ -146,7 +146,10 @@ def test_third_party_distribution_is_selected_from_the_command_line(tmp_path):
     with h5py.File(out / "recon.h5") as f:
         assert "name: epie_annealed" in f.attrs["config"] and "tau: 5.0" in f.attrs["config"]
         alphas = f["history/alpha"][()]
-    assert alphas[0] == pytest.approx(1.0) and alphas[3] == pytest.approx(1.0 / (1 + 3 / 5))
+    from ptyframe.engines.pie import EpieConfig
+
+    a0 = EpieConfig().alpha  # the plugin anneals ePIE's default step
+    assert alphas[0] == pytest.approx(a0) and alphas[3] == pytest.approx(a0 / (1 + 3 / 5))
     # without the plugin on the path the name is unknown, and the error lists what exists
     res = _cli(["reconstruct", f"data.path={data}", "engine=epie_annealed"], cwd=tmp_path)
     assert res.returncode != 0 and "epie_annealed" in res.stderr and "epie" in res.stderr
