@@ -1,4 +1,4 @@
-"""The simulated cases of the peer table (issue 12 D), written as data-exchange files.
+"""The simulated cases of the peer table, written as data-exchange files.
 
 Every case is simulated by ``ptyframe.simulation.simulate_dataset`` (ptyframe's own far-field
 model; Poisson noise; ``/truth`` object, probe and illumination) and written with

@@ -1,4 +1,4 @@
-"""ptyframe, PtyLab 0.3.7 and pty-chi 2.2.0 side by side on the same files (issue 12 D).
+"""ptyframe, PtyLab 0.3.7 and pty-chi 2.2.0 side by side on the same files.
 
     make peers                                   # once: .venv-ptylab, .venv-ptychi
     .venv/bin/python benchmarks/peers/compare.py [--quick] [--cases natural_1e6 lowdose]
