@@ -10,7 +10,7 @@ model; Poisson noise; ``/truth`` object, probe and illumination) and written wit
     [0.8, 1] and phase in [-0.6, 0] rad), the defocused ``focused`` probe, 1e6 photons per
     pattern, 100 sweeps.
 ``particles_1e6``, ``particles_1e5``, ``particles_1e4``
-    The same geometry with the particle film of the ePIE defaults study: weakly absorbing particles of radius
+    The same geometry with the ePIE defaults study's film: weakly absorbing particles of radius
     2-14 px whose phase reaches 1 rad (``particles`` phantom, ``beta/delta = 0.12``), at 1e6,
     1e5 and 1e4 photons per pattern, 300 sweeps.
 ``lowdose``
