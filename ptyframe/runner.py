@@ -609,7 +609,11 @@ def _finish(
         **(extra_attrs or {}),
     }
     arrays = state.numpy()
-    arrays.update(_final_frc(engine, state, metrics))
+    final = _final_frc(engine, state, metrics)  # once: recon.h5 and frc.png share it
+    if final is not None:
+        arrays.update(
+            {"final/frc": np.asarray(final.frc), "final/freq_per_m": np.asarray(final.freq_per_m)}
+        )
     write_result(result_path, arrays, history, attrs, overwrite=True)
     (out / "config.yaml").write_text(yaml_text)
     files = [result_path, out / "config.yaml"]
@@ -618,24 +622,22 @@ def _finish(
 
         files.append(write_cxi_result(out / "recon.cxi", arrays, history, dataset, attrs))
     if cfg.output.images:
-        files += _images(out, state, history, dataset, metrics, engine)
+        files += _images(out, state, history, dataset, metrics, engine, final)
     return files
 
 
-def _final_frc(
-    engine: Engine, state: ReconstructionState, metrics: TruthMetrics
-) -> dict[str, np.ndarray]:
-    """Return ``final/frc`` and ``final/freq_per_m`` (the last object's FRC curve), if truth."""
+def _final_frc(engine: Engine, state: ReconstructionState, metrics: TruthMetrics) -> Any:
+    """Return the last object's ``FrcResult`` against the truth, or None (no truth/lit area)."""
     est = _estimate(engine, state)
     if not metrics.enabled or est.shape != metrics.truth.shape:
-        return {}
+        return None
     try:
         from ptyframe.metrics.frc import frc_against_truth
 
         res, _ = frc_against_truth(est, metrics.truth, metrics.illumination, metrics.pixel_size_m)
     except (ImportError, ValueError, PtyframeError):  # no metrics package, or no lit area
-        return {}
-    return {"final/frc": np.asarray(res.frc), "final/freq_per_m": np.asarray(res.freq_per_m)}
+        return None
+    return res
 
 
 def _images(
@@ -645,7 +647,9 @@ def _images(
     dataset: PtychoDataset,
     metrics: TruthMetrics,
     engine: Engine,
+    final: Any = None,
 ) -> list[Path]:
+    """Write the run's PNGs; ``final`` is the last object's FRC against the truth, if any."""
     from ptyframe.io import images
 
     est = _estimate(engine, state)
@@ -664,25 +668,17 @@ def _images(
     m = images.metrics_image(history, out)
     if m is not None:
         files.append(m)
-    if metrics.enabled and est.shape == metrics.truth.shape:
-        try:
-            from ptyframe.metrics.frc import frc_against_truth
-
-            res, _ = frc_against_truth(
-                est, metrics.truth, metrics.illumination, metrics.pixel_size_m
+    if final is not None:
+        files.append(
+            images.frc_image(
+                final.freq_per_m,
+                final.frc,
+                final.half_bit,
+                0.5 / metrics.pixel_size_m,
+                out,
+                resolution_m=final.resolution_m("half_bit"),
             )
-            files.append(
-                images.frc_image(
-                    res.freq_per_m,
-                    res.frc,
-                    res.half_bit,
-                    0.5 / metrics.pixel_size_m,
-                    out,
-                    resolution_m=res.resolution_m("half_bit"),
-                )
-            )
-        except (ImportError, ValueError, PtyframeError):  # no metrics package or no lit area
-            pass
+        )
     return files
 
 
