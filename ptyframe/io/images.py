@@ -237,17 +237,22 @@ def frc_image(
     resolution_m: float | None = None,
     against: str = "the ground truth",
     name: str = "frc.png",
+    first_ring: int = 0,
+    title: str = "",
 ) -> Path:
     """Write ``frc.png``: the FRC curve against the half-bit threshold, with the resolution.
 
     ``resolution_m`` is the full period at the first half-bit crossing (None: the curve stays
     above the threshold up to Nyquist, i.e. the resolution is the pixel's, <= 2 pixels).
+    Rings below ``first_ring`` (e.g. inside a window's spectral width) are not drawn;
+    ``title`` is put above the standard one.
     """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    x = np.asarray(freq_per_m) / nyquist_per_m
-    ax.plot(x, frc, label=f"FRC against {against}")
-    ax.plot(x, half_bit, "--", label="1/2-bit threshold")
+    j = max(int(first_ring), 0)
+    x = (np.asarray(freq_per_m) / nyquist_per_m)[j:]
+    ax.plot(x, np.asarray(frc)[j:], label=f"FRC against {against}")
+    ax.plot(x, np.asarray(half_bit)[j:], "--", label="1/2-bit threshold")
     ax.axhline(1 / 7, color="gray", ls=":", label="1/7")
     pixel_nm = 0.5 / nyquist_per_m * 1e9
     if resolution_m is not None:
@@ -255,7 +260,8 @@ def frc_image(
         res = f"resolution (1/2-bit) {resolution_m * 1e9:.3g} nm"
     else:
         res = f"above the 1/2-bit threshold up to Nyquist (<= {2 * pixel_nm:.3g} nm)"
-    ax.set_title(f"FRC against {against}: {res}\npixel {pixel_nm:.3g} nm", fontsize=10)
+    head = f"{title}\n" if title else ""
+    ax.set_title(f"{head}FRC against {against}: {res}\npixel {pixel_nm:.3g} nm", fontsize=10)
     ax.set_xlabel(f"spatial frequency / Nyquist (Nyquist = 1 / {2 * pixel_nm:.3g} nm)")
     ax.set_ylabel("FRC")
     ax.set_ylim(-0.1, 1.05)

@@ -168,31 +168,19 @@ def write_halfset(result: HalfsetResult, out_dir: str | Path, title: str = "") -
 
 
 def _plot(result: HalfsetResult, path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ptyframe.io.images import frc_image
 
     res = result.frc
-    x = res.freq_per_m / res.nyquist_per_m
-    fig, ax = plt.subplots(figsize=(6, 4))
-    j = max(int(res.first_ring), 1)
-    ax.plot(x[j:], res.frc[j:], label="half-set FRC")
-    ax.plot(x[j:], res.half_bit[j:], "--", label="1/2-bit threshold")
     res_m = result.resolution_half_bit_m
-    if math.isfinite(res_m):
-        f_cross = 1.0 / res_m / res.nyquist_per_m
-        ax.axvline(f_cross, color="gray", ls=":")
-        text = f"resolution {res_m * 1e9:.1f} nm (1/2-bit)"
-    else:
-        text = "above the 1/2-bit threshold up to Nyquist"
-    ax.set_title((title + "\n" if title else "") + text, fontsize=9)
-    ax.set_xlabel(f"spatial frequency / Nyquist (Nyquist = {res.nyquist_per_m * 1e-6:.1f} um^-1)")
-    ax.set_ylabel("FRC")
-    ax.set_ylim(-0.2, 1.05)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return frc_image(
+        res.freq_per_m,
+        res.frc,
+        res.half_bit,
+        res.nyquist_per_m,
+        path.parent,
+        resolution_m=res_m if math.isfinite(res_m) else None,
+        against="the other half of the scan",
+        name=path.name,
+        first_ring=max(int(res.first_ring), 1),
+        title=title,
+    )
