@@ -1,17 +1,22 @@
-"""Run the ``ptyframe`` console script: load plugins, then hand the command to Hydra.
+"""Run the ``ptyframe`` console script: load plugins, then hand the command to its plugin.
 
-Subcommands::
+Every subcommand comes through the ``ptyframe_commands`` hook, the core's own too::
 
-    ptyframe simulate out=demo.h5 [overrides]       # conf/simulate.yaml
+    ptyframe simulate out=demo.h5 [overrides]       # conf/simulate.yaml    (ptyframe.commands)
     ptyframe reconstruct data.path=demo.h5 [...]    # conf/reconstruct.yaml (-m for multirun)
     ptyframe plugins                                # registered components and their fields
-    ptyframe <plugin command> ...                   # e.g. train-denoiser (ptyframe-lightning)
+    ptyframe halfset data.path=demo.h5 [...]        # half-set FRC resolution
+    ptyframe report DIR                             # ptyframe.report
+    ptyframe train-denoiser ...                     # ptyframe-lightning
 
-Hydra finds ``conf/`` (shipped as ``pkg://ptyframe_conf``) and every plugin's config
-directory through a SearchPathPlugin registered here in code (namespace-package discovery of
-``hydra_plugins`` is unreliable under editable installs). Every registered component's config
-dataclass is put in Hydra's ConfigStore, so ``engine=rpie engine.alpha=0.2`` is type-checked.
-Errors that come from the user's input print one line and exit with code 2.
+This module holds what the Hydra commands share: Hydra finds ``conf/`` (shipped as
+``pkg://ptyframe_conf``) and every plugin's config directory through a SearchPathPlugin
+registered here in code (namespace-package discovery of ``hydra_plugins`` is unreliable under
+editable installs). Every registered component's config dataclass is put in Hydra's
+ConfigStore, so ``engine=rpie engine.alpha=0.2`` is type-checked. ``run_hydra_command`` runs
+one Hydra command (overrides checked before Hydra makes a directory; the job log is
+``cli.log``, named after this module). Errors that come from the user's input print one line
+and exit with code 2.
 """
 
 from __future__ import annotations
@@ -19,22 +24,68 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ptyframe.errors import ConfigError as PtyframeConfigError
-from ptyframe.errors import DivergenceError, PtyframeError
+from ptyframe.errors import PluginError, PtyframeError
 from ptyframe.overrides import check_overrides, overrides_of
 
 SEARCH_PATHS: list[str] = []
+#: The entry point of the core's own commands (``ptyframe.commands.plugin``).
+CORE_COMMANDS = "ptyframe.commands"
+
+#: A subcommand: ``main(argv) -> exit code``; its docstring's first line is its help.
+Command = Callable[[list[str]], int]
 
 
-def _fail(exc: BaseException, code: int = 2) -> int:
+def fail(exc: BaseException | str, code: int = 2) -> int:
+    """Print ``ptyframe: error: EXC`` on stderr and return ``code``."""
     print(f"ptyframe: error: {exc}", file=sys.stderr)
     return code
 
 
-def _setup_hydra(registry: Any, searchpaths: list[str]) -> None:
+@dataclass
+class App:
+    """The loaded plugins: plugin manager, their origins, the registry, Hydra search paths."""
+
+    pm: Any
+    infos: dict[str, Any]
+    registry: Any
+    searchpaths: list[str] = field(default_factory=list)
+
+    def commands(self) -> dict[str, Command]:
+        """Return every plugin's subcommands in load order; a name offered twice is an error."""
+        out: dict[str, Command] = {}
+        owner: dict[str, str] = {}
+        for impl in self.pm.hook.ptyframe_commands.get_hookimpls():
+            for name, fn in (impl.function() or {}).items():
+                if name in out:
+                    raise PluginError(
+                        f"two plugins offer the command {name!r}: {owner[name]} and "
+                        f"{impl.plugin_name}; rename one, or skip a plugin with "
+                        f"PTYFRAME_DISABLE_PLUGINS={impl.plugin_name}"
+                    )
+                out[name], owner[name] = fn, impl.plugin_name
+        return out
+
+
+_CURRENT: App | None = None
+
+
+def load_app() -> App:
+    """Load every enabled plugin and build the registry from them."""
+    from ptyframe.plugins import build_registry, config_searchpaths, make_plugin_manager
+
+    pm, infos = make_plugin_manager()
+    return App(pm, infos, build_registry(pm, infos), config_searchpaths(pm))
+
+
+def current_app() -> App:
+    """Return the plugins the running ``ptyframe`` command loaded (a fresh load outside one)."""
+    return _CURRENT if _CURRENT is not None else load_app()
+
+
+def setup_hydra(registry: Any, searchpaths: list[str]) -> None:
     """Register the search-path plugin and store every structured config."""
     from hydra.core.config_store import ConfigStore
     from hydra.core.plugins import Plugins
@@ -57,6 +108,31 @@ def _setup_hydra(registry: Any, searchpaths: list[str]) -> None:
     registry.store_configs(cs)
 
 
+def run_hydra_command(
+    config_name: str,
+    argv: list[str],
+    task: Callable[[Any], None],
+    validate: Callable[[Any], None],
+    app: App | None = None,
+) -> int:
+    """Run the Hydra command ``config_name`` (``conf/<config_name>.yaml``) on ``argv``.
+
+    Plugins' ``ptyframe_hydra_overrides`` are added, ``output.dir`` becomes the run directory
+    (``_prepare_argv``), every override is checked with ``validate`` on the composed config
+    before Hydra makes a directory, then ``task(cfg)`` runs inside ``@hydra.main``.
+    """
+    app = app or current_app()
+    setup_hydra(app.registry, app.searchpaths)
+    rest = list(argv)
+    for added in app.pm.hook.ptyframe_hydra_overrides(command=config_name, overrides=list(rest)):
+        rest += list(added or [])
+    rest = _prepare_argv(rest)
+    overrides = overrides_of(rest)
+    if overrides is not None:  # every config mistake ends here, before Hydra makes a dir
+        check_overrides(config_name, overrides, validate)
+    return _hydra_run(config_name, task, rest)
+
+
 def _hydra_run(config_name: str, task: Callable[[Any], None], argv: list[str]) -> int:
     import hydra
 
@@ -66,7 +142,7 @@ def _hydra_run(config_name: str, task: Callable[[Any], None], argv: list[str]) -
             task(cfg)
         except PtyframeError as exc:
             _remove_if_empty_run_dir()
-            sys.exit(_fail(exc, exc.exit_code))
+            sys.exit(fail(exc, exc.exit_code))
         except KeyboardInterrupt:
             print(
                 "ptyframe: interrupted; the current state is saved (resume=true continues)",
@@ -144,173 +220,46 @@ def _prepare_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def _validator(cmd: str) -> Callable[[Any], None]:
-    """Return the check run on the composed config of ``cmd`` (range and type checks)."""
-
-    def reconstruct(body: Any) -> None:
-        from ptyframe.runner import typed_config
-
-        typed_config(body)
-
-    def simulate(body: Any) -> None:
-        from omegaconf import OmegaConf
-
-        if OmegaConf.is_missing(body, "out"):
-            raise PtyframeConfigError("no output file: give `out=FILE.h5`")
-        OmegaConf.to_object(body)
-
-    return reconstruct if cmd == "reconstruct" else simulate
-
-
-def _reconstruct_task(registry: Any) -> Callable[[Any], None]:
-    def task(cfg: Any) -> None:
-        from hydra.core.hydra_config import HydraConfig
-
-        from ptyframe.runner import run
-
-        hc = HydraConfig.get()
-        out_dir = cfg.output.dir or hc.runtime.output_dir
-        try:
-            result = run(cfg, registry, out_dir=out_dir)
-        except DivergenceError as exc:
-            from hydra.types import RunMode
-
-            if hc.mode != RunMode.MULTIRUN:
-                raise
-            # in a sweep over step sizes some points diverge: that is a result (recon.h5 holds
-            # the last good state with status "diverged"), not a reason to stop the sweep
-            logging.getLogger("ptyframe").error("job %s diverged: %s", hc.job.num, exc)
-            print(f"ptyframe: diverged, recorded in {out_dir}; the sweep goes on", file=sys.stderr)
-            return
-        logging.getLogger("ptyframe").info(
-            "wrote %s", ", ".join(p.name for p in result.files) or "nothing"
-        )
-        if result.out_dir is not None:
-            print(f"ptyframe: results in {result.out_dir}", file=sys.stderr)
-
-    return task
-
-
-def _simulate_task(registry: Any) -> Callable[[Any], None]:
-    def task(cfg: Any) -> None:
-        from ptyframe.simulation.command import run_simulate
-
-        path = run_simulate(cfg, registry)
-        print(f"ptyframe: wrote {path}", file=sys.stderr)
-
-    return task
-
-
-@dataclass
-class _Cmd:
-    help: str
-    main: Callable[[list[str]], int]
-
-
-def _print_core_callbacks() -> None:
-    """Print the always-on callbacks and the settings of each."""
-    from ptyframe.callbacks.core import CORE
-
-    print("  always on (in this order), with their settings:")
-    for name, settings in CORE.items():
-        print(f"  {name:18s} {settings}")
-
-
-def print_plugins(registry: Any, infos: dict[str, Any]) -> None:
-    """Print every plugin, then every component with its provider, fields and presets.
-
-    Each kind's line gives the command line that selects it (``registry.CHOOSE``; a test runs
-    every one), and the presets are the YAML options of its Hydra group that are not
-    components themselves (``conf/engine/rpie_lowdose.yaml``, a plugin's ``dm``).
-    """
-    from ptyframe.overrides import group_options
-    from ptyframe.registry import CHOOSE, KINDS, choose_hint
-
-    print("plugins (entry-point group 'ptyframe'):")
-    for info in infos.values():
-        print(f"  {info.name:28s} {info.distribution} {info.version}  ({info.module})")
-    for kind in registry.kinds():
-        names = registry.names(kind)
-        if not names:
-            continue
-        note = CHOOSE.get(kind, ("", "", ""))[2]
-        print(f"\n{kind}  (choose with: {choose_hint(kind)}){note}")
-        for name in names:
-            comp = registry.get(kind, name)
-            print(f"  {name:18s} {comp.doc}  [from {comp.provider}]")
-            for fname, tname, default in comp.fields():
-                print(f"      {fname}: {tname} = {default!r}")
-        try:
-            presets = [p for p in group_options(KINDS[kind]) if p not in names]
-        except Exception:  # noqa: BLE001 - a kind without a Hydra group
-            presets = []
-        if presets:
-            print(f"  presets ({KINDS[kind]}=<preset>): {', '.join(presets)}")
-        if kind == "callback":
-            _print_core_callbacks()
-    for group in ("experiment", "sweep", "callbacks"):
-        try:
-            options = group_options(group)
-        except Exception:  # noqa: BLE001
-            continue
-        plus = "" if group == "callbacks" else "+"  # callbacks has a default (none)
-        print(f"\n{group}  (choose with: ptyframe reconstruct {plus}{group}=<name>)")
-        print(f"  {', '.join(options)}")
+def _help(commands: dict[str, Command]) -> str:
+    lines = ["usage: ptyframe COMMAND [hydra overrides]", "", "commands:"]
+    for name, fn in commands.items():
+        doc = (getattr(fn, "__doc__", "") or "").strip().split("\n")[0]
+        lines.append(f"  {name:14s} {doc}")
+    lines += ["", "`ptyframe COMMAND --help` shows the command's config and groups."]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ptyframe`` console script; return the exit code."""
+    global _CURRENT
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        from ptyframe.plugins import build_registry, config_searchpaths, make_plugin_manager
-
-        pm, infos = make_plugin_manager()
-        registry = build_registry(pm, infos)
-        extra: dict[str, Any] = {}
-        for cmds in pm.hook.ptyframe_commands():
-            extra.update(cmds or {})
-        searchpaths = config_searchpaths(pm)
+        app = load_app()
+        commands = app.commands()
     except PtyframeError as exc:
-        return _fail(exc, exc.exit_code)
-    import ptyframe.plugins as plugins_mod
+        return fail(exc, exc.exit_code)
+    from ptyframe.plugins import set_default_registry
 
-    plugins_mod._DEFAULT = registry  # share the registry with components that look it up
-
-    commands: dict[str, _Cmd] = {
-        "simulate": _Cmd("simulate a dataset with ground truth (out=FILE.h5)", lambda a: 0),
-        "reconstruct": _Cmd("reconstruct a dataset (data.path=FILE.h5 engine=...)", lambda a: 0),
-        "plugins": _Cmd("list plugins, components, providers and config fields", lambda a: 0),
-    }
-    for name, fn in extra.items():
-        doc = (getattr(fn, "__doc__", "") or "").strip().split("\n")[0]
-        commands[name] = _Cmd(doc, fn)
+    set_default_registry(app.registry)  # share the registry with components that look it up
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print("usage: ptyframe COMMAND [hydra overrides]\n\ncommands:")
-        for name, cmd in commands.items():
-            print(f"  {name:14s} {cmd.help}")
-        print("\n`ptyframe COMMAND --help` shows the command's config and groups.")
+        print(_help(commands))
         return 0
     cmd, rest = argv[0], argv[1:]
     if cmd not in commands:
-        return _fail(f"unknown command {cmd!r}; commands are: {', '.join(commands)}")
+        hint = ""
+        if CORE_COMMANDS not in app.infos:
+            hint = (
+                f"; the core's commands come from the entry point {CORE_COMMANDS!r}, which this "
+                "install lacks: reinstall ptyframe (`make install` or `pip install -e .`)"
+            )
+        return fail(f"unknown command {cmd!r}; commands are: {', '.join(commands)}{hint}")
+    _CURRENT = app
     try:
-        if cmd in extra:
-            return int(extra[cmd](rest) or 0)
-        _setup_hydra(registry, searchpaths)
-        if cmd == "plugins":
-            print_plugins(registry, infos)
-            return 0
-        for added in pm.hook.ptyframe_hydra_overrides(command=cmd, overrides=list(rest)):
-            rest += list(added or [])
-        rest = _prepare_argv(rest)
-        overrides = overrides_of(rest)
-        if overrides is not None:  # every config mistake ends here, before Hydra makes a dir
-            check_overrides(cmd, overrides, _validator(cmd))
-        if cmd == "simulate":
-            return _hydra_run("simulate", _simulate_task(registry), rest)
-        return _hydra_run("reconstruct", _reconstruct_task(registry), rest)
+        return int(commands[cmd](rest) or 0)
     except PtyframeError as exc:
-        return _fail(exc, exc.exit_code)
+        return fail(exc, exc.exit_code)
+    finally:
+        _CURRENT = None
 
 
 if __name__ == "__main__":  # pragma: no cover

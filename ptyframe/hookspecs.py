@@ -42,11 +42,13 @@ def ptyframe_config_searchpath() -> list[str]:
 
 @hookspec
 def ptyframe_commands() -> dict[str, object]:
-    """Return extra ``ptyframe`` subcommands: ``{name: main(argv: list[str]) -> int}``.
+    """Return ``ptyframe`` subcommands: ``{name: main(argv: list[str]) -> int}``.
 
-    ``ptyframe train-denoiser ...`` calls the ``main`` registered as ``"train-denoiser"``
-    with the remaining arguments (Hydra overrides). Each ``main`` has a ``__doc__`` whose first
-    line ``ptyframe --help`` shows.
+    The only way a command is added: the core's own (``simulate``, ``reconstruct``,
+    ``plugins``, ``halfset``) come from ``ptyframe.commands.plugin``. ``ptyframe
+    train-denoiser ...`` calls the ``main`` registered as ``"train-denoiser"`` with the
+    remaining arguments (Hydra overrides). Each ``main`` has a ``__doc__`` whose first line
+    ``ptyframe --help`` shows; a name two plugins offer is an error naming both.
     """
 
 

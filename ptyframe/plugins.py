@@ -131,3 +131,9 @@ def default_registry(refresh: bool = False) -> Registry:
     if _DEFAULT is None or refresh:
         _DEFAULT = build_registry()
     return _DEFAULT
+
+
+def set_default_registry(registry: Registry) -> None:
+    """Make ``registry`` the process-wide one (the ``ptyframe`` command shares what it loaded)."""
+    global _DEFAULT
+    _DEFAULT = registry

@@ -27,7 +27,7 @@ def hydra_env():
 
     pm, infos = make_plugin_manager()
     registry = build_registry(pm, infos)
-    cli._setup_hydra(registry, config_searchpaths(pm))
+    cli.setup_hydra(registry, config_searchpaths(pm))
     GlobalHydra.instance().clear()
     with initialize(version_base="1.3", config_path=None):
         yield compose, registry

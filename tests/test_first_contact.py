@@ -91,7 +91,7 @@ def test_every_hint_printed_by_ptyframe_plugins_composes():
 
     pm, infos = make_plugin_manager()
     registry = build_registry(pm, infos)
-    cli._setup_hydra(registry, config_searchpaths(pm))
+    cli.setup_hydra(registry, config_searchpaths(pm))
     tried = 0
     for kind in registry.kinds():
         command, template, _ = CHOOSE[kind]

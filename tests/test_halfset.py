@@ -48,7 +48,7 @@ def test_halfset_resolution_is_finite_at_low_dose_and_the_noiseless_curve_is_hig
     """rPIE (defaults, 60 sweeps per half) on the lowdose geometry: measured 0.98 / 0.93 /
     0.87 at 1/4, 1/2, 3/4 Nyquist without noise (pixel-limited), 0.12 / 0.02 / -0.01 at the
     lowdose dose with a 1/2-bit resolution of 255 nm (12.8 px)."""
-    from ptyframe.metrics.halfset_command import halfset_of
+    from ptyframe.commands.halfset import halfset_of
 
     clean = halfset_of(_lowdose_geometry(1e4, "none"), "rpie", epochs=60)
     low = halfset_of(_lowdose_geometry(1e2, "poisson"), "rpie", epochs=60)
@@ -64,7 +64,7 @@ def test_halfset_resolution_is_finite_at_low_dose_and_the_noiseless_curve_is_hig
 
 
 def test_halfset_command_writes_json_and_png(tmp_path, monkeypatch) -> None:
-    from ptyframe.metrics.halfset_command import main
+    from ptyframe.commands.halfset import main
 
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "hs"
@@ -83,7 +83,7 @@ def test_halfset_command_writes_json_and_png(tmp_path, monkeypatch) -> None:
 def test_halfset_command_on_a_file_without_truth(tmp_path, monkeypatch) -> None:
     import h5py
 
-    from ptyframe.metrics.halfset_command import main
+    from ptyframe.commands.halfset import main
 
     sim = simulate_dataset(
         "particles", "focused", {"name": "raster", "n_y": 5, "n_x": 5, "overlap": 0.6},

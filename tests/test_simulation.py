@@ -70,8 +70,13 @@ def test_components_registered_and_hydra_compatible(reg: Registry) -> None:
     assert reg.names("probe") == ["disk", "focused", "gaussian"]
     assert reg.names("scan") == ["fermat", "raster"]
     assert reg.names("simulation") == ["ptycho2d"]
+    assert reg.names("dataset") == ["simulated"]  # data=simulated lives with the simulation
     for comp in reg:
         OmegaConf.structured(comp.config_cls)  # Hydra-compatible field types
+        if comp.kind == "dataset":
+            ds = reg.build(comp.kind, comp.name)
+            assert ds.truth is not None and ds.n_tiles > 0
+            continue
         assert hasattr(
             reg.build(comp.kind, comp.name), "generate" if comp.kind != "simulation" else "run"
         )

@@ -1,16 +1,16 @@
-"""Choose where the patterns of a run come from: a file (any reader), or a fresh simulation.
+"""Read the patterns of a run from a file (any reader): the ``data=file`` dataset source.
 
-Both are ``dataset`` components, so ``data=file data.path=f.h5`` and ``data=simulated`` are
-Hydra choices and ``registry.build("dataset", cfg)`` returns a ``PtychoDataset``. A file is
-read by the ``reader`` component ``data.reader`` names (``auto``: chosen from the file's
-contents, see ``ptyframe.data.reader``), then the detector options below are applied
+Dataset sources are ``dataset`` components, so ``data=file data.path=f.h5`` and
+``data=simulated`` (``ptyframe.simulation.source``) are Hydra choices and
+``registry.build("dataset", cfg)`` returns a ``PtychoDataset``. A file is read by the
+``reader`` component ``data.reader`` names (``auto``: chosen from the file's contents, see
+``ptyframe.data.reader``), then the detector options below are applied
 (``ptyframe.data.preprocess``, ``ptyframe.data.scanfile``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -116,28 +116,3 @@ def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoD
     if len(idx) < ds.n_tiles:
         ds = ds.select(idx)
     return ds
-
-
-@dataclass
-class SimulatedDataConfig:
-    """A dataset simulated in memory at start-up (see ``ptyframe simulate`` for the options)."""
-
-    name: str = "simulated"
-    simulation: dict[str, Any] = field(default_factory=dict)
-    phantom: dict[str, Any] = field(default_factory=lambda: {"name": "particles"})
-    probe: dict[str, Any] = field(default_factory=lambda: {"name": "focused"})
-    scan: dict[str, Any] = field(default_factory=lambda: {"name": "raster"})
-
-
-def build_simulated_dataset(config: SimulatedDataConfig, context: BuildContext) -> PtychoDataset:
-    """Simulate patterns with ground truth and wrap them as an in-memory dataset."""
-    from ptyframe.simulation.simulate import simulate_dataset
-
-    sim = simulate_dataset(
-        phantom=dict(config.phantom),
-        probe=dict(config.probe),
-        scan=dict(config.scan),
-        registry=context.registry,
-        **dict(config.simulation),
-    )
-    return PtychoDataset(sim.geometry, patterns=sim.patterns, truth=sim.truth)

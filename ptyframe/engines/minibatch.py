@@ -28,8 +28,8 @@ import torch
 from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import Distribution
 from ptyframe.engines.base import Engine, EpochReport
-from ptyframe.engines.pie import center_probe
 from ptyframe.errors import ConfigError
+from ptyframe.physics.ambiguities import center_probe
 from ptyframe.physics.patches import check_inside, extract_patches, split_positions
 from ptyframe.physics.subpixel import PositionShifts
 from ptyframe.state import ReconstructionState

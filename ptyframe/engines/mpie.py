@@ -32,8 +32,9 @@ from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import Distribution
 from ptyframe.engines import pie_kernels
 from ptyframe.engines.base import EpochReport, check_range
-from ptyframe.engines.pie import PieEngine, center_probe
+from ptyframe.engines.pie import PieEngine
 from ptyframe.errors import ConfigError
+from ptyframe.physics.ambiguities import center_probe
 from ptyframe.state import ReconstructionState
 
 

@@ -47,6 +47,7 @@ from ptyframe.distributed.base import Distribution
 from ptyframe.engines import pie_kernels
 from ptyframe.engines.base import Engine, EpochReport, check_range, visiting_order
 from ptyframe.errors import ConfigError
+from ptyframe.physics.ambiguities import center_probe
 from ptyframe.physics.patches import check_inside, split_positions
 from ptyframe.physics.projection import detector_delta
 from ptyframe.physics.subpixel import FourierProbe
@@ -337,28 +338,6 @@ class PieEngine(Engine):
                         probe.add_(step)
             self._periodic(count, shifter)
         return float(err)
-
-
-def center_probe(state: ReconstructionState) -> tuple[int, int]:
-    """Roll probe and object by whole pixels so the probe's intensity centroid is centred.
-
-    Rolling both by the same ``s`` keeps every exit wave a shifted copy of itself, so every
-    modelled intensity is unchanged. Returns the applied shift ``(sy, sx)``.
-    """
-    probe = state.probe
-    inten = (probe.real.square() + probe.imag.square()).sum(0)
-    total = float(inten.sum())
-    if total <= 0:
-        return (0, 0)
-    m, n = inten.shape
-    cy = float((inten.sum(1) * torch.arange(m, dtype=inten.dtype, device=inten.device)).sum())
-    cx = float((inten.sum(0) * torch.arange(n, dtype=inten.dtype, device=inten.device)).sum())
-    sy = int(round(m // 2 - cy / total))
-    sx = int(round(n // 2 - cx / total))
-    if sy or sx:
-        state.probe.copy_(torch.roll(probe, (sy, sx), dims=(-2, -1)))
-        state.object.copy_(torch.roll(state.object, (sy, sx), dims=(-2, -1)))
-    return (sy, sx)
 
 
 def build_epie(config: EpieConfig, context: object) -> PieEngine:

@@ -38,7 +38,8 @@ LABELS = {
 }
 
 
-def _plt():  # noqa: ANN202
+def pyplot():  # noqa: ANN202
+    """Return ``matplotlib.pyplot`` on the non-interactive Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -47,11 +48,12 @@ def _plt():  # noqa: ANN202
     return plt
 
 
-def _save(fig, path: Path) -> Path:  # noqa: ANN001
+def save_figure(fig, path: Path) -> Path:  # noqa: ANN001
+    """Write ``fig`` to ``path`` (PNG, through a temporary name), close it, return ``path``."""
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     os.replace(tmp, path)
-    _plt().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -126,7 +128,7 @@ def object_images(
     illumination (when known), and the title says so with the crop in pixels; axes are the
     object frame's coordinates in µm. The phase is referenced to the mean of that region.
     """
-    plt = _plt()
+    plt = pyplot()
     sy, sx = _lit_box(illumination, obj.shape)
     crop = obj[sy, sx]
     phase = np.angle(crop * np.exp(-1j * np.angle(np.mean(crop))))
@@ -148,7 +150,7 @@ def object_images(
         im = ax.imshow(img, extent=extent, interpolation="nearest", **view["kw"])
         _axes_um(ax, f"reconstructed object {what}\n{where}; pixel {pixel_size_m * 1e9:.3g} nm")
         fig.colorbar(im, ax=ax, shrink=0.8, label=view["label"])
-        paths.append(_save(fig, out_dir / name))
+        paths.append(save_figure(fig, out_dir / name))
     return paths
 
 
@@ -181,17 +183,17 @@ def probe_panels(
 
 def probe_image(probe: np.ndarray, out_dir: Path, pixel_size_m: float | None = None) -> Path:
     """Write ``probe.png``: amplitude and phase of every mode ``[K, M, M]`` with its power."""
-    plt = _plt()
+    plt = pyplot()
     k = probe.shape[0]
     fig, axes = plt.subplots(2, k, figsize=(4.8 * k, 8.6), squeeze=False)
     fig.subplots_adjust(hspace=0.35)
     probe_panels(fig, axes, probe, pixel_size_m, "reconstructed probe")
-    return _save(fig, out_dir / "probe.png")
+    return save_figure(fig, out_dir / "probe.png")
 
 
 def convergence_image(history: History, out_dir: Path) -> Path:
     """Write ``convergence.png``: the data error per epoch on a log scale."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = np.asarray(history.epochs) + 1
     for key, style in (("data_error", "-"), ("validation_error", "--")):
@@ -204,7 +206,7 @@ def convergence_image(history: History, out_dir: Path) -> Path:
     ax.set_title("convergence: misfit to the measured patterns", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    return _save(fig, out_dir / "convergence.png")
+    return save_figure(fig, out_dir / "convergence.png")
 
 
 def metrics_image(history: History, out_dir: Path) -> Path | None:
@@ -213,7 +215,7 @@ def metrics_image(history: History, out_dir: Path) -> Path | None:
     keys = [k for k in keys if k != "validation_error"]
     if not keys:
         return None
-    plt = _plt()
+    plt = pyplot()
     epochs = np.asarray(history.epochs) + 1
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for key in keys:
@@ -225,7 +227,7 @@ def metrics_image(history: History, out_dir: Path) -> Path | None:
     ax.set_title("reconstruction against the simulated ground truth", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, out_dir / "metrics.png")
+    return save_figure(fig, out_dir / "metrics.png")
 
 
 def frc_image(
@@ -247,7 +249,7 @@ def frc_image(
     Rings below ``first_ring`` (e.g. inside a window's spectral width) are not drawn;
     ``title`` is put above the standard one.
     """
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     j = max(int(first_ring), 0)
     x = (np.asarray(freq_per_m) / nyquist_per_m)[j:]
@@ -267,14 +269,14 @@ def frc_image(
     ax.set_ylim(-0.1, 1.05)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, out_dir / name)
+    return save_figure(fig, out_dir / name)
 
 
 def truth_preview(
     obj: np.ndarray, probe: np.ndarray, positions_px: np.ndarray, pixel_size_m: float, path: Path
 ) -> Path:
     """Write the preview of a simulated dataset: true amplitude, phase and probe with axes."""
-    plt = _plt()
+    plt = pyplot()
     ny, nx = obj.shape
     full_y, full_x = slice(0, ny), slice(0, nx)
     extent = _extent_um(full_y, full_x, pixel_size_m)
@@ -296,4 +298,4 @@ def truth_preview(
     im = axes[2].imshow(np.abs(probe), cmap="magma", vmin=0, extent=pext)
     fig.colorbar(im, ax=axes[2], shrink=0.8, label="amplitude (√photons per pixel)")
     _axes_um(axes[2], f"true probe amplitude ({m}x{m} px)")
-    return _save(fig, path)
+    return save_figure(fig, path)

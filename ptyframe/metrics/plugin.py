@@ -199,11 +199,3 @@ def ptyframe_register(registry) -> None:  # noqa: ANN001
     registry.add("metric", "frc", build_frc, FrcMetricConfig)
     registry.add("metric", "nrmse", build_nrmse, NrmseMetricConfig)
     registry.add("metric", "ssim", build_ssim, SsimMetricConfig)
-
-
-@hookimpl
-def ptyframe_commands() -> dict[str, object]:
-    """Offer ``ptyframe halfset`` (half-set FRC resolution, no truth needed)."""
-    from ptyframe.metrics.halfset_command import main
-
-    return {"halfset": main}

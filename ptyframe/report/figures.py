@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptyframe.io.images import _plt, _save
+from ptyframe.io.images import pyplot, save_figure
 from ptyframe.report.gather import Run, has_frc, label, score, variant, varying_settings
 
 #: Line colours per engine (the paper's: blue ePIE, green rPIE, yellow PINE).
@@ -50,7 +50,7 @@ def frc_heatmaps(runs: list[Run], out: Path) -> list[Path]:
     mapped instead. The best cell is outlined. With grids of two or more engines,
     ``heatmaps.png`` also shows them side by side, one row per setting group (as Fig. 5).
     """
-    plt = _plt()
+    plt = pyplot()
     frc = has_frc(runs)
     key = "frc_half_nyquist" if frc else "data_error"
     files: list[Path] = []
@@ -67,7 +67,7 @@ def frc_heatmaps(runs: list[Run], out: Path) -> list[Path]:
         n = per_engine.get(engine, 0)
         per_engine[engine] = n + 1
         name = f"heatmap_{_safe(engine)}" + (f"_{n + 1}" if n else "") + ".png"
-        files.append(_save(fig, out / name))
+        files.append(save_figure(fig, out / name))
     if len({e for _, e, _ in drawn}) >= 2:
         rows = sorted({v for v, _, _ in drawn}, key=str)
         cols = max(sum(v == r for v, _, _ in drawn) for r in rows)
@@ -85,13 +85,13 @@ def frc_heatmaps(runs: list[Run], out: Path) -> list[Path]:
                 e, g = mine[ci]
                 _heatmap(fig, axes[ri, ci], g, key, f"{e}\n{label(g[0], keys)}")
         fig.tight_layout()
-        files.append(_save(fig, out / "heatmaps.png"))
+        files.append(save_figure(fig, out / "heatmaps.png"))
     return files
 
 
 def _heatmap(fig, ax, runs: list[Run], key: str, title: str) -> None:  # noqa: ANN001
     """Draw the (alpha, beta) map of ``key`` on ``ax`` with values written in the cells."""
-    plt = _plt()
+    plt = pyplot()
     frc = key != "data_error"
     alphas, betas, grid = grid_of(runs, key)
     kw = {"vmin": 0.0, "vmax": 1.0, "cmap": "viridis"} if frc else {"cmap": "viridis_r"}
@@ -175,7 +175,7 @@ def frc_curves(runs: list[Run], out: Path) -> Path | None:
     best (alpha, beta) at its largest epoch count is drawn solid; runs with the same settings
     and fewer epochs (e.g. 150 of 300) dashed.
     """
-    plt = _plt()
+    plt = pyplot()
     have = [r for r in runs if r.frc_curve is not None]
     if not have:
         return None
@@ -214,7 +214,7 @@ def frc_curves(runs: list[Run], out: Path) -> Path | None:
         ax.set_title(label(mine[0], keys) or "FRC of the final objects", fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-    return _save(fig, out / "frc_curves.png")
+    return save_figure(fig, out / "frc_curves.png")
 
 
 def _best_per_group(runs: list[Run]) -> tuple[list[Run], tuple[str, ...]]:
@@ -228,7 +228,7 @@ def _best_per_group(runs: list[Run]) -> tuple[list[Run], tuple[str, ...]]:
 
 def frc_vs_epoch(runs: list[Run], out: Path) -> Path | None:
     """Plot FRC at 1/2 and 3/4 Nyquist per epoch of each engine's best run (cf. Fig. 4)."""
-    plt = _plt()
+    plt = pyplot()
     with_frc = [r for r in runs if np.isfinite(r.history.get("frc_half_nyquist", [np.nan])).any()]
     if not with_frc:
         return None
@@ -255,7 +255,7 @@ def frc_vs_epoch(runs: list[Run], out: Path) -> Path | None:
         ax.set_ylabel(f"FRC at {what} Nyquist")
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=8)
-    return _save(fig, out / "frc_vs_epoch.png")
+    return save_figure(fig, out / "frc_vs_epoch.png")
 
 
 def frc_vs_time(runs: list[Run], out: Path) -> Path | None:
@@ -264,7 +264,7 @@ def frc_vs_time(runs: list[Run], out: Path) -> Path | None:
     Wall time is the cumulative sum of ``/history/seconds`` (the engine's epoch time, metrics
     excluded). Without ground truth, panel (b) shows the data error instead.
     """
-    plt = _plt()
+    plt = pyplot()
     have = [r for r in runs if "seconds" in r.history and len(r.history["seconds"])]
     if not have:
         return None
@@ -288,7 +288,7 @@ def frc_vs_time(runs: list[Run], out: Path) -> Path | None:
     for ax in (a, b):
         ax.grid(True, alpha=0.3)
     a.legend(fontsize=8)
-    return _save(fig, out / "frc_vs_time.png")
+    return save_figure(fig, out / "frc_vs_time.png")
 
 
 def _style(run: Run, best: list[Run], keys: tuple[str, ...]) -> int:
@@ -358,7 +358,7 @@ def _draw_panels(
     grid: list[list[Run | None]], heads: list[str], out: Path, with_engine_titles: bool
 ) -> Path:
     """Draw ``grid`` (rows of runs) as amplitude/phase image pairs; ``heads`` per column."""
-    plt = _plt()
+    plt = pyplot()
     n_cols = len(heads)
     fig, axes = plt.subplots(
         2 * len(grid), n_cols, figsize=(2.7 * n_cols + 0.6, 2.6 * 2 * len(grid)), squeeze=False
@@ -393,4 +393,4 @@ def _draw_panels(
                 if ci == n_cols - 1:
                     fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
     fig.tight_layout()
-    return _save(fig, out / "panels.png")
+    return save_figure(fig, out / "panels.png")

@@ -192,11 +192,11 @@ def _replace_prefix_values(run: Run, res: Any) -> None:
 
 def _truth_of(data_cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, float] | None:
     """Return ``(object [Ny, Nx], illumination or None, pixel size)`` of a dataset config."""
-    import ptyframe
     from ptyframe.metrics.illumination import truth_reference
+    from ptyframe.plugins import default_registry
 
     try:
-        ds = ptyframe.registry().build("dataset", data_cfg)
+        ds = default_registry().build("dataset", data_cfg)
     except (PtyframeError, OSError) as exc:
         log.info("cannot rebuild the dataset for the FRC (%s)", exc)
         return None

@@ -1,4 +1,5 @@
-"""Register the simulation components: phantoms, probes, scans and the ptycho2d simulator."""
+"""Register the simulation components: phantoms, probes, scans, the ptycho2d simulator and
+the ``data=simulated`` dataset source."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from ptyframe.hookspecs import hookimpl
 
 @hookimpl
 def ptyframe_register(registry) -> None:  # noqa: ANN001
-    """Add phantom, probe, scan and simulation components to ``registry``."""
-    from ptyframe.simulation import phantoms, probes, scans, simulate
+    """Add phantom, probe, scan, simulation and the simulated dataset to ``registry``."""
+    from ptyframe.simulation import phantoms, probes, scans, simulate, source
 
     registry.add("phantom", "particles", phantoms.build_particles, phantoms.ParticlesConfig)
     registry.add("phantom", "siemens_star", phantoms.build_siemens_star, phantoms.SiemensStarConfig)
@@ -19,3 +20,4 @@ def ptyframe_register(registry) -> None:  # noqa: ANN001
     registry.add("scan", "raster", scans.build_raster, scans.RasterScanConfig)
     registry.add("scan", "fermat", scans.build_fermat, scans.FermatScanConfig)
     registry.add("simulation", "ptycho2d", simulate.build_simulator, simulate.SimulationConfig)
+    registry.add("dataset", "simulated", source.build_simulated_dataset, source.SimulatedDataConfig)

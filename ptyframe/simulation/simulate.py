@@ -290,9 +290,9 @@ def simulate_dataset(
     ``registry`` defaults to ``ptyframe.registry()``.
     """
     if registry is None:
-        import ptyframe
+        from ptyframe.plugins import default_registry
 
-        registry = ptyframe.registry()
+        registry = default_registry()
     if settings.get("i0_origin") is not None and "photons_per_pattern" not in settings:
         settings["photons_per_pattern"] = None
     sim = registry.build("simulation", {"name": "ptycho2d", **settings})

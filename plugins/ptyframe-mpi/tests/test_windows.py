@@ -103,14 +103,14 @@ def test_shards_partition_the_tiles():
 def test_presets_compose_through_the_plugin_search_path():
     from hydra import compose, initialize
 
-    from ptyframe.cli import _setup_hydra
+    from ptyframe.cli import setup_hydra
     from ptyframe.plugins import build_registry, config_searchpaths, make_plugin_manager
 
     pm, infos = make_plugin_manager()
     registry = build_registry(pm, infos)
     paths = config_searchpaths(pm)
     assert "pkg://ptyframe_mpi.conf" in paths
-    _setup_hydra(registry, paths)
+    setup_hydra(registry, paths)
     with initialize(version_base="1.3", config_path=None):
         cfg = compose("reconstruct", overrides=["distribution=mpi_strided"])
         dist = registry.config("distribution", cfg.distribution)

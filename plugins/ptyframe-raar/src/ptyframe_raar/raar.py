@@ -51,8 +51,8 @@ from typing import Any
 import torch
 
 from ptyframe.engines.base import Engine, EpochReport, check_range
-from ptyframe.engines.pie import center_probe
 from ptyframe.errors import ConfigError
+from ptyframe.physics.ambiguities import center_probe
 from ptyframe.physics.patches import (
     check_inside,
     extract_patches,

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from ptyframe import cli
 from ptyframe.errors import PtyframeError
 from ptyframe.metrics.halfset import HalfsetResult, halfset_from_runs, split_halves, write_halfset
 
@@ -100,8 +100,7 @@ def main(argv: list[str]) -> int:
         out = args.out or cfg.output.dir or time.strftime("halfset/%Y-%m-%d_%H-%M-%S")
         res, files = run_halfset(cfg, registry, out)
     except PtyframeError as exc:
-        print(f"ptyframe: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return cli.fail(exc, exc.exit_code)
     summary = res.summary()
     nm = summary["resolution_half_bit_nm"]
     text = f"{nm:.1f} nm" if nm is not None else "pixel-limited (FRC above 1/2-bit up to Nyquist)"
@@ -114,14 +113,10 @@ def _compose(overrides: list[str]) -> tuple[Any, Any]:
     from hydra import compose, initialize
     from hydra.core.global_hydra import GlobalHydra
 
-    from ptyframe import cli
-    from ptyframe.plugins import build_registry, config_searchpaths, make_plugin_manager
-
-    pm, infos = make_plugin_manager()
-    registry = build_registry(pm, infos)
-    cli._setup_hydra(registry, config_searchpaths(pm))
+    app = cli.current_app()
+    cli.setup_hydra(app.registry, app.searchpaths)
     GlobalHydra.instance().clear()
     with initialize(version_base="1.3", config_path=None):
         cfg = compose("reconstruct", overrides=list(overrides))
     GlobalHydra.instance().clear()
-    return cfg, registry
+    return cfg, app.registry

@@ -1,0 +1,56 @@
+"""``ptyframe reconstruct data.path=FILE.h5 [overrides]`` (conf/reconstruct.yaml; -m multirun).
+
+The work is ``ptyframe.runner.run``; this module is its Hydra command: the run directory,
+the one-line summary, and a diverged job of a sweep recorded rather than stopping the sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from ptyframe import cli
+from ptyframe.errors import DivergenceError
+
+
+def main(argv: list[str]) -> int:
+    """Reconstruct a dataset (data.path=FILE.h5 engine=...)."""
+    app = cli.current_app()
+    return cli.run_hydra_command("reconstruct", argv, _task(app.registry), validate, app)
+
+
+def validate(body: Any) -> None:
+    """Check the composed ``reconstruct`` config (ranges and types, as the run will)."""
+    from ptyframe.runner import typed_config
+
+    typed_config(body)
+
+
+def _task(registry: Any) -> Any:
+    def task(cfg: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        from ptyframe.runner import run
+
+        hc = HydraConfig.get()
+        out_dir = cfg.output.dir or hc.runtime.output_dir
+        try:
+            result = run(cfg, registry, out_dir=out_dir)
+        except DivergenceError as exc:
+            from hydra.types import RunMode
+
+            if hc.mode != RunMode.MULTIRUN:
+                raise
+            # in a sweep over step sizes some points diverge: that is a result (recon.h5 holds
+            # the last good state with status "diverged"), not a reason to stop the sweep
+            logging.getLogger("ptyframe").error("job %s diverged: %s", hc.job.num, exc)
+            print(f"ptyframe: diverged, recorded in {out_dir}; the sweep goes on", file=sys.stderr)
+            return
+        logging.getLogger("ptyframe").info(
+            "wrote %s", ", ".join(p.name for p in result.files) or "nothing"
+        )
+        if result.out_dir is not None:
+            print(f"ptyframe: results in {result.out_dir}", file=sys.stderr)
+
+    return task
