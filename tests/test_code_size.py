@@ -1,9 +1,9 @@
 """Functions in ``ptyframe/`` stay under 80 lines and modules under 800 (an AST count).
 
 A function's length runs from its ``def`` line to its last line, docstring and nested
-functions included (decorators not). ``TOO_LONG_FOR_NOW`` lists the known offenders that
-other work is replacing; each entry says which, and the test fails when an entry is no longer
-needed, so the list only shrinks.
+functions included (decorators not). ``TOO_LONG_FOR_NOW`` lists known offenders (none
+today); each entry says why, and the test fails when an entry is no longer needed, so the
+list only shrinks.
 """
 
 from __future__ import annotations
@@ -16,11 +16,7 @@ MAX_FUNCTION_LINES = 80
 MAX_MODULE_LINES = 800
 
 #: ``(file, qualified function name): why it may stay long for now``.
-TOO_LONG_FOR_NOW: dict[tuple[str, str], str] = {
-    # the lead is rewriting ptyframe/runner.py into a callback loop (ptyframe/loop.py,
-    # ptyframe/callbacks/); empty this entry when that lands
-    ("ptyframe/runner.py", "_run"): "runner.py is being rewritten into the callback loop",
-}
+TOO_LONG_FOR_NOW: dict[tuple[str, str], str] = {}
 
 
 def function_lengths(path: Path) -> dict[str, int]:

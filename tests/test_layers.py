@@ -59,9 +59,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("metrics",),
     ("initial",),
     ("config",),
-    ("compose",),  # issue 15: ptyframe/compose.py (engines built with their collaborators)
-    ("callbacks",),  # issue 15: ptyframe/callbacks/ (the run loop's callbacks)
-    ("loop",),  # issue 15: ptyframe/loop.py
+    ("compose",),  # ptyframe/compose.py (engines built with their collaborators)
+    ("callbacks",),  # ptyframe/callbacks/ (the run loop's callbacks)
+    ("loop",),  # ptyframe/loop.py
     ("runner",),
     ("report",),
     ("cli",),
