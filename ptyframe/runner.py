@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ptyframe import compose
 from ptyframe.config import ReconstructConfig
 from ptyframe.data.dataset import PtychoDataset
 from ptyframe.data.measurements import Measurements
@@ -184,8 +185,8 @@ def run(
         registry = default_registry()
     cfg = typed_config(cfg)
     device = resolve_device(cfg.device)
-    ctx = BuildContext(registry, device, cfg.dtype, int(cfg.seed), run=cfg)
-    dist = registry.build("distribution", cfg.distribution or "single", ctx)
+    ctx = BuildContext(registry, device, cfg.dtype, int(cfg.seed))
+    dist = compose.build_distribution(cfg, registry, ctx)
     stop = _StopRequest(agreed=dist.size > 1)
     try:
         return _run(cfg, registry, ctx, dist, device, out_dir, dataset, write, events, stop)
@@ -258,7 +259,7 @@ def _run(
 ) -> RunResult:
     events = events or _no_events
     stop = stop or _StopRequest(agreed=False)
-    engine: Engine = registry.build("engine", cfg.engine or "epie", ctx)
+    engine: Engine = compose.build_engine(cfg, registry, ctx)
     for key, reg in (cfg.regularizers or {}).items():
         registry.config("regularizer", reg)  # typo check before any work
         del key

@@ -46,7 +46,7 @@ def test_rho_zero_is_the_inner_engine_bit_for_bit(data, inner):
         else dict(epochs=5, alpha=0.15, beta=5.0)
     )
     ref_cfg = EpieConfig(**kw) if inner == "epie" else RpieConfig(**kw)
-    ref = PieEngine(ref_cfg, inner)
+    ref = PieEngine(ref_cfg)
     ref.prepare(meas, a, seed=3)
     ref_reports = list(ref.iterate())
     pine = PineEngine(
@@ -62,7 +62,7 @@ def test_denoising_step_is_eq_20(data):
     ds, meas = data
     a = initial_state(InitConfig(), ds, meas)
     b = a.clone()
-    ref = PieEngine(EpieConfig(epochs=1, alpha=0.5, beta=0.1), "epie")
+    ref = PieEngine(EpieConfig(epochs=1, alpha=0.5, beta=0.1))
     ref.prepare(meas, a, seed=1)
     ref.step(0)
     rho = 0.3
