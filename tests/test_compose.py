@@ -295,3 +295,26 @@ def test_factories_get_the_collaborators_their_parameters_name():
 def test_pie_engine_refuses_the_old_rule_argument():
     with pytest.raises(TypeError, match="rule now comes from the config"):
         PieEngine(EpieConfig(), "epie")
+
+
+def test_the_context_holds_no_run_config_and_a_distribution_asks_for_it():
+    from ptyframe.distributed.base import SingleConfig, SingleProcess
+
+    @dataclass
+    class AskingConfig(SingleConfig):
+        name: str = "asking"
+
+    class Asking(SingleProcess):
+        def __init__(self, config: AskingConfig, run=None) -> None:  # noqa: ANN001
+            super().__init__(config)
+            self.run = run
+
+    reg = Registry()
+    reg.add_distribution(SingleConfig, SingleProcess)
+    reg.add_distribution(AskingConfig, Asking)
+    ctx = BuildContext(reg)
+    assert not hasattr(ctx, "run")
+    run = SimpleNamespace(distribution="asking", engine="epie")
+    assert compose.build_distribution(run, reg, ctx).run is run
+    single = compose.build_distribution(SimpleNamespace(distribution=None), reg, ctx)
+    assert type(single) is SingleProcess
