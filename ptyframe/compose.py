@@ -75,7 +75,7 @@ def build_engine(cfg: Any, registry: Registry, context: BuildContext | None = No
         offered["prior"] = build_prior(engine_cfg, _group(cfg, "denoiser"), registry, context)
     if "registry" in wants:
         offered["registry"] = registry
-    return registry.construct("engine", engine_cfg, context, **offered)
+    return registry.build("engine", engine_cfg, context, **offered)
 
 
 def takes(comp: Component, param: str) -> bool:

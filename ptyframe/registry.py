@@ -422,22 +422,10 @@ class Registry(TypedAdd):
 
         ``collaborators`` (e.g. ``denoiser=``) are passed to the factory parameters that
         name them, the context to one named ``context`` (see ``call_factory``). An engine
-        built without collaborators gets those of a run that sets only ``engine``
-        (``ptyframe.compose.build_engine``: far field, LSQ, no regularizers, the default
-        denoiser for a prior), so ``build("engine", "pine")`` is PINE with its denoiser.
+        built here gets only the collaborators given; ``ptyframe.compose.build_engine``
+        builds those of a run (physics, loss, regularizers, the denoising step).
         """
-        if kind == "engine" and not collaborators:
-            from types import SimpleNamespace
-
-            from ptyframe.compose import build_engine
-
-            return build_engine(SimpleNamespace(engine=cfg), self, context)
-        return self.construct(kind, self.config(kind, cfg), context, **collaborators)
-
-    def construct(
-        self, kind: str, typed: Any, context: BuildContext | None = None, **collaborators: Any
-    ) -> Any:
-        """Call the factory of the typed config ``typed`` with exactly ``collaborators``."""
+        typed = self.config(kind, cfg)
         comp = self.get(kind, typed.name)
         return call_factory(
             comp.factory, typed, context or BuildContext(registry=self), **collaborators

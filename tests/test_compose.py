@@ -255,7 +255,7 @@ def test_add_takes_the_name_from_the_config_class():
     assert comp.name == "toy_epie" and reg.get("engine", "toy_epie") is comp
     assert comp.wants == ("prior",)
     assert comp.doc.startswith("A third-party engine config")
-    eng = reg.construct("engine", ToyEngineConfig(epochs=2))
+    eng = reg.build("engine", ToyEngineConfig(epochs=2))
     assert isinstance(eng, PieEngine) and eng.rule == "epie" and eng.prior is None
 
 
@@ -295,6 +295,14 @@ def test_factories_get_the_collaborators_their_parameters_name():
 def test_pie_engine_refuses_the_old_rule_argument():
     with pytest.raises(TypeError, match="rule now comes from the config"):
         PieEngine(EpieConfig(), "epie")
+
+
+def test_an_engine_with_rho_but_no_prior_is_refused():
+    """PINE built without its denoising step would be plain ePIE: an error names the fix."""
+    with pytest.raises(ConfigError, match="pine.rho = 0.49 needs the denoising step"):
+        ptyframe.registry().build("engine", "pine")
+    with pytest.raises(ConfigError, match="compose.build_engine"):
+        MpieEngine(MpieConfig(rho=0.2))
 
 
 def test_the_context_holds_no_run_config_and_a_distribution_asks_for_it():

@@ -52,7 +52,7 @@ from ptyframe.engines.autodiff_precondition import (
     precondition,
     supports,
 )
-from ptyframe.engines.base import Engine, EpochReport, visiting_order
+from ptyframe.engines.base import Engine, EpochReport, check_prior, visiting_order
 from ptyframe.engines.config import DenoiseSchedule, EngineConfig
 from ptyframe.engines.prior import DenoiseStep
 from ptyframe.errors import ConfigError, DivergenceError
@@ -158,6 +158,7 @@ class AutodiffEngine(Engine):
         super().__init__()
         self.config = config or AutodiffConfig()
         self.prior = prior
+        check_prior(self.config, prior)
         self.registry = registry
         self.model = as_model(physics)
         self.loss = loss or LsqLoss()

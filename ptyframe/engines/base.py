@@ -62,6 +62,21 @@ def check_range(
         )
 
 
+def check_prior(config: Any, prior: Any) -> None:
+    """Raise ``ConfigError`` if ``config.rho > 0`` but no denoising step was given.
+
+    Without it the engine would silently run without its prior (PINE as plain ePIE).
+    """
+    rho = float(getattr(config, "rho", 0.0) or 0.0)
+    if rho > 0 and prior is None:
+        name = getattr(config, "name", "engine")
+        raise ConfigError(
+            f"{name}.rho = {rho} needs the denoising step: build the engine with "
+            "ptyframe.compose.build_engine (it builds the step with the run's denoiser), or "
+            "pass prior=DenoiseStep(config.prior_config(), denoiser)"
+        )
+
+
 class Engine(ABC):
     """A reconstruction algorithm driven epoch by epoch.
 

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ptyframe.engines.base import check_range
+from ptyframe.engines.base import check_prior, check_range
 from ptyframe.engines.config import DenoiseSchedule, PieFamilyConfig
 from ptyframe.engines.minibatch import MinibatchEngine, check_batching
 from ptyframe.engines.prior import DenoiseStep
@@ -153,6 +153,7 @@ class LsqmlEngine(MinibatchEngine):
         super().__init__()
         self.config = config
         self.prior = prior
+        check_prior(config, prior)
 
     def update_batch(self, idx: torch.Tensor, update_probe: bool) -> float:
         """One group's LSQML update (module docstring); return its error numerator."""

@@ -45,7 +45,7 @@ import torch
 from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import Distribution
 from ptyframe.engines import pie_kernels
-from ptyframe.engines.base import Engine, EpochReport, visiting_order
+from ptyframe.engines.base import Engine, EpochReport, check_prior, visiting_order
 from ptyframe.engines.config import PIE_RULES, PieConfig
 from ptyframe.engines.prior import DenoiseStep
 from ptyframe.errors import ConfigError
@@ -105,6 +105,7 @@ class PieEngine(Engine):
         self.config = config
         self.rule = rule
         self.prior = prior
+        check_prior(config, prior)
         #: Use the fused numba kernels where they apply (CPU); False forces the torch path.
         self.fused = True
 

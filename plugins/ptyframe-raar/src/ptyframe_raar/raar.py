@@ -50,7 +50,7 @@ from typing import Any
 
 import torch
 
-from ptyframe.engines.base import Engine, EpochReport, check_range
+from ptyframe.engines.base import Engine, EpochReport, check_prior, check_range
 from ptyframe.engines.config import PieFamilyConfig
 from ptyframe.engines.pie import center_probe
 from ptyframe.engines.prior import DenoiseStep, DenoiseStepConfig
@@ -103,6 +103,7 @@ class RaarEngine(Engine):
         super().__init__()
         self.config = config
         self.prior = prior
+        check_prior(config, prior)
 
     def prepare(self, measurements, state, distribution=None, seed: int = 0) -> None:  # noqa: ANN001
         super().prepare(measurements, state, distribution, seed)
