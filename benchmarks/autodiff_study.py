@@ -235,7 +235,7 @@ def main() -> None:
     )
     for name in args.variants.split(","):
         if name == "epie":
-            eng: Any = PieEngine(EpieConfig(epochs=args.epochs), "epie")
+            eng: Any = PieEngine(EpieConfig(epochs=args.epochs))
         else:
             eng = autodiff(**(VARIANTS[name] if name in VARIANTS else parse(name)))
         state, errs, sec = run_engine(eng, ds, meas, args.epochs)

@@ -107,7 +107,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     meas, start = make_case(args.poisson)
     results = {}
-    epie = PieEngine(EpieConfig(epochs=args.epochs, center_probe=False), "epie")
+    epie = PieEngine(EpieConfig(epochs=args.epochs, center_probe=False))
     results["epie"] = run(epie, meas, start.clone(), args.epochs)
     groups = OptimizerGroups(object=AdamConfig(lr=args.lr), probe=AdamConfig(lr=args.probe_lr))
     cfg = AutodiffConfig(epochs=args.epochs, minibatch=args.minibatch, optimizers=groups)

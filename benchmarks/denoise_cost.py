@@ -32,7 +32,7 @@ def main() -> None:
     meas = Measurements.from_dataset(ds)
     state = initial_state(InitConfig(), ds, meas)
     torch.set_num_threads(1)
-    eng = PieEngine(EpieConfig(epochs=args.reps + 1), "epie")
+    eng = PieEngine(EpieConfig(epochs=args.reps + 1))
     eng.prepare(meas, state, seed=0)
     sweeps = [r.seconds for r in eng.iterate()][1:]
     sweep = float(np.median(sweeps))

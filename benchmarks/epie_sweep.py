@@ -73,7 +73,7 @@ def sweep_seconds(
     """Return (fastest sweep s, fastest FFT floor s), the floor timed between the sweeps."""
     cfg = EpieConfig(epochs=sweeps) if name == "epie" else RpieConfig(epochs=sweeps)
     state = initial_state(InitConfig(), ds, meas)
-    eng = PieEngine(cfg, name)
+    eng = PieEngine(cfg)
     eng.fused = fused
     eng.prepare(meas, state, seed=0)
     eng.step(0)  # warm-up (numba compile / cache load)

@@ -9,7 +9,13 @@ whose module implements one or both hooks with ``@ptyframe.hookimpl``::
 
     @hookimpl
     def ptyframe_register(registry):
-        registry.add("engine", "my_engine", build_my_engine, MyEngineConfig)
+        registry.add_engine(MyEngineConfig, MyEngine)   # name: MyEngineConfig.name's default
+
+``registry`` has one ``add_<kind>(config_cls, factory)`` per kind (``add_engine``,
+``add_metric``, ``add_distribution``, ...; ``ptyframe.registry.TypedAdd``). The factory is
+usually the component's class, called as ``factory(config, **collaborators)`` with the
+collaborators its parameters name: an engine's ``physics``, ``loss``, ``regularizers``,
+``prior`` and ``registry`` (``ptyframe.compose``), other kinds' ``context``.
 
     @hookimpl
     def ptyframe_config_searchpath():
@@ -32,7 +38,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def ptyframe_register(registry: ScopedRegistry) -> None:
-    """Add this plugin's components to ``registry`` (kind, name, factory, config class)."""
+    """Add this plugin's components: ``registry.add_<kind>(config_cls, factory)``."""
 
 
 @hookspec

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ptyframe import compose
 from ptyframe.callbacks.base import Callback, RunContext
 from ptyframe.callbacks.checkpoint import CHECKPOINT_FILE
 from ptyframe.callbacks.core import all_callbacks
@@ -142,8 +143,8 @@ def run(
 
         registry = default_registry()
     cfg = typed_config(cfg)
-    ctx = BuildContext(registry, resolve_device(cfg.device), cfg.dtype, int(cfg.seed), run=cfg)
-    dist = registry.build("distribution", cfg.distribution or "single", ctx)
+    ctx = BuildContext(registry, resolve_device(cfg.device), cfg.dtype, int(cfg.seed))
+    dist = compose.build_distribution(cfg, registry, ctx)
     try:
         return _run(cfg, registry, ctx, dist, out_dir, dataset, write, callbacks)
     except (Exception, KeyboardInterrupt) as exc:
@@ -204,7 +205,7 @@ def _compose(
     write: bool,
 ) -> RunContext:
     """Build the engine and the dataset, check they fit, and return the run's context."""
-    engine: Engine = registry.build("engine", cfg.engine or "epie", ctx)
+    engine: Engine = compose.build_engine(cfg, registry, ctx)
     for reg in (cfg.regularizers or {}).values():
         registry.config("regularizer", reg)  # typo check before any work
     if dataset is None:

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import ptyframe
+from ptyframe import compose
 from ptyframe.data.geometry import ScanGeometry
 from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import Distribution
@@ -21,7 +22,6 @@ from ptyframe.engines.autodiff import (
     OptimizerGroups,
     RefineFlags,
     UpdateStart,
-    build_autodiff,
 )
 from ptyframe.errors import ConfigError
 from ptyframe.losses import LsqLoss, PoissonConfig, PoissonLoss
@@ -237,7 +237,7 @@ def test_free_propagation_distances_are_refined() -> None:
         update_start=UpdateStart(geometry=20),
         optimizers=OptimizerGroups(object=AdamConfig(lr=0.02), geometry=AdamConfig(lr=2e-3)),
     )
-    run(AutodiffEngine(cfg, forward_model=model), meas, state, 150)
+    run(AutodiffEngine(cfg, physics=model), meas, state, 150)
     got = state.extras["free_prop_m"].numpy()
     assert np.all(np.abs(got / np.array(true) - 1) < 2e-3), (got, true)
 
@@ -261,7 +261,7 @@ def test_probe_defocus_is_refined_with_a_known_probe() -> None:
         update_start=UpdateStart(geometry=5),
         optimizers=OptimizerGroups(object=AdamConfig(lr=0.02), geometry=AdamConfig(lr=0.02)),
     )
-    reports = run(AutodiffEngine(cfg, forward_model=model), meas, state, 60)
+    reports = run(AutodiffEngine(cfg, physics=model), meas, state, 60)
     assert abs(float(state.extras["probe_defocus_m"][0]) / true - 1) < 0.01
     assert reports[-1].data_error < 0.01
 
@@ -271,7 +271,7 @@ def test_geometry_refinement_can_be_switched_off() -> None:
     model = PtychoModel(MultisliceConfig(n_slices=1, probe_defocus_m=1e-6, refine_defocus=True))
     state = fresh_state(d)
     engine = AutodiffEngine(
-        AutodiffConfig(epochs=1, refine=RefineFlags(geometry=False)), forward_model=model
+        AutodiffConfig(epochs=1, refine=RefineFlags(geometry=False)), physics=model
     )
     run(engine, d.meas, state, 1)
     assert "geometry" not in engine.optimizers
@@ -442,15 +442,16 @@ def test_two_data_parallel_ranks_reproduce_the_single_process_run() -> None:
 def test_built_from_the_registry_with_the_run_config() -> None:
     reg = ptyframe.registry()
     run_cfg = SimpleNamespace(
+        engine="autodiff",
         physics=MultisliceConfig(n_slices=2),
         loss=PoissonConfig(),
         regularizers={"tv": TvConfig(weight=1e-4)},
     )
-    engine = reg.build("engine", "autodiff", BuildContext(registry=reg, run=run_cfg))
+    engine = compose.build_engine(run_cfg, reg, BuildContext(registry=reg))
     assert isinstance(engine.model, PtychoModel) and engine.model.n_slices == 2
     assert isinstance(engine.loss, PoissonLoss)
     assert isinstance(engine.regularizers[0], TotalVariation)
-    default = build_autodiff(AutodiffConfig(), BuildContext(registry=reg))
+    default = compose.build_engine(SimpleNamespace(engine=AutodiffConfig()), reg)
     assert isinstance(default.loss, LsqLoss) and not default.regularizers
     assert default.wants_all_angles is False
 

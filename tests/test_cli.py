@@ -8,6 +8,7 @@ import sys
 
 import h5py
 import pytest
+import yaml
 
 from plain_h5 import write_plain
 
@@ -100,7 +101,8 @@ def test_multirun_runs_every_combination(tmp_path, small_file):
     assert res.returncode == 0, res.stderr
     results = sorted((tmp_path / "sweep").glob("*/recon.h5"))
     assert len(results) == 4
-    configs = {h5py.File(p).attrs["config"].split("engine:")[1][:60] for p in results}
+    engines = [yaml.safe_load(h5py.File(p).attrs["config"])["engine"] for p in results]
+    configs = {(e["name"], e["alpha"]) for e in engines}  # the engine block of each run
     assert len(configs) == 4
 
 

@@ -29,7 +29,7 @@ from ptyframe.initial import disk_probe
 from ptyframe.optimizers import AdamConfig
 from ptyframe.physics.holography import HolographyConfig, HolographyModel
 from ptyframe.physics.multislice import MultisliceConfig, PtychoModel
-from ptyframe.physics.nearfield import NearFieldConfig, build_nearfield
+from ptyframe.physics.nearfield import NearFieldConfig
 from ptyframe.physics.tomography import TomographyConfig, TomographyModel
 from ptyframe.state import ReconstructionState
 
@@ -193,7 +193,7 @@ def nearfield_prediction_error(buffer_px: int) -> float:
 
     inten, obj, probe, geom, b = nearfield_case()
     m = geom.window[0]
-    model = build_nearfield(NearFieldConfig(buffer_px=buffer_px))
+    model = PtychoModel(NearFieldConfig(buffer_px=buffer_px))
     model.setup(geom)
     crop = slice(b - buffer_px, b + m + buffer_px)
     v = {
@@ -223,10 +223,10 @@ def nearfield_figures(buffer_px: int, cfg: AutodiffConfig, epochs: int) -> tuple
     state = ReconstructionState(
         torch.ones(1, ny, nx, dtype=torch.complex64), flat, torch.from_numpy(geom.positions_px)
     )
-    model = build_nearfield(NearFieldConfig(buffer_px=buffer_px))
+    model = PtychoModel(NearFieldConfig(buffer_px=buffer_px))
     ds = SimpleNamespace(geometry=geom, n_angles=1)
     state = model.init_state(state, ds)
-    err = run(AutodiffEngine(cfg, forward_model=model), meas, state, epochs)
+    err = run(AutodiffEngine(cfg, physics=model), meas, state, epochs)
     inner = (slice(m // 4, -m // 4), slice(m // 4, -m // 4))
     return err, corr(-np.angle(state.object[0].numpy())[inner], -np.angle(obj)[inner])
 
@@ -329,7 +329,7 @@ def holography_figures(cfg: AutodiffConfig, epochs: int) -> tuple[float, float, 
         torch.from_numpy(pos.copy()),
     )
     state = model.init_state(state, ds)  # the flat field from the mean intensity
-    err = run(AutodiffEngine(cfg, forward_model=model), measurements(inten, geom), state, epochs)
+    err = run(AutodiffEngine(cfg, physics=model), measurements(inten, geom), state, epochs)
     o = state.object[0].numpy()
     return err, corr(-np.angle(o), f), corr(-np.log(np.abs(o)), f)
 
@@ -365,7 +365,7 @@ def multislice_figures(cfg: AutodiffConfig, epochs: int) -> tuple[float, list[li
         torch.from_numpy(probe[None]).to(torch.complex64),
         torch.from_numpy(pos.copy()),
     )
-    err = run(AutodiffEngine(cfg, forward_model=model), measurements(inten, geom), state, epochs)
+    err = run(AutodiffEngine(cfg, physics=model), measurements(inten, geom), state, epochs)
     inner = (slice(m // 4, -m // 4), slice(m // 4, -m // 4))
     ph = [-np.angle(state.object[i].numpy())[inner] for i in range(2)]
     return err, [[corr(ph[i], f[j][inner]) for j in range(2)] for i in range(2)]
@@ -427,7 +427,7 @@ def tomography_figures(cfg: AutodiffConfig, epochs: int, n: int = 16, m: int = 8
         torch.from_numpy(pos.copy()),
     )
     state = model.init_state(state, SimpleNamespace(geometry=geom, n_angles=n_angles))
-    run(AutodiffEngine(cfg, forward_model=model), meas, state, epochs)
+    run(AutodiffEngine(cfg, physics=model), meas, state, epochs)
     return corr(state.extras["delta"].numpy(), volume(0.0))
 
 
@@ -517,7 +517,7 @@ def tiled_holography_figures(buffer_px: int, epochs: int = 60) -> tuple[float, f
     )
     state = model.init_state(state, ds)
     cfg = AutodiffConfig(minibatch=9)
-    err = run(AutodiffEngine(cfg, forward_model=model), measurements(inten, geom), state, epochs)
+    err = run(AutodiffEngine(cfg, physics=model), measurements(inten, geom), state, epochs)
     truth = f[margin:-margin, margin:-margin]
     return err, corr(-np.angle(state.object[0].numpy()), truth)
 

@@ -66,7 +66,7 @@ def test_minibatch_pie_of_batch_one_is_sequential_epie(jitter):
     ds, meas, state = _tiny(jitter)
     a, b = state.clone(), state.clone()
     kw = dict(epochs=2, alpha=0.7, beta=0.3, center_probe=False, seed=5)
-    seq = PieEngine(EpieConfig(**kw), "epie")
+    seq = PieEngine(EpieConfig(**kw))
     seq.prepare(meas, a)
     mb = MinibatchPieEngine(MinibatchPieConfig(rule="epie", batch_size=1, **kw))
     mb.prepare(meas, b)

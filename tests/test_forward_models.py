@@ -371,7 +371,7 @@ def two_slice(
         AutodiffConfig(
             epochs=epochs, minibatch=minibatch, optimizers=groups, refine=RefineFlags(probe=False)
         ),
-        forward_model=model,
+        physics=model,
     )
     err = run(engine, meas, state, epochs)
     inner = (slice(m // 4, ny - m // 4), slice(m // 4, nx - m // 4))
@@ -428,7 +428,7 @@ def test_multidistance_holography_reconstructs_phase_and_absorption() -> None:
     groups = OptimizerGroups(object=AdamConfig(lr=0.02))
     engine = AutodiffEngine(
         AutodiffConfig(epochs=150, minibatch=3, optimizers=groups, refine=RefineFlags(probe=False)),
-        forward_model=model,
+        physics=model,
     )
     err = run(engine, meas, state, 150)
     assert err < 2e-3
@@ -473,7 +473,7 @@ def tomography(n: int, m: int, n_angles: int, epochs: int, pure: bool) -> float:
         AutodiffConfig(
             epochs=epochs, minibatch=len(pos), optimizers=groups, refine=RefineFlags(probe=False)
         ),
-        forward_model=model,
+        physics=model,
     )
     assert engine.wants_all_angles
     run(engine, meas, state, epochs)

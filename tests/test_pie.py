@@ -34,7 +34,7 @@ def _run(ds, engine, init=None):
     [("epie", EpieConfig(epochs=300)), ("rpie", RpieConfig(epochs=300, alpha=0.1, beta=1.0))],
 )
 def test_noiseless_blind_reconstruction_reaches_truth(noiseless, rule, cfg):
-    state, reports = _run(noiseless, PieEngine(cfg, rule))
+    state, reports = _run(noiseless, PieEngine(cfg))
     truth = noiseless.truth.object[0]
     illum = illumination(noiseless)
     err = aligned_nrmse(state.object[0].numpy(), truth, illum > 0.1 * illum.max())
@@ -44,7 +44,7 @@ def test_noiseless_blind_reconstruction_reaches_truth(noiseless, rule, cfg):
 
 def test_known_probe_object_only_converges_tightly(noiseless):
     cfg = EpieConfig(epochs=100, alpha=1.0, beta=0.2, fix_probe=True, center_probe=False)
-    state, reports = _run(noiseless, PieEngine(cfg, "epie"), InitConfig(probe="truth"))
+    state, reports = _run(noiseless, PieEngine(cfg), InitConfig(probe="truth"))
     illum = illumination(noiseless)
     err = aligned_nrmse(
         state.object[0].numpy(), noiseless.truth.object[0], illum > 0.1 * illum.max(), ramp=False
@@ -59,7 +59,7 @@ def test_known_probe_object_only_converges_tightly(noiseless):
 def test_two_mode_data_reconstruct_with_two_modes():
     ds = make_dataset(m=32, n=7, step=6.0, jitter=1.0, modes=2)
     cfg = EpieConfig(epochs=150)
-    state, reports = _run(ds, PieEngine(cfg, "epie"), InitConfig(probe_modes=2))
+    state, reports = _run(ds, PieEngine(cfg), InitConfig(probe_modes=2))
     assert state.probe.shape[0] == 2
     assert reports[-1].data_error < 0.03, reports[-1].data_error
 
@@ -80,9 +80,7 @@ def test_one_epoch_matches_hand_written_epie_update():
         dpsi = torch.fft.ifft2(new, norm="ortho") - psi
         obj[y : y + 16, x : x + 16] = o + alpha * probe.conj() * dpsi / probe.abs().max() ** 2
         probe = probe + beta * o.conj() * dpsi / o.abs().max() ** 2
-    eng = PieEngine(
-        EpieConfig(epochs=1, alpha=alpha, beta=beta, center_probe=False, seed=5), "epie"
-    )
+    eng = PieEngine(EpieConfig(epochs=1, alpha=alpha, beta=beta, center_probe=False, seed=5))
     eng.prepare(meas, state)
     eng.step(0)
     assert torch.allclose(state.object[0], obj, atol=1e-10)
@@ -103,12 +101,12 @@ def test_unmeasured_pixels_keep_the_model_modulus():
     masked.amplitudes[:, 0, 0] = 1e6  # garbage where unmeasured: must be ignored
     a = state.clone()
     b = state.clone()
-    eng_a = PieEngine(EpieConfig(epochs=1, center_probe=False), "epie")
+    eng_a = PieEngine(EpieConfig(epochs=1, center_probe=False))
     eng_a.prepare(masked, a)
     eng_a.step(0)
     assert a.is_finite() and float(a.object.abs().max()) < 10
     masked.amplitudes[:, 0, 0] = 0.0
-    eng_b = PieEngine(EpieConfig(epochs=1, center_probe=False), "epie")
+    eng_b = PieEngine(EpieConfig(epochs=1, center_probe=False))
     eng_b.prepare(masked, b)
     eng_b.step(0)
     assert torch.allclose(a.object, b.object)
@@ -120,7 +118,7 @@ def test_xi_of_zero_is_one():
     meas = Measurements.from_dataset(ds, dtype=torch.float64)
     state = initial_state(InitConfig(), ds, meas, dtype="complex128")
     state.object.zero_()
-    eng = PieEngine(EpieConfig(epochs=1, center_probe=False, fix_probe=True), "epie")
+    eng = PieEngine(EpieConfig(epochs=1, center_probe=False, fix_probe=True))
     eng.prepare(meas, state)
     eng.step(0)
     assert state.is_finite() and float(state.object.abs().max()) > 0

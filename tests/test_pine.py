@@ -46,7 +46,7 @@ def test_rho_zero_is_the_inner_engine_bit_for_bit(data, inner):
         else dict(epochs=5, alpha=0.15, beta=5.0)
     )
     ref_cfg = EpieConfig(**kw) if inner == "epie" else RpieConfig(**kw)
-    ref = PieEngine(ref_cfg, inner)
+    ref = PieEngine(ref_cfg)
     ref.prepare(meas, a, seed=3)
     ref_reports = list(ref.iterate())
     pine = PineEngine(
@@ -62,7 +62,7 @@ def test_denoising_step_is_eq_20(data):
     ds, meas = data
     a = initial_state(InitConfig(), ds, meas)
     b = a.clone()
-    ref = PieEngine(EpieConfig(epochs=1, alpha=0.5, beta=0.1), "epie")
+    ref = PieEngine(EpieConfig(epochs=1, alpha=0.5, beta=0.1))
     ref.prepare(meas, a, seed=1)
     ref.step(0)
     rho = 0.3
@@ -97,7 +97,10 @@ def test_resume_applies_the_same_frozen_denoiser_as_the_uninterrupted_run(data):
     Would catch a denoiser that freezes its normalisation again on the resumed object (the
     frozen range of the run's first object must travel in the engine's state).
     """
+    from types import SimpleNamespace
+
     import ptyframe
+    from ptyframe import compose
     from ptyframe.registry import BuildContext
 
     ds, meas = data
@@ -106,19 +109,20 @@ def test_resume_applies_the_same_frozen_denoiser_as_the_uninterrupted_run(data):
     cfg = PineConfig(epochs=4, alpha=0.3, beta=0.2, rho=0.3)
 
     straight = initial_state(InitConfig(), ds, meas)
-    eng = registry.build("engine", cfg, ctx)
+    eng = compose.build_engine(SimpleNamespace(engine=cfg), registry, ctx)
     eng.prepare(meas, straight, seed=1)
     for epoch in range(4):
         eng.step(epoch)
 
     first = initial_state(InitConfig(), ds, meas)
-    eng = registry.build("engine", cfg, ctx)
+    eng = compose.build_engine(SimpleNamespace(engine=cfg), registry, ctx)
     eng.prepare(meas, first, seed=1)
     for epoch in range(2):
         eng.step(epoch)
     saved, resumed = eng.state_dict(), first.clone()
     assert "frozen" in saved["prior"]
-    eng = registry.build("engine", cfg, ctx)  # a new process: a fresh denoiser
+    # a new process: a fresh denoiser
+    eng = compose.build_engine(SimpleNamespace(engine=cfg), registry, ctx)
     eng.prepare(meas, resumed, seed=1)
     eng.load_state_dict(saved)
     for epoch in range(2, 4):

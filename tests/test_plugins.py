@@ -56,7 +56,7 @@ class _Cfg:
 class _PluginA:
     @hookimpl
     def ptyframe_register(self, registry):
-        registry.add("metric", "dup", lambda c, x: None, _Cfg)
+        registry.add_metric(_Cfg, lambda c, x: None)
 
 
 class _Broken:
@@ -87,8 +87,8 @@ def test_config_class_must_carry_its_name():
     class Bad:
         name: str = "other"
 
-    with pytest.raises(Exception, match="needs a field"):
-        Registry().add("engine", "mine", lambda c, x: None, Bad)
+    with pytest.raises(Exception, match="needs a field"), pytest.warns(DeprecationWarning):
+        Registry().add("engine", "mine", lambda c, x: None, Bad)  # the old spelling
     assert set(KINDS) >= set(CORE_KINDS)
 
 

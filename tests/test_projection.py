@@ -126,9 +126,7 @@ def test_sub_pixel_epie_epoch_matches_hand_written_shifted_probe_update():
         )
     for fused in (True, False):
         st = state.clone()
-        eng = PieEngine(
-            EpieConfig(epochs=1, alpha=0.7, beta=0.3, center_probe=False, seed=5), "epie"
-        )
+        eng = PieEngine(EpieConfig(epochs=1, alpha=0.7, beta=0.3, center_probe=False, seed=5))
         eng.fused = fused
         eng.prepare(meas, st)
         eng.step(0)
@@ -151,7 +149,7 @@ def test_fused_kernels_equal_the_torch_path(rule, jitter, modes):
     states, errs = [], []
     for fused in (True, False):
         st = initial_state(InitConfig(probe_modes=modes), ds, meas)
-        eng = PieEngine(cfg, rule)
+        eng = PieEngine(cfg)
         eng.fused = fused
         eng.prepare(meas, st, seed=0)
         errs.append([r.data_error for r in eng.iterate()])

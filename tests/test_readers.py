@@ -110,7 +110,7 @@ class _ToyReader:
 class _ToyPlugin:
     @hookimpl
     def ptyframe_register(self, registry):
-        registry.add("reader", "toy", lambda c, x: _ToyReader(), _NpyLikeConfig)
+        registry.add_reader(_NpyLikeConfig, lambda config: _ToyReader())
 
 
 def test_a_third_party_reader_is_one_plugin(tmp_path, case):

@@ -43,7 +43,7 @@ class EarlyStop(Callback):
     #: before the metrics, so the epoch it ends on is measured and recorded as the last
     order = 5
 
-    def __init__(self, config: EarlyStopConfig | None = None, context: object = None) -> None:
+    def __init__(self, config: EarlyStopConfig | None = None) -> None:
         self.config = config or EarlyStopConfig()
 
     def on_epoch_end(self, run: RunContext, report: EpochReport) -> None:

@@ -10,4 +10,4 @@ from ptyframe.registry import ScopedRegistry
 @hookimpl
 def ptyframe_register(registry: ScopedRegistry) -> None:
     """Register ``early_stop``."""
-    registry.add("callback", "early_stop", EarlyStop, EarlyStopConfig)
+    registry.add_callback(EarlyStopConfig, EarlyStop)

@@ -5,14 +5,9 @@
 
 from __future__ import annotations
 
-from ptyframe.data.read_cxi import (
-    CxiReaderConfig,
-    NxcxiReaderConfig,
-    build_cxi_reader,
-    build_nxcxi_reader,
-)
-from ptyframe.data.read_exchange import ExchangeReaderConfig, build_exchange_reader
-from ptyframe.data.read_ptylab import PtylabReaderConfig, build_ptylab_reader
+from ptyframe.data.read_cxi import CxiReader, CxiReaderConfig, NxcxiReader, NxcxiReaderConfig
+from ptyframe.data.read_exchange import ExchangeReader, ExchangeReaderConfig
+from ptyframe.data.read_ptylab import PtylabReader, PtylabReaderConfig
 from ptyframe.data.sources import FileDataConfig, build_file_dataset
 from ptyframe.hookspecs import hookimpl
 from ptyframe.registry import ScopedRegistry
@@ -21,8 +16,8 @@ from ptyframe.registry import ScopedRegistry
 @hookimpl
 def ptyframe_register(registry: ScopedRegistry) -> None:
     """Register the file dataset source and the built-in readers."""
-    registry.add("dataset", "file", build_file_dataset, FileDataConfig)
-    registry.add("reader", "exchange", build_exchange_reader, ExchangeReaderConfig)
-    registry.add("reader", "cxi", build_cxi_reader, CxiReaderConfig)
-    registry.add("reader", "nxcxi", build_nxcxi_reader, NxcxiReaderConfig)
-    registry.add("reader", "ptylab", build_ptylab_reader, PtylabReaderConfig)
+    registry.add_dataset(FileDataConfig, build_file_dataset)
+    registry.add_reader(ExchangeReaderConfig, ExchangeReader)
+    registry.add_reader(CxiReaderConfig, CxiReader)
+    registry.add_reader(NxcxiReaderConfig, NxcxiReader)
+    registry.add_reader(PtylabReaderConfig, PtylabReader)

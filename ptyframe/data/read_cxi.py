@@ -43,7 +43,6 @@ from ptyframe.data.reader import (
     unit_factor,
 )
 from ptyframe.data.validate import MAX_OBJECT_PX, check_frames
-from ptyframe.registry import BuildContext
 
 DET = "entry_1/instrument_1/detector_1"
 SRC = "entry_1/instrument_1/source_1"
@@ -87,6 +86,9 @@ class CxiReader:
     name = "cxi"
     priority = 10
     units = False  # NXcxi: lengths and energy carry ``units`` attributes
+
+    def __init__(self, config: CxiReaderConfig | None = None) -> None:
+        self.config = config
 
     def sniff(self, f: Any) -> bool:
         return "entry_1" in f and (
@@ -338,13 +340,3 @@ def _check_span(
             f"({step.max():.3g} m)",
             "the translations look scaled twice; CXI stores metres",
         )
-
-
-def build_cxi_reader(config: CxiReaderConfig, context: BuildContext) -> CxiReader:
-    """Read CXI 1.6 (ptypy, PyNX, cdtools): SI units, energy in J, sample translations."""
-    return CxiReader()
-
-
-def build_nxcxi_reader(config: NxcxiReaderConfig, context: BuildContext) -> NxcxiReader:
-    """Read NeXus NXcxi_ptycho (Diamond): lengths with units, photon energy in beam_1."""
-    return NxcxiReader()

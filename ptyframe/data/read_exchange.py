@@ -9,7 +9,6 @@ import numpy as np
 
 from ptyframe.data.reader import ScanFile
 from ptyframe.data.validate import inspect_open
-from ptyframe.registry import BuildContext
 
 
 @dataclass
@@ -24,6 +23,9 @@ class ExchangeReader:
 
     name = "exchange"
     priority = 0
+
+    def __init__(self, config: ExchangeReaderConfig | None = None) -> None:
+        self.config = config
 
     def sniff(self, f: Any) -> bool:
         return "exchange" in f or "metadata" in f
@@ -55,8 +57,3 @@ class ExchangeReader:
                 "energy": "/metadata/energy_ev",
             },
         )
-
-
-def build_exchange_reader(config: ExchangeReaderConfig, context: BuildContext) -> ExchangeReader:
-    """Read the data-exchange layout (Adorym): positions in object pixels."""
-    return ExchangeReader()

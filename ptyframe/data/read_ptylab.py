@@ -23,7 +23,6 @@ import numpy as np
 from ptyframe.data.read_cxi import DISTANCE_RANGE_M, PITCH_RANGE_M, WAVELENGTH_RANGE_M, _check_span
 from ptyframe.data.reader import ScanFile, fail, scalar
 from ptyframe.data.validate import check_frames
-from ptyframe.registry import BuildContext
 
 REQUIRED = ("ptychogram", "encoder", "wavelength", "dxd", "zo")
 
@@ -40,6 +39,9 @@ class PtylabReader:
 
     name = "ptylab"
     priority = 10
+
+    def __init__(self, config: PtylabReaderConfig | None = None) -> None:
+        self.config = config
 
     def sniff(self, f: Any) -> bool:
         return "ptychogram" in f and "encoder" in f
@@ -119,8 +121,3 @@ class PtylabReader:
                 "object_pixel": "dx = wavelength * zo / (Nd * dxd)",
             },
         )
-
-
-def build_ptylab_reader(config: PtylabReaderConfig, context: BuildContext) -> PtylabReader:
-    """Read PtyLab's CPM input: ptychogram, encoder [m], wavelength, dxd, zo."""
-    return PtylabReader()

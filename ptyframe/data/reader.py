@@ -10,9 +10,9 @@ Choosing: ``data.reader=auto`` (default) opens the file and asks every registere
 whether it recognises the contents (``Reader.sniff``, which looks at HDF5 paths and
 attributes, never at the file extension); the most specific match wins (``priority``).
 ``data.reader=NAME`` forces one. A third-party reader is one entry point whose
-``ptyframe_register`` hook calls ``registry.add("reader", "myformat", factory, Config)``;
-the factory returns an object with ``name``, ``priority``, ``sniff(h5file)`` and
-``read(h5file, path) -> ScanFile``.
+``ptyframe_register`` hook calls ``registry.add_reader(MyConfig, MyReader)`` (the name is
+``MyConfig.name``'s default); ``MyReader(config)`` has ``name``, ``priority``,
+``sniff(h5file)`` and ``read(h5file, path) -> ScanFile``.
 """
 
 from __future__ import annotations

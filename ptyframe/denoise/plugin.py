@@ -109,4 +109,4 @@ def ptyframe_register(registry: ScopedRegistry) -> None:
         + certificate_line()
         + "".join(f"; denoiser.checkpoint={o.removeprefix('weights ')}" for o in others)
     )
-    registry.add("denoiser", "dncnn", build_dncnn, DncnnConfig, doc=doc)
+    registry.add_denoiser(DncnnConfig, build_dncnn, doc=doc)

@@ -11,7 +11,10 @@ PINE's denoising step (``engine.rho > 0``, the registered ``prior_step`` ``denoi
 ``ptyframe.engines.prior``): after the last optimiser step of every ``denoise_every``-th epoch
 from ``denoise_start``, each object unknown ``x`` (physical values) becomes
 ``(1 - rho) x + rho D(x)`` before the next epoch's first step; ``rho = 0`` builds no denoiser
-and runs exactly the engine without it.
+and runs exactly the engine without it. The engine is built with its collaborators
+(``AutodiffEngine(config, physics, loss, regularizers, prior)``), which
+``ptyframe.compose.build_engine`` makes from the run's ``physics``, ``loss``, ``regularizers``
+and ``denoiser``.
 
 ``D`` sums over the measured pixels of this rank's share of the minibatch and ``N_d`` counts
 them over all ranks, so the gradients all-reduced over ranks (``Distribution.allreduce_sum_``,
@@ -49,8 +52,9 @@ from ptyframe.engines.autodiff_precondition import (
     precondition,
     supports,
 )
-from ptyframe.engines.base import Engine, EpochReport, visiting_order
-from ptyframe.engines.prior import DenoiseStep, DenoiseStepConfig, build_denoise_step
+from ptyframe.engines.base import Engine, EpochReport, check_prior, visiting_order
+from ptyframe.engines.config import DenoiseSchedule, EngineConfig
+from ptyframe.engines.prior import DenoiseStep
 from ptyframe.errors import ConfigError, DivergenceError
 from ptyframe.losses.base import LsqLoss, safe_sqrt
 from ptyframe.optimizers import BUILTIN as OPTIMIZERS
@@ -110,34 +114,23 @@ class UpdateStart:
 
 
 @dataclass
-class AutodiffConfig:
+class AutodiffConfig(DenoiseSchedule, EngineConfig):
     """Minibatch optimisation of any forward model by automatic differentiation (Adorym)."""
 
     name: str = "autodiff"
-    epochs: int = 100
     minibatch: int = 32
     optimizers: OptimizerGroups = field(default_factory=OptimizerGroups)
     refine: RefineFlags = field(default_factory=RefineFlags)
     update_start: UpdateStart = field(default_factory=UpdateStart)
     precondition: PreconditionConfig = field(default_factory=PreconditionConfig)
-    seed: int | None = None
-    rho: float = 0.0
-    denoise_every: int = 1
-    denoise_start: int = 0
 
     def __post_init__(self) -> None:
-        self.prior_config()  # checks rho, denoise_every, denoise_start
-        if int(self.epochs) < 0:
-            raise ConfigError(f"autodiff.epochs = {self.epochs} must be >= 0")
+        super().__post_init__()  # epochs, rho, denoise_every, denoise_start
         if int(self.minibatch) < 1:
             raise ConfigError(f"autodiff.minibatch = {self.minibatch} must be >= 1")
         for g in GROUPS:
             if int(getattr(self.update_start, g)) < 0:
                 raise ConfigError(f"autodiff.update_start.{g} must be >= 0")
-
-    def prior_config(self) -> DenoiseStepConfig:
-        """Return the denoising step's config (PINE eq. 20) from ``rho`` and its schedule."""
-        return DenoiseStepConfig(rho=self.rho, every=self.denoise_every, start=self.denoise_start)
 
 
 class AutodiffEngine(Engine):
@@ -150,17 +143,24 @@ class AutodiffEngine(Engine):
     def __init__(
         self,
         config: AutodiffConfig | None = None,
-        forward_model: Any = None,
+        physics: Any = None,
         loss: Any = None,
         regularizers: list[Any] | None = None,
-        context: Any = None,
         prior: DenoiseStep | None = None,
+        registry: Any = None,
     ) -> None:
+        """Optimise ``physics`` (a forward model; None: far field) under ``loss`` (None: LSQ).
+
+        ``regularizers``: terms ``R_i(phase, absorption)`` added to the loss; ``prior``: the
+        denoising step after each epoch; ``registry``: where the groups' optimizers are
+        looked up by name (None: the built-in ones).
+        """
         super().__init__()
         self.config = config or AutodiffConfig()
         self.prior = prior
-        self.context = context
-        self.model = as_model(forward_model, context)
+        check_prior(self.config, prior)
+        self.registry = registry
+        self.model = as_model(physics)
         self.loss = loss or LsqLoss()
         self.regularizers = list(regularizers or [])
         self.wants_all_angles = bool(getattr(self.model, "multi_angle", False))
@@ -251,9 +251,8 @@ class AutodiffEngine(Engine):
         )
 
     def _maker(self, cfg: Any) -> Any:
-        registry = getattr(self.context, "registry", None)
-        if registry is not None:
-            return registry.build("optimizer", cfg, self.context)
+        if self.registry is not None:
+            return self.registry.build("optimizer", cfg)
         if not hasattr(cfg, "name") or isinstance(cfg, dict):
             cfg = OPTIMIZERS[cfg["name"]][0](**dict(cfg))
         return build_optimizer(cfg)
@@ -482,27 +481,3 @@ def _valid_counts(m: Measurements) -> np.ndarray:
         else torch.full((m.n,), m.window[0] * m.window[1])
     )
     return np.append(per_tile.to(torch.float64).cpu().numpy(), 0.0)
-
-
-def build_autodiff(config: AutodiffConfig, context: Any) -> AutodiffEngine:
-    """Build the autodiff engine with the run's physics, loss and regularizers."""
-    run = getattr(context, "run", None)
-    registry = getattr(context, "registry", None)
-    if run is None or registry is None:
-        if config.rho > 0:
-            raise ConfigError(
-                "autodiff.rho > 0 needs a registry to build the denoiser; build the engine "
-                "through ptyframe.reconstruct or registry.build('engine', ...)"
-            )
-        return AutodiffEngine(config, context=context)
-    physics = getattr(run, "physics", None) or "farfield"
-    loss_cfg = getattr(run, "loss", None) or "lsq"
-    regs = getattr(run, "regularizers", None) or {}
-    return AutodiffEngine(
-        config,
-        forward_model=registry.build("forward_model", physics, context),
-        loss=registry.build("loss", loss_cfg, context),
-        regularizers=[registry.build("regularizer", c, context) for c in regs.values()],
-        context=context,
-        prior=build_denoise_step(config.prior_config(), context) if config.rho > 0 else None,
-    )

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from ptyframe.engines.autodiff import AutodiffConfig, build_autodiff
-from ptyframe.engines.cdi import HioConfig, build_hio
+from ptyframe.engines.autodiff import AutodiffConfig, AutodiffEngine
+from ptyframe.engines.cdi import HioConfig, HioEngine
 from ptyframe.hookspecs import hookimpl
 from ptyframe.registry import ScopedRegistry
 
@@ -12,5 +12,5 @@ from ptyframe.registry import ScopedRegistry
 @hookimpl
 def ptyframe_register(registry: ScopedRegistry) -> None:
     """Register the autodiff engine and the HIO/ER engine."""
-    registry.add("engine", "autodiff", build_autodiff, AutodiffConfig)
-    registry.add("engine", "hio", build_hio, HioConfig)
+    registry.add_engine(AutodiffConfig, AutodiffEngine)
+    registry.add_engine(HioConfig, HioEngine)

@@ -8,6 +8,7 @@ depends only on (seed, e), so a resumed run repeats exactly what an uninterrupte
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -61,10 +62,33 @@ def check_range(
         )
 
 
+def check_prior(config: Any, prior: Any) -> None:
+    """Raise ``ConfigError`` if ``config.rho > 0`` but no denoising step was given.
+
+    Without it the engine would silently run without its prior (PINE as plain ePIE).
+    """
+    rho = float(getattr(config, "rho", 0.0) or 0.0)
+    if rho > 0 and prior is None:
+        name = getattr(config, "name", "engine")
+        raise ConfigError(
+            f"{name}.rho = {rho} needs the denoising step: build the engine with "
+            "ptyframe.compose.build_engine (it builds the step with the run's denoiser), or "
+            "pass prior=DenoiseStep(config.prior_config(), denoiser)"
+        )
+
+
 class Engine(ABC):
-    """A reconstruction algorithm driven epoch by epoch."""
+    """A reconstruction algorithm driven epoch by epoch.
+
+    An engine gets what it is built with as constructor arguments (its config, then its
+    collaborators: ``physics``, ``loss``, ``regularizers``, ``prior``), given by
+    ``ptyframe.compose.build_engine`` from the run config, or by hand.
+    """
 
     config: Any
+    #: The denoising step run after each epoch (``ptyframe.engines.prior.DenoiseStep``) by
+    #: engines that take a ``prior``; None: none.
+    prior: Any = None
 
     def __init__(self) -> None:
         self.measurements: Measurements | None = None
@@ -109,9 +133,29 @@ class Engine(ABC):
         for epoch in range(start_epoch, self.epochs):
             yield self.step(epoch)
 
+    def apply_prior(self, report: EpochReport) -> EpochReport:
+        """Run the prior step after epoch ``report.epoch`` if it is due; time it in ``report``.
+
+        ``O <- (1 - rho) O + rho D(O)`` (PINE, Yamada et al. 2024, eq. 20) on the whole
+        object; the seconds are added to the epoch's and kept as ``denoise_seconds``.
+        """
+        if self.prior is None:
+            return report
+        assert self.state is not None
+        t0 = time.perf_counter()
+        spent = self.prior.apply(self.state, report.epoch)
+        report.seconds += time.perf_counter() - t0
+        report.scalars["denoise_seconds"] = spent
+        return report
+
     def state_dict(self) -> dict[str, Any]:
-        """Return engine-internal state beyond the unknowns (optimizer moments, ...)."""
-        return {}
+        """Return engine-internal state beyond the unknowns (optimizer moments, ...).
+
+        This base returns the prior's state (a denoiser's frozen normalisation) if any.
+        """
+        return {} if self.prior is None else {"prior": self.prior.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` returned."""
+        if self.prior is not None:
+            self.prior.load_state_dict(state.get("prior", {}))

@@ -38,6 +38,7 @@ import torch
 from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import Distribution
 from ptyframe.engines.base import Engine, EpochReport, check_range
+from ptyframe.engines.config import EngineConfig
 from ptyframe.errors import ConfigError
 from ptyframe.physics import fft
 from ptyframe.physics.objects import shrink_wrap
@@ -45,11 +46,10 @@ from ptyframe.state import ReconstructionState
 
 
 @dataclass
-class HioConfig:
+class HioConfig(EngineConfig):
     """HIO/ER support projections with shrink-wrap for full-field CDI (module docstring)."""
 
     name: str = "hio"
-    epochs: int = 100
     iterations: int = 10
     beta: float = 0.9
     er_every: int = 10
@@ -59,9 +59,9 @@ class HioConfig:
     shrinkwrap_threshold: float = 0.2
     shrinkwrap_sigma_px: float = 3.0
     shrinkwrap_sigma_min_px: float = 0.5
-    seed: int | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_range(self.name, "beta", self.beta, 0.0, 1.0, lo_open=False)
         check_range(self.name, "support_threshold", self.support_threshold, 0.0, 1.0)
         check_range(self.name, "shrinkwrap_threshold", self.shrinkwrap_threshold, 0.0, 1.0)
@@ -165,8 +165,3 @@ class HioEngine(Engine):
         """Restore what ``state_dict`` returned (after ``prepare``)."""
         self.psi = state["psi"].clone()
         self.support = state["support"].clone()
-
-
-def build_hio(config: HioConfig, context: Any = None) -> HioEngine:
-    """Build the HIO/ER engine."""
-    return HioEngine(config)

@@ -37,6 +37,10 @@ maximum-likelihood ptychography", Opt. Express 26, 3108 (2018). For one group of
    low spatial frequencies of the object slowly and sit on a low-contrast object for over
    100 sweeps on the natural-image benchmark case; ``momentum=1.5, friction=0.9`` there.
 
+5. With ``rho > 0``, after the momentum (and the probe centring) PINE's denoising step
+   ``O <- (1 - rho) O + rho D(O)`` (Yamada et al. 2024, eq. 20); the momentum's start point
+   is the object before it, so the next epoch's change includes the denoising.
+
 ``batching='compact'`` (default: spatial clusters, the paper's "compact" groups),
 ``'sparse'`` (mutually non-overlapping positions) or ``'random'``. With ``sparse`` groups
 from a vacuum start the step solve hands most of each update to the probe (a group of
@@ -50,8 +54,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ptyframe.engines.base import check_range
+from ptyframe.engines.base import check_prior, check_range
+from ptyframe.engines.config import DenoiseSchedule, PieFamilyConfig
 from ptyframe.engines.minibatch import MinibatchEngine, check_batching
+from ptyframe.engines.prior import DenoiseStep
 from ptyframe.errors import ConfigError
 from ptyframe.physics.fft import far_field, far_field_adjoint
 from ptyframe.physics.patches import extract_patches, scatter_add_patches
@@ -61,11 +67,10 @@ LIKELIHOODS = ("gaussian", "poisson")
 
 
 @dataclass
-class LsqmlConfig:
-    """LSQML (Odstrcil, Menzel & Guizar-Sicairos 2018)."""
+class LsqmlConfig(DenoiseSchedule, PieFamilyConfig):
+    """LSQML (Odstrcil, Menzel & Guizar-Sicairos 2018); ``rho > 0``: PINE's denoising step."""
 
     name: str = "lsqml"
-    epochs: int = 100
     likelihood: str = "gaussian"
     batch_size: int = 32
     batching: str = "compact"
@@ -80,20 +85,13 @@ class LsqmlConfig:
     #: Momentum on each epoch's change (0 = none; ``MinibatchEngine._epoch_momentum``).
     momentum: float = 1.5
     friction: float = 0.9
-    probe_update_start: int = 0
-    fix_probe: bool = False
-    center_probe: bool = True
-    seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(
                 f"lsqml.likelihood = {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}"
             )
-        if int(self.epochs) < 0:
-            raise ConfigError(f"lsqml.epochs = {self.epochs} must be >= 0")
-        if int(self.probe_update_start) < 0:
-            raise ConfigError(f"lsqml.probe_update_start = {self.probe_update_start} must be >= 0")
+        super().__post_init__()
         check_batching("lsqml", self.batching, self.batch_size)
         check_range("lsqml", "object_reg", self.object_reg, 0.0, 10.0)
         check_range("lsqml", "probe_reg", self.probe_reg, 0.0, 10.0)
@@ -149,11 +147,13 @@ def optimal_steps(
 
 
 class LsqmlEngine(MinibatchEngine):
-    """LSQML; see the module docstring."""
+    """LSQML; see the module docstring. ``prior``: the denoising step after each epoch."""
 
-    def __init__(self, config: LsqmlConfig) -> None:
+    def __init__(self, config: LsqmlConfig, prior: DenoiseStep | None = None) -> None:
         super().__init__()
         self.config = config
+        self.prior = prior
+        check_prior(config, prior)
 
     def update_batch(self, idx: torch.Tensor, update_probe: bool) -> float:
         """One group's LSQML update (module docstring); return its error numerator."""
@@ -192,8 +192,3 @@ class LsqmlEngine(MinibatchEngine):
         if d_probe is not None:
             probe.add_(d_probe, alpha=damping * float(cfg.probe_damping) * a_p)
         return err
-
-
-def build_lsqml(config: LsqmlConfig, context: object) -> LsqmlEngine:
-    """Build an LSQML engine."""
-    return LsqmlEngine(config)

@@ -149,7 +149,8 @@ class BatchedWaves:
 class MinibatchEngine(Engine):
     """Base of the minibatch engines: prepare, group, loop, centre, report.
 
-    Subclasses implement ``update_batch(idx, update_probe) -> error numerator``.
+    Subclasses implement ``update_batch(idx, update_probe) -> error numerator``; a subclass
+    that sets ``self.prior`` (a ``DenoiseStep``) gets the denoising step after each epoch.
     """
 
     prefers_single_thread = False  # batched FFTs and gathers use the cores
@@ -235,4 +236,5 @@ class MinibatchEngine(Engine):
                 for t in (*self._start.values(), *self._velocity.values()):
                     t.copy_(torch.roll(t, (sy, sx), dims=(-2, -1)))
         (err_sum,) = self.distribution.sum_scalars(err)
-        return EpochReport(epoch, err_sum / self._amp_total, time.perf_counter() - t0)
+        report = EpochReport(epoch, err_sum / self._amp_total, time.perf_counter() - t0)
+        return self.apply_prior(report)

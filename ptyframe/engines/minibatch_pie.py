@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from ptyframe.engines.base import check_range
+from ptyframe.engines.config import PIE_RULES, PieFamilyConfig, check_pie_steps
 from ptyframe.engines.minibatch import MinibatchEngine, check_batching
 from ptyframe.errors import ConfigError
 from ptyframe.physics.patches import scatter_add_patches
@@ -33,11 +34,10 @@ from ptyframe.physics.projection import fourier_projection
 
 
 @dataclass
-class MinibatchPieConfig:
+class MinibatchPieConfig(PieFamilyConfig):
     """Minibatch ePIE/rPIE: the summed PIE steps of a group of positions."""
 
     name: str = "minibatch_pie"
-    epochs: int = 100
     rule: str = "rpie"
     alpha: float = 0.1
     beta: float = 1.0
@@ -46,20 +46,11 @@ class MinibatchPieConfig:
     #: Momentum on each epoch's change (0 = none; ``MinibatchEngine._epoch_momentum``).
     momentum: float = 0.0
     friction: float = 0.9
-    probe_update_start: int = 0
-    fix_probe: bool = False
-    center_probe: bool = True
-    seed: int | None = None
 
     def __post_init__(self) -> None:
-        if self.rule not in ("epie", "rpie"):
+        if self.rule not in PIE_RULES:
             raise ConfigError(f"minibatch_pie.rule = {self.rule!r}; choose epie or rpie")
-        if int(self.epochs) < 0:
-            raise ConfigError(f"minibatch_pie.epochs = {self.epochs} must be >= 0")
-        if int(self.probe_update_start) < 0:
-            raise ConfigError(
-                f"minibatch_pie.probe_update_start = {self.probe_update_start} must be >= 0"
-            )
+        super().__post_init__()
         check_batching("minibatch_pie", self.batching, self.batch_size)
         check_range(
             "minibatch_pie", "momentum", self.momentum, 0.0, 2.0, lo_open=False, hi_open=True
@@ -67,10 +58,7 @@ class MinibatchPieConfig:
         check_range(
             "minibatch_pie", "friction", self.friction, 0.0, 1.0, lo_open=False, hi_open=True
         )
-        hi = 2.0 if self.rule == "epie" else 1.0
-        check_range("minibatch_pie", "alpha", self.alpha, 0.0, hi, hi_open=self.rule == "epie")
-        hi = 2.0 if self.rule == "epie" else 100.0
-        check_range("minibatch_pie", "beta", self.beta, 0.0, hi, hi_open=self.rule == "epie")
+        check_pie_steps("minibatch_pie", self.rule, self.alpha, self.beta)
 
 
 def pie_step(num: torch.Tensor, weight: torch.Tensor, reg: float, rule: str) -> torch.Tensor:
@@ -113,8 +101,3 @@ class MinibatchPieEngine(MinibatchEngine):
         if update_probe:
             probe.add_(pie_step(n_p, w_p, float(cfg.beta), cfg.rule))
         return float(err.sum())
-
-
-def build_minibatch_pie(config: MinibatchPieConfig, context: object) -> MinibatchPieEngine:
-    """Build a minibatch ePIE/rPIE engine."""
-    return MinibatchPieEngine(config)

@@ -18,7 +18,8 @@ eqs. 8-9, a Nesterov-like acceleration of the T-position update ``O_j - O_{j-T}`
 ``gamma_m = 0.3``; PtyLab applies the momentum at random with probability 0.05 per position,
 mPIE here every ``T = 20`` positions, its mean. The momentum buffers persist across sweeps
 and follow the probe-centring roll. Everything else (modes, masks, sub-pixel positions,
-visiting order) is ``ptyframe.engines.pie``.
+visiting order) is ``ptyframe.engines.pie``. With ``engine.rho > 0`` each epoch ends with
+PINE's denoising step ``O <- (1 - rho) O + rho D(O)`` (Yamada et al. 2024, eq. 20).
 """
 
 from __future__ import annotations
@@ -32,18 +33,22 @@ from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import Distribution
 from ptyframe.engines import pie_kernels
 from ptyframe.engines.base import EpochReport, check_range
+from ptyframe.engines.config import DenoiseSchedule, PieFamilyConfig
 from ptyframe.engines.pie import PieEngine
+from ptyframe.engines.prior import DenoiseStep
 from ptyframe.errors import ConfigError
 from ptyframe.physics.ambiguities import center_probe
 from ptyframe.state import ReconstructionState
 
 
 @dataclass
-class MpieConfig:
-    """mPIE (Maiden, Johnson & Li 2017): rPIE steps + momentum every ``momentum_every``."""
+class MpieConfig(DenoiseSchedule, PieFamilyConfig):
+    """mPIE (Maiden, Johnson & Li 2017): rPIE steps + momentum every ``momentum_every``.
+
+    ``rho > 0`` ends each epoch with PINE's denoising step (``DenoiseSchedule``).
+    """
 
     name: str = "mpie"
-    epochs: int = 100
     #: rPIE regularisation of the object step (alpha_O) and of the probe step (alpha_P).
     alpha: float = 0.1
     beta: float = 0.1
@@ -55,16 +60,14 @@ class MpieConfig:
     #: eta: friction of the velocity; gamma_m: feedback of the velocity into O and P.
     friction: float = 0.7
     feedback: float = 0.3
-    probe_update_start: int = 0
-    fix_probe: bool = False
-    center_probe: bool = True
-    seed: int | None = None
+
+    @property
+    def pie_rule(self) -> str:
+        """mPIE takes rPIE's per-position steps."""
+        return "rpie"
 
     def __post_init__(self) -> None:
-        if int(self.epochs) < 0:
-            raise ConfigError(f"mpie.epochs = {self.epochs} must be >= 0")
-        if int(self.probe_update_start) < 0:
-            raise ConfigError(f"mpie.probe_update_start = {self.probe_update_start} must be >= 0")
+        super().__post_init__()
         if int(self.momentum_every) < 1:
             raise ConfigError(f"mpie.momentum_every = {self.momentum_every} must be >= 1")
         check_range("mpie", "alpha", self.alpha, 0.0, 1.0)
@@ -76,10 +79,15 @@ class MpieConfig:
 
 
 class MpieEngine(PieEngine):
-    """mPIE on the PIE sweep (rule rPIE, step sizes, momentum hook); see the module docstring."""
+    """mPIE on the PIE sweep (rule rPIE, step sizes, momentum hook); see the module docstring.
 
-    def __init__(self, config: MpieConfig) -> None:
-        super().__init__(config, "rpie")  # type: ignore[arg-type]
+    With ``prior`` each epoch ends with the denoising step after the probe centring; the
+    momentum buffers are not mixed, so the next momentum step sees the denoising change as
+    part of the object's change since the last buffer update.
+    """
+
+    def __init__(self, config: MpieConfig, prior: DenoiseStep | None = None) -> None:
+        super().__init__(config, prior)  # type: ignore[arg-type]
         self.step_sizes = (float(config.object_step), float(config.probe_step))
         self.every_positions = int(config.momentum_every)
         self._buffers: dict[str, torch.Tensor] = {}
@@ -113,12 +121,12 @@ class MpieEngine(PieEngine):
             x.add_(v, alpha=gamma)
             b[key].copy_(x)
 
-    def step(self, epoch: int) -> EpochReport:
+    def sweep_step(self, epoch: int) -> EpochReport:
         """One mPIE sweep; the momentum buffers roll with the probe centring."""
         cfg = self.config
         centre, cfg.center_probe = cfg.center_probe, False
         try:
-            report = super().step(epoch)
+            report = super().sweep_step(epoch)
         finally:
             cfg.center_probe = centre
         if centre:
@@ -130,9 +138,12 @@ class MpieEngine(PieEngine):
         return report
 
     def state_dict(self) -> dict[str, Any]:
-        return {k: v.clone() for k, v in self._buffers.items()}
+        """Return the momentum buffers (and the prior's state)."""
+        return {**super().state_dict(), **{k: v.clone() for k, v in self._buffers.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        super().load_state_dict(state)
         for k, v in state.items():
             if k in self._buffers:
                 self._buffers[k].copy_(v)
@@ -141,8 +152,3 @@ class MpieEngine(PieEngine):
 def _flat_ok(*tensors: torch.Tensor) -> bool:
     """True when every tensor is a contiguous CPU tensor (the fused kernel's input)."""
     return all(t.device.type == "cpu" and t.is_contiguous() for t in tensors)
-
-
-def build_mpie(config: MpieConfig, context: object) -> MpieEngine:
-    """Build an mPIE engine."""
-    return MpieEngine(config)

@@ -45,7 +45,9 @@ import torch
 from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import Distribution
 from ptyframe.engines import pie_kernels
-from ptyframe.engines.base import Engine, EpochReport, check_range, visiting_order
+from ptyframe.engines.base import Engine, EpochReport, check_prior, visiting_order
+from ptyframe.engines.config import PIE_RULES, PieConfig
+from ptyframe.engines.prior import DenoiseStep
 from ptyframe.errors import ConfigError
 from ptyframe.physics.ambiguities import center_probe
 from ptyframe.physics.patches import check_inside, split_positions
@@ -55,7 +57,7 @@ from ptyframe.state import ReconstructionState
 
 
 @dataclass
-class EpieConfig:
+class EpieConfig(PieConfig):
     """ePIE (Maiden & Rodenburg 2009; PINE paper eqs. 18-19).
 
     Default steps ``alpha = beta = 0.25`` (PtyLab's ePIE defaults). The former ``(1.0, 0.2)``
@@ -67,60 +69,54 @@ class EpieConfig:
     """
 
     name: str = "epie"
-    epochs: int = 100
     alpha: float = 0.25
     beta: float = 0.25
-    probe_update_start: int = 0
-    fix_probe: bool = False
-    center_probe: bool = True
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        _check_common(self)
-        check_range(self.name, "alpha", self.alpha, 0.0, 2.0, hi_open=True)
-        check_range(self.name, "beta", self.beta, 0.0, 2.0, hi_open=True)
 
 
 @dataclass
-class RpieConfig:
+class RpieConfig(PieConfig):
     """rPIE (Maiden, Johnson & Li 2017): regularised object and probe steps."""
 
     name: str = "rpie"
-    epochs: int = 100
     alpha: float = 0.1
     beta: float = 1.0
-    probe_update_start: int = 0
-    fix_probe: bool = False
-    center_probe: bool = True
-    seed: int | None = None
 
-    def __post_init__(self) -> None:
-        _check_common(self)
-        check_range(self.name, "alpha", self.alpha, 0.0, 1.0)
-        check_range(self.name, "beta", self.beta, 0.0, 100.0)
-
-
-def _check_common(cfg: EpieConfig | RpieConfig) -> None:
-    if int(cfg.epochs) < 0:
-        raise ConfigError(f"{cfg.name}.epochs = {cfg.epochs} must be >= 0")
-    if int(cfg.probe_update_start) < 0:
-        raise ConfigError(f"{cfg.name}.probe_update_start = {cfg.probe_update_start} must be >= 0")
+    @property
+    def pie_rule(self) -> str:
+        return "rpie"
 
 
 class PieEngine(Engine):
-    """ePIE or rPIE, chosen by ``rule``; see the module docstring for the update rules."""
+    """ePIE or rPIE (the config's ``pie_rule``), then the optional denoising ``prior``.
 
-    #: Per-position loops on small arrays run fastest on one torch thread (epie_sweep.py).
-    prefers_single_thread = True
+    See the module docstring for the update rules. With ``prior`` (a ``DenoiseStep``) each
+    epoch ends with ``O <- (1 - rho) O + rho D(O)``: PINE (``ptyframe.engines.pine``).
+    """
 
-    def __init__(self, config: EpieConfig | RpieConfig, rule: str) -> None:
+    def __init__(self, config: PieConfig, prior: DenoiseStep | None = None) -> None:
         super().__init__()
-        if rule not in ("epie", "rpie"):
-            raise ValueError(f"unknown PIE rule {rule!r}")
+        if isinstance(prior, str):
+            raise TypeError(
+                f"PieEngine(config, {prior!r}): the rule now comes from the config "
+                "(EpieConfig, RpieConfig, PineConfig.inner); call PieEngine(config)"
+            )
+        rule = getattr(config, "pie_rule", None)
+        if rule not in PIE_RULES:
+            raise ConfigError(f"{config.name}: PIE rule {rule!r}; choose epie or rpie")
         self.config = config
         self.rule = rule
+        self.prior = prior
+        check_prior(config, prior)
         #: Use the fused numba kernels where they apply (CPU); False forces the torch path.
         self.fused = True
+
+    @property
+    def prefers_single_thread(self) -> bool:  # type: ignore[override]
+        """Per-position loops on small arrays run fastest on one torch thread (epie_sweep.py).
+
+        With a denoiser the sweep sets one thread itself and the convolutions use all.
+        """
+        return self.prior is None
 
     # ------------------------------------------------------------------ setup
     def prepare(
@@ -154,6 +150,18 @@ class PieEngine(Engine):
 
     # ------------------------------------------------------------------ epoch
     def step(self, epoch: int) -> EpochReport:
+        """Run the sweep of ``epoch`` (on one torch thread), then the prior step if due."""
+        if self.prior is None:
+            return self.sweep_step(epoch)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            report = self.sweep_step(epoch)
+        finally:
+            torch.set_num_threads(threads)
+        return self.apply_prior(report)
+
+    def sweep_step(self, epoch: int) -> EpochReport:
         """Run one PIE sweep over this rank's positions in the order of ``epoch``."""
         assert self.measurements is not None and self.state is not None, "call prepare() first"
         t0 = time.perf_counter()
@@ -338,13 +346,3 @@ class PieEngine(Engine):
                         probe.add_(step)
             self._periodic(count, shifter)
         return float(err)
-
-
-def build_epie(config: EpieConfig, context: object) -> PieEngine:
-    """Build an ePIE engine."""
-    return PieEngine(config, "epie")
-
-
-def build_rpie(config: RpieConfig, context: object) -> PieEngine:
-    """Build an rPIE engine."""
-    return PieEngine(config, "rpie")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ptyframe.engines.lsqml import LsqmlConfig, build_lsqml
-from ptyframe.engines.minibatch_pie import MinibatchPieConfig, build_minibatch_pie
-from ptyframe.engines.mpie import MpieConfig, build_mpie
-from ptyframe.engines.pie import EpieConfig, RpieConfig, build_epie, build_rpie
-from ptyframe.engines.pine import PineConfig, build_pine
-from ptyframe.engines.prior import DenoiseStepConfig, build_denoise_step
+from ptyframe.engines.lsqml import LsqmlConfig, LsqmlEngine
+from ptyframe.engines.minibatch_pie import MinibatchPieConfig, MinibatchPieEngine
+from ptyframe.engines.mpie import MpieConfig, MpieEngine
+from ptyframe.engines.pie import EpieConfig, PieEngine, RpieConfig
+from ptyframe.engines.pine import PineConfig
+from ptyframe.engines.prior import DenoiseStep, DenoiseStepConfig
 from ptyframe.hookspecs import hookimpl
 from ptyframe.registry import ScopedRegistry
 
@@ -15,10 +15,10 @@ from ptyframe.registry import ScopedRegistry
 @hookimpl
 def ptyframe_register(registry: ScopedRegistry) -> None:
     """Register the PIE family, ``minibatch_pie``, ``lsqml`` and the denoising step."""
-    registry.add("engine", "epie", build_epie, EpieConfig)
-    registry.add("engine", "rpie", build_rpie, RpieConfig)
-    registry.add("engine", "mpie", build_mpie, MpieConfig)
-    registry.add("engine", "minibatch_pie", build_minibatch_pie, MinibatchPieConfig)
-    registry.add("engine", "lsqml", build_lsqml, LsqmlConfig)
-    registry.add("engine", "pine", build_pine, PineConfig)
-    registry.add("prior_step", "denoise", build_denoise_step, DenoiseStepConfig)
+    registry.add_engine(EpieConfig, PieEngine)
+    registry.add_engine(RpieConfig, PieEngine)
+    registry.add_engine(PineConfig, PieEngine)  # PINE: the PIE engine given a prior
+    registry.add_engine(MpieConfig, MpieEngine)
+    registry.add_engine(MinibatchPieConfig, MinibatchPieEngine)
+    registry.add_engine(LsqmlConfig, LsqmlEngine)
+    registry.add_prior_step(DenoiseStepConfig, DenoiseStep)

@@ -7,7 +7,9 @@ PINE (Yamada et al., J. Appl. Cryst. 57 (2024), eq. 20), after each sweep::
 with ``D`` a nonexpansive denoiser applied to complex objects as
 ``D(O) = D(Re O) + i D(Im O)`` (eq. 22). For a nonexpansive ``D`` and ``rho < 1/2`` this is
 the hybrid steepest-descent step of Cohen et al. (2021) that the paper's convergence argument
-rests on. A registered component (kind ``prior_step``) so any engine can attach it.
+rests on. A registered component (kind ``prior_step``, built as ``DenoiseStep(config,
+denoiser)``): any engine whose constructor takes a ``prior`` is given it by
+``ptyframe.compose.build_engine`` (with the run's ``denoiser``) when its ``rho > 0``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import torch
 
 from ptyframe.engines.base import check_range
 from ptyframe.errors import ConfigError
-from ptyframe.registry import BuildContext
 from ptyframe.state import ReconstructionState
 
 
@@ -42,7 +43,7 @@ class DenoiseStepConfig:
 class DenoiseStep:
     """Mix the object with its denoised self; ``denoiser`` maps complex ``[..., H, W]``."""
 
-    def __init__(self, config: DenoiseStepConfig, denoiser: Any | None) -> None:
+    def __init__(self, config: DenoiseStepConfig, denoiser: Any | None = None) -> None:
         self.config = config
         self.denoiser = denoiser
         self.seconds = 0.0
@@ -84,13 +85,3 @@ class DenoiseStep:
         self.mix(state.object)
         self.seconds = time.perf_counter() - t0
         return self.seconds
-
-
-def build_denoise_step(config: DenoiseStepConfig, context: BuildContext) -> DenoiseStep:
-    """Build the step with the run's denoiser (``denoiser=...``; the shipped DnCNN by default)."""
-    if config.rho == 0:
-        return DenoiseStep(config, None)
-    run = context.run
-    den_cfg = getattr(run, "denoiser", None) if run is not None else None
-    denoiser = context.registry.build("denoiser", den_cfg or "dncnn", context)
-    return DenoiseStep(config, denoiser)

@@ -135,13 +135,3 @@ class PoissonLoss(Loss):
         lam = predicted * s
         terms = lam - amplitudes.square() * s * torch.log(lam + eps)
         return _masked_sum(terms, valid)
-
-
-def build_lsq(config: LsqConfig, context: object = None) -> LsqLoss:
-    """Build the least-squares amplitude loss."""
-    return LsqLoss(config)
-
-
-def build_poisson(config: PoissonConfig, context: object = None) -> PoissonLoss:
-    """Build the Poisson negative log-likelihood."""
-    return PoissonLoss(config)

@@ -178,24 +178,9 @@ class SsimMetric(TruthMetric):
         return ssim_components(pair.aligned, pair.truth_image, pair.window, pair.mask)
 
 
-def build_frc(config: FrcMetricConfig, context: Any) -> FrcMetric:
-    """Build the FRC metric (PINE paper eq. 23 with its preprocessing)."""
-    return FrcMetric(config)
-
-
-def build_nrmse(config: NrmseMetricConfig, context: Any) -> NrmseMetric:
-    """Build the NRMSE metric (optimal complex scale, lit region)."""
-    return NrmseMetric(config)
-
-
-def build_ssim(config: SsimMetricConfig, context: Any) -> SsimMetric:
-    """Build the SSIM metric (Wang et al. 2004) on amplitude and phase."""
-    return SsimMetric(config)
-
-
 @hookimpl
 def ptyframe_register(registry) -> None:  # noqa: ANN001
     """Register the ``frc``, ``nrmse`` and ``ssim`` metrics."""
-    registry.add("metric", "frc", build_frc, FrcMetricConfig)
-    registry.add("metric", "nrmse", build_nrmse, NrmseMetricConfig)
-    registry.add("metric", "ssim", build_ssim, SsimMetricConfig)
+    registry.add_metric(FrcMetricConfig, FrcMetric)
+    registry.add_metric(NrmseMetricConfig, NrmseMetric)
+    registry.add_metric(SsimMetricConfig, SsimMetric)

@@ -10,7 +10,5 @@ from ptyframe.registry import ScopedRegistry
 @hookimpl
 def ptyframe_register(registry: ScopedRegistry) -> None:
     """Register every built-in optimizer (factories return ``maker(params)``)."""
-    for name, (config_cls, _) in BUILTIN.items():
-        registry.add(
-            "optimizer", name, build_optimizer, config_cls, doc=(config_cls.__doc__ or "").strip()
-        )
+    for config_cls, _ in BUILTIN.values():
+        registry.add_optimizer(config_cls, build_optimizer, doc=(config_cls.__doc__ or "").strip())

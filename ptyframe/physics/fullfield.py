@@ -63,8 +63,3 @@ class FullFieldModel(PtychoModel):
         obj = state.object.clone()
         obj[..., ~extras["support"]] = float(self.config.support_fill)
         return ReconstructionState(obj, probe, state.positions_px, extras)
-
-
-def build_fullfield(config: FullFieldConfig, context: Any = None) -> FullFieldModel:
-    """Build the full-field CDI model."""
-    return FullFieldModel(config, context)

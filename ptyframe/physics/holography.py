@@ -51,8 +51,3 @@ class HolographyModel(PtychoModel):
             (1, m, n), math.sqrt(max(flat, 0.0)), dtype=state.probe.dtype, device=state.probe.device
         )
         return ReconstructionState(state.object, probe, state.positions_px, state.extras)
-
-
-def build_holography(config: HolographyConfig, context: Any = None) -> HolographyModel:
-    """Build the multi-distance holography model."""
-    return HolographyModel(config, context)

@@ -367,8 +367,3 @@ def as_model(forward_model: Any, context: Any = None) -> Any:
         f"forward model {type(forward_model).__name__} has no unknowns()/predict(): it cannot "
         "be optimised by engine=autodiff; choose physics=farfield, multislice, nearfield, ..."
     )
-
-
-def build_multislice(config: MultisliceConfig, context: Any = None) -> PtychoModel:
-    """Build the multislice forward model."""
-    return PtychoModel(config, context)

@@ -11,9 +11,8 @@ Detector pixels are object pixels (apply the Fresnel scaling theorem to cone-bea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from ptyframe.physics.multislice import MultisliceConfig, PtychoModel
+from ptyframe.physics.multislice import MultisliceConfig
 
 
 @dataclass
@@ -23,8 +22,3 @@ class NearFieldConfig(MultisliceConfig):
     name: str = "nearfield"
     n_slices: int = 1
     detector: str = "fresnel"
-
-
-def build_nearfield(config: NearFieldConfig, context: Any = None) -> PtychoModel:
-    """Build the near-field ptychography model."""
-    return PtychoModel(config, context)

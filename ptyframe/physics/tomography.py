@@ -125,8 +125,3 @@ class TomographyModel(PtychoModel):
                 d.sum(0, keepdim=True), b.sum(0, keepdim=True), self.obj.k_dz
             )
             state.object.copy_(t.to(state.object.dtype))
-
-
-def build_tomography(config: TomographyConfig, context: Any = None) -> TomographyModel:
-    """Build the ptycho-tomography model."""
-    return TomographyModel(config, context)

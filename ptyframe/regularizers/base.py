@@ -152,18 +152,3 @@ class TotalVariation(Regularizer):
             dz = diffs[2][..., : x.shape[-2] - 1, : x.shape[-1] - 1]
             sq = sq[..., 1:, :, :] + dz.square()
         return torch.sqrt(sq + float(self.config.eps) ** 2).sum() / n
-
-
-def build_l1(config: L1Config, context: object = None) -> L1:
-    """Build the L1 regularizer."""
-    return L1(config)
-
-
-def build_reweighted_l1(config: ReweightedL1Config, context: object = None) -> ReweightedL1:
-    """Build the reweighted-L1 regularizer."""
-    return ReweightedL1(config)
-
-
-def build_tv(config: TvConfig, context: object = None) -> TotalVariation:
-    """Build the total-variation regularizer."""
-    return TotalVariation(config)

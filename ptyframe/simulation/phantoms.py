@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -270,19 +269,3 @@ class NaturalPhantom:
         amp = c.amplitude_min + (c.amplitude_max - c.amplitude_min) * a
         phase = c.phase_min_rad + (c.phase_max_rad - c.phase_min_rad) * p
         return amp * np.exp(1j * phase)
-
-
-# ---------------------------------------------------------------------------- factories
-def build_particles(config: ParticlesConfig, context: Any = None) -> ParticlesPhantom:
-    """Weak-phase particles in a film (TiO2-in-PMMA-like, PINE paper section 5)."""
-    return ParticlesPhantom(config)
-
-
-def build_siemens_star(config: SiemensStarConfig, context: Any = None) -> SiemensStarPhantom:
-    """Siemens star of phase and amplitude spokes."""
-    return SiemensStarPhantom(config)
-
-
-def build_natural(config: NaturalConfig, context: Any = None) -> NaturalPhantom:
-    """Smooth natural-like amplitude and phase from 1/f^2 random fields (no downloads)."""
-    return NaturalPhantom(config)

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -260,19 +259,3 @@ def incoherent_modes(probe: np.ndarray, n_modes: int, decay: float = 0.5) -> np.
     weights = decay ** np.arange(n_modes, dtype=np.float64)
     weights /= weights.sum()
     return np.stack([math.sqrt(power * w) * b for w, b in zip(weights, basis, strict=True)])
-
-
-# ---------------------------------------------------------------------------- factories
-def build_focused(config: FocusedProbeConfig, context: Any = None) -> FocusedProbe:
-    """Focused beam: circular pupil with defocus, propagated to the sample plane."""
-    return FocusedProbe(config)
-
-
-def build_gaussian(config: GaussianProbeConfig, context: Any = None) -> GaussianProbe:
-    """Gaussian beam of given FWHM."""
-    return GaussianProbe(config)
-
-
-def build_disk(config: DiskProbeConfig, context: Any = None) -> DiskProbe:
-    """Flat disk with a soft edge."""
-    return DiskProbe(config)

@@ -151,13 +151,3 @@ class FermatScan:
         if pos.shape[0] > 1:
             pos *= step / float(np.median(nearest_neighbour_px(pos)))
         return _finish(pos, rng, c.jitter_px, c.margin_px, c.integer_positions)
-
-
-def build_raster(config: RasterScanConfig, context: Any = None) -> RasterScan:
-    """Raster grid scan; overlap = 1 - step / (90 %-power probe diameter)."""
-    return RasterScan(config)
-
-
-def build_fermat(config: FermatScanConfig, context: Any = None) -> FermatScan:
-    """Fermat spiral scan; overlap = 1 - median neighbour distance / probe diameter."""
-    return FermatScan(config)

@@ -157,8 +157,3 @@ class MpiDataParallel(Distribution):
         )
         time.sleep(ABORT_GRACE_S)  # MPI_Abort can tear down the launcher's output forwarding
         self.comm.Abort(code)
-
-
-def build_mpi_data_parallel(config: MpiDataParallelConfig, context: Any) -> MpiDataParallel:
-    """Build the data-parallel distribution on ``MPI.COMM_WORLD``."""
-    return MpiDataParallel(config)

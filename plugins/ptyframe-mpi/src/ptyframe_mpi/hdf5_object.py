@@ -70,8 +70,8 @@ class Hdf5Object(ObjectMode):
 
     mode = "hdf5_object"
 
-    def __init__(self, config: Hdf5ObjectConfig, context: Any = None) -> None:
-        super().__init__(config, context)
+    def __init__(self, config: Hdf5ObjectConfig, context: Any = None, run: Any = None) -> None:
+        super().__init__(config, context, run)
         self.parallel_hdf5 = bool(h5py.get_config().mpi)
         made: tuple[str, str] | None = None  # ("ok", path) or ("error", why), from the root
         if self.is_root:
@@ -245,8 +245,3 @@ class Hdf5Object(ObjectMode):
             self.comm.Barrier()
         if self.is_root:
             shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def build_hdf5_object(config: Hdf5ObjectConfig, context: Any) -> Hdf5Object:
-    """Build the HDF5-backed object distribution on ``MPI.COMM_WORLD``."""
-    return Hdf5Object(config, context)

@@ -76,9 +76,12 @@ class ObjectMode(MpiDataParallel):
 
     mode = "object mode"
 
-    def __init__(self, config: Any, context: Any = None) -> None:
+    def __init__(self, config: Any, context: Any = None, run: Any = None) -> None:
+        """``run``: the run config (``ptyframe.compose.build_distribution`` passes it), read
+        to check that the engine can work on object windows; None: nothing is checked."""
         super().__init__(config)
         self.context = context
+        self.run = run
         self.plan: RowPlan | None = None  # set by localize_state
         self.width = 0
         self._uncovered: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -149,8 +152,7 @@ class ObjectMode(MpiDataParallel):
         """Return the state restricted to the rows this rank's tiles touch (see module doc)."""
         if not self.config.windows:
             return state
-        ctx = self.context
-        check_window_mode(getattr(ctx, "run", None), self.mode, getattr(ctx, "registry", None))
+        check_window_mode(self.run, self.mode, getattr(self.context, "registry", None))
         ny, nx = (int(v) for v in state.object.shape[-2:])
         m = state.window[0]
         if nx == state.window[1] and ny > m:

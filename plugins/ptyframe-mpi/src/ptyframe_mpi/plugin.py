@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 from ptyframe import hookimpl
-from ptyframe_mpi.comm import MpiDataParallelConfig, build_mpi_data_parallel
-from ptyframe_mpi.hdf5_object import Hdf5ObjectConfig, build_hdf5_object
-from ptyframe_mpi.slabs import MpiDistributedObjectConfig, build_mpi_distributed_object
+from ptyframe_mpi.comm import MpiDataParallel, MpiDataParallelConfig
+from ptyframe_mpi.hdf5_object import Hdf5Object, Hdf5ObjectConfig
+from ptyframe_mpi.slabs import MpiDistributedObject, MpiDistributedObjectConfig
 
 
 @hookimpl
 def ptyframe_register(registry) -> None:  # noqa: ANN001
-    """Register ``distribution=mpi_data_parallel|mpi_distributed_object|hdf5_object``."""
-    registry.add(
-        "distribution", "mpi_data_parallel", build_mpi_data_parallel, MpiDataParallelConfig
-    )
-    registry.add(
-        "distribution",
-        "mpi_distributed_object",
-        build_mpi_distributed_object,
-        MpiDistributedObjectConfig,
-    )
-    registry.add("distribution", "hdf5_object", build_hdf5_object, Hdf5ObjectConfig)
+    """Register ``distribution=mpi_data_parallel|mpi_distributed_object|hdf5_object``.
+
+    The object modes' constructors take ``run`` (``ptyframe.compose.build_distribution``
+    passes the run config) to check that the engine can work on object windows.
+    """
+    registry.add_distribution(MpiDataParallelConfig, MpiDataParallel)
+    registry.add_distribution(MpiDistributedObjectConfig, MpiDistributedObject)
+    registry.add_distribution(Hdf5ObjectConfig, Hdf5Object)
 
 
 @hookimpl

@@ -73,8 +73,10 @@ class MpiDistributedObject(ObjectMode):
 
     mode = "mpi_distributed_object"
 
-    def __init__(self, config: MpiDistributedObjectConfig, context: Any = None) -> None:
-        super().__init__(config, context)
+    def __init__(
+        self, config: MpiDistributedObjectConfig, context: Any = None, run: Any = None
+    ) -> None:
+        super().__init__(config, context, run)
         self.slab: np.ndarray | None = None  # authoritative rows [L, slab_h, C] (windows only)
 
     def _store_object(self, state: ReconstructionState) -> None:
@@ -87,7 +89,7 @@ class MpiDistributedObject(ObjectMode):
 
     def _averages_object(self) -> bool:
         """Return whether the engine averages the object (PIE family; unknown: assume so)."""
-        run = getattr(self.context, "run", None)
+        run = self.run
         if run is None:
             return True
         engine = getattr(run, "engine", None)
@@ -179,10 +181,3 @@ class MpiDistributedObject(ObjectMode):
         acc /= self.size
         covered = n > 0
         old[:, covered] = acc[:, covered]
-
-
-def build_mpi_distributed_object(
-    config: MpiDistributedObjectConfig, context: Any
-) -> MpiDistributedObject:
-    """Build the distributed-object distribution on ``MPI.COMM_WORLD``."""
-    return MpiDistributedObject(config, context)

@@ -6,20 +6,10 @@ from ptyframe import hookimpl
 from ptyframe_raar.raar import RaarConfig, RaarEngine
 
 
-def build_raar(config: RaarConfig, context) -> RaarEngine:  # noqa: ANN001
-    """Build RAAR; with rho > 0, attach ptyframe's registered PINE denoising step."""
-    prior = None
-    if config.rho > 0:
-        prior = context.registry.build(
-            "prior_step", {"name": "denoise", "rho": config.rho}, context
-        )
-    return RaarEngine(config, prior)
-
-
 @hookimpl
 def ptyframe_register(registry) -> None:  # noqa: ANN001
-    """Register the engine."""
-    registry.add("engine", "raar", build_raar, RaarConfig)
+    """Register the engine: ``RaarEngine(config, prior)``, the prior built when rho > 0."""
+    registry.add_engine(RaarConfig, RaarEngine)
 
 
 @hookimpl

@@ -50,7 +50,9 @@ from typing import Any
 
 import torch
 
-from ptyframe.engines.base import Engine, EpochReport, check_range
+from ptyframe.engines.base import Engine, EpochReport, check_prior, check_range
+from ptyframe.engines.config import PieFamilyConfig
+from ptyframe.engines.prior import DenoiseStep, DenoiseStepConfig
 from ptyframe.errors import ConfigError
 from ptyframe.physics.ambiguities import center_probe
 from ptyframe.physics.patches import (
@@ -64,34 +66,32 @@ from ptyframe.physics.subpixel import PositionShifts
 
 
 @dataclass
-class RaarConfig:
+class RaarConfig(PieFamilyConfig):
     """RAAR (Luke 2005) for ptychography; beta = 1 is the difference map (Thibault 2009)."""
 
     name: str = "raar"
-    epochs: int = 100
     #: Relaxation in [0, 1]; 1 = difference map. 0.75-0.9 is the usual range.
     beta: float = 0.9
     #: Alternating object/probe updates per overlap projection.
     overlap_iterations: int = 2
     #: First epoch (0-based) that updates the probe.
     probe_update_start: int = 1
-    fix_probe: bool = False
     #: Inertia ``c / max(den)`` of the least-squares object and probe updates.
     inertia: float = 1e-3
     #: PINE denoising of the object inside the overlap projection (0 = plain RAAR).
     rho: float = 0.0
-    center_probe: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # epochs, probe_update_start
         check_range("raar", "beta", self.beta, 0.0, 1.0)
         check_range("raar", "rho", self.rho, 0.0, 0.5, lo_open=False, hi_open=True)
         check_range("raar", "inertia", self.inertia, 0.0, 1.0, lo_open=True)
-        if int(self.epochs) < 0:
-            raise ConfigError(f"raar.epochs = {self.epochs} must be >= 0")
         if int(self.overlap_iterations) < 1:
             raise ConfigError(f"raar.overlap_iterations = {self.overlap_iterations} must be >= 1")
-        if int(self.probe_update_start) < 0:
-            raise ConfigError(f"raar.probe_update_start = {self.probe_update_start} must be >= 0")
+
+    def prior_config(self) -> DenoiseStepConfig:
+        """The denoising step inside every epoch's last overlap projection (strength rho)."""
+        return DenoiseStepConfig(rho=self.rho)
 
 
 class RaarEngine(Engine):
@@ -99,10 +99,11 @@ class RaarEngine(Engine):
 
     prefers_single_thread = False
 
-    def __init__(self, config: RaarConfig, prior: Any | None = None) -> None:
+    def __init__(self, config: RaarConfig, prior: DenoiseStep | None = None) -> None:
         super().__init__()
         self.config = config
         self.prior = prior
+        check_prior(config, prior)
 
     def prepare(self, measurements, state, distribution=None, seed: int = 0) -> None:  # noqa: ANN001
         super().prepare(measurements, state, distribution, seed)

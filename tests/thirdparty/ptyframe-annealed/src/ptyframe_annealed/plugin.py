@@ -34,7 +34,7 @@ class AnnealedEpie(PieEngine):
     """Run ePIE sweeps with the annealed step sizes."""
 
     def __init__(self, config: AnnealedEpieConfig) -> None:
-        super().__init__(config, "epie")
+        super().__init__(config)
         self.base = config
 
     def step(self, epoch: int) -> EpochReport:
@@ -47,15 +47,10 @@ class AnnealedEpie(PieEngine):
         return report
 
 
-def build(config: AnnealedEpieConfig, context: object) -> AnnealedEpie:
-    """Build the annealed ePIE engine."""
-    return AnnealedEpie(config)
-
-
 @hookimpl
 def ptyframe_register(registry) -> None:  # noqa: ANN001
     """Register the engine."""
-    registry.add("engine", "epie_annealed", build, AnnealedEpieConfig)
+    registry.add_engine(AnnealedEpieConfig, AnnealedEpie)
 
 
 @hookimpl

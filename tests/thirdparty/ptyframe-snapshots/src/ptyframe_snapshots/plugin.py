@@ -28,7 +28,7 @@ class SnapshotConfig:
 class ObjectSnapshots(Callback):
     """Save the phase of the (whole) object every ``every`` epochs, on the writing rank."""
 
-    def __init__(self, config: SnapshotConfig, context: object = None) -> None:
+    def __init__(self, config: SnapshotConfig) -> None:
         self.config = config
 
     def on_epoch_end(self, run, report) -> None:
@@ -50,4 +50,4 @@ class ObjectSnapshots(Callback):
 
 @hookimpl
 def ptyframe_register(registry) -> None:
-    registry.add("callback", "object_snapshots", ObjectSnapshots, SnapshotConfig)
+    registry.add_callback(SnapshotConfig, ObjectSnapshots)
