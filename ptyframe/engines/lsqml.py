@@ -123,6 +123,17 @@ def poisson_step(wave: torch.Tensor, inten: torch.Tensor, valid: torch.Tensor | 
     return wave * (-alpha * xi).unsqueeze(1), alpha.flatten()
 
 
+def re_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Return ``Re sum conj(a) b`` over all but the first axis, ``[B]``, as one batched dot.
+
+    ``Re(conj(a) b) = a_re b_re + a_im b_im``: the dot product of the real views, without
+    complex temporaries.
+    """
+    ra = torch.view_as_real(a).reshape(a.shape[0], 1, -1)
+    rb = torch.view_as_real(b).reshape(b.shape[0], -1, 1)
+    return torch.bmm(ra, rb).flatten()
+
+
 def optimal_steps(
     chi: torch.Tensor, u: torch.Tensor, v: torch.Tensor | None, lam: float = 1e-6
 ) -> tuple[float, float]:
@@ -131,17 +142,16 @@ def optimal_steps(
     The diagonal gets ``lam`` times its mean over the group (Tikhonov); negative steps are
     clipped to 0.
     """
-    dims = (1, 2, 3)
-    a11 = (u.real.square() + u.imag.square()).sum(dims)
-    b1 = (u.conj() * chi).real.sum(dims)
+    a11 = re_dot(u, u)
+    b1 = re_dot(u, chi)
     a11 = a11 + lam * a11.mean()
     if v is None:
         a_o = b1 / a11.clamp_min(1e-30)
         return float(a_o.clamp_min(0).mean()), 0.0
-    a22 = (v.real.square() + v.imag.square()).sum(dims)
+    a22 = re_dot(v, v)
     a22 = a22 + lam * a22.mean()
-    a12 = (u.conj() * v).real.sum(dims)
-    b2 = (v.conj() * chi).real.sum(dims)
+    a12 = re_dot(u, v)
+    b2 = re_dot(v, chi)
     det = (a11 * a22 - a12.square()).clamp_min(1e-30)
     a_o = ((a22 * b1 - a12 * b2) / det).clamp_min(0)
     a_p = ((a11 * b2 - a12 * b1) / det).clamp_min(0)
@@ -165,12 +175,12 @@ class LsqmlEngine(MinibatchEngine):
         psi = o_b.unsqueeze(1) * p_b
         amps, valid = self.data(idx)
         wave = far_field(psi)
-        amp = model_modulus(wave)
-        diff = (amp - amps).abs_()
-        err = float((diff if valid is None else diff * valid).sum(dtype=torch.float64))
         if cfg.likelihood == "gaussian":
-            delta, _ = detector_delta(wave, amps, valid)
+            delta, e = detector_delta(wave, amps, valid)  # e: sum_valid |A - a| per position
+            err = float(e.sum())
         else:
+            diff = (model_modulus(wave) - amps).abs_()
+            err = float((diff if valid is None else diff * valid).sum(dtype=torch.float64))
             delta, _ = poisson_step(wave, amps.square(), valid)
         chi = far_field_adjoint(delta)
         corners = self.waves.corners_of(idx, obj.device)
