@@ -53,7 +53,10 @@ def test_mpie_epoch_matches_hand_written_rpie_steps_and_momentum(fused):
             v_p = 0.7 * v_p + probe - buf_p
             probe = probe + 0.3 * v_p
             buf_p = probe.clone()
-    eng = MpieEngine(MpieConfig(epochs=1, momentum_every=3, center_probe=False, seed=5))
+    cfg = MpieConfig(  # PtyLab's values of alpha, beta and feedback, as written above
+        epochs=1, momentum_every=3, center_probe=False, seed=5, alpha=0.1, beta=0.1, feedback=0.3
+    )
+    eng = MpieEngine(cfg)
     eng.fused = fused
     eng.prepare(meas, state)
     eng.step(0)
