@@ -144,8 +144,13 @@ def test_lsqml_gaussian_group_matches_hand_written_directions_and_steps():
     assert 0.1 < a_o < 3 and 0.1 < a_p < 3  # a sensible least-squares step, not 0 or huge
     obj = obj + 0.9 * a_o * d_o
     probe = probe + 0.9 * a_p * d_p
-    cfg = LsqmlConfig(
-        epochs=1, batching="random", batch_size=len(pos), center_probe=False, momentum=0.0
+    cfg = LsqmlConfig(  # d_O = 0.1 as written above
+        epochs=1,
+        batching="random",
+        batch_size=len(pos),
+        center_probe=False,
+        momentum=0.0,
+        object_reg=0.1,
     )
     eng = LsqmlEngine(cfg)
     eng.prepare(meas, state)
