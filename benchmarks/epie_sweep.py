@@ -5,17 +5,29 @@ jitter),
 focused probe of ~64 px diameter, noiseless. Prints a markdown table.
 
     python benchmarks/epie_sweep.py [--sweeps 5] [--threads 1 2]
+        [--ptylab-python .venv-ptylab/bin/python]
+
+With ``--ptylab-python`` (PtyLab 0.3.7's venv, ``make peers``) each case is also written as a
+data-exchange file and PtyLab's ePIE runs on it for the same number of sweeps, one thread,
+right after ptyframe's rows of that case (``benchmarks/peers/run_ptylab.py``; PtyLab rounds
+sub-pixel positions to whole pixels, so its sub-pixel row runs the integer path); the table
+then gives ptyframe's fused sweep as a ratio to PtyLab's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ptyframe.data.dataset import PtychoDataset
+from ptyframe.data.exchange import write_dataset
 from ptyframe.data.geometry import ScanGeometry, object_frame
 from ptyframe.data.measurements import Measurements
 from ptyframe.engines.pie import EpieConfig, PieEngine, RpieConfig
@@ -84,6 +96,19 @@ def sweep_seconds(
     return min(sweep), min(floor)
 
 
+def ptylab_seconds(python: str, ds: PtychoDataset, sweeps: int) -> float:
+    """Return PtyLab's fastest ePIE sweep on ``ds`` (one thread, its own venv)."""
+    here = Path(__file__).resolve().parent
+    with tempfile.TemporaryDirectory() as tmp:
+        path, out = Path(tmp) / "case.h5", Path(tmp) / "out.npz"
+        write_dataset(path, ds.intensities()[None], ds.geometry)
+        cmd = [python, str(here / "peers" / "run_ptylab.py"), str(path), str(out)]
+        cmd += ["--engine", "ePIE", "--sweeps", str(sweeps + 1), "--threads", "1"]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        return float(np.load(out)["seconds_per_sweep"][1:].min())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sweeps", type=int, default=5)
@@ -96,6 +121,7 @@ def main() -> None:
         help="uniform position jitter in px (0: integer positions)",
     )
     ap.add_argument("--rules", nargs="+", default=["epie", "rpie"])
+    ap.add_argument("--ptylab-python", default=None, help="PtyLab's python: time its ePIE too")
     args = ap.parse_args()
     print(
         f"fastest of {args.sweeps} sweeps per row (after one warm-up sweep); FFT floor = one "
@@ -109,17 +135,37 @@ def main() -> None:
         ds = benchmark_case(jitter_px=jitter)
         meas = Measurements.from_dataset(ds)
         kind = "integer" if jitter == 0 else f"sub-pixel (jitter {jitter:g} px)"
+        fused_epie = None
         for threads in args.threads:
             torch.set_num_threads(threads)
             for name in args.rules:
                 for fused in (True, False):
                     med, fft_s = sweep_seconds(ds, meas, name, args.sweeps, fused)
                     path = "fused" if fused else "torch"
+                    if name == "epie" and fused and threads == 1:
+                        fused_epie = med
                     print(
                         f"| {name} | {meas.n} {kind} | {threads} | {path} | {med:.3f} | "
                         f"{fft_s:.3f} | {med / fft_s:.2f} |",
                         flush=True,
                     )
+        if args.ptylab_python:
+            torch.set_num_threads(1)
+            lab = ptylab_seconds(args.ptylab_python, _rounded(ds), args.sweeps)
+            ratio = f"ptyframe fused ePIE / PtyLab = {fused_epie / lab:.2f}" if fused_epie else ""
+            print(
+                f"| PtyLab 0.3.7 ePIE | {meas.n} {kind} (rounded) | 1 | - | {lab:.3f} | - | "
+                f"{ratio} |"
+            )
+
+
+def _rounded(ds: PtychoDataset) -> PtychoDataset:
+    """``ds`` with its positions rounded to whole pixels (what PtyLab does)."""
+    g = ds.geometry
+    geom = ScanGeometry(
+        np.round(g.positions_px), g.window, g.object_shape, g.energy_ev, g.pixel_size_m
+    )
+    return PtychoDataset(geom, patterns=ds.intensities()[None])
 
 
 if __name__ == "__main__":

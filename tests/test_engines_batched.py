@@ -53,7 +53,10 @@ def test_mpie_epoch_matches_hand_written_rpie_steps_and_momentum(fused):
             v_p = 0.7 * v_p + probe - buf_p
             probe = probe + 0.3 * v_p
             buf_p = probe.clone()
-    eng = MpieEngine(MpieConfig(epochs=1, momentum_every=3, center_probe=False, seed=5))
+    cfg = MpieConfig(  # PtyLab's values of alpha, beta and feedback, as written above
+        epochs=1, momentum_every=3, center_probe=False, seed=5, alpha=0.1, beta=0.1, feedback=0.3
+    )
+    eng = MpieEngine(cfg)
     eng.fused = fused
     eng.prepare(meas, state)
     eng.step(0)
@@ -141,8 +144,13 @@ def test_lsqml_gaussian_group_matches_hand_written_directions_and_steps():
     assert 0.1 < a_o < 3 and 0.1 < a_p < 3  # a sensible least-squares step, not 0 or huge
     obj = obj + 0.9 * a_o * d_o
     probe = probe + 0.9 * a_p * d_p
-    cfg = LsqmlConfig(
-        epochs=1, batching="random", batch_size=len(pos), center_probe=False, momentum=0.0
+    cfg = LsqmlConfig(  # d_O = 0.1 as written above
+        epochs=1,
+        batching="random",
+        batch_size=len(pos),
+        center_probe=False,
+        momentum=0.0,
+        object_reg=0.1,
     )
     eng = LsqmlEngine(cfg)
     eng.prepare(meas, state)

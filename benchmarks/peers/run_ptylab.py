@@ -1,7 +1,7 @@
 """Run PtyLab 0.3.7 on a data-exchange file; executed in ``.venv-ptylab`` (no ptyframe there).
 
     .venv-ptylab/bin/python benchmarks/peers/run_ptylab.py DATA.h5 OUT.npz \
-        --engine ePIE --sweeps 100 --threads 1 [--truth-probe] [--seed 0]
+        --engine ePIE --sweeps 100 --threads 1 [--truth-probe] [--seed 0] [--snapshots 1,5,10]
 
 Mapping (checked by the truth-probe run of ``compare.py``, which must align at zero shift):
 
@@ -99,19 +99,29 @@ def run(args: argparse.Namespace) -> None:
     engine.numIterations = int(args.sweeps)
     if args.truth_probe:
         engine.betaProbe = 0.0
-    stamps: list[float] = []
+    seconds: list[float] = []
+    starts: list[float] = []
+    snaps: list[np.ndarray] = []
+    wanted = {int(k) for k in args.snapshots.split(",") if k}
     shown = engine.showReconstruction
+    ny, nx = case.object_shape
 
     def stamp(loop, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
-        stamps.append(time.perf_counter())
-        return shown(loop, *a, **kw)
+        out = shown(loop, *a, **kw)
+        seconds.append(time.perf_counter() - starts[-1])
+        if loop + 1 in wanted:  # a copy of the object on our frame, outside the timing
+            o = np.asarray(recon.object).reshape(recon.object.shape[-2:])
+            snaps.append(o[oy : oy + ny, ox : ox + nx].astype(np.complex64))
+        starts.append(time.perf_counter())
+        return out
 
     engine.showReconstruction = stamp
     np.random.seed(int(args.seed))
-    t0 = time.perf_counter()
+    starts.append(time.perf_counter())
     engine.reconstruct()
-    seconds = np.diff([t0, *stamps]).tolist()
-    ny, nx = case.object_shape
+    if wanted:
+        done = sorted(k for k in wanted if k <= len(seconds))
+        np.savez(f"{args.out}.snapshots.npz", sweeps=np.asarray(done), objects=np.stack(snaps))
     obj = np.asarray(recon.object).reshape(recon.object.shape[-2:])[oy : oy + ny, ox : ox + nx]
     if obj.shape != (ny, nx):
         raise SystemExit(f"PtyLab's object {recon.object.shape} does not hold the frame {ny, nx}")
@@ -141,6 +151,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truth-probe", action="store_true")
+    p.add_argument(
+        "--snapshots",
+        default="",
+        help="comma-separated sweep counts after which the object is saved (untimed) to "
+        "OUT.snapshots.npz (sweeps, objects): quality-vs-time curves",
+    )
     args = p.parse_args()
     set_threads(args.threads)
     os.environ.setdefault("MPLBACKEND", "Agg")

@@ -228,73 +228,64 @@ class PieEngine(Engine):
     def _sweep_fused(
         self, order: list[int], update_probe: bool, shifter: FourierProbe | None
     ) -> float:
-        """The sweep with the fused numba kernels (CPU); see ``pie_kernels``."""
+        """The sweep with the fused numba kernels (CPU); see ``pie_kernels``.
+
+        With integer positions the probe alternates between ``state.probe`` and a second
+        buffer (each update reads one and writes the other, which keeps the compiled loop
+        vectorised); it is copied back into ``state.probe`` at the end and before the
+        ``every_positions`` hook.
+        """
         state, meas = self.state, self.measurements
         assert state is not None and meas is not None
         probe = state.probe
         _, m, n = probe.shape
         alpha, beta, rpie = self._steps()
         obj_np = state.object[0].numpy()
-        probe_np = probe.numpy()
         amps = meas.amplitudes.numpy()
         use_valid = meas.valid is not None
         valid = meas.valid.numpy() if use_valid else pie_kernels.no_mask((m, n))
-        psi, wave, dpsi, p_t = (torch.empty_like(probe) for _ in range(4))
-        psi_np, wave_np, dpsi_np, p_np = (t.numpy() for t in (psi, wave, dpsi, p_t))
-        step_np = psi_np  # psi is free once F psi is taken: reuse it for the probe step
         one = probe.shape[0] == 1 and not use_valid  # the single-mode kernels
-        if one:
-            probe_np, psi_np, wave_np, dpsi_np, p_np = (
-                a[0] for a in (probe_np, psi_np, wave_np, dpsi_np, p_np)
-            )
+        bufs = _Buffers(probe, one)
         kern = pie_kernels.kernels()
-        exit_wave = kern.exit_wave1 if one else kern.exit_wave
-        update = kern.update1 if one else kern.update
-        step_np = psi_np  # psi is free once F psi is taken: reuse it for the probe step
         if shifter is not None:
             spec, ry, rx = (t.numpy() for t in (shifter.spectrum, shifter.ry, shifter.rx))
-            buf_t = torch.empty_like(probe)
-            buf = buf_t.numpy()
         steps = self.step_sizes
+        dtype = obj_np.dtype
         err = 0.0
         for count, j in enumerate(order, 1):
-            o = obj_np[self._cy[j] : self._cy[j] + m, self._cx[j] : self._cx[j] + n]
+            y0, x0 = self._cy[j], self._cx[j]
             if shifter is not None:  # T_f P = F^-1[F(P) r_f]
-                kern.ramp_shift(spec, ry[j], rx[j], buf)
-                torch.fft.ifft2(buf_t, out=p_t)
-            p = p_np if shifter is not None else probe_np
-            o_max, p_max = exit_wave(o, p, psi_np)
-            torch.fft.fft2(psi, norm="ortho", out=wave)
+                kern.ramp_shift(spec, ry[j], rx[j], bufs.spec_np)
+                torch.fft.ifft2(bufs.spec_t, out=bufs.shifted_t)
+                p, p_out = bufs.shifted, bufs.wave  # wave is free once F^-1 is taken
+            else:
+                p, p_out = bufs.current(), bufs.other()
             if one:
-                err += kern.modulus_delta1(wave_np, amps[j])
+                kern.exit_wave1(obj_np, y0, x0, p, bufs.psi, bufs.o_abs2, bufs.p_abs2)
+                o_max, p_max = float(bufs.o_abs2.max()), float(bufs.p_abs2.max())
+            else:
+                o_max, p_max = kern.exit_wave(obj_np, y0, x0, p, bufs.psi)
+            torch.fft.fft2(bufs.psi_t, norm="ortho", out=bufs.wave_t)
+            if one:
+                err += kern.modulus_delta1(bufs.wave, amps[j])
             else:
                 err += kern.modulus_delta(
-                    wave_np, amps[j], valid[j] if use_valid else valid, use_valid
+                    bufs.wave, amps[j], valid[j] if use_valid else valid, use_valid
                 )
-            torch.fft.ifft2(wave, norm="ortho", out=dpsi)
+            torch.fft.ifft2(bufs.wave_t, norm="ortho", out=bufs.dpsi_t)
+            scalars = pie_kernels.update_scalars(
+                dtype, rpie, alpha, beta, o_max, p_max, update_probe, *steps, shifter is None
+            )
+            (kern.update1 if one else kern.update)(obj_np, y0, x0, p, bufs.dpsi, p_out, *scalars)
             if shifter is None:
-                update(
-                    o, p, dpsi_np, p, True, rpie, alpha, beta, o_max, p_max, update_probe, *steps
-                )
-            else:
-                update(
-                    o,
-                    p,
-                    dpsi_np,
-                    step_np,
-                    False,
-                    rpie,
-                    alpha,
-                    beta,
-                    o_max,
-                    p_max,
-                    update_probe,
-                    *steps,
-                )
-                if update_probe and o_max > 0:  # F(P) += F(step) conj(r_f)
-                    torch.fft.fft2(psi, out=buf_t)
-                    kern.ramp_fold_back(spec, buf, ry[j], rx[j])
-            self._periodic(count, shifter)
+                bufs.swap()
+            elif update_probe and o_max > 0:  # F(P) += F(step) conj(r_f)
+                torch.fft.fft2(bufs.wave_t, out=bufs.spec_t)
+                kern.ramp_fold_back(spec, bufs.spec_np, ry[j], rx[j])
+            if self.every_positions and count % self.every_positions == 0:
+                bufs.settle()
+                self._periodic(count, shifter)
+        bufs.settle()
         return err
 
     def _sweep_torch(
@@ -346,3 +337,53 @@ class PieEngine(Engine):
                         probe.add_(step)
             self._periodic(count, shifter)
         return float(err)
+
+
+class _Buffers:
+    """Scratch arrays of one fused sweep (numpy views of torch tensors, no copies).
+
+    ``psi``: the exit wave, then ``dpsi = F^-1(Psi' - Psi)`` (psi is free once ``F psi`` is
+    taken); ``wave``: the far field, then ``Psi' - Psi``, then the sub-pixel probe step;
+    ``o_abs2``, ``p_abs2``: the squared moduli for the maxima, in ``wave``'s memory before
+    ``F psi`` is written there; ``shifted`` the sub-pixel-shifted probe and ``spec`` a
+    spectrum scratch; the probe's second buffer for integer positions (``current``/
+    ``other``/``swap``, ``settle`` copies it back into the probe). Sharing the memory keeps
+    the working set of a 128x128 position in the core's L2 cache. With ``one`` (one mode)
+    the arrays are ``[M, N]``, else ``[K, M, N]``.
+    """
+
+    def __init__(self, probe: torch.Tensor, one: bool) -> None:
+        self.probe_t = probe
+        self.psi_t, self.wave_t, self.shifted_t, self.spec_t, self.alt_t = (
+            torch.empty_like(probe) for _ in range(5)
+        )
+        self.dpsi_t = self.psi_t
+        pick = (lambda t: t.numpy()[0]) if one else (lambda t: t.numpy())
+        self.psi, self.wave, self.shifted = (
+            pick(t) for t in (self.psi_t, self.wave_t, self.shifted_t)
+        )
+        self.dpsi = self.psi
+        self.spec_np = self.spec_t.numpy()
+        self._probes = (pick(probe), pick(self.alt_t))
+        self._flip = 0
+        m, n = probe.shape[-2:]
+        halves = torch.view_as_real(self.wave_t).reshape(-1)[: 2 * m * n].view(2, m, n)
+        self.o_abs2, self.p_abs2 = halves.numpy()
+
+    def current(self):  # noqa: ANN201
+        """The buffer holding the current probe."""
+        return self._probes[self._flip]
+
+    def other(self):  # noqa: ANN201
+        """The buffer the next probe is written to."""
+        return self._probes[1 - self._flip]
+
+    def swap(self) -> None:
+        """Make the buffer just written the current probe."""
+        self._flip = 1 - self._flip
+
+    def settle(self) -> None:
+        """Leave the current probe in ``state.probe`` (copy it back if it is the second)."""
+        if self._flip:
+            self.probe_t.copy_(self.alt_t)
+            self._flip = 0
