@@ -16,10 +16,12 @@ lit region (the object itself, not its deviations).
 from __future__ import annotations
 
 import argparse
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
+from ptyframe.compose import build_engine
 from ptyframe.data.dataset import PtychoDataset
 from ptyframe.data.measurements import Measurements
 from ptyframe.initial import InitConfig, initial_state
@@ -61,7 +63,8 @@ def natural_case(registry, photons: float = 1e6, seed: int = 0):  # noqa: ANN001
 def run_engine(registry, name: str, overrides: dict, data, sweeps: int):  # noqa: ANN001, ANN201
     """Reconstruct ``data`` with engine ``name``; return (s/sweep, data error, state)."""
     ctx = BuildContext(registry)
-    engine = registry.build("engine", {"name": name, "epochs": sweeps, **overrides}, ctx)
+    run_cfg = SimpleNamespace(engine={"name": name, "epochs": sweeps, **overrides})
+    engine = build_engine(run_cfg, registry, ctx)
     meas = Measurements.from_dataset(data)
     state = initial_state(InitConfig(), data, meas)
     engine.prepare(meas, state, seed=0)

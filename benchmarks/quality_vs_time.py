@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -43,6 +44,7 @@ sys.path.insert(0, str(HERE / "peers"))
 from cases import PARTICLE_FILM, Case, StepRaster  # noqa: E402
 from score import Truth  # noqa: E402
 
+from ptyframe.compose import build_engine  # noqa: E402
 from ptyframe.data.dataset import PtychoDataset  # noqa: E402
 from ptyframe.data.measurements import Measurements  # noqa: E402
 from ptyframe.initial import InitConfig, initial_state  # noqa: E402
@@ -89,10 +91,12 @@ def run_ptyframe(
     marks = set(checkpoints(sweeps))
     runs = {}
     for name in names:
-        warm = registry.build("engine", {"name": name, "epochs": 1}, BuildContext(registry))
+        ctx = BuildContext(registry)
+        warm = build_engine(SimpleNamespace(engine={"name": name, "epochs": 1}), registry, ctx)
         warm.prepare(meas, initial_state(InitConfig(), data, meas), seed=0)
         warm.step(0)  # compile / cache load outside the timing
-        engine = registry.build("engine", {"name": name, "epochs": sweeps}, BuildContext(registry))
+        run_cfg = SimpleNamespace(engine={"name": name, "epochs": sweeps})
+        engine = build_engine(run_cfg, registry, ctx)
         state = initial_state(InitConfig(), data, meas)
         engine.prepare(meas, state, seed=0)
         runs[name] = (engine, state, engine.iterate(), [0.0])
