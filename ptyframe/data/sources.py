@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ptyframe.data.dataset import PtychoDataset
+from ptyframe.data.holdout import check_fraction, split_validation
 from ptyframe.errors import ConfigError
 from ptyframe.registry import BuildContext
 
@@ -50,8 +51,12 @@ class FileDataConfig:
     max_tiles: int | None = None
     #: Check every value for NaN/Inf on open (reads the whole file once).
     check_values: bool = True
+    #: Hold this fraction of the patterns (random, seeded by the run's seed) out of every
+    #: update and record their data error as ``validation_error`` (``ptyframe.data.holdout``).
+    validation_fraction: float = 0.0
 
     def __post_init__(self) -> None:
+        check_fraction(self.validation_fraction)
         if int(self.decimate) < 1:
             raise ConfigError(f"data.decimate = {self.decimate} must be >= 1")
         if self.max_tiles is not None and int(self.max_tiles) < 1:
@@ -115,7 +120,7 @@ def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoD
         idx = idx[: int(config.max_tiles)]
     if len(idx) < ds.n_tiles:
         ds = ds.select(idx)
-    return ds
+    return split_validation(ds, float(config.validation_fraction), int(context.seed))
 
 
 @dataclass
@@ -127,6 +132,11 @@ class SimulatedDataConfig:
     phantom: dict[str, Any] = field(default_factory=lambda: {"name": "particles"})
     probe: dict[str, Any] = field(default_factory=lambda: {"name": "focused"})
     scan: dict[str, Any] = field(default_factory=lambda: {"name": "raster"})
+    #: As ``FileDataConfig.validation_fraction``.
+    validation_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_fraction(self.validation_fraction)
 
 
 def build_simulated_dataset(config: SimulatedDataConfig, context: BuildContext) -> PtychoDataset:
@@ -140,4 +150,5 @@ def build_simulated_dataset(config: SimulatedDataConfig, context: BuildContext) 
         registry=context.registry,
         **dict(config.simulation),
     )
-    return PtychoDataset(sim.geometry, patterns=sim.patterns, truth=sim.truth)
+    ds = PtychoDataset(sim.geometry, patterns=sim.patterns, truth=sim.truth)
+    return split_validation(ds, float(config.validation_fraction), int(context.seed))
