@@ -57,13 +57,13 @@ def _setup_hydra(registry: Any, searchpaths: list[str]) -> None:
     registry.store_configs(cs)
 
 
-def _hydra_run(config_name: str, task: Callable[[Any], None], argv: list[str]) -> int:
+def _hydra_run(config_name: str, task: Callable[[Any], Any], argv: list[str]) -> int:
     import hydra
 
     @hydra.main(version_base="1.3", config_path=None, config_name=config_name)
-    def _main(cfg: Any) -> None:
+    def _main(cfg: Any) -> Any:
         try:
-            task(cfg)
+            return task(cfg)  # the objective of a sweeper (Optuna), see _reconstruct_task
         except PtyframeError as exc:
             _remove_if_empty_run_dir()
             sys.exit(_fail(exc, exc.exit_code))
@@ -162,8 +162,15 @@ def _validator(cmd: str) -> Callable[[Any], None]:
     return reconstruct if cmd == "reconstruct" else simulate
 
 
-def _reconstruct_task(registry: Any) -> Callable[[Any], None]:
-    def task(cfg: Any) -> None:
+def _reconstruct_task(registry: Any) -> Callable[[Any], float | None]:
+    """Return the Hydra task of ``ptyframe reconstruct``.
+
+    It returns the run's final ``validation_error`` (``data.validation_fraction > 0``), the
+    objective the Optuna sweeper minimises (``conf/sweep/tune_*.yaml``); ``inf`` for a run
+    that diverged inside a multirun; None without a validation split.
+    """
+
+    def task(cfg: Any) -> float | None:
         from hydra.core.hydra_config import HydraConfig
 
         from ptyframe.runner import run
@@ -181,12 +188,14 @@ def _reconstruct_task(registry: Any) -> Callable[[Any], None]:
             # the last good state with status "diverged"), not a reason to stop the sweep
             logging.getLogger("ptyframe").error("job %s diverged: %s", hc.job.num, exc)
             print(f"ptyframe: diverged, recorded in {out_dir}; the sweep goes on", file=sys.stderr)
-            return
+            return float("inf")
         logging.getLogger("ptyframe").info(
             "wrote %s", ", ".join(p.name for p in result.files) or "nothing"
         )
         if result.out_dir is not None:
             print(f"ptyframe: results in {result.out_dir}", file=sys.stderr)
+        value = result.metrics.get("validation_error")
+        return None if value is None else float(value)
 
     return task
 

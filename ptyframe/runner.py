@@ -153,6 +153,18 @@ class TruthMetrics:
         return out
 
 
+def _validation_set(dataset: PtychoDataset, device: str, dtype: torch.dtype) -> Any:
+    """Return the held-out patterns' ``ValidationSet`` (``data.validation_fraction``) or None."""
+    from ptyframe.data.holdout import held_out_of
+
+    held = held_out_of(dataset)
+    if held is None:
+        return None
+    from ptyframe.metrics.validation import ValidationSet
+
+    return ValidationSet(held, device, dtype)
+
+
 def _estimate(engine: Engine, state: ReconstructionState) -> np.ndarray:
     """Return the 2-D object the metrics compare (product of slices for multislice)."""
     if hasattr(engine, "projected_object"):
@@ -349,6 +361,7 @@ def _run(
         restore_rng(ckpt.rng)
     events("prepared", dist, state)
     metrics = TruthMetrics(list(cfg.metrics.names), registry, ctx, dataset)
+    validation = _validation_set(dataset, device, rdt)  # None unless data.validation_fraction
 
     # ---- the loop
     status = "finished"
@@ -368,6 +381,10 @@ def _run(
                 whole = _whole(dist, state)
                 if whole is not None:
                     values.update(metrics(_estimate(engine, whole)))
+            if validation is not None and (last or (every and (epoch + 1) % every == 0)):
+                whole = _whole(dist, state)
+                if whole is not None:
+                    values["validation_error"] = validation.error(whole)
             finite = state.is_finite()
             if windowed:  # every rank must agree, or some would stop and others wait
                 finite = dist.sum_scalars(float(not finite))[0] == 0

@@ -12,7 +12,8 @@ from ptyframe.engines.pie import EpieConfig, PieEngine
 from ptyframe.errors import ConfigError
 from ptyframe.metrics.validation import ValidationSet
 from ptyframe.state import ReconstructionState
-from tests.synth import focused_probe, make_dataset
+
+from synth import focused_probe, make_dataset
 
 
 def test_held_out_indices_are_deterministic_disjoint_and_cover() -> None:
