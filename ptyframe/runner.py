@@ -153,6 +153,64 @@ class TruthMetrics:
         return out
 
 
+@dataclass
+class _RunView:
+    """Interim stand-in for the callback loop's run context (``data.follow`` callbacks)."""
+
+    cfg: Any
+    distribution: Any
+    engine: Engine
+    dataset: PtychoDataset
+    measurements: list[Measurements]
+    state: ReconstructionState
+    history: History
+    out_dir: Path
+    callbacks: list[Any] = field(default_factory=list)
+    writer: bool = False
+    epoch: int = 0
+    end_epoch: int = 0
+    status: str = "running"
+
+    def whole(self) -> ReconstructionState | None:
+        return _whole(self.distribution, self.state)
+
+    def following(self) -> bool:
+        """Return whether the scan is still being written (every epoch may not be the last)."""
+        return any(hasattr(cb, "complete") and not cb.complete for cb in self.callbacks)
+
+    def attrs(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for cb in self.callbacks:
+            if hasattr(cb, "timed_out"):
+                out.update(follow_timed_out=cb.timed_out, scan_complete=cb.complete)
+        return out
+
+
+def _follow_callbacks(
+    cfg: ReconstructConfig,
+    dist: Any,
+    engine: Engine,
+    dataset: PtychoDataset,
+    meas: list[Measurements],
+    state: ReconstructionState,
+    history: History,
+    out: Path,
+) -> tuple[_RunView, list[Any]]:
+    """Return the run view and the callbacks of ``data.follow=true`` (none otherwise)."""
+    view = _RunView(cfg, dist, engine, dataset, meas, state, history, out)
+    data = cfg.data if isinstance(cfg.data, dict) else vars(cfg.data or object())
+    if not data.get("follow", False):
+        return view, []
+    from ptyframe.callbacks.follow import FollowCallback
+    from ptyframe.callbacks.live import LiveOutputs
+
+    view.callbacks = [
+        FollowCallback(float(data.get("follow_timeout_s", 60.0))),
+        LiveOutputs(float(cfg.output.live_every_s), bool(cfg.output.images)),
+    ]
+    return view, view.callbacks
+
+
 def _validation_set(dataset: PtychoDataset, device: str, dtype: torch.dtype) -> Any:
     """Return the held-out patterns' ``ValidationSet`` (``data.validation_fraction``) or None."""
     from ptyframe.data.holdout import held_out_of
@@ -371,11 +429,18 @@ def _run(
         engine.epochs, start, enabled=cfg.progress and dist.is_root, interval_s=cfg.progress_every_s
     )
     epoch = start
+    # interim hook (data.follow) until the callback loop lands: see _follow_callbacks
+    view, callbacks = _follow_callbacks(cfg, dist, engine, dataset, meas_all, state, history, out)
+    view.writer, view.epoch, view.end_epoch = writer, start, engine.epochs
+    for cb in callbacks:
+        cb.on_run_start(view)
+    if callbacks:  # patterns may have joined
+        good = state.clone()
     try:
-        for epoch in range(start, engine.epochs):
+        while epoch < view.end_epoch:
             report = engine.step(epoch)
             values = {"data_error": report.data_error, "seconds": report.seconds, **report.scalars}
-            last = epoch == engine.epochs - 1
+            last = epoch == view.end_epoch - 1 and not view.following()
             every = int(cfg.metrics.every)
             if metrics.enabled and (last or (every and (epoch + 1) % every == 0)):
                 whole = _whole(dist, state)
@@ -393,7 +458,11 @@ def _run(
             history.append(epoch, values)
             _keep(good, state)
             bar.update(report.data_error)
-            every_ckpt = int(cfg.output.checkpoint_every)
+            for cb in callbacks:  # may add patterns (positions grow) and move end_epoch
+                cb.on_epoch_end(view, report)
+            if good.positions_px.shape != state.positions_px.shape:
+                good = state.clone()
+            every_ckpt = 0 if callbacks else int(cfg.output.checkpoint_every)
             if write and every_ckpt and (epoch + 1) % every_ckpt == 0 and not last:
                 whole = _whole(dist, state)
                 engine_state = _engine_state(engine, dist)
@@ -401,7 +470,8 @@ def _run(
                     save_checkpoint(ckpt_path, whole, engine_state, history, epoch + 1, fp)
             if not last:
                 stop.check(dist)
-        epoch = engine.epochs
+            epoch += 1
+        epoch = view.end_epoch
         events("done", dist, state)
     except DivergenceError as exc:
         status = "diverged"
@@ -460,6 +530,8 @@ def _run(
         raise
     finally:
         bar.close()
+        for cb in callbacks:
+            cb.on_run_end(view, status)
     fall = still_improving(history.columns.get("data_error", []))
     if fall is not None and dist.is_root:
         n = max(5, len(history.epochs) // 10)
@@ -485,8 +557,8 @@ def _run(
             dataset,
             metrics,
             engine,
-            overwrite=cfg.output.overwrite or cfg.resume,
-            extra_attrs=stall,
+            overwrite=cfg.output.overwrite or cfg.resume or bool(callbacks),
+            extra_attrs={**stall, **view.attrs()},
         )
         if ckpt_path.exists():
             ckpt_path.unlink()

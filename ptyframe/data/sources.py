@@ -54,9 +54,20 @@ class FileDataConfig:
     #: Hold this fraction of the patterns (random, seeded by the run's seed) out of every
     #: update and record their data error as ``validation_error`` (``ptyframe.data.holdout``).
     validation_fraction: float = 0.0
+    #: Follow a file another process is still writing (SWMR; ``ptyframe.data.follow``): new
+    #: patterns join the run; after ``scan_complete`` the engine does ``epochs`` more sweeps.
+    follow: bool = False
+    #: Following: end the run (saving it) after this long without a new pattern.
+    follow_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         check_fraction(self.validation_fraction)
+        if self.follow and float(self.validation_fraction) > 0:
+            raise ConfigError(
+                "data.follow=true cannot hold patterns out yet: set data.validation_fraction=0"
+            )
+        if not float(self.follow_timeout_s) > 0:
+            raise ConfigError(f"data.follow_timeout_s = {self.follow_timeout_s} must be > 0")
         if int(self.decimate) < 1:
             raise ConfigError(f"data.decimate = {self.decimate} must be >= 1")
         if self.max_tiles is not None and int(self.max_tiles) < 1:
@@ -83,6 +94,10 @@ def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoD
             "no data file given. Pass one with `data.path=FILE.h5` "
             "(make a demo file with `ptyframe simulate out=demo.h5`)"
         )
+    if config.follow:
+        from ptyframe.data.follow import open_followed
+
+        return open_followed(config.path, float(config.follow_timeout_s))
     from ptyframe.data.reader import read_scan
     from ptyframe.data.scanfile import DetectorOptions, build_dataset
 
