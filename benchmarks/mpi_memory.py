@@ -8,7 +8,7 @@ it (ePIE: the slab and exchange buffers; autodiff: parameters, gradients, Adam m
 The peak is reset (``/proc/self/clear_refs``) once the engine is prepared, so transients of
 the set-up (the whole starting object, the engine's float64 sum over the patterns) are not
 counted; the root's final gather of the whole object is not counted either. Every run goes
-through ``ptyframe.runner.run`` (what ``ptyframe reconstruct`` does; its ``events`` mark those
+through ``ptyframe.runner.run`` (what ``ptyframe reconstruct`` does; its callbacks mark those
 points), without truth metrics and checkpoints, which would gather the whole object on the
 root. Run as::
 
@@ -83,18 +83,26 @@ def worker(data: str, engine: str, mode: str) -> None:
     torch.set_num_threads(1)
     marks: dict[str, Any] = {}
 
-    def events(name: str, dist: Any, state: Any) -> None:
-        if name == "data":
+    from ptyframe.callbacks.base import Callback
+
+    class Marks(Callback):
+        """Memory marks: data loaded, engine prepared (peak reset), after the last epoch."""
+
+        order = 0  # before the outputs' final gather
+
+        def setup(self, run: Any) -> None:
             marks["base"] = _status("VmRSS")
-        elif name == "prepared":
+
+        def on_prepared(self, run: Any) -> None:
             Path("/proc/self/clear_refs").write_text("5")  # reset the peak: from here on
-            obj = state.object
+            obj, dist = run.state.object, run.distribution
             marks["object_bytes"] = obj.numel() * obj.element_size()
             layout = dist.layout()
             marks["rows"] = layout[dist.rank] if layout else (0, int(obj.shape[-2]))
-        elif name == "done":
+
+        def on_run_end(self, run: Any, status: str) -> None:
             marks["peak"] = _status("VmHWM")
-            marks["dist"] = dist
+            marks["dist"] = run.distribution
 
     cfg = {
         "data": {"name": "file", "path": data},
@@ -103,7 +111,7 @@ def worker(data: str, engine: str, mode: str) -> None:
         "metrics": {"names": []},
         "progress": False,
     }
-    res = run(cfg, write=False, events=events)
+    res = run(cfg, write=False, callbacks=[Marks()])
     peak = marks["peak"] - marks["base"]
     dist = marks["dist"]
     rows = dist.allgather_object((marks["rows"], peak, marks["object_bytes"]))

@@ -216,6 +216,15 @@ class _Cmd:
     main: Callable[[list[str]], int]
 
 
+def _print_core_callbacks() -> None:
+    """Print the always-on callbacks and the settings of each."""
+    from ptyframe.callbacks.core import CORE
+
+    print("  always on (in this order), with their settings:")
+    for name, settings in CORE.items():
+        print(f"  {name:18s} {settings}")
+
+
 def print_plugins(registry: Any, infos: dict[str, Any]) -> None:
     """Print every plugin, then every component with its provider, fields and presets.
 
@@ -246,12 +255,15 @@ def print_plugins(registry: Any, infos: dict[str, Any]) -> None:
             presets = []
         if presets:
             print(f"  presets ({KINDS[kind]}=<preset>): {', '.join(presets)}")
-    for group in ("experiment", "sweep"):
+        if kind == "callback":
+            _print_core_callbacks()
+    for group in ("experiment", "sweep", "callbacks"):
         try:
             options = group_options(group)
         except Exception:  # noqa: BLE001
             continue
-        print(f"\n{group}  (choose with: ptyframe reconstruct +{group}=<name>)")
+        plus = "" if group == "callbacks" else "+"  # callbacks has a default (none)
+        print(f"\n{group}  (choose with: ptyframe reconstruct {plus}{group}=<name>)")
         print(f"  {', '.join(options)}")
 
 

@@ -83,6 +83,8 @@ class ReconstructConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
+    #: Callbacks added to the always-on ones (``+callback@callbacks.KEY=NAME``), by key.
+    callbacks: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     device: str = "cpu"
     dtype: str = "complex64"

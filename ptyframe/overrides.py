@@ -213,6 +213,8 @@ def _unknown_key(key: str, obj_type: Any) -> ConfigError:
     hint = did_you_mean(leaf, fields)
     if parent == "regularizers":
         hint = f" (add one with +regularizer@regularizers.{leaf}=tv, l1 or reweighted_l1)"
+    if parent == "callbacks":
+        hint = f" (add one with +callback@callbacks.{leaf}=<name>; `ptyframe plugins` lists them)"
     listed = f"; its fields: {', '.join(fields)}" if fields else ""
     return ConfigError(f"{key}: {where} has no field {leaf!r}{hint}{listed}")
 

@@ -51,6 +51,14 @@ class Progress:
                 file=self.stream,
             )
 
+    def set_total(self, total: int) -> None:
+        """Change the number of epochs (a run that follows a growing file extends it)."""
+        if int(total) != self.total:
+            self.total = int(total)
+            if self.bar is not None:
+                self.bar.total = self.total
+                self.bar.refresh()
+
     def update(self, data_error: float) -> None:
         """Count one finished epoch with its ``data_error``."""
         self.done += 1

@@ -41,6 +41,7 @@ KINDS: dict[str, str] = {
     "denoiser": "denoiser",
     "distribution": "distribution",
     "metric": "metric",
+    "callback": "callback",
     # chosen by a field of the ``data`` group (``data.reader=cxi``), not a Hydra group
     "reader": "data.reader",
 }
@@ -77,6 +78,11 @@ CHOOSE: dict[str, tuple[str, str, str]] = {
     "denoiser": ("reconstruct", "denoiser={name}", ""),
     "distribution": ("reconstruct", "distribution={name}", " (MPI modes under mpiexec)"),
     "metric": ("reconstruct", "metrics.names=[{name}]", " (a list, e.g. [frc,nrmse,ssim])"),
+    "callback": (
+        "reconstruct",
+        "+callback@callbacks.{name}={name}",
+        " (any key after callbacks.; several may be added)",
+    ),
 }
 
 

@@ -153,3 +153,69 @@ def test_third_party_distribution_is_selected_from_the_command_line(tmp_path):
     # without the plugin on the path the name is unknown, and the error lists what exists
     res = _cli(["reconstruct", f"data.path={data}", "engine=epie_annealed"], cwd=tmp_path)
     assert res.returncode != 0 and "epie_annealed" in res.stderr and "epie" in res.stderr
+
+
+def test_third_party_callback_runs_with_no_core_edit(tmp_path):
+    """A pip-installed callback plugin is listed, added from the command line, and runs.
+
+    Would catch: callbacks not being a registered kind, the Hydra group ``callback`` not
+    holding plugin configs, ``+callback@callbacks.KEY=NAME`` not reaching the run, or the
+    loop not calling a plugin's ``on_epoch_end`` with the epoch and the whole state.
+    """
+    target = tmp_path / "site"
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(HERE / "thirdparty" / "ptyframe-snapshots"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert pip.returncode == 0, pip.stderr
+    data = tmp_path / "d.h5"
+    write_plain(data)
+    env = {"PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    listing = _cli(["plugins"], env)
+    assert "object_snapshots" in listing.stdout and "ptyframe-snapshots 0.1.0" in listing.stdout
+    out = tmp_path / "run"
+    res = _cli(
+        [
+            "reconstruct",
+            f"data.path={data}",
+            "engine.epochs=5",
+            "+callback@callbacks.snap=object_snapshots",
+            "callbacks.snap.every=2",
+            f"output.dir={out}",
+            "progress=false",
+        ],
+        env,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    shots = sorted(p.name for p in (out / "snapshots").iterdir())
+    assert shots == ["object_phase_0002.png", "object_phase_0004.png"]
+    with h5py.File(out / "recon.h5") as f:
+        assert "object_snapshots" in f.attrs["config"]
+    # a field the callback lacks is one clear error, and nothing is run
+    bad = _cli(
+        [
+            "reconstruct",
+            f"data.path={data}",
+            "+callback@callbacks.snap=object_snapshots",
+            "callbacks.snap.evrey=2",
+            f"output.dir={tmp_path / 'bad'}",
+        ],
+        env,
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 2 and "evrey" in bad.stderr and "every" in bad.stderr
+    assert not (tmp_path / "bad").exists()

@@ -5,10 +5,12 @@
 are read, their positions appended to ``state.positions_px``, this rank's share of them
 (``Distribution.shard_tiles`` of the new positions) appended to its ``Measurements``, and the
 engine takes the grown set (``Engine.add_measurements``); the next sweep covers them. While
-the scan runs the loop goes on one epoch at a time (``run.end_epoch = done + 1``); once the
-writer sets ``scan_complete`` the run does ``engine.epochs`` more sweeps over all patterns
-and finishes as usual. No new pattern and no ``scan_complete`` for ``data.follow_timeout_s``
-ends the run (what it has is saved, ``follow_timed_out`` in ``recon.h5``).
+the scan runs the loop is kept going (``run.end_epoch = done + 2``, so no epoch counts as
+the last one and the end-of-run metrics wait); once the writer sets ``scan_complete`` the
+run does ``engine.epochs`` more sweeps over all patterns and finishes as usual. No new
+pattern and no ``scan_complete`` for ``data.follow_timeout_s`` ends the run (what it has is
+saved; ``follow_timed_out`` and ``scan_complete`` are attributes of ``recon.h5``). The first
+poll is in ``on_prepared`` (the engine is prepared on the first patterns, then grows).
 
 The root polls the file and broadcasts what it saw, so every rank grows at the same epoch.
 Distributions that split the object over ranks are refused (their object windows are cut
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ptyframe.callbacks.base import Callback, RunContext
 from ptyframe.data.follow import GrowingDataset
 from ptyframe.data.measurements import Measurements
 from ptyframe.errors import ConfigError
@@ -51,18 +54,28 @@ def concat_measurements(old: Measurements, new: Measurements) -> Measurements:
     )
 
 
-class FollowCallback:
-    """Grow the run with the patterns a writer appends; see the module docstring."""
+class FollowCallback(Callback):
+    """Grow the run with the patterns a writer appends; see the module docstring.
 
-    def __init__(self, timeout_s: float) -> None:
+    A no-op unless the run's dataset is a ``GrowingDataset`` (``data.follow=true``).
+    """
+
+    #: after the guard has kept the epoch's state (20), before the history (30)
+    order = 25
+
+    def __init__(self, timeout_s: float = 60.0) -> None:
+        self.active = False
         self.timeout_s = float(timeout_s)
         self.complete = False
         self.timed_out = False
         self.grown_at: list[tuple[int, int, float]] = []  # (epochs done, n tiles, unix time)
 
-    def on_run_start(self, run: Any) -> None:
-        if not isinstance(run.dataset, GrowingDataset):
-            raise ConfigError("FollowCallback needs data.follow=true on a file source")
+    def setup(self, run: RunContext) -> None:
+        self.active = isinstance(run.dataset, GrowingDataset)
+        if not self.active:
+            return
+        if bool(getattr(run.cfg, "resume", False)):
+            raise ConfigError("data.follow=true cannot resume a run; start it again")
         if not run.distribution.holds_whole_state:
             raise ConfigError(
                 "data.follow=true works with distributions that keep the whole object on every "
@@ -71,12 +84,16 @@ class FollowCallback:
         if len(run.measurements) != 1:
             raise ConfigError("data.follow=true follows a single-angle scan")
         self.last_new = time.monotonic()
-        self._poll(run, int(run.epoch))
 
-    def on_epoch_end(self, run: Any, report: Any) -> None:
-        self._poll(run, int(report.epoch) + 1)
+    def on_prepared(self, run: RunContext) -> None:
+        if self.active:
+            self._poll(run, int(run.epoch))
 
-    def _poll(self, run: Any, done: int) -> None:
+    def on_epoch_end(self, run: RunContext, report: Any) -> None:
+        if self.active:
+            self._poll(run, int(run.epoch) + 1)
+
+    def _poll(self, run: RunContext, done: int) -> None:
         dist, ds = run.distribution, run.dataset
         seen = None
         if dist.is_root:
@@ -105,9 +122,9 @@ class FollowCallback:
                     ds.n_tiles,
                 )
             else:
-                run.end_epoch = max(int(run.end_epoch), done + 1)
+                run.end_epoch = max(int(run.end_epoch), done + 2)
 
-    def grow(self, run: Any, n: int) -> None:
+    def grow(self, run: RunContext, n: int) -> None:
         """Take tiles ``[n_have, n)`` into the dataset, the state and this rank's share."""
         ds, state, dist = run.dataset, run.state, run.distribution
         start, stop = ds.extend(n)
@@ -119,10 +136,11 @@ class FollowCallback:
         new = Measurements.from_dataset(ds, 0, mine, old.amplitudes.device, old.amplitudes.dtype)
         run.measurements[0] = concat_measurements(old, new)
         run.engine.add_measurements(run.measurements[0], state)
+        run.state_changed()
         log.info("follow: %d patterns (+%d)", stop, stop - start)
 
-    def on_exception(self, run: Any, exc: BaseException) -> None:
-        """Nothing to undo: the file stays open until the run ends."""
-
-    def on_run_end(self, run: Any, status: str) -> None:
+    def on_run_end(self, run: RunContext, status: str) -> None:
+        if not self.active:
+            return
+        run.attrs.update(follow_timed_out=self.timed_out, scan_complete=self.complete)
         run.dataset.scan.close()

@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from ptyframe.callbacks.base import Callback, RunContext
+from ptyframe.data.follow import GrowingDataset
+
 log = logging.getLogger("ptyframe")
 
 RESULT_FILE = "recon.h5"
@@ -76,20 +79,30 @@ def _images_atomic(out: Path, state: Any, history: Any, dataset: Any) -> list[Pa
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-class LiveOutputs:
-    """Write the live outputs every ``every_s`` seconds (module docstring)."""
+class LiveOutputs(Callback):
+    """Write the live outputs every ``every_s`` seconds (module docstring).
+
+    Active while following a growing file (``data.follow=true``); a no-op otherwise.
+    """
+
+    #: after the history (30) and the checkpoint (60), before the final outputs (90)
+    order = 85
 
     def __init__(self, every_s: float = 10.0, images: bool = True) -> None:
+        self.active = False
         self.every_s = float(every_s)
         self.images = bool(images)
         self.last = time.monotonic()
         #: ``(epochs done, unix time, tiles used)`` of every live write.
         self.written: list[tuple[int, float, int]] = []
 
-    def on_run_start(self, run: Any) -> None:
+    def setup(self, run: RunContext) -> None:
+        self.active = isinstance(run.dataset, GrowingDataset) and bool(run.write)
         self.last = time.monotonic()
 
-    def on_epoch_end(self, run: Any, report: Any) -> None:
+    def on_epoch_end(self, run: RunContext, report: Any) -> None:
+        if not self.active:
+            return
         dist = run.distribution
         due = time.monotonic() - self.last >= self.every_s if dist.is_root else None
         if dist.size > 1:
@@ -99,7 +112,7 @@ class LiveOutputs:
         whole = run.whole()
         if run.writer and whole is not None:
             attrs = {
-                "config": _config_text(run.cfg),
+                "config": run.config_yaml,
                 "engine": str(getattr(run.engine.config, "name", "")),
                 "data_path": str(getattr(run.dataset, "path", "") or "(in memory)"),
                 "data_conventions": json.dumps(getattr(run.dataset, "conventions", {})),
@@ -109,18 +122,3 @@ class LiveOutputs:
                 (int(report.epoch) + 1, time.time(), int(whole.positions_px.shape[0]))
             )
         self.last = time.monotonic()
-
-    def on_exception(self, run: Any, exc: BaseException) -> None:
-        """The runner writes the final state; nothing to do here."""
-
-    def on_run_end(self, run: Any, status: str) -> None:
-        """The runner writes the final outputs over the live ones."""
-
-
-def _config_text(cfg: Any) -> str:
-    from omegaconf import OmegaConf
-
-    try:
-        return OmegaConf.to_yaml(OmegaConf.structured(cfg))
-    except Exception:  # noqa: BLE001 - a plain mapping or an unstructured config
-        return str(cfg)

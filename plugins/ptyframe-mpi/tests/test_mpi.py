@@ -85,6 +85,7 @@ import json, sys
 import numpy as np
 from mpi4py import MPI
 import ptyframe.runner
+from ptyframe.callbacks.base import Callback
 
 data, out = sys.argv[1], sys.argv[2]
 engines = {
@@ -98,11 +99,12 @@ for en, eng in engines.items():
         cfg = {"data": {"name": "file", "path": data}, "engine": eng, "progress": False,
                "distribution": {"name": dn}, "dtype": "complex128"}
         held = {}
-        def events(name, dist, state):
-            if name == "prepared":  # the rows this rank's state holds
-                held["rows"] = [0, int(state.object.shape[-2])] if dist.layout() is None \
+        class Rows(Callback):
+            def on_prepared(self, run):  # the rows this rank's state holds
+                dist = run.distribution
+                held["rows"] = [0, int(run.state.object.shape[-2])] if dist.layout() is None \
                     else dist.layout()[dist.rank]
-        win = ptyframe.runner.run(cfg, write=False, events=events)  # windows
+        win = ptyframe.runner.run(cfg, write=False, callbacks=[Rows()])  # windows
         rows = MPI.COMM_WORLD.allgather(list(held["rows"]))
         if dn != "mpi_data_parallel":  # replicas, every reduction via the mode
             cfg["distribution"] = {"name": dn, "windows": False, "min_routed_elements": 0}

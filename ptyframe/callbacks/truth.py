@@ -1,0 +1,78 @@
+"""Metrics against the dataset's ground truth, every ``metrics.every`` epochs and at the end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ptyframe.callbacks.base import Callback, RunContext
+from ptyframe.config import MetricsConfig
+from ptyframe.engines.base import EpochReport
+from ptyframe.metrics.illumination import truth_reference
+
+
+class TruthMetrics:
+    """Compute the configured metric components against the dataset's ground truth.
+
+    ``enabled`` is False when the dataset has no ``/truth`` or no metric is named. The first
+    metric's ``prepare`` (the FRC's alignment to the truth) is done once and shared.
+    """
+
+    def __init__(self, names: list[str], registry: Any, context: Any, dataset: Any) -> None:
+        reference = truth_reference(dataset)
+        self.enabled = reference is not None and bool(names)
+        if reference is None or not self.enabled:
+            return
+        self.truth, self.illumination = reference
+        self.pixel_size_m = dataset.geometry.pixel_size_m
+        self.metrics = [registry.build("metric", n, context) for n in names]
+
+    def __call__(self, estimate: np.ndarray) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if not self.enabled or estimate.shape != self.truth.shape:
+            return out
+        prepared = None
+        if hasattr(self.metrics[0], "prepare"):  # align once, share with every metric
+            prepared = self.metrics[0].prepare(estimate, self.truth, self.illumination)
+        for metric in self.metrics:
+            kw = {"prepared": prepared} if prepared is not None else {}
+            out.update(metric(estimate, self.truth, self.illumination, self.pixel_size_m, **kw))
+        return out
+
+    def final_frc(self, estimate: np.ndarray) -> Any:
+        """Return the ``FrcResult`` of ``estimate`` against the truth, or None (no truth/area)."""
+        if not self.enabled or estimate.shape != self.truth.shape:
+            return None
+        from ptyframe.errors import PtyframeError
+
+        try:
+            from ptyframe.metrics.frc import frc_against_truth
+
+            res, _ = frc_against_truth(estimate, self.truth, self.illumination, self.pixel_size_m)
+        except (ImportError, ValueError, PtyframeError):  # no metrics package, or no lit area
+            return None
+        return res
+
+
+class TruthMetricsCallback(Callback):
+    """Add the truth metrics to the epoch's row every ``every`` epochs and after the last.
+
+    The metrics themselves are ``run.truth`` (built by the run from ``metrics.names``), so the
+    outputs can compute the final FRC curve with the same reference.
+    """
+
+    order = 10
+
+    def __init__(self, config: MetricsConfig | None = None) -> None:
+        self.config = config or MetricsConfig()
+
+    def on_epoch_end(self, run: RunContext, report: EpochReport) -> None:
+        truth = run.truth
+        every = int(self.config.every)
+        due = run.is_last_epoch or (every and (run.epoch + 1) % every == 0)
+        if truth is None or not truth.enabled or not due:
+            return
+        whole = run.whole()  # collective on split ranks: every rank asks
+        if whole is not None:
+            run.values.update(truth(run.estimate(whole)))

@@ -1,0 +1,1 @@
+"""Example third-party ptyframe plugin: object snapshots every N epochs (a callback)."""
