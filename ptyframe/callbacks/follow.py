@@ -137,6 +137,11 @@ class FollowCallback(Callback):
         run.measurements[0] = concat_measurements(old, new)
         run.engine.add_measurements(run.measurements[0], state)
         run.state_changed()
+        if run.truth is not None:  # the illumination of the truth metrics covers the new tiles
+            from ptyframe.callbacks.truth import TruthMetrics
+
+            names = list(run.cfg.metrics.names)
+            run.truth = TruthMetrics(names, run.registry, run.context, ds)
         log.info("follow: %d patterns (+%d)", stop, stop - start)
 
     def on_run_end(self, run: RunContext, status: str) -> None:

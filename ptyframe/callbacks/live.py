@@ -4,8 +4,12 @@
 first epoch after that much time), ``recon.h5`` with status ``running`` (the object, probe,
 positions and history so far; ``ptyframe.io.results.write_result`` writes it to a temporary
 name and renames it) and the PNG images (each drawn into a hidden temporary folder beside
-them and renamed into place), so a viewer never reads a half-written file. The root decides
-when (ranks could disagree on the clock) and writes; ``whole()`` gathers the state.
+them and renamed into place), so a viewer never reads a half-written file. Drawing the PNGs
+takes seconds on a busy CPU, so a drawer process of its own (``ptyframe.callbacks.live_draw``)
+redraws them from every new ``recon.h5`` while the sweeps go on (a thread would share the
+interpreter lock with the per-position loop and draw only when the run ends); the run's end
+stops it before the final outputs. The root decides when (ranks could disagree on the clock)
+and writes; ``whole()`` gathers the state.
 """
 
 from __future__ import annotations
@@ -13,13 +17,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ptyframe.callbacks.base import Callback, RunContext
 from ptyframe.data.follow import GrowingDataset
@@ -29,15 +31,8 @@ log = logging.getLogger("ptyframe")
 RESULT_FILE = "recon.h5"
 
 
-def _estimate(state: Any) -> np.ndarray:
-    obj = state.object.detach().cpu().numpy()
-    return np.prod(obj, axis=0) if obj.shape[0] > 1 else obj[0]
-
-
-def write_live(
-    out: Path, state: Any, history: Any, dataset: Any, attrs: dict[str, Any], images: bool
-) -> list[Path]:
-    """Write ``recon.h5`` (status ``running``) and the images into ``out``, atomically."""
+def write_live(out: Path, state: Any, history: Any, dataset: Any, attrs: dict[str, Any]) -> Path:
+    """Write ``out/recon.h5`` with status ``running`` (atomically: temp file, rename)."""
     from ptyframe.io.results import write_result
 
     out.mkdir(parents=True, exist_ok=True)
@@ -50,33 +45,7 @@ def write_live(
         **attrs,
     }
     write_result(out / RESULT_FILE, state.numpy(), history, attrs, overwrite=True)
-    files = [out / RESULT_FILE]
-    if images:
-        files += _images_atomic(out, state, history, dataset)
-    return files
-
-
-def _images_atomic(out: Path, state: Any, history: Any, dataset: Any) -> list[Path]:
-    from ptyframe.io import images
-    from ptyframe.metrics.illumination import illumination_map
-
-    tmp = Path(tempfile.mkdtemp(prefix=".live-", dir=out))
-    try:
-        est = _estimate(state)
-        probe = state.probe.detach().cpu().numpy()
-        pos = state.positions_px.detach().cpu().numpy()
-        pixel_m = float(dataset.geometry.pixel_size_m)
-        drawn = images.object_images(est, tmp, pixel_m, illumination_map(probe, pos, est.shape))
-        drawn.append(images.probe_image(probe, tmp, pixel_m))
-        if history.epochs:
-            drawn.append(images.convergence_image(history, tmp))
-        done = []
-        for p in drawn:
-            os.replace(p, out / p.name)  # atomic within one file system
-            done.append(out / p.name)
-        return done
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return out / RESULT_FILE
 
 
 class LiveOutputs(Callback):
@@ -95,6 +64,7 @@ class LiveOutputs(Callback):
         self.last = time.monotonic()
         #: ``(epochs done, unix time, tiles used)`` of every live write.
         self.written: list[tuple[int, float, int]] = []
+        self.drawer: subprocess.Popen | None = None
 
     def setup(self, run: RunContext) -> None:
         self.active = isinstance(run.dataset, GrowingDataset) and bool(run.write)
@@ -117,8 +87,37 @@ class LiveOutputs(Callback):
                 "data_path": str(getattr(run.dataset, "path", "") or "(in memory)"),
                 "data_conventions": json.dumps(getattr(run.dataset, "conventions", {})),
             }
-            write_live(Path(run.out_dir), whole, run.history, run.dataset, attrs, self.images)
+            out = Path(run.out_dir)
+            write_live(out, whole, run.history, run.dataset, attrs)
+            if self.images and self.drawer is None:
+                self.drawer = _start_drawer(out)
             self.written.append(
                 (int(report.epoch) + 1, time.time(), int(whole.positions_px.shape[0]))
             )
         self.last = time.monotonic()
+
+    def on_run_end(self, run: RunContext, status: str) -> None:
+        """Stop the drawer (the final outputs then draw every image once more)."""
+        if self.drawer is None:
+            return
+        stop = Path(run.out_dir) / STOP_FILE
+        stop.touch()
+        try:
+            self.drawer.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.drawer.kill()
+            self.drawer.wait()
+        stop.unlink(missing_ok=True)
+        self.drawer = None
+
+
+STOP_FILE = ".live-stop"
+
+
+def _start_drawer(out: Path) -> subprocess.Popen:
+    """Start ``ptyframe.callbacks.live_draw`` on ``out`` (stops on ``out/.live-stop``)."""
+    (out / STOP_FILE).unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "ptyframe.callbacks.live_draw", str(out)]
+    cmd += ["--stop", str(out / STOP_FILE), "--parent", str(os.getpid())]
+    env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, env=env)

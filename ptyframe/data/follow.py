@@ -114,7 +114,11 @@ class GrowingScan:
             return None
         obj = np.asarray(f["truth/object"][()])
         probe = np.asarray(f["truth/probe"][()]) if "truth/probe" in f else None
-        return Truth(obj if obj.ndim == 3 else obj[None], probe)  # type: ignore[arg-type]
+        if probe is not None and probe.ndim == 2:
+            probe = probe[None]
+        illum = np.asarray(f["truth/illumination"][()]) if "truth/illumination" in f else None
+        obj = obj if obj.ndim == 3 else obj[None]
+        return Truth(obj, probe, illum)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ growth
     def poll(self) -> Arrival:
