@@ -5,10 +5,11 @@ finished file, then replays it with ``python -m ptyframe.simulation.stream`` (a 
 writer process, ``--chunk`` patterns every ``--interval-s`` seconds, SWMR) while
 ``ptyframe reconstruct data.path=live.h5 data.follow=true engine.epochs=E`` follows it in a
 third process, started ``--head-start-s`` before the writer (it waits for the file). A
-watcher polls the run directory's ``recon.h5`` and ``object_phase.png``; for every chunk it
-reports the latency from the chunk's append to the first image that
-includes it. Then an offline run over the finished file with the same total number of sweeps
-gives the reference quality (truth FRC at 1/2 Nyquist)::
+watcher polls the run directory's ``live_images.json`` (what the PNGs show, written by the
+drawer after them); for every chunk it reports the latency from the chunk's append to the
+first image that includes it. Then offline runs over the finished file, with the same total
+number of sweeps and with ``engine.epochs``, give the reference quality (truth FRC at 1/2
+Nyquist)::
 
     OMP_NUM_THREADS=1 python benchmarks/follow_scan.py --out .follow-bench
     OMP_NUM_THREADS=1 python benchmarks/follow_scan.py --mpi 2 --out .follow-bench-mpi
@@ -52,17 +53,14 @@ def simulate(path: Path) -> None:
 
 
 def watch(run_dir: Path, stop: threading.Event, seen: list) -> None:
-    """Record ``(positions used, recon.h5 mtime, object_phase.png mtime, status)``."""
-    recon, png = run_dir / "recon.h5", run_dir / "object_phase.png"
+    """Record ``(positions drawn, drawn at)`` of every live image set (live_images.json)."""
+    stamp = run_dir / "live_images.json"
     while not stop.is_set():
         try:
-            t_recon = recon.stat().st_mtime
-            with h5py.File(recon, "r") as f:
-                n = int(f["positions_px"].shape[0])
-                status = str(f.attrs["status"])
-            t_png = png.stat().st_mtime if png.exists() else float("nan")
-            seen.append((n, t_recon, t_png, status))
-        except (OSError, KeyError):
+            d = json.loads(stamp.read_text())
+            if not seen or seen[-1] != (d["n_tiles_used"], d["drawn_at"]):
+                seen.append((int(d["n_tiles_used"]), float(d["drawn_at"])))
+        except (OSError, ValueError, KeyError):
             pass
         time.sleep(0.05)
 
@@ -71,8 +69,7 @@ def latencies(chunks: list[dict], seen: list) -> list[tuple[int, float]]:
     """Return ``(patterns, seconds)``: chunk append -> first image drawn with it included."""
     out = []
     for c in chunks:
-        times = [t_png for n, t_recon, t_png, _ in seen if n >= c["stop"] and t_png >= t_recon]
-        times = [t for t in times if t >= c["t"]]
+        times = [t for n, t in seen if n >= c["stop"] and t >= c["t"]]
         out.append((c["stop"], min(times) - c["t"] if times else float("nan")))
     return out
 
@@ -136,7 +133,6 @@ def main() -> int:
         print(f"follow run failed ({reader.returncode})", file=sys.stderr)
         return 1
     frc_f, sweeps, n_pos, status = final(follow_dir / "recon.h5")
-    running = [s for s in seen if s[3] == "running"]
     subprocess.run(
         [*cli, f"data.path={src}", f"engine.epochs={sweeps}", *ENGINE]
         + [f"hydra.run.dir={out / 'offline'}"],
@@ -155,8 +151,7 @@ def main() -> int:
     lat = latencies(chunks, seen)
     ranks = f", {args.mpi} ranks (mpi_data_parallel)" if args.mpi > 1 else ""
     print(f"\nfollow: {len(chunks)} chunks of {args.chunk} every {args.interval_s:g} s{ranks}")
-    print(f"scan written in {t_scan:.1f} s; live recon.h5 versions seen while running: ")
-    print(f"  {len(running)} (first with {running[0][0] if running else 0} positions)")
+    print(f"scan written in {t_scan:.1f} s; live image sets drawn: {len(seen)}")
     print("| chunk ends at pattern | latency: appended -> first image with it (s) |")
     print("|---|---|")
     for n, s in lat:

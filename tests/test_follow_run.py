@@ -74,3 +74,26 @@ def test_follow_a_file_written_in_chunks_by_another_process(tmp_path) -> None:
     # measured: 0.258 against 0.276 (93.5 %); the sweeps made while the scan was written
     # cover only part of it, so the same total is worth a little less
     assert follow_frc >= 0.9 * off_frc, (follow_frc, off_frc)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["autodiff", "lsqml", "pine"])
+def test_other_engines_take_patterns_as_they_arrive(tmp_path, engine: str) -> None:
+    ds = make_dataset(m=32, n=6, step=6.0, jitter=0.5, photons=1e6, seed=4)
+    src, live, out = tmp_path / "src.h5", tmp_path / "live.h5", tmp_path / "run"
+    write_dataset(src, ds.intensities(0)[None], ds.geometry, truth=ds.truth)
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "ptyframe.simulation.stream", str(src), str(live)]
+        + ["--chunk", "12", "--interval-s", "0.5"],
+    )
+    cfg = _cfg(live, out, 10, follow=True)
+    cfg["engine"] = {"name": engine, "epochs": 10}
+    try:
+        res = run(cfg)
+    finally:
+        writer.wait(timeout=60)
+    with h5py.File(out / "recon.h5") as f:
+        assert f.attrs["status"] == "finished" and bool(f.attrs["scan_complete"])
+        assert f["positions_px"].shape == (36, 2)
+    errors = np.asarray(res.history.columns["data_error"])
+    assert np.all(np.isfinite(errors)) and len(errors) >= 10

@@ -8,12 +8,15 @@ the per-position loop)::
 
 Each version of ``recon.h5`` (written atomically by the run) is read once and drawn into a
 hidden temporary folder; each PNG is then renamed into place, so a viewer never sees half
-an image. The drawer ends when the stop file appears or its parent process is gone.
+an image, and ``live_images.json`` says what they show (``epochs_done``, ``n_tiles_used``,
+``drawn_at`` in Unix seconds). The drawer ends when the stop file appears or its parent
+process is gone.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -24,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 RESULT_FILE = "recon.h5"
+STAMP_FILE = "live_images.json"
 
 
 def draw(out: Path) -> list[Path]:
@@ -49,6 +53,14 @@ def draw(out: Path) -> list[Path]:
         for p in drawn:
             os.replace(p, out / p.name)  # atomic within one file system
             done.append(out / p.name)
+        stamp = {
+            "epochs_done": int(stored.attrs.get("epochs_done", len(stored.history.epochs))),
+            "n_tiles_used": int(stored.positions_px.shape[0]),
+            "drawn_at": time.time(),
+        }
+        (tmp / STAMP_FILE).write_text(json.dumps(stamp))
+        os.replace(tmp / STAMP_FILE, out / STAMP_FILE)
+        done.append(out / STAMP_FILE)
         return done
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
