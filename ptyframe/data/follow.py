@@ -157,7 +157,14 @@ class GrowingScan:
             time.sleep(self.poll_s)
 
     def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return (centred intensities ``[k, M, M]`` float32, positions ``[k, 2]``)."""
+        """Return (centred intensities ``[k, M, M]`` float32, positions ``[k, 2]``).
+
+        The file is opened again first: on MPI ranks that do not poll (only the root does)
+        the handle would still show the extent of the last opening.
+        """
+        if int(self.file[POSITIONS].shape[0]) < stop or int(self.file[DATA].shape[1]) < stop:
+            self.file.close()
+            self.file = self._wait_for_file()
         data = np.asarray(self.file[DATA][0, start:stop], dtype=np.float32)
         pos = np.asarray(self.file[POSITIONS][start:stop], dtype=np.float64)
         if "quantity" in self.file[DATA].attrs and self.file[DATA].attrs["quantity"] == "magnitude":
