@@ -8,7 +8,7 @@ import pytest
 
 from ptyframe.data.exchange import write_dataset
 from ptyframe.data.follow import GrowingScan, open_followed
-from ptyframe.errors import DataValidationError
+from ptyframe.errors import ConfigError, DataValidationError
 from ptyframe.simulation.stream import append, create
 
 from synth import make_dataset
@@ -92,4 +92,17 @@ def test_no_file_and_no_pattern_time_out_with_a_clear_message(tmp_path, source):
     out, f, _ = _writer(tmp_path, source)
     with pytest.raises(DataValidationError, match="no pattern arrived within 0.3 s"):
         open_followed(out, timeout_s=0.3)
+    f.close()
+
+
+def test_follow_refuses_the_detector_options_it_cannot_apply(tmp_path, source):
+    from ptyframe.plugins import default_registry
+    from ptyframe.registry import BuildContext
+
+    out, f, ds = _writer(tmp_path, source)
+    append(f, ds.intensities(0)[:4], ds.geometry.positions_px[:4])
+    reg = default_registry()
+    cfg = {"name": "file", "path": str(out), "follow": True, "follow_timeout_s": 2, "bin": 2}
+    with pytest.raises(ConfigError, match="data.bin cannot be applied"):
+        reg.build("dataset", cfg, BuildContext(reg, "cpu", "complex64", 0))
     f.close()

@@ -20,8 +20,6 @@ from ptyframe.runner import run
 from plain_h5 import write_plain
 from synth import make_dataset
 
-pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-
 
 def test_run_records_validation_error_at_metrics_steps_and_it_falls() -> None:
     ds = split_validation(make_dataset(m=32, n=7, step=6.0, photons=1e5), 0.1, seed=0)
@@ -55,6 +53,7 @@ def test_file_source_holds_out_the_seeded_tiles(tmp_path) -> None:
 
 
 def test_optuna_preset_minimises_the_returned_validation_error(tmp_path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")  # the `tune` extra
     data = tmp_path / "d.h5"
     write_plain(data, n=5)
     args = [

@@ -97,6 +97,23 @@ def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoD
     if config.follow:
         from ptyframe.data.follow import open_followed
 
+        unsupported = {
+            "orientation": str(config.orientation) != "0",
+            "mask": config.mask is not None,
+            "dark": config.dark is not None,
+            "saturation": config.saturation is not None,
+            "crop": config.crop is not None,
+            "bin": int(config.bin) != 1,
+            "decimate": int(config.decimate) != 1,
+            "max_tiles": config.max_tiles is not None,
+        }
+        used = [k for k, v in unsupported.items() if v]
+        if used:
+            raise ConfigError(
+                f"data.follow=true reads the patterns as stored; data.{', data.'.join(used)} "
+                "cannot be applied while following yet (prepare the file, or run offline)"
+            )
+
         return open_followed(config.path, float(config.follow_timeout_s))
     from ptyframe.data.reader import read_scan
     from ptyframe.data.scanfile import DetectorOptions, build_dataset
