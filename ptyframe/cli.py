@@ -111,7 +111,7 @@ def setup_hydra(registry: Any, searchpaths: list[str]) -> None:
 def run_hydra_command(
     config_name: str,
     argv: list[str],
-    task: Callable[[Any], None],
+    task: Callable[[Any], Any],
     validate: Callable[[Any], None],
     app: App | None = None,
 ) -> int:
@@ -133,13 +133,13 @@ def run_hydra_command(
     return _hydra_run(config_name, task, rest)
 
 
-def _hydra_run(config_name: str, task: Callable[[Any], None], argv: list[str]) -> int:
+def _hydra_run(config_name: str, task: Callable[[Any], Any], argv: list[str]) -> int:
     import hydra
 
     @hydra.main(version_base="1.3", config_path=None, config_name=config_name)
-    def _main(cfg: Any) -> None:
+    def _main(cfg: Any) -> Any:
         try:
-            task(cfg)
+            return task(cfg)  # the objective of a sweeper (Optuna): commands.reconstruct
         except PtyframeError as exc:
             _remove_if_empty_run_dir()
             sys.exit(fail(exc, exc.exit_code))

@@ -43,8 +43,13 @@ class OutputConfig:
     skip_done: bool = False
     #: ``h5``: ``recon.h5`` only; ``cxi``: also ``recon.cxi`` with CXI conventions.
     format: str = "h5"
+    #: Following a growing file (``data.follow``): refresh the images and a ``recon.h5``
+    #: (status ``running``) at least this often, in seconds.
+    live_every_s: float = 10.0
 
     def __post_init__(self) -> None:
+        if not float(self.live_every_s) > 0:
+            raise ConfigError(f"output.live_every_s = {self.live_every_s} must be > 0")
         if int(self.checkpoint_every) < 0:
             raise ConfigError(f"output.checkpoint_every = {self.checkpoint_every} must be >= 0")
         if self.format not in ("h5", "cxi"):

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ptyframe.callbacks.base import Callback
+from ptyframe.callbacks.beamtime import BEAMTIME, beamtime_callbacks
 from ptyframe.callbacks.checkpoint import CheckpointCallback
 from ptyframe.callbacks.convergence import ConvergenceCallback
 from ptyframe.callbacks.guard import DivergenceGuard
@@ -26,6 +27,7 @@ CORE: dict[str, str] = {
     "signals": "(no settings: SIGINT/SIGTERM)",
     "convergence": "(no settings)",
     "outputs": "output.images, output.format, output.dir",
+    **BEAMTIME,
 }
 
 
@@ -40,6 +42,7 @@ def core_callbacks(cfg: Any) -> list[Callback]:
         SignalsCallback(),
         ConvergenceCallback(),
         OutputsCallback(cfg.output),
+        *beamtime_callbacks(cfg),
     ]
 
 

@@ -68,7 +68,10 @@ def keep(good: ReconstructionState, state: ReconstructionState) -> None:
     with torch.no_grad():
         good.object.copy_(state.object)
         good.probe.copy_(state.probe)
-        good.positions_px.copy_(state.positions_px)
+        if good.positions_px.shape != state.positions_px.shape:  # patterns joined (follow)
+            good.positions_px = state.positions_px.clone()
+        else:
+            good.positions_px.copy_(state.positions_px)
     good.extras.clear()
     good.extras.update({k: v.clone() for k, v in state.extras.items()})
 
@@ -78,6 +81,7 @@ def restore(state: ReconstructionState, good: ReconstructionState) -> None:
     with torch.no_grad():
         state.object.copy_(good.object)
         state.probe.copy_(good.probe)
-        state.positions_px.copy_(good.positions_px)
+        if state.positions_px.shape == good.positions_px.shape:
+            state.positions_px.copy_(good.positions_px)
     for k, v in good.extras.items():
         state.extras[k] = v

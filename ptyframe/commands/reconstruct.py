@@ -28,7 +28,14 @@ def validate(body: Any) -> None:
 
 
 def _task(registry: Any) -> Any:
-    def task(cfg: Any) -> None:
+    """Return the Hydra task of ``ptyframe reconstruct``.
+
+    It returns the run's final ``validation_error`` (``data.validation_fraction > 0``), the
+    objective the Optuna sweeper minimises (``conf/sweep/tune_*.yaml``); ``inf`` for a run
+    that diverged inside a multirun; None without a validation split.
+    """
+
+    def task(cfg: Any) -> float | None:
         from hydra.core.hydra_config import HydraConfig
 
         from ptyframe.runner import run
@@ -46,11 +53,13 @@ def _task(registry: Any) -> Any:
             # the last good state with status "diverged"), not a reason to stop the sweep
             logging.getLogger("ptyframe").error("job %s diverged: %s", hc.job.num, exc)
             print(f"ptyframe: diverged, recorded in {out_dir}; the sweep goes on", file=sys.stderr)
-            return
+            return float("inf")
         logging.getLogger("ptyframe").info(
             "wrote %s", ", ".join(p.name for p in result.files) or "nothing"
         )
         if result.out_dir is not None:
             print(f"ptyframe: results in {result.out_dir}", file=sys.stderr)
+        value = result.metrics.get("validation_error")
+        return None if value is None else float(value)
 
     return task

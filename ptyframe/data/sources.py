@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ptyframe.data.dataset import PtychoDataset
+from ptyframe.data.holdout import check_fraction, split_validation
 from ptyframe.errors import ConfigError
 from ptyframe.registry import BuildContext
 
@@ -50,8 +51,23 @@ class FileDataConfig:
     max_tiles: int | None = None
     #: Check every value for NaN/Inf on open (reads the whole file once).
     check_values: bool = True
+    #: Hold this fraction of the patterns (random, seeded by the run's seed) out of every
+    #: update and record their data error as ``validation_error`` (``ptyframe.data.holdout``).
+    validation_fraction: float = 0.0
+    #: Follow a file another process is still writing (SWMR; ``ptyframe.data.follow``): new
+    #: patterns join the run; after ``scan_complete`` the engine does ``epochs`` more sweeps.
+    follow: bool = False
+    #: Following: end the run (saving it) after this long without a new pattern.
+    follow_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
+        check_fraction(self.validation_fraction)
+        if self.follow and float(self.validation_fraction) > 0:
+            raise ConfigError(
+                "data.follow=true cannot hold patterns out yet: set data.validation_fraction=0"
+            )
+        if not float(self.follow_timeout_s) > 0:
+            raise ConfigError(f"data.follow_timeout_s = {self.follow_timeout_s} must be > 0")
         if int(self.decimate) < 1:
             raise ConfigError(f"data.decimate = {self.decimate} must be >= 1")
         if self.max_tiles is not None and int(self.max_tiles) < 1:
@@ -78,6 +94,27 @@ def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoD
             "no data file given. Pass one with `data.path=FILE.h5` "
             "(make a demo file with `ptyframe simulate out=demo.h5`)"
         )
+    if config.follow:
+        from ptyframe.data.follow import open_followed
+
+        unsupported = {
+            "orientation": str(config.orientation) != "0",
+            "mask": config.mask is not None,
+            "dark": config.dark is not None,
+            "saturation": config.saturation is not None,
+            "crop": config.crop is not None,
+            "bin": int(config.bin) != 1,
+            "decimate": int(config.decimate) != 1,
+            "max_tiles": config.max_tiles is not None,
+        }
+        used = [k for k, v in unsupported.items() if v]
+        if used:
+            raise ConfigError(
+                f"data.follow=true reads the patterns as stored; data.{', data.'.join(used)} "
+                "cannot be applied while following yet (prepare the file, or run offline)"
+            )
+
+        return open_followed(config.path, float(config.follow_timeout_s))
     from ptyframe.data.reader import read_scan
     from ptyframe.data.scanfile import DetectorOptions, build_dataset
 
@@ -115,4 +152,4 @@ def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoD
         idx = idx[: int(config.max_tiles)]
     if len(idx) < ds.n_tiles:
         ds = ds.select(idx)
-    return ds
+    return split_validation(ds, float(config.validation_fraction), int(context.seed))

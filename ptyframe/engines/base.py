@@ -124,6 +124,16 @@ class Engine(ABC):
         cfg_seed = getattr(self.config, "seed", None)
         self.seed = int(seed if cfg_seed is None else cfg_seed)
 
+    def add_measurements(self, measurements: Measurements, state: ReconstructionState) -> None:
+        """Take a grown set of patterns (a scan still being written: ``data.follow=true``).
+
+        ``measurements`` holds the tiles so far then the new ones, ``state.positions_px`` has
+        grown with them. The default prepares again (the PIE family: per-tile corners and the
+        error normaliser; minibatch and autodiff engines rebuild their batches, parameters
+        and optimizers, so momenta restart from zero).
+        """
+        self.prepare(measurements, state, self.distribution, self.seed)
+
     @abstractmethod
     def step(self, epoch: int) -> EpochReport:
         """Run epoch ``epoch`` (0-based) and report on it."""

@@ -141,6 +141,7 @@ def table_row(run: Run) -> dict[str, Any]:
         "epochs_done": int(len(h.get("epoch", []))),
         "seconds": float(np.nansum(h.get("seconds", np.zeros(0)))),
         "data_error": _last_finite(h.get("data_error", np.zeros(0))),
+        "validation_error": _last_finite(h.get("validation_error", np.zeros(0))),
     }
     for key in METRICS:
         vals = h.get(key)

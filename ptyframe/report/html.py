@@ -25,6 +25,7 @@ COLUMNS = (
     "epochs_done",
     "seconds",
     "data_error",
+    "validation_error",
     "frc_quarter_nyquist",
     "frc_half_nyquist",
     "frc_3q_nyquist",
@@ -38,6 +39,7 @@ HEADERS = {
     "epochs_done": "done",
     "seconds": "time (s)",
     "data_error": "data error",
+    "validation_error": "validation error",
     "frc_quarter_nyquist": "FRC 1/4 Nyq.",
     "frc_half_nyquist": "FRC 1/2 Nyq.",
     "frc_3q_nyquist": "FRC 3/4 Nyq.",
@@ -74,12 +76,15 @@ figcaption{font-size:0.85em;color:#444;max-width:60em}
 p.common{font-size:0.9em;color:#333}"""
 
 
-def write_html(runs: list[Run], figures: list[Path], out: Path, title: str) -> Path:
+def write_html(
+    runs: list[Run], figures: list[Path], out: Path, title: str, extra_html: str = ""
+) -> Path:
     """Write ``out/report.html`` (summary, table sorted by engine then quality, figures).
 
     Columns empty in every run are left out; columns with one value in every run are shown
-    once above the table. When ``heatmaps.png`` (all engines side by side) is among the
-    figures, the per-engine heatmaps are left out of the page (they stay on disk).
+    once above the table; ``extra_html`` (e.g. the Optuna trials) goes after it. When
+    ``heatmaps.png`` (all engines side by side) is among the figures, the per-engine heatmaps
+    are left out of the page (they stay on disk).
     """
     cols = [c for c in COLUMNS if any(_shown(r.row.get(c)) for r in runs)]
     common = [c for c in cols if c != "engine" and len({_text(r.row.get(c), c) for r in runs}) == 1]
@@ -109,6 +114,7 @@ per recorded epoch is in <a href="report.csv">report.csv</a>.</p>
 <p class="common">Common to all runs: {html.escape(shared) or "(nothing)"}.</p>
 <h2>Runs</h2>
 <div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>
+{extra_html}
 <h2>Figures</h2>
 {figs}
 </body></html>

@@ -15,6 +15,7 @@ def main(argv: list[str]) -> int:
     from ptyframe.report import figures
     from ptyframe.report.gather import load_runs, write_csv
     from ptyframe.report.html import write_html
+    from ptyframe.report.trials import trial_rows, trials_html, trials_text
 
     ap = argparse.ArgumentParser(
         prog="ptyframe report",
@@ -41,7 +42,12 @@ def main(argv: list[str]) -> int:
         ):
             if fig is not None:
                 figs.append(fig)
-        page = write_html(runs, figs, out, f"ptyframe report: {root.resolve().name}")
+        trials, params = trial_rows(runs, root)  # an Optuna sweep (+sweep=tune_*)
+        if trials:
+            print(f"Optuna trials (* = best):\n{trials_text(trials, params)}")
+        page = write_html(
+            runs, figs, out, f"ptyframe report: {root.resolve().name}", trials_html(trials, params)
+        )
     except PtyframeError as exc:
         print(f"ptyframe: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ptyframe.data.dataset import PtychoDataset
+from ptyframe.data.holdout import check_fraction, split_validation
 from ptyframe.registry import BuildContext
 from ptyframe.simulation.simulate import simulate_dataset
 
@@ -24,6 +25,11 @@ class SimulatedDataConfig:
     phantom: dict[str, Any] = field(default_factory=lambda: {"name": "particles"})
     probe: dict[str, Any] = field(default_factory=lambda: {"name": "focused"})
     scan: dict[str, Any] = field(default_factory=lambda: {"name": "raster"})
+    #: As ``FileDataConfig.validation_fraction``.
+    validation_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_fraction(self.validation_fraction)
 
 
 def build_simulated_dataset(config: SimulatedDataConfig, context: BuildContext) -> PtychoDataset:
@@ -35,4 +41,5 @@ def build_simulated_dataset(config: SimulatedDataConfig, context: BuildContext) 
         registry=context.registry,
         **dict(config.simulation),
     )
-    return PtychoDataset(sim.geometry, patterns=sim.patterns, truth=sim.truth)
+    ds = PtychoDataset(sim.geometry, patterns=sim.patterns, truth=sim.truth)
+    return split_validation(ds, float(config.validation_fraction), int(context.seed))

@@ -1,0 +1,151 @@
+"""Reconstruct while the scan is written: new patterns join the run as they arrive.
+
+``FollowCallback`` (``data.follow=true``) polls the ``GrowingScan`` of the run's
+``GrowingDataset`` (``ptyframe.data.follow``) after every epoch. New tiles ``[n_have, n)``
+are read, their positions appended to ``state.positions_px``, this rank's share of them
+(``Distribution.shard_tiles`` of the new positions) appended to its ``Measurements``, and the
+engine takes the grown set (``Engine.add_measurements``); the next sweep covers them. While
+the scan runs the loop is kept going (``run.end_epoch = done + 2``, so no epoch counts as
+the last one and the end-of-run metrics wait); once the writer sets ``scan_complete`` the
+run does ``engine.epochs`` more sweeps over all patterns and finishes as usual. No new
+pattern and no ``scan_complete`` for ``data.follow_timeout_s`` ends the run (what it has is
+saved; ``follow_timed_out`` and ``scan_complete`` are attributes of ``recon.h5``). The first
+poll is in ``on_prepared`` (the engine is prepared on the first patterns, then grows).
+
+The root polls the file and broadcasts what it saw, so every rank grows at the same epoch.
+Distributions that split the object over ranks are refused (their object windows are cut
+from the tiles known at the start).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from ptyframe.callbacks.base import Callback, RunContext
+from ptyframe.data.follow import GrowingDataset
+from ptyframe.data.measurements import Measurements
+from ptyframe.errors import ConfigError
+
+log = logging.getLogger("ptyframe")
+
+
+def concat_measurements(old: Measurements, new: Measurements) -> Measurements:
+    """Return ``old`` then ``new`` as one ``Measurements`` (``new``'s geometry)."""
+    if old.valid is None and new.valid is None:
+        valid = None
+    else:
+        valid = torch.cat(
+            [
+                m.valid if m.valid is not None else torch.ones_like(m.amplitudes, dtype=torch.bool)
+                for m in (old, new)
+            ]
+        )
+    return Measurements(
+        torch.cat([old.amplitudes, new.amplitudes]).contiguous(),
+        valid,
+        np.concatenate([old.indices, new.indices]).astype(np.int64),
+        new.geometry,
+        old.angle,
+    )
+
+
+class FollowCallback(Callback):
+    """Grow the run with the patterns a writer appends; see the module docstring.
+
+    A no-op unless the run's dataset is a ``GrowingDataset`` (``data.follow=true``).
+    """
+
+    #: after the guard has kept the epoch's state (20), before the history (30)
+    order = 25
+
+    def __init__(self, timeout_s: float = 60.0) -> None:
+        self.active = False
+        self.timeout_s = float(timeout_s)
+        self.complete = False
+        self.timed_out = False
+        self.grown_at: list[tuple[int, int, float]] = []  # (epochs done, n tiles, unix time)
+
+    def setup(self, run: RunContext) -> None:
+        self.active = isinstance(run.dataset, GrowingDataset)
+        if not self.active:
+            return
+        if bool(getattr(run.cfg, "resume", False)):
+            raise ConfigError("data.follow=true cannot resume a run; start it again")
+        if not run.distribution.holds_whole_state:
+            raise ConfigError(
+                "data.follow=true works with distributions that keep the whole object on every "
+                "rank (single, data-parallel); this one splits the object over ranks"
+            )
+        if len(run.measurements) != 1:
+            raise ConfigError("data.follow=true follows a single-angle scan")
+        self.last_new = time.monotonic()
+
+    def on_prepared(self, run: RunContext) -> None:
+        if self.active:
+            self._poll(run, int(run.epoch))
+
+    def on_epoch_end(self, run: RunContext, report: Any) -> None:
+        if self.active:
+            self._poll(run, int(run.epoch) + 1)
+
+    def _poll(self, run: RunContext, done: int) -> None:
+        dist, ds = run.distribution, run.dataset
+        seen = None
+        if dist.is_root:
+            a = ds.scan.poll()
+            if a.n > ds.n_tiles:
+                self.last_new = time.monotonic()
+            stale = time.monotonic() - self.last_new > self.timeout_s
+            seen = (a.n, a.complete, stale and not a.complete)
+        n, complete, stale = dist.broadcast_object(seen)  # type: ignore[misc]
+        if n > ds.n_tiles:
+            self.grow(run, int(n))
+            self.grown_at.append((done, int(n), time.time()))
+        if complete and not self.complete:
+            self.complete = True
+            run.end_epoch = done + int(run.engine.epochs)
+            log.info("scan complete (%d patterns): %d more sweeps", ds.n_tiles, run.engine.epochs)
+        elif not self.complete:
+            if stale:
+                self.timed_out = True
+                run.end_epoch = done
+                log.error(
+                    "no new pattern and no scan_complete in %s for %g s (data.follow_timeout_s):"
+                    " ending the run with the %d patterns it has",
+                    ds.path,
+                    self.timeout_s,
+                    ds.n_tiles,
+                )
+            else:
+                run.end_epoch = max(int(run.end_epoch), done + 2)
+
+    def grow(self, run: RunContext, n: int) -> None:
+        """Take tiles ``[n_have, n)`` into the dataset, the state and this rank's share."""
+        ds, state, dist = run.dataset, run.state, run.distribution
+        start, stop = ds.extend(n)
+        new_pos = np.asarray(ds.geometry.positions_px[start:stop])
+        pos_t = torch.as_tensor(new_pos, dtype=state.positions_px.dtype)
+        state.positions_px = torch.cat([state.positions_px, pos_t.to(state.positions_px.device)])
+        mine = start + np.asarray(dist.shard_tiles(new_pos), dtype=np.int64)
+        old = run.measurements[0]
+        new = Measurements.from_dataset(ds, 0, mine, old.amplitudes.device, old.amplitudes.dtype)
+        run.measurements[0] = concat_measurements(old, new)
+        run.engine.add_measurements(run.measurements[0], state)
+        run.state_changed()
+        if run.truth is not None:  # the illumination of the truth metrics covers the new tiles
+            from ptyframe.callbacks.truth import TruthMetrics
+
+            names = list(run.cfg.metrics.names)
+            run.truth = TruthMetrics(names, run.registry, run.context, ds)
+        log.info("follow: %d patterns (+%d)", stop, stop - start)
+
+    def on_run_end(self, run: RunContext, status: str) -> None:
+        if not self.active:
+            return
+        run.attrs.update(follow_timed_out=self.timed_out, scan_complete=self.complete)
+        run.dataset.scan.close()

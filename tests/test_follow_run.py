@@ -1,0 +1,99 @@
+"""A run that follows a file a real writer process appends to (data.follow=true)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from ptyframe.data.exchange import write_dataset
+from ptyframe.runner import run
+
+from synth import make_dataset
+
+
+def _watch(path, stop: threading.Event, seen: list) -> None:
+    """Record (time, status, positions used) of every recon.h5 version seen."""
+    while not stop.is_set():
+        try:
+            with h5py.File(path, "r") as f:
+                seen.append((time.time(), str(f.attrs["status"]), int(f["positions_px"].shape[0])))
+        except (OSError, KeyError):
+            pass
+        time.sleep(0.05)
+
+
+def _cfg(path, out, epochs: int, follow: bool) -> dict:
+    data = {"name": "file", "path": str(path)}
+    if follow:
+        data.update(follow=True, follow_timeout_s=30.0)
+    return {
+        "data": data,
+        "engine": {"name": "epie", "epochs": epochs, "alpha": 0.5, "beta": 0.5},
+        "metrics": {"every": 0},
+        "output": {"dir": str(out), "live_every_s": 0.3, "overwrite": True},
+        "progress": False,
+    }
+
+
+@pytest.mark.slow
+def test_follow_a_file_written_in_chunks_by_another_process(tmp_path) -> None:
+    ds = make_dataset(m=32, n=8, step=6.0, jitter=0.5, photons=1e6, seed=4)
+    src, live, out = tmp_path / "src.h5", tmp_path / "live.h5", tmp_path / "run"
+    write_dataset(src, ds.intensities(0)[None], ds.geometry, truth=ds.truth)
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "ptyframe.simulation.stream", str(src), str(live)]
+        + ["--chunk", "8", "--interval-s", "0.6", "--torn-s", "0.05"],
+    )
+    stop, seen = threading.Event(), []
+    watcher = threading.Thread(target=_watch, args=(out / "recon.h5", stop, seen), daemon=True)
+    watcher.start()
+    try:
+        res = run(_cfg(live, out, 30, follow=True))
+    finally:
+        stop.set()
+        watcher.join()
+        writer.wait(timeout=60)
+    assert writer.returncode == 0
+    running = [s for s in seen if s[1] == "running"]
+    assert running and running[0][2] < 64  # a live recon.h5 while the scan was written
+    assert len({s[2] for s in running}) >= 2  # ... refreshed as patterns arrived
+    with h5py.File(out / "recon.h5") as f:
+        assert f.attrs["status"] == "finished" and bool(f.attrs["scan_complete"])
+        np.testing.assert_allclose(f["positions_px"][()], ds.geometry.positions_px)
+    sweeps = len(res.history.epochs)
+    assert sweeps >= 30
+    offline = run(_cfg(src, tmp_path / "offline", sweeps, follow=False))
+    follow_frc = res.metrics["frc_half_nyquist"]
+    off_frc = offline.metrics["frc_half_nyquist"]
+    # measured: 0.258 against 0.276 (93.5 %); the sweeps made while the scan was written
+    # cover only part of it, so the same total is worth a little less
+    assert follow_frc >= 0.9 * off_frc, (follow_frc, off_frc)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["autodiff", "lsqml", "pine"])
+def test_other_engines_take_patterns_as_they_arrive(tmp_path, engine: str) -> None:
+    ds = make_dataset(m=32, n=6, step=6.0, jitter=0.5, photons=1e6, seed=4)
+    src, live, out = tmp_path / "src.h5", tmp_path / "live.h5", tmp_path / "run"
+    write_dataset(src, ds.intensities(0)[None], ds.geometry, truth=ds.truth)
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "ptyframe.simulation.stream", str(src), str(live)]
+        + ["--chunk", "12", "--interval-s", "0.5"],
+    )
+    cfg = _cfg(live, out, 10, follow=True)
+    cfg["engine"] = {"name": engine, "epochs": 10}
+    try:
+        res = run(cfg)
+    finally:
+        writer.wait(timeout=60)
+    with h5py.File(out / "recon.h5") as f:
+        assert f.attrs["status"] == "finished" and bool(f.attrs["scan_complete"])
+        assert f["positions_px"].shape == (36, 2)
+    errors = np.asarray(res.history.columns["data_error"])
+    assert np.all(np.isfinite(errors)) and len(errors) >= 10
