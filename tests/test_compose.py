@@ -210,7 +210,7 @@ def test_todays_command_lines_compose_and_build(monkeypatch):
     pm, infos = make_plugin_manager()
     registry = build_registry(pm, infos)
     registry.add_denoiser(HalveConfig, lambda config: Halve())
-    cli._setup_hydra(registry, config_searchpaths(pm))
+    cli.setup_hydra(registry, config_searchpaths(pm))
     GlobalHydra.instance().clear()
     lines = {
         "engine=pine engine.alpha=0.5 engine.rho=0.3 engine.inner=rpie": ("pine", 0.3),

@@ -73,7 +73,7 @@ def test_validation_error_falls_as_epie_converges() -> None:
     state = _state(
         ds, np.ones((1, *ds.geometry.object_shape)), focused_probe(32, 0.5, 0.0)[None] * scale
     )
-    engine = PieEngine(EpieConfig(epochs=60, alpha=0.5, beta=0.5), "epie")
+    engine = PieEngine(EpieConfig(epochs=60, alpha=0.5, beta=0.5))
     engine.prepare(meas, state, seed=0)
     errors = [val.error(state)]
     for epoch in range(60):
