@@ -16,6 +16,10 @@ callback           what it does                                              con
 ``signals``        SIGINT/SIGTERM: stop with the state saved (agreed on MPI) (always)
 ``convergence``    "not converged" and noise-floor warnings at the end       (always)
 ``outputs``        ``recon.h5``, ``config.yaml``, ``recon.cxi``, the PNGs    ``output.*``
+``validation_``    the data error of held-out patterns (no truth needed)     ``data.*``
+``error``
+``follow``         patterns of a growing file join the run                   ``data.follow*``
+``live_outputs``   while following: recon.h5 and images every few seconds    ``output.*``
 ``early_stop``     end the run when the data error stops falling             ``callbacks=``
 =================  ========================================================  ==============
 
