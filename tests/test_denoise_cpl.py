@@ -183,6 +183,43 @@ def test_dct_start_is_a_parseval_shrinkage_and_near_identity_without_shrinking()
     assert lipschitz_bound(model.exported()) <= 1.0
 
 
+def test_grown_net_starts_as_its_source_and_keeps_the_bound() -> None:
+    from ptyframe.denoise.cpl import grow_from
+
+    torch.manual_seed(1)
+    src_arch = CplArch(depth=2, state_channels=1, hidden_channels=6, kernel_size=3)
+    src = CplDenoiser(src_arch, realsn=True)
+    with torch.no_grad():
+        src.theta.copy_(torch.tensor([0.5, -1.0]))  # t = 1.24, 0.54: far from the start
+        src.log_gain.normal_(1.0, 1.0, generator=torch.Generator().manual_seed(1))
+        for conv in src.layers:
+            conv.bias.normal_(0.0, 0.3)
+    src = src.exported()
+    x = torch.rand(2, 1, 24, 24, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        y_src = src(x)
+    assert (y_src - x).abs().max() > 0.05  # the source is far from the identity
+    same = CplDenoiser(src_arch, realsn=True)
+    assert grow_from(same, src) == 2
+    same.eval()
+    with torch.no_grad():
+        assert (same(x) - y_src).abs().max() < 1e-5  # rescaled gain, bias, step: exact
+    wide = CplArch(depth=5, state_channels=1, hidden_channels=9, kernel_size=3)
+    big = CplDenoiser(wide, realsn=True)
+    with torch.no_grad():
+        big.log_gain.fill_(6.0)
+        big.theta.fill_(-4.0)  # the ~identity start of init_dct_shrinkage
+    grow_from(big, src)
+    big.eval()
+    with torch.no_grad():
+        assert (big(x) - y_src).abs().max() < 5e-3
+    assert lipschitz_bound(big.exported()) <= 1.0
+    with pytest.raises(ConfigError, match="cannot grow"):
+        grow_from(CplDenoiser(CplArch(depth=1, hidden_channels=6, kernel_size=3), True), src)
+    with pytest.raises(ConfigError, match="cannot grow"):
+        grow_from(CplDenoiser(CplArch(depth=3, hidden_channels=6, kernel_size=5), True), src)
+
+
 # --------------------------------------------------------------------------- shipped cpl weights
 @pytest.mark.parametrize("stem", ["cpl_blind", "cpl_sigma15"])
 def test_shipped_cpl_weights_are_certified_and_measured_below_the_bound(stem: str) -> None:

@@ -271,3 +271,49 @@ def step_margins(model: CplDenoiser, grid: int = 128) -> list[float]:
     """Return ``t_k S_k^2`` per layer (must be <= 2; how close each layer is to the limit)."""
     steps = model.steps().detach().double()
     return [float(steps[i]) * s * s for i, s in enumerate(weight_norm_bounds(model, grid))]
+
+
+@torch.no_grad()
+def grow_from(model: CplDenoiser, source: CplDenoiser) -> int:
+    """Copy an exported ``source`` net into the first layers of a training ``model``.
+
+    Progressive growing: a deeper or wider net starts as ``source`` followed by the layers
+    ``model`` already has (after ``init_dct_shrinkage`` those are ~ the identity), so training
+    continues from ``source`` instead of from scratch. RealSN divides the weight by its norm
+    estimate ``r = sigma(W)`` (scale invariant), so layer ``k`` of ``source``
+    (``s - t W^T tanh(g (W s + b)) / g``) is reproduced exactly by the weight ``W``, the
+    bias ``b / r``, the gain ``g r`` and the step ``t r^2`` (``theta = logit(t r^2 / 2)``,
+    capped at ``t r^2 <= 1.99``): then ``W s / r + b / r = (W s + b) / r`` and
+    ``t r^2 (W / r)^T tanh(g r (W s + b) / r) / (g r) = t W^T tanh(g (W s + b)) / g``.
+    Hidden channels of ``model`` beyond ``source``'s start at 1e-3 of their random weight
+    (they barely change the norm) with the gain ``e^6`` (~ no effect). Returns the number of
+    layers copied. Needs the same ``state_channels``, ``kernel_size`` and ``image_channels``,
+    at least as many layers and hidden channels, and a training ``model`` (``realsn=True``).
+    """
+    a, b = model.arch, source.arch
+    same = (a.state_channels, a.kernel_size, a.image_channels) == (
+        b.state_channels,
+        b.kernel_size,
+        b.image_channels,
+    )
+    if not (
+        model.realsn and same and a.depth >= b.depth and a.hidden_channels >= b.hidden_channels
+    ):
+        raise ConfigError(
+            f"cannot grow cpl {a.to_dict()} (training: {model.realsn}) from {b.to_dict()}: "
+            "use the same state/kernel/image channels, >= its depth and hidden channels"
+        )
+    h = b.hidden_channels
+    src_steps = source.steps().detach().double()
+    for i in range(b.depth):
+        conv, src = model.layers[i], source.layers[i]
+        conv.weight.mul_(1e-3)
+        conv.weight[:h].copy_(src.weight)
+        conv.bias.zero_()
+        model.log_gain[i] = 6.0
+        r = conv.refresh(n_iter=200)
+        conv.bias[:h].copy_(src.bias / r)
+        model.log_gain[i, :h] = source.log_gain[i] + math.log(r)
+        half = min(float(src_steps[i]) * r * r, 1.99) / 2.0
+        model.theta[i] = math.log(half / (1.0 - half))
+    return b.depth

@@ -95,6 +95,10 @@ def test_experiments_for_cpu_and_gpu_compose(tmp_path) -> None:  # noqa: ANN001
     assert paper.data.n_train == 1000 and paper.resume == "last"
     gpu = compose_config(["experiment=gpu_cpl"])
     assert gpu.model.arch.family == "cpl" and gpu.model.arch.depth == 16
+    long = compose_config(["experiment=cpl_blind_cpu_long"])
+    assert (long.model.arch.depth, long.model.arch.hidden_channels) == (12, 64)
+    assert long.model.grow == "cpl_blind" and (long.data.sigma, long.data.sigma_max) == (0, 50)
+    assert long.callbacks.checkpoint.every_n_epochs == 1 and long.resume == "last"
     assert resume_path("last", tmp_path) is None  # nothing to resume yet: start afresh
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
@@ -114,3 +118,18 @@ def test_dct_start_only_for_cpl() -> None:
         DenoiserModule(arch={"depth": 3, "channels": 4}, init="dct")
     with pytest.raises(ValueError, match="unknown"):
         DenoiserModule(arch=arch, init="orthogonal")
+    with pytest.raises(ValueError, match="cpl weights"):
+        DenoiserModule(arch=arch, init="dct", grow="dncnn_realsn_default")
+
+
+def test_grow_starts_training_from_the_shipped_cpl_net() -> None:
+    from ptyframe_lightning.module import DenoiserModule
+
+    arch = {"family": "cpl", "depth": 6, "hidden_channels": 56, "kernel_size": 5}
+    module = DenoiserModule(arch=arch, init="dct", grow="cpl_blind")
+    source = load_denoiser("cpl_blind")
+    x = torch.rand(1, 1, 40, 40, generator=torch.Generator().manual_seed(0))
+    module.model.eval()
+    with torch.no_grad():
+        diff = (module.model(x) - source(x)).abs().max()
+        assert diff < 5e-3 < (source(x) - x).abs().max()

@@ -22,7 +22,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from ptyframe.denoise.cpl import CplDenoiser, init_dct_shrinkage
+from ptyframe.denoise.cpl import CplDenoiser, grow_from, init_dct_shrinkage
 from ptyframe.denoise.cpl import lipschitz_bound as cpl_bound
 from ptyframe.denoise.dncnn import DnCNN, lipschitz_bound
 from ptyframe.denoise.models import build_model, make_arch
@@ -46,6 +46,7 @@ class DenoiserModule(pl.LightningModule):
         power_px: int = 32,
         channels_last: bool = True,
         init: str | None = None,
+        grow: str | None = None,
     ) -> None:
         super().__init__()
         arch = dict(arch or {})
@@ -58,6 +59,7 @@ class DenoiserModule(pl.LightningModule):
                 "power_px": int(power_px),
                 "channels_last": bool(channels_last),
                 "init": init,
+                "grow": grow,
             }
         )
         self.model = build_model(arch, realsn=True, power_px=power_px)
@@ -67,9 +69,19 @@ class DenoiserModule(pl.LightningModule):
             init_dct_shrinkage(self.model)
         elif init is not None:
             raise ValueError(f"model.init={init!r} unknown; use null or dct")
+        if grow:  # cpl only: the first layers start as the exported net `grow` (cpl.grow_from)
+            self._grow(grow)
         self.channels_last = channels_last and not torch.cuda.is_available()
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+
+    def _grow(self, grow: str) -> None:
+        from ptyframe.denoise.weights import load_denoiser
+
+        source = load_denoiser(grow)
+        if not (isinstance(self.model, CplDenoiser) and isinstance(source, CplDenoiser)):
+            raise ValueError(f"model.grow={grow!r} needs a cpl model and cpl weights")
+        grow_from(self.model, source)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
