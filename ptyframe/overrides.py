@@ -151,11 +151,21 @@ def _check(
     return cfg
 
 
+#: Hint for a group whose missing option may be something that is not chosen there.
+_GROUP_NOTES = {
+    "callback": (
+        "; the always-on callbacks (truth_metrics, guard, history, progress, checkpoint, "
+        "signals, convergence, outputs, ...) are set by metrics.*, guard.*, output.*, "
+        "progress*: `ptyframe plugins` lists them"
+    ),
+}
+
+
 def _check_option(group: str, option: str, options: list[str]) -> None:
     if option not in options:
         raise ConfigError(
             f"{group}={option}: no such {group}{did_you_mean(option, options)}; "
-            f"options: {', '.join(options)}"
+            f"options: {', '.join(options)}{_GROUP_NOTES.get(group, '')}"
         )
 
 
@@ -177,7 +187,7 @@ def _explain(exc: BaseException, overrides: list[str], groups: Callable[[str], l
         if options:
             return ConfigError(
                 f"{group}={option}: no such {group}{did_you_mean(option, options)}; "
-                f"options: {', '.join(options)}"
+                f"options: {', '.join(options)}{_GROUP_NOTES.get(group, '')}"
             )
         return ConfigError(f"{group}={option}: no config group {group!r} has that option")
     full_key = str(getattr(cause, "full_key", "") or "")
@@ -215,6 +225,8 @@ def _unknown_key(key: str, obj_type: Any) -> ConfigError:
         hint = f" (add one with +regularizer@regularizers.{leaf}=tv, l1 or reweighted_l1)"
     if parent == "callbacks":
         hint = f" (add one with +callback@callbacks.{leaf}=<name>; `ptyframe plugins` lists them)"
+    elif parent.startswith(("callbacks.", "regularizers.")) and not fields:
+        hint = " (`ptyframe plugins` lists the fields of each component)"
     listed = f"; its fields: {', '.join(fields)}" if fields else ""
     return ConfigError(f"{key}: {where} has no field {leaf!r}{hint}{listed}")
 

@@ -47,13 +47,17 @@ MISTAKES = [
     ("engine=[a", "cannot read the override"),
     ("output.checkpont_every=3", "did you mean checkpoint_every?"),
     ("regularizers.tv.weight=1", "+regularizer@regularizers.tv="),
+    ("callbacks=erly_stop", "did you mean early_stop?"),
+    ("+callback@callbacks.p=progress", "always-on callbacks"),
+    ("callbacks.stop.patience=3", "+callback@callbacks.stop="),
+    ("engine=epie physics=multislice", "physics=multislice is not used by engine epie"),
 ]
 
 
 @pytest.mark.parametrize(("override", "says"), MISTAKES)
 def test_every_config_mistake_is_one_line_and_exit_2(override, says, data, tmp_path, capsys):
     os.chdir(tmp_path)
-    rc = cli.main(["reconstruct", f"data.path={data}", "engine.epochs=1", override])
+    rc = cli.main(["reconstruct", f"data.path={data}", "engine.epochs=1", *override.split()])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
     assert len(err) == 1 and err[0].startswith("ptyframe: error:"), err
