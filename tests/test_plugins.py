@@ -104,21 +104,12 @@ def _cli(args, env_extra=None, cwd=None, timeout=240):
     )
 
 
-def test_third_party_distribution_is_selected_from_the_command_line(tmp_path):
+def _install_thirdparty(name: str, tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """Pip-install ``tests/thirdparty/NAME`` into a folder; return (env with it, a data file)."""
     target = tmp_path / "site"
     pip = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(HERE / "thirdparty" / "ptyframe-annealed"),
-        ],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+        + ["--target", str(target), str(HERE / "thirdparty" / name)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -126,7 +117,11 @@ def test_third_party_distribution_is_selected_from_the_command_line(tmp_path):
     assert pip.returncode == 0, pip.stderr
     data = tmp_path / "d.h5"
     write_plain(data)
-    env = {"PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    return {"PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}, data
+
+
+def test_third_party_distribution_is_selected_from_the_command_line(tmp_path):
+    env, data = _install_thirdparty("ptyframe-annealed", tmp_path)
     listing = _cli(["plugins"], env)
     assert "epie_annealed" in listing.stdout and "ptyframe-annealed 0.1.0" in listing.stdout
     out = tmp_path / "run"
@@ -162,28 +157,7 @@ def test_third_party_callback_runs_with_no_core_edit(tmp_path):
     holding plugin configs, ``+callback@callbacks.KEY=NAME`` not reaching the run, or the
     loop not calling a plugin's ``on_epoch_end`` with the epoch and the whole state.
     """
-    target = tmp_path / "site"
-    pip = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(HERE / "thirdparty" / "ptyframe-snapshots"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert pip.returncode == 0, pip.stderr
-    data = tmp_path / "d.h5"
-    write_plain(data)
-    env = {"PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    env, data = _install_thirdparty("ptyframe-snapshots", tmp_path)
     listing = _cli(["plugins"], env)
     assert "object_snapshots" in listing.stdout and "ptyframe-snapshots 0.1.0" in listing.stdout
     out = tmp_path / "run"
