@@ -16,7 +16,7 @@ import argparse
 import itertools
 
 import torch
-from engines_table import natural_case, run_engine, score
+from engines_table import natural_case, run_engine, score, table_row
 
 from ptyframe.plugins import default_registry
 
@@ -51,13 +51,8 @@ def main() -> None:
     for values in itertools.product(*grid.values()):
         overrides = dict(zip(grid, values, strict=True))
         sec, err, state = run_engine(registry, args.engine, overrides, data, args.sweeps)
-        m = score(registry, data, state)
         label = ", ".join(f"{k}={v:g}" for k, v in overrides.items()) or "defaults"
-        print(
-            f"| {label} | {sec:.3f} | {err:.4f} | {m['nrmse_raw']:.4f} | {m['nrmse']:.4f} | "
-            f"{m['frc_half_nyquist']:.3f} |",
-            flush=True,
-        )
+        print(table_row(label, sec, err, score(registry, data, state)), flush=True)
 
 
 if __name__ == "__main__":

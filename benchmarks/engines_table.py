@@ -75,6 +75,14 @@ def run_engine(registry, name: str, overrides: dict, data, sweeps: int):  # noqa
     return float(np.median(seconds)), err, state
 
 
+def table_row(label: str, sec: float, err: float, m: dict[str, float]) -> str:
+    """Return one row of the engines table (seconds, data error, NRMSEs, FRC)."""
+    return (
+        f"| {label} | {sec:.3f} | {err:.4f} | {m['nrmse_raw']:.4f} | {m['nrmse']:.4f} | "
+        f"{m['frc_half_nyquist']:.3f} |"
+    )
+
+
 def score(registry, data, state) -> dict[str, float]:  # noqa: ANN001
     """Return the metric values of ``state``'s object against ``data``'s truth."""
     truth, illum = truth_reference(data)
@@ -113,12 +121,7 @@ def main() -> None:
     for label in args.engines:
         name, overrides = ENGINES.get(label, (label, {}))
         sec, err, state = run_engine(registry, name, overrides, data, args.sweeps)
-        m = score(registry, data, state)
-        print(
-            f"| {label} | {sec:.3f} | {err:.4f} | {m['nrmse_raw']:.4f} | {m['nrmse']:.4f} | "
-            f"{m['frc_half_nyquist']:.3f} |",
-            flush=True,
-        )
+        print(table_row(label, sec, err, score(registry, data, state)), flush=True)
 
 
 if __name__ == "__main__":
