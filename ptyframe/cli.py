@@ -165,6 +165,20 @@ def _hydra_run(config_name: str, task: Callable[[Any], Any], argv: list[str]) ->
 _HYDRA_ONLY = {".hydra"}
 
 
+def _drop_file_handlers(folder: Any) -> None:
+    """Close and detach every logging file handler writing below ``folder`` (Hydra's job log)."""
+    from pathlib import Path
+
+    root = Path(folder).resolve()
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for lg in loggers:
+        for h in list(getattr(lg, "handlers", [])):
+            path = getattr(h, "baseFilename", None)
+            if path and root in Path(path).resolve().parents:
+                h.close()
+                lg.removeHandler(h)
+
+
 def _remove_if_empty_run_dir() -> None:
     """Remove the Hydra run directory of a failed single run if it holds only Hydra's files.
 
@@ -188,7 +202,7 @@ def _remove_if_empty_run_dir() -> None:
     log_name = f"{hc.job.name}.log"
     if not out.is_dir() or any(p.name not in _HYDRA_ONLY | {log_name} for p in out.iterdir()):
         return
-    logging.shutdown()
+    _drop_file_handlers(out)  # a later run in this process must not log into it
     shutil.rmtree(out, ignore_errors=True)
     cwd = Path.cwd().resolve()
     parent = out.resolve().parent

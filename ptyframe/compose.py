@@ -114,6 +114,17 @@ def build_prior(
     return registry.build("prior_step", step_cfg, context, denoiser=denoiser)
 
 
+def check_fit(cfg: Any, registry: Registry) -> None:
+    """Raise ``ConfigError`` if ``cfg`` sets a field its engine does not use (nothing built).
+
+    What ``build_engine`` checks first, for the command line's check before any directory is
+    made (``ptyframe.commands.reconstruct.validate``).
+    """
+    engine_cfg = registry.config("engine", getattr(cfg, "engine", None) or "epie")
+    comp = registry.get("engine", engine_cfg.name)
+    check_unused(cfg, registry, engine_cfg.name, {p for p in comp.wants if takes(comp, p)})
+
+
 def check_unused(cfg: Any, registry: Registry, engine: str, wants: set[str]) -> None:
     """Raise ``ConfigError`` for a run-config field that engine ``engine`` would not use.
 

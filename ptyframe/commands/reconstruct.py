@@ -17,14 +17,20 @@ from ptyframe.errors import DivergenceError
 def main(argv: list[str]) -> int:
     """Reconstruct a dataset (data.path=FILE.h5 engine=...)."""
     app = cli.current_app()
-    return cli.run_hydra_command("reconstruct", argv, _task(app.registry), validate, app)
+    check = lambda body: validate(body, app.registry)  # noqa: E731
+    return cli.run_hydra_command("reconstruct", argv, _task(app.registry), check, app)
 
 
-def validate(body: Any) -> None:
-    """Check the composed ``reconstruct`` config (ranges and types, as the run will)."""
+def validate(body: Any, registry: Any = None) -> None:
+    """Check the composed ``reconstruct`` config as the run will: ranges, types, and (with
+    ``registry``) that the engine uses every collaborator the config sets."""
     from ptyframe.runner import typed_config
 
-    typed_config(body)
+    cfg = typed_config(body)
+    if registry is not None:
+        from ptyframe.compose import check_fit
+
+        check_fit(cfg, registry)
 
 
 def _task(registry: Any) -> Any:
