@@ -79,6 +79,12 @@ def make_plugin_manager(
                 f"with {DISABLE_ENV}={ep.name}"
             ) from exc
         pm.register(module, name=ep.name)
+        if not pm.get_hookcallers(module):  # an emptied or wrong module would add nothing
+            raise PluginError(
+                f"plugin {ep.name!r} from {dist} {version} ({ep.value}) implements no ptyframe "
+                "hook (ptyframe_register, ptyframe_commands, ...): is the module empty or the "
+                f"entry point wrong? Fix or reinstall it, or skip it with {DISABLE_ENV}={ep.name}"
+            )
         infos[ep.name] = PluginInfo(ep.name, dist, version, ep.value)
     for name, plugin in extra_plugins or []:
         pm.register(plugin, name=name)

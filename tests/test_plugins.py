@@ -193,3 +193,29 @@ def test_third_party_callback_runs_with_no_core_edit(tmp_path):
     )
     assert bad.returncode == 2 and "evrey" in bad.stderr and "every" in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_an_entry_point_whose_module_implements_no_hook_is_an_error(monkeypatch):
+    """An emptied ``plugin.py`` once registered nothing and no core test noticed.
+
+    Would catch: the loader accepting a module with no ``@hookimpl`` (its components silently
+    missing); the error must name the entry point and how to skip it.
+    """
+    import types
+
+    from ptyframe import plugins
+
+    class FakeEntryPoint:
+        name, value = "broken.plugin", "broken.plugin:module"
+        dist = types.SimpleNamespace(name="broken-dist", version="1.0")
+
+        def load(self):
+            return types.ModuleType("broken_plugin")  # no hooks at all
+
+    real = plugins._entry_points()
+    monkeypatch.setattr(plugins, "_entry_points", lambda: [*real, FakeEntryPoint()])
+    with pytest.raises(PluginError, match="broken.plugin.*implements no ptyframe hook"):
+        plugins.make_plugin_manager()
+    monkeypatch.setattr(plugins, "_entry_points", lambda: real)
+    pm, infos = plugins.make_plugin_manager()  # every installed plugin implements a hook
+    assert len(infos) >= 10

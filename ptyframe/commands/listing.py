@@ -15,6 +15,20 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _collaborators(comp: Any) -> str:
+    """Return what ``compose.build_engine`` gives engine ``comp`` besides its config."""
+    from ptyframe.compose import takes
+
+    names = {
+        "physics": "physics=",
+        "loss": "loss=",
+        "regularizers": "regularizers.*",
+        "prior": "denoiser= (with engine.rho > 0)",
+    }
+    got = [names[p] for p in names if takes(comp, p)]
+    return ", ".join(got) if got else "its config only"
+
+
 def print_core_callbacks() -> None:
     """Print the always-on callbacks and the settings of each."""
     from ptyframe.callbacks.core import CORE
@@ -46,6 +60,8 @@ def print_plugins(registry: Any, infos: dict[str, Any]) -> None:
         for name in names:
             comp = registry.get(kind, name)
             print(f"  {name:18s} {comp.doc}  [from {comp.provider}]")
+            if kind == "engine":
+                print(f"      built with: {_collaborators(comp)}")
             for fname, tname, default in comp.fields():
                 print(f"      {fname}: {tname} = {default!r}")
         try:
