@@ -29,7 +29,7 @@ from ptyframe import compose
 from ptyframe.callbacks.base import Callback, RunContext
 from ptyframe.callbacks.checkpoint import CHECKPOINT_FILE
 from ptyframe.callbacks.core import all_callbacks
-from ptyframe.callbacks.outputs import RESULT_FILE, engine_name
+from ptyframe.callbacks.outputs import engine_name
 from ptyframe.callbacks.truth import TruthMetrics
 from ptyframe.config import ReconstructConfig
 from ptyframe.data.dataset import PtychoDataset
@@ -44,7 +44,7 @@ from ptyframe.errors import (
 )
 from ptyframe.initial import initial_state
 from ptyframe.io.checkpoint import fingerprint
-from ptyframe.io.results import History
+from ptyframe.io.results import RESULT_FILE, History
 from ptyframe.loop import end, ordered, run_loop
 from ptyframe.registry import BuildContext, Registry
 from ptyframe.state import ReconstructionState

@@ -25,10 +25,9 @@ from typing import Any
 
 from ptyframe.callbacks.base import Callback, RunContext
 from ptyframe.data.follow import GrowingDataset
+from ptyframe.io.results import RESULT_FILE
 
 log = logging.getLogger("ptyframe")
-
-RESULT_FILE = "recon.h5"
 
 
 def write_live(out: Path, state: Any, history: Any, dataset: Any, attrs: dict[str, Any]) -> Path:

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-RESULT_FILE = "recon.h5"
+from ptyframe.io.results import RESULT_FILE
+
 STAMP_FILE = "live_images.json"
 
 

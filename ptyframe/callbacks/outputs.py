@@ -16,11 +16,10 @@ import numpy as np
 
 from ptyframe.callbacks.base import Callback, RunContext
 from ptyframe.config import OutputConfig
-from ptyframe.io.results import package_versions, write_result
+from ptyframe.io.results import RESULT_FILE, package_versions, write_result
 from ptyframe.metrics.illumination import illumination_map
 from ptyframe.state import ReconstructionState
 
-RESULT_FILE = "recon.h5"
 #: statuses whose (last good) state is written
 WRITTEN = ("finished", "interrupted", "diverged")
 

@@ -26,6 +26,9 @@ import numpy as np
 from ptyframe.errors import DataValidationError
 from ptyframe.io.atomic import atomic_path
 
+#: The result file every run writes into its directory.
+RESULT_FILE = "recon.h5"
+
 
 def package_versions() -> dict[str, str]:
     """Return the versions of ptyframe and the libraries a result depends on."""

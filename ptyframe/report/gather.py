@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 
 from ptyframe.errors import DataValidationError, PtyframeError
-from ptyframe.io.results import read_result
+from ptyframe.io.results import RESULT_FILE, read_result
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def load_runs(root: str | Path, recompute_frc: bool = True) -> list[Run]:
     root = Path(root)
     if not root.exists():
         raise DataValidationError(f"{root}: no such directory. Give a run or multirun directory")
-    paths = [root] if root.is_file() else sorted(root.rglob("recon.h5"))
+    paths = [root] if root.is_file() else sorted(root.rglob(RESULT_FILE))
     if not paths:
         raise DataValidationError(f"{root}: no recon.h5 below it; is it a ptyframe run directory?")
     runs = []
