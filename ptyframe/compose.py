@@ -59,10 +59,7 @@ def build_engine(cfg: Any, registry: Registry, context: BuildContext | None = No
     ``physics``, ``loss``, ``regularizers`` and ``denoiser`` attributes).
     """
     context = context or BuildContext(registry)
-    engine_cfg = registry.config("engine", getattr(cfg, "engine", None) or "epie")
-    comp = registry.get("engine", engine_cfg.name)
-    wants = {p for p in comp.wants if takes(comp, p)}
-    check_unused(cfg, registry, engine_cfg.name, wants)
+    engine_cfg, wants = check_fit(cfg, registry)
     offered: dict[str, Any] = {}
     if "physics" in wants:
         offered["physics"] = registry.build("forward_model", _group(cfg, "physics"), context)
@@ -114,15 +111,18 @@ def build_prior(
     return registry.build("prior_step", step_cfg, context, denoiser=denoiser)
 
 
-def check_fit(cfg: Any, registry: Registry) -> None:
-    """Raise ``ConfigError`` if ``cfg`` sets a field its engine does not use (nothing built).
+def check_fit(cfg: Any, registry: Registry) -> tuple[Any, set[str]]:
+    """Return ``cfg``'s typed engine config and the collaborators it takes; raise
+    ``ConfigError`` if ``cfg`` sets a field that engine does not use (nothing is built).
 
-    What ``build_engine`` checks first, for the command line's check before any directory is
+    ``build_engine`` starts with it; the command line runs it alone before any directory is
     made (``ptyframe.commands.reconstruct.validate``).
     """
     engine_cfg = registry.config("engine", getattr(cfg, "engine", None) or "epie")
     comp = registry.get("engine", engine_cfg.name)
-    check_unused(cfg, registry, engine_cfg.name, {p for p in comp.wants if takes(comp, p)})
+    wants = {p for p in comp.wants if takes(comp, p)}
+    check_unused(cfg, registry, engine_cfg.name, wants)
+    return engine_cfg, wants
 
 
 def check_unused(cfg: Any, registry: Registry, engine: str, wants: set[str]) -> None:
