@@ -135,7 +135,10 @@ def choose_reader(
         except Exception:  # noqa: BLE001,S112 - a reader that cannot tell is no match
             continue
     names = ", ".join(r.name for r in candidates) or "(none registered)"
-    top = ", ".join(sorted(f.keys())[:8]) or "(empty file)"
+    try:
+        top = ", ".join(sorted(f.keys())[:8]) or "(empty file)"
+    except (RuntimeError, OSError, KeyError) as exc:  # a damaged group table
+        top = f"unreadable: {exc}"
     raise fail(
         path,
         f"no reader recognises this file (top-level entries: {top}); "
