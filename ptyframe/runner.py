@@ -206,8 +206,6 @@ def _compose(
 ) -> RunContext:
     """Build the engine and the dataset, check they fit, and return the run's context."""
     engine: Engine = compose.build_engine(cfg, registry, ctx)
-    for reg in (cfg.regularizers or {}).values():
-        registry.config("regularizer", reg)  # typo check before any work
     if dataset is None:
         if cfg.data is None:
             raise ConfigError("no data source: give `data.path=FILE.h5` or `data=simulated`")
