@@ -97,3 +97,29 @@ def test_other_engines_take_patterns_as_they_arrive(tmp_path, engine: str) -> No
         assert f["positions_px"].shape == (36, 2)
     errors = np.asarray(res.history.columns["data_error"])
     assert np.all(np.isfinite(errors)) and len(errors) >= 10
+
+
+def test_a_writer_that_stops_without_scan_complete_ends_the_run_saved(tmp_path) -> None:
+    """No new pattern and no scan_complete for data.follow_timeout_s: the run ends, saved.
+
+    Would catch: the timeout read from somewhere other than the followed file's setting, a
+    run that waits for ever, or one that ends without writing what it has.
+    """
+    from ptyframe.simulation.stream import append, create
+
+    ds = make_dataset(m=32, n=4, step=6.0, jitter=0.0, photons=1e6, seed=5)
+    src, live, out = tmp_path / "src.h5", tmp_path / "live.h5", tmp_path / "run"
+    write_dataset(src, ds.intensities(0)[None], ds.geometry, truth=ds.truth)
+    create(live, src, (32, 32))
+    with h5py.File(live, "a", libver="latest") as f:
+        f.swmr_mode = True
+        append(f, ds.intensities(0)[:10], np.asarray(ds.geometry.positions_px)[:10])
+    cfg = _cfg(live, out, 5, follow=True)
+    cfg["data"]["follow_timeout_s"] = 1.5
+    t0 = time.monotonic()
+    res = run(cfg)
+    assert time.monotonic() - t0 < 60
+    assert res.status == "finished" and len(res.history.epochs) >= 1
+    with h5py.File(out / "recon.h5") as f:
+        assert bool(f.attrs["follow_timed_out"]) and not bool(f.attrs["scan_complete"])
+        assert f["positions_px"].shape == (10, 2)

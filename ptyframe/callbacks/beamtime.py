@@ -25,17 +25,10 @@ BEAMTIME: dict[str, str] = {
 }
 
 
-def _data_option(cfg: Any, key: str, default: Any) -> Any:
-    data = getattr(cfg, "data", None)
-    if isinstance(data, dict):
-        return data.get(key, default)
-    return getattr(data, key, default)
-
-
 def beamtime_callbacks(cfg: Any) -> list[Callback]:
     """Return the validation, follow and live-output callbacks configured by ``cfg``."""
     return [
         ValidationErrorCallback(cfg.metrics),
-        FollowCallback(float(_data_option(cfg, "follow_timeout_s", 60.0))),
+        FollowCallback(),
         LiveOutputs(float(cfg.output.live_every_s), bool(cfg.output.images)),
     ]

@@ -63,9 +63,9 @@ class FollowCallback(Callback):
     #: after the guard has kept the epoch's state (20), before the history (30)
     order = 25
 
-    def __init__(self, timeout_s: float = 60.0) -> None:
+    def __init__(self) -> None:
         self.active = False
-        self.timeout_s = float(timeout_s)
+        self.timeout_s = 60.0  # the followed file's (data.follow_timeout_s), set in setup
         self.complete = False
         self.timed_out = False
         self.grown_at: list[tuple[int, int, float]] = []  # (epochs done, n tiles, unix time)
@@ -83,6 +83,7 @@ class FollowCallback(Callback):
             )
         if len(run.measurements) != 1:
             raise ConfigError("data.follow=true follows a single-angle scan")
+        self.timeout_s = float(run.dataset.scan.timeout_s)
         self.last_new = time.monotonic()
 
     def on_prepared(self, run: RunContext) -> None:
