@@ -130,6 +130,10 @@ def test_ranks_agree_on_hydra_directories_unless_the_user_set_them(monkeypatch):
     assert agreed_dirs(["hydra.run.dir=here", "engine=epie"], stamp) == [
         "hydra.sweep.dir=multirun/2026-11-29/12-00-00"
     ]
+    # output.dir=X is the run directory (the job log goes there, not into outputs/)
+    assert agreed_dirs(["output.dir=/data/run1"], stamp) == [
+        "hydra.sweep.dir=multirun/2026-11-29/12-00-00"
+    ]
     for key in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS"):
         monkeypatch.delenv(key, raising=False)
     assert launched_size() == 1 and agreed_dirs([]) == []  # no launcher: nothing, no mpi4py

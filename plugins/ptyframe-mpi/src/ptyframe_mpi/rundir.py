@@ -35,7 +35,7 @@ def agreed_dirs(overrides: list[str], stamp: tuple[str, str] | None = None) -> l
     day, clock = stamp
     given = {o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o}
     out = []
-    if "hydra.run.dir" not in given:
+    if "hydra.run.dir" not in given and "output.dir" not in given:
         out.append(f"hydra.run.dir=outputs/{day}/{clock}")
     if "hydra.sweep.dir" not in given:
         out.append(f"hydra.sweep.dir=multirun/{day}/{clock}")
