@@ -106,7 +106,7 @@ class HioEngine(Engine):
             state.extras["support"] = support
         self.support = support.to(torch.bool)
         g = np.random.default_rng(self.seed)
-        phase = torch.from_numpy(g.uniform(0, 2 * np.pi, (m, n)))
+        phase = torch.from_numpy(g.uniform(0, 2 * np.pi, (m, n))).to(self.amp.device)
         psi = fft.far_field_adjoint(torch.polar(self.amp, phase))
         self.psi = torch.where(self.support, psi, torch.zeros_like(psi))
         self._store()

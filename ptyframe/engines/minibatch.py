@@ -178,7 +178,7 @@ class MinibatchEngine(Engine):
         self.waves = BatchedWaves(positions, state.window, state.object.shape[-2:])
         cfg = self.config
         self.plan = BatchPlan(
-            positions.numpy(), state.window, cfg.batching, cfg.batch_size, self.seed
+            positions.cpu().numpy(), state.window, cfg.batching, cfg.batch_size, self.seed
         )
         (self._amp_total,) = self.distribution.sum_scalars(measurements.amplitude_sum())
         if self._amp_total <= 0:

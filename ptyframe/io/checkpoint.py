@@ -63,14 +63,26 @@ def newest_checkpoint(root: str) -> str | None:
     return max(found, key=os.path.getmtime) if found else None
 
 
+def moved(obj: Any, device: str | torch.device) -> Any:
+    """Return ``obj`` with every tensor in it (nested dicts, lists, tuples) on ``device``."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to(device)
+    if isinstance(obj, dict):
+        return {k: moved(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(moved(v, device) for v in obj)
+    return obj
+
+
 def _blob(obj: Any) -> np.ndarray:
+    """Serialise ``obj`` with its tensors on the CPU (a file that loads without a GPU)."""
     buf = io.BytesIO()
-    torch.save(obj, buf)
+    torch.save(moved(obj, "cpu"), buf)
     return np.frombuffer(buf.getvalue(), dtype=np.uint8)
 
 
 def _unblob(arr: np.ndarray) -> Any:
-    return torch.load(io.BytesIO(arr.tobytes()), weights_only=False)
+    return torch.load(io.BytesIO(arr.tobytes()), map_location="cpu", weights_only=False)
 
 
 @dataclass
@@ -132,12 +144,12 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
                 torch.from_numpy(np.asarray(s["object"][()])).to(device),
                 torch.from_numpy(np.asarray(s["probe"][()])).to(device),
                 torch.from_numpy(np.asarray(s["positions_px"][()])).to(device),
-                {k: v.to(device) for k, v in extras.items()},
+                moved(extras, device),
             )
             hist = History.from_arrays({k: np.asarray(v[()]) for k, v in f["history"].items()})
             return Checkpoint(
                 state,
-                _unblob(np.asarray(f["engine_state"][()])),
+                moved(_unblob(np.asarray(f["engine_state"][()])), device),
                 hist,
                 int(f.attrs["next_epoch"]),
                 _unblob(np.asarray(f["rng"][()])),
