@@ -87,6 +87,10 @@ class ReconstructConfig:
     callbacks: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     device: str = "cpu"
+    #: Keep the measured patterns in host memory and send each minibatch (or position) to
+    #: ``device`` when it is used, through page-locked memory: for scans larger than the
+    #: GPU's memory. Only the unknowns and one batch live on the device.
+    patterns_on_host: bool = False
     dtype: str = "complex64"
     #: Torch CPU threads; 0 = automatic (1 for per-position engines, else all cores).
     threads: int = 0

@@ -261,8 +261,9 @@ def _prepare(run: RunContext, callbacks: Sequence[Callback]) -> None:
     indices = dist.shard_tiles(np.asarray(ds.geometry.positions_px))
     rdt = torch.float64 if cfg.dtype == "complex128" else torch.float32
     device = run.context.device
+    where = "cpu" if cfg.patterns_on_host else device  # on the host: streamed per batch
     run.measurements = [
-        Measurements.from_dataset(ds, a, indices, device, rdt)
+        Measurements.from_dataset(ds, a, indices, where, rdt)
         for a in range(ds.n_angles if engine.wants_all_angles else 1)
     ]
     first = run.measurements[0]

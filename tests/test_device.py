@@ -143,3 +143,40 @@ def test_hio_runs_on_the_device() -> None:
         reports = [engine.step(e) for e in range(3)]
         assert vc.on_device(state.object) and vc.on_device(state.extras["support"])
     assert reports[-1].data_error < reports[0].data_error
+
+
+class _Spy(Callback):
+    """Record where the run keeps its patterns and its unknowns after ``prepare``."""
+
+    def __init__(self, vc: VirtualCuda) -> None:
+        self.vc = vc
+        self.seen: tuple[bool, bool] | None = None
+
+    def on_prepared(self, run) -> None:  # noqa: ANN001
+        self.seen = (
+            self.vc.on_device(run.measurements[0].amplitudes),
+            self.vc.on_device(run.state.object),
+        )
+
+
+@pytest.mark.parametrize("name", ["epie", "minibatch_pie", "lsqml", "autodiff"])
+def test_patterns_on_the_host_stream_to_the_device_per_batch(name, subpixel, tmp_path) -> None:
+    """``patterns_on_host=true``: the patterns stay in host memory, the unknowns on the
+    device, every batch is sent over; the result is the one of patterns on the device."""
+    results = []
+    for on_host in (True, False):
+        with VirtualCuda() as vc:
+            spy = _Spy(vc)
+            cfg = _cfg(name, tmp_path / str(on_host), "cuda", patterns_on_host=on_host)
+            res = ptyframe.runner.run(cfg, dataset=subpixel, callbacks=[spy])
+            results.append(res.state.object.cpu())
+        assert spy.seen == (not on_host, True)
+    assert torch.allclose(results[0], results[1], atol=1e-6)
+
+
+def test_raar_refuses_patterns_on_the_host(subpixel, tmp_path) -> None:
+    """RAAR stores an exit wave per position: streaming the patterns would save nothing."""
+    from ptyframe.errors import ConfigError
+
+    with VirtualCuda(), pytest.raises(ConfigError, match="patterns_on_host=false"):
+        ptyframe.runner.run(_cfg("raar", tmp_path, "cuda", patterns_on_host=True), dataset=subpixel)

@@ -37,7 +37,7 @@ class ValidationErrorCallback(Callback):
         if held is None:
             return
         dtype = torch.float64 if str(run.cfg.dtype) == "complex128" else torch.float32
-        device = run.measurements[0].amplitudes.device if run.measurements else "cpu"
+        device = run.context.device  # the run's, also when the patterns stay on the host
         self.validation = ValidationSet(held, device, dtype)
 
     def on_epoch_end(self, run: RunContext, report: EpochReport) -> None:

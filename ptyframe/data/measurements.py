@@ -44,6 +44,26 @@ class Measurements:
         """Return the mean over tiles of ``sum I`` over measured pixels (photons per pattern)."""
         return float(self.amplitudes.square().sum(dim=(-2, -1), dtype=torch.float64).mean())
 
+    def batch(
+        self, idx: torch.Tensor, device: str | torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return the amplitudes (and mask, or None) of tiles ``idx`` on ``device``.
+
+        Patterns kept on the host (``patterns_on_host=true``) while the unknowns live on a
+        GPU are gathered on the host, copied into page-locked memory and sent with
+        ``non_blocking=True``, one minibatch at a time; patterns already on ``device`` are
+        only indexed.
+        """
+        device = torch.device(device)
+        here = self.amplitudes.device
+        i = idx.to(here)
+        amps = self.amplitudes[i]
+        valid = None if self.valid is None else self.valid[i]
+        if here == device:
+            return amps, valid
+        pin = device.type == "cuda" and here.type == "cpu"
+        return _send(amps, device, pin), None if valid is None else _send(valid, device, pin)
+
     @classmethod
     def from_dataset(
         cls,
@@ -68,3 +88,8 @@ class Measurements:
             dataset.geometry,
             angle,
         )
+
+
+def _send(t: torch.Tensor, device: torch.device, pin: bool) -> torch.Tensor:
+    """Copy ``t`` to ``device`` (through page-locked memory when ``pin``), asynchronously."""
+    return (t.pin_memory() if pin else t).to(device, non_blocking=pin)

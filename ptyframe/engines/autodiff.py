@@ -280,7 +280,12 @@ class AutodiffEngine(Engine):
         """Return the block's tiles this rank holds (possibly none) as a ``Batch``."""
         m = self.meas[i]
         held = tiles[self._rows[i][tiles] >= 0]
-        return Batch(m.angle, torch.as_tensor(held, device=m.amplitudes.device))
+        return Batch(m.angle, torch.as_tensor(held, device=self._device()))
+
+    def _device(self) -> torch.device:
+        """The device of the unknowns (the patterns may stay on the host)."""
+        assert self.state is not None
+        return self.state.object.device
 
     def _precondition(
         self, grads: dict[str, torch.Tensor], i: int, tiles: np.ndarray, count: float
@@ -312,11 +317,9 @@ class AutodiffEngine(Engine):
         if not keep.any():
             return torch.zeros((), dtype=torch.float64)
         m = self.meas[i]
-        r = torch.as_tensor(rows[keep], device=m.amplitudes.device)
-        batch = Batch(m.angle, torch.as_tensor(tiles[keep], device=m.amplitudes.device))
+        batch = Batch(m.angle, torch.as_tensor(tiles[keep], device=self._device()))
         pred = self.model.predict(v, batch)
-        amps = m.amplitudes[r]
-        valid = None if m.valid is None else m.valid[r]
+        amps, valid = m.batch(torch.as_tensor(rows[keep]), pred.device)
         if err is not None:
             with torch.no_grad():
                 d = (safe_sqrt(pred) - amps).abs()

@@ -94,8 +94,9 @@ class HioEngine(Engine):
                 f"engine=hio needs one pattern the size of the object (full-field CDI), got "
                 f"{tuple(amps.shape)} patterns for a {tuple(state.object.shape[-2:])} object"
             )
-        self.amp = amps[0].to(torch.float64)
-        self.valid = None if measurements.valid is None else measurements.valid[0]
+        dev = state.object.device  # the pattern may be kept on the host
+        self.amp = amps[0].to(dev, torch.float64)
+        self.valid = None if measurements.valid is None else measurements.valid[0].to(dev)
         m, n = self.amp.shape
         self.p = math.sqrt(float(self.amp.square().sum()) / (m * n))  # plane wave, Parseval
         support = state.extras.get("support")

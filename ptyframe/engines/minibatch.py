@@ -205,11 +205,9 @@ class MinibatchEngine(Engine):
 
     def data(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return the measured amplitudes and the mask (or None) of positions ``idx``."""
-        meas = self.measurements
-        assert meas is not None
-        dev = meas.amplitudes.device
-        i = idx.to(dev)
-        return meas.amplitudes[i], None if meas.valid is None else meas.valid[i]
+        meas, state = self.measurements, self.state
+        assert meas is not None and state is not None
+        return meas.batch(idx, state.object.device)
 
     def step(self, epoch: int) -> EpochReport:
         """Run every group of ``epoch`` once."""

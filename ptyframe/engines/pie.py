@@ -301,14 +301,18 @@ class PieEngine(Engine):
         alpha, beta, rpie = self._steps()
         step_o, step_p = self.step_sizes
         err = torch.zeros((), dtype=torch.float64, device=obj.device)
+        host = amps.device != obj.device  # patterns kept on the host: sent one at a time
         for count, j in enumerate(order, 1):
             y, x = self._cy[j], self._cx[j]
             patch = obj[y : y + m, x : x + n]
             o_old = patch.clone()
             p = shifter.shifted(j) if shifter is not None else probe
             wave = torch.fft.fft2(o_old * p, norm="ortho")  # [K, M, N]
-            v = None if valid is None else valid[j : j + 1]
-            dwave, e = detector_delta(wave[None], amps[j : j + 1], v)
+            if host:
+                a, v = meas.batch(torch.tensor([j]), obj.device)
+            else:
+                a, v = amps[j : j + 1], None if valid is None else valid[j : j + 1]
+            dwave, e = detector_delta(wave[None], a, v)
             err += e[0]
             dpsi = torch.fft.ifft2(dwave[0], norm="ortho")  # F^-1 Psi' - psi
             # ---- object step (uses the probe before this position's probe step)

@@ -119,6 +119,12 @@ class RaarEngine(Engine):
                 f"patterns are {measurements.window} but the probe is {state.window}; "
                 "they must match"
             )
+        if measurements.amplitudes.device != state.object.device:
+            raise ConfigError(
+                "engine=raar keeps every exit wave on the device (twice the patterns' "
+                "memory), so patterns on the host save nothing: set patterns_on_host=false, "
+                "or use a minibatch engine (minibatch_pie, lsqml, autodiff) to stream them"
+            )
         pos = state.positions_px[torch.as_tensor(measurements.indices)]
         check_inside(pos, state.window, tuple(state.object.shape[-2:]))
         self.corners, frac = split_positions(pos)
