@@ -16,7 +16,7 @@ CDT := .venv-cdtools
 PTYLAB := .venv-ptylab
 
 
-.PHONY: install browser demo test parallel-hdf5 test-fast lint bench clean readers-peers peers peers-quick
+.PHONY: install browser demo test parallel-hdf5 test-fast lint bench clean readers-peers peers peers-quick gpu-wheels
 
 $(BIN)/.installed: pyproject.toml constraints-cpu.txt $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -114,5 +114,18 @@ peers: install
 peers-quick: peers
 	$(BIN)/python benchmarks/peers/compare.py --quick
 
+# wheels for the prepared GPU check (benchmarks/gpu/h200_check.sh): what the device machine's
+# python3 lacks (hydra-core, omegaconf, antlr4; all pure Python, antlr4 built here from its
+# sdist) and ptyframe with its RAAR and Lightning plugins (for their entry points; the code
+# itself is imported from the working tree). Rebuild after adding an entry point.
+GPU_WHEELS := .gpu-wheels
+gpu-wheels: install
+	rm -rf $(GPU_WHEELS) && mkdir -p $(GPU_WHEELS)
+	$(PIP) wheel --quiet --no-deps -w $(GPU_WHEELS) 'hydra-core==1.3.8' 'omegaconf==2.3.1' \
+		'antlr4-python3-runtime==4.9.3'
+	$(PIP) wheel --quiet --no-deps --no-build-isolation -w $(GPU_WHEELS) . \
+		plugins/ptyframe-raar plugins/ptyframe-lightning
+	@ls -la $(GPU_WHEELS)
+
 clean:
-	rm -rf $(VENV) $(PHDF5) $(CDT) $(PTYLAB) $(DEMO_DIR) outputs multirun .venv-ptychi .peers-work
+	rm -rf $(VENV) $(GPU_WHEELS) $(PHDF5) $(CDT) $(PTYLAB) $(DEMO_DIR) outputs multirun .venv-ptychi .peers-work
