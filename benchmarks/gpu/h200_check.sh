@@ -23,6 +23,8 @@ export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MPLBACKEND=Agg
 PY=${PY:-python3}
 # a CPU dry run of this script: DEVICE=cpu BENCH_ARGS=--small PY=... bash benchmarks/gpu/h200_check.sh
 DEVICE=${DEVICE:-cuda}
+# a rerun of one part only: STEPS=bench (or STEPS=tier)
+STEPS=${STEPS:-"tier bench"}
 BENCH_ARGS=${BENCH_ARGS:-}
 START=$(date +%s)
 TOTAL_S=${TOTAL_S:-460}  # the whole script; the device tool's timeout_s should exceed it
@@ -63,12 +65,14 @@ print("ptyframe from", ptyframe.__file__)
 print("engines", default_registry().names("engine"))
 EOF
 
+case " $STEPS " in *" tier "*) ;; *) log "gpu-tier: not asked for (STEPS=$STEPS)"; false ;; esac &&
 step gpu-tier 150 "$PY" -m pytest -m gpu -q -p no:cacheprovider -o addopts="" \
   --junitxml="$OUT/gpu-junit.xml" tests/test_gpu.py tests/test_denoise.py \
   >"$OUT/gpu-tier.log" 2>&1
 
+case " $STEPS " in *" bench "*) ;; *) log "benchmark: not asked for (STEPS=$STEPS)"; false ;; esac &&
 # shellcheck disable=SC2086
-step benchmark 300 "$PY" benchmarks/gpu_speed.py --device "$DEVICE" --budget-s 12 --max-epochs 20 \
+step benchmark 300 "$PY" benchmarks/gpu_speed.py --device "$DEVICE" --budget-s 10 --max-epochs 10 \
   --patterns-on-host --out "$OUT/gpu_speed.md" $BENCH_ARGS >"$OUT/gpu_speed.log" 2>&1
 
 { echo; date -u; nvidia-smi; } >>"$OUT/nvidia-smi.txt" 2>&1
