@@ -322,6 +322,8 @@ def reconstruct(
     progress: bool = False,
     metrics_every: int = 0,
     overwrite: bool = False,
+    device: str = "cpu",
+    patterns_on_host: bool = False,
     **engine_options: Any,
 ) -> RunResult:
     """Reconstruct ``data`` without Hydra; write files only when ``out_dir`` is given.
@@ -331,6 +333,9 @@ def reconstruct(
 
         result = ptyframe.reconstruct("demo.h5", "rpie", epochs=50, alpha=0.15, beta=5.0)
         result.object  # complex [1, Ny, Nx]
+
+    ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``auto``) and ``patterns_on_host`` are the run
+    options of the same names (README, "GPU (prepared, not yet run)").
     """
     if registry is None:
         from ptyframe.plugins import default_registry
@@ -347,6 +352,8 @@ def reconstruct(
         engine=eng,
         seed=seed,
         progress=progress,
+        device=device,
+        patterns_on_host=patterns_on_host,
     )
     from ptyframe.config import MetricsConfig, OutputConfig
     from ptyframe.initial import InitConfig

@@ -52,13 +52,13 @@ def test_the_virtual_device_enforces_cudas_rules() -> None:
             net(torch.ones(1, 1, 5, 5))
 
 
-def _cfg(name: str, out, device: str, **extra) -> dict:  # noqa: ANN001
+def _cfg(name: str, out, device: str, images: bool = False, **extra) -> dict:  # noqa: ANN001
     return {
         "engine": {"name": name, "epochs": 2},
         "device": device,
         "progress": False,
         "metrics": {"every": 1},
-        "output": {"dir": str(out), "images": True, "checkpoint_every": 1},
+        "output": {"dir": str(out), "images": images, "checkpoint_every": 1},
         **extra,
     }
 
@@ -71,11 +71,14 @@ def subpixel():
 
 @pytest.mark.parametrize("name", ENGINES)
 def test_every_engine_runs_and_writes_with_device_cuda(name, subpixel, tmp_path) -> None:
-    """Two epochs with metrics, images and ``recon.h5``: the state stays on the device, and
-    the result equals the CPU run's to float tolerance (PIE: the torch sweep against the
-    fused CPU sweep)."""
+    """Two epochs with metrics, a periodic checkpoint and ``recon.h5`` (images for two
+    engines: they are drawn from the state alone): the state stays on the device, and the
+    result equals the CPU run's to float tolerance (PIE: the torch sweep against the fused
+    CPU sweep)."""
+    images = name in ("epie", "autodiff")
     with VirtualCuda() as vc:
-        res = ptyframe.runner.run(_cfg(name, tmp_path / "dev", "cuda"), dataset=subpixel)
+        cfg = _cfg(name, tmp_path / "dev", "cuda", images=images)
+        res = ptyframe.runner.run(cfg, dataset=subpixel)
         assert vc.on_device(res.state.object) and vc.on_device(res.state.probe)
         obj_dev = res.state.object.cpu()
     cpu = ptyframe.runner.run(_cfg(name, tmp_path / "cpu", "cpu"), dataset=subpixel)
@@ -86,7 +89,7 @@ def test_every_engine_runs_and_writes_with_device_cuda(name, subpixel, tmp_path)
     ref = cpu.state.object
     err = float((obj_dev - ref).abs().max() / ref.abs().max())
     assert err < 1e-4, err
-    assert (tmp_path / "dev" / "object_phase.png").exists()
+    assert (tmp_path / "dev" / "object_phase.png").exists() == images
 
 
 class _StopAfter(Callback):
@@ -180,3 +183,14 @@ def test_raar_refuses_patterns_on_the_host(subpixel, tmp_path) -> None:
 
     with VirtualCuda(), pytest.raises(ConfigError, match="patterns_on_host=false"):
         ptyframe.runner.run(_cfg("raar", tmp_path, "cuda", patterns_on_host=True), dataset=subpixel)
+
+
+def test_the_python_facade_takes_the_device(subpixel) -> None:
+    """``ptyframe.reconstruct(..., device="cuda", patterns_on_host=True)``."""
+    import ptyframe
+
+    with VirtualCuda() as vc:
+        res = ptyframe.reconstruct(
+            subpixel, "lsqml", epochs=1, device="cuda", patterns_on_host=True
+        )
+        assert vc.on_device(res.state.object)
