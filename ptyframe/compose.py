@@ -147,7 +147,15 @@ def build_distribution(cfg: Any, registry: Registry, context: BuildContext) -> A
     dist_cfg = registry.config("distribution", getattr(cfg, "distribution", None) or "single")
     comp = registry.get("distribution", dist_cfg.name)
     offered = {"run": cfg} if "run" in comp.wants else {}
-    return registry.build("distribution", dist_cfg, context, **offered)
+    dist = registry.build("distribution", dist_cfg, context, **offered)
+    device = str(getattr(context, "device", "cpu"))
+    if int(getattr(dist, "size", 1)) > 1 and device != "cpu":
+        raise ConfigError(
+            f"distribution={dist_cfg.name} on {dist.size} processes reduces CPU tensors, but "
+            f"device={device}: GPU-aware MPI is not wired. Use device=cpu under mpiexec, or "
+            "one process on the GPU"
+        )
+    return dist
 
 
 def _group(cfg: Any, key: str) -> Any:

@@ -194,3 +194,29 @@ def test_the_python_facade_takes_the_device(subpixel) -> None:
             subpixel, "lsqml", epochs=1, device="cuda", patterns_on_host=True
         )
         assert vc.on_device(res.state.object)
+
+
+def test_several_processes_on_a_gpu_are_refused_up_front() -> None:
+    """The MPI modes reduce CPU tensors: ``device=cuda`` with two ranks is a config error
+    before any work (not a failure at the first reduction)."""
+    from dataclasses import dataclass
+    from types import SimpleNamespace
+
+    from ptyframe import compose
+    from ptyframe.distributed.base import SingleConfig, SingleProcess
+    from ptyframe.errors import ConfigError
+    from ptyframe.registry import BuildContext, Registry
+
+    @dataclass
+    class TwoConfig(SingleConfig):
+        name: str = "two"
+
+    class Two(SingleProcess):
+        size = 2
+
+    reg = Registry()
+    reg.add_distribution(TwoConfig, Two)
+    run = SimpleNamespace(distribution="two")
+    assert compose.build_distribution(run, reg, BuildContext(reg, "cpu")).size == 2
+    with pytest.raises(ConfigError, match="GPU-aware MPI is not wired"):
+        compose.build_distribution(run, reg, BuildContext(reg, "cuda"))
