@@ -13,6 +13,8 @@ TF32 is off for the denoiser comparison (cuDNN's TF32 convolutions round to ~1e-
 
 from __future__ import annotations
 
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -164,3 +166,33 @@ def test_patterns_on_the_host_give_the_on_device_result(name, subpixel, tmp_path
     )
     torch.cuda.synchronize()
     assert _rel(host.state.object, on.state.object) < 1e-12
+
+
+def test_denoiser_training_runs_on_the_gpu_and_exports_cpu_weights(tmp_path) -> None:
+    """A tiny Lightning fit with ``trainer.accelerator=gpu`` (RealSN's power iterations on
+    the device); the exported weights load without a GPU and stay nonexpansive."""
+    pytest.importorskip("ptyframe_lightning")
+    if os.environ.get("PTYFRAME_VIRTUAL_CUDA"):
+        pytest.skip("Lightning's GPU accelerator needs a real device")
+    from ptyframe_lightning.train import main
+
+    from ptyframe.denoise.dncnn import lipschitz_bound
+    from ptyframe.denoise.weights import load_denoiser
+
+    tiny = [
+        "trainer.fast_dev_run=true",
+        "trainer.accelerator=gpu",
+        "trainer.devices=1",
+        "data.n_train=4",
+        "data.n_val=2",
+        "data.batch_size=4",
+        "data.patch_px=24",
+        "model.arch.depth=3",
+        "model.arch.channels=4",
+        "threads=1",
+    ]
+    out = tmp_path / "run"
+    assert main([*tiny, f"output_dir={out}", "data.kind=textured"]) == 0
+    model = load_denoiser(str(out / "dncnn_realsn.pt"), "cpu")
+    assert next(model.parameters()).device.type == "cpu"
+    assert lipschitz_bound(model) <= 1.0 + 1e-3

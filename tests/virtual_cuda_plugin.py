@@ -8,11 +8,14 @@ CUDA's numerics or speed; only a run on a real device does.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from virtual_cuda import VirtualCuda
 
 torch.cuda.is_available = lambda: True  # before test_gpu's skipif is evaluated
+os.environ["PTYFRAME_VIRTUAL_CUDA"] = "1"  # tests that need CUDA's own API skip on it
 
 
 @pytest.fixture(autouse=True)
