@@ -69,6 +69,17 @@ def subpixel():
     return make_dataset(m=16, n=4, step=5.0, jitter=0.4)
 
 
+@pytest.mark.parametrize("optimizer", ["scipy", "cg", "lbfgs", "momentum"])
+def test_autodiffs_optimizers_run_with_device_cuda(optimizer, subpixel, tmp_path) -> None:
+    """The line-search optimizers and SciPy's (which works on NumPy copies of the unknowns)."""
+    opt = {"object": {"name": optimizer}, "probe": {"name": optimizer}}
+    cfg = _cfg("autodiff", tmp_path, "cuda")
+    cfg["engine"]["optimizers"] = opt
+    with VirtualCuda() as vc:
+        res = ptyframe.runner.run(cfg, dataset=subpixel)
+        assert vc.on_device(res.state.object)
+
+
 @pytest.mark.parametrize("name", ENGINES)
 def test_every_engine_runs_and_writes_with_device_cuda(name, subpixel, tmp_path) -> None:
     """Two epochs with metrics, a periodic checkpoint and ``recon.h5`` (images for two

@@ -275,7 +275,9 @@ class ScipyOptimizer(Optimizer):
             assign(x)
             f, g = closure(True)
             assert g is not None
-            flat = np.concatenate([real_view(gi).detach().double().reshape(-1).numpy() for gi in g])
+            flat = np.concatenate(
+                [real_view(gi).detach().double().reshape(-1).cpu().numpy() for gi in g]
+            )
             return float(f), flat
 
         x0 = np.concatenate([v.detach().double().reshape(-1).cpu().numpy() for v in views])
