@@ -156,6 +156,7 @@ class Engine(ABC):
         spent = self.prior.apply(self.state, report.epoch)
         report.seconds += time.perf_counter() - t0
         report.scalars["denoise_seconds"] = spent
+        report.scalars.update(self.prior.scalars())
         return report
 
     def state_dict(self) -> dict[str, Any]:
