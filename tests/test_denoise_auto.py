@@ -1,0 +1,161 @@
+"""The noise-aware certified denoiser ``cpl_auto``: estimate, frozen t, bound, state.
+
+``D_t = (1 - t) cpl_sigma15 + t cpl_blind`` with ``t`` frozen at the first call from Donoho's
+MAD noise level of the normalised object (``ptyframe/denoise/auto.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ptyframe.denoise.apply import ComplexDenoiser
+from ptyframe.denoise.auto import AutoMixDenoiser, estimate_sigma, haar_diagonal, mix_weight
+from ptyframe.denoise.check import applied_jacobian_norm
+from ptyframe.denoise.plugin import CplAutoConfig, build_cpl_auto, stored_bound
+from ptyframe.denoise.weights import load_denoiser
+from ptyframe.engines.prior import DenoiseStep, DenoiseStepConfig
+from ptyframe.errors import ConfigError
+from ptyframe.registry import BuildContext
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:DeprecationWarning")
+
+
+def _smooth(n: int = 128) -> np.ndarray:
+    """A smooth image in [0.2, 0.8]: a ramp plus a long-wavelength sinusoid."""
+    yy, xx = np.mgrid[0:n, 0:n] / n
+    return 0.2 + 0.3 * xx + 0.15 * (1 + np.sin(2 * math.pi * (yy + 0.5 * xx)))
+
+
+def _object(n: int, sigma: float, seed: int) -> torch.Tensor:
+    """A weak-phase object with Gaussian noise of ``sigma`` on Re and Im, complex64."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:n, 0:n]
+    phi = np.zeros((n, n))
+    for _ in range(6):
+        cy, cx, r = rng.uniform(0, n), rng.uniform(0, n), rng.uniform(3, 7)
+        phi += 0.3 * ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r)
+    noise = rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))
+    obj = np.exp(1j * phi) + sigma * noise
+    return torch.tensor(obj, dtype=torch.complex64)
+
+
+def _auto(**kw) -> AutoMixDenoiser:
+    den = build_cpl_auto(CplAutoConfig(**kw), BuildContext(registry=None))  # type: ignore[arg-type]
+    assert isinstance(den, AutoMixDenoiser)
+    return den
+
+
+# --------------------------------------------------------------------------- the estimate
+@pytest.mark.parametrize("sigma", [0.01, 0.03, 0.1])
+def test_mad_estimate_recovers_a_known_sigma_on_a_smooth_image(sigma: float) -> None:
+    rng = np.random.default_rng(7)
+    img = _smooth() + sigma * rng.standard_normal((128, 128))
+    est = float(estimate_sigma(torch.tensor(img)[None])[0])
+    assert est == pytest.approx(sigma, rel=0.2)
+
+
+def test_noisier_input_gives_a_higher_level_and_the_smooth_image_alone_almost_none() -> None:
+    rng = np.random.default_rng(3)
+    base = _smooth()
+    est = [
+        float(estimate_sigma(torch.tensor(base + s * rng.standard_normal(base.shape))[None])[0])
+        for s in (0.0, 0.02, 0.05)
+    ]
+    assert est[0] < 0.002  # the smooth image reaches the finest diagonal scale very little
+    assert est[0] < est[1] < est[2]
+    assert est[2] / est[1] == pytest.approx(2.5, rel=0.2)
+
+
+def test_haar_diagonal_is_orthonormal_on_white_noise() -> None:
+    x = torch.randn(1, 256, 256, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert float(haar_diagonal(x).std()) == pytest.approx(1.0, rel=0.02)
+
+
+def test_mix_weight_is_a_clipped_ramp_or_a_step() -> None:
+    s = torch.tensor([0.0, 0.01, 0.02, 0.03, 0.05])
+    assert mix_weight(s, 0.01, 0.03).tolist() == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0])
+    assert mix_weight(s, 0.02, 0.02).tolist() == [0.0, 0.0, 0.0, 1.0, 1.0]
+    with pytest.raises(ConfigError, match="sigma_high"):
+        mix_weight(s, 0.03, 0.01)
+    with pytest.raises(ConfigError, match="sigma_low"):
+        CplAutoConfig(sigma_low=0.03, sigma_high=0.01)
+    with pytest.raises(ConfigError, match="denoiser.t"):
+        CplAutoConfig(t=1.5)
+
+
+# --------------------------------------------------------------------------- frozen t
+def test_t_is_set_at_the_first_call_from_the_level_and_then_frozen() -> None:
+    noisy, clean = _object(48, 0.05, 0), _object(48, 0.0, 1)
+    den = _auto(sigma_low=0.0, sigma_high=1.0)  # ramp: t = sigma_hat of the normalised object
+    assert den.t is None
+    den(noisy)
+    t_first = den.t.clone()
+    lo, scale, _ = den.frozen
+    expected = float(estimate_sigma((torch.stack([noisy.real, noisy.imag]) - lo) / scale).min())
+    assert float(t_first[0]) == pytest.approx(expected, rel=1e-5)
+    assert 0.02 < float(t_first[0]) < 0.5
+    for obj in (clean, noisy * 3, clean):
+        den(obj)
+        assert torch.equal(den.t, t_first)
+    # the level of a clean object is lower: a fresh denoiser freezes a smaller t on it
+    fresh = _auto(sigma_low=0.0, sigma_high=1.0)
+    fresh(clean)
+    assert float(fresh.t[0]) < 0.5 * float(t_first[0])
+    assert den.scalars()["denoise_t"] == pytest.approx(float(t_first[0]))
+
+
+def test_the_mix_is_the_two_nets_weighted_as_the_theorem_says() -> None:
+    obj = _object(40, 0.03, 2)
+    outs = {}
+    for stem in ("cpl_sigma15", "cpl_blind"):
+        single = ComplexDenoiser(load_denoiser(stem), normalisation="frozen")
+        outs[stem] = single(obj)
+    for t in (0.0, 0.3, 1.0):
+        got = _auto(t=t)(obj)
+        want = (1 - t) * outs["cpl_sigma15"] + t * outs["cpl_blind"]
+        assert torch.allclose(got, want, atol=1e-5), t
+    assert (outs["cpl_sigma15"] - outs["cpl_blind"]).abs().max() > 1e-2  # the nets differ
+
+
+def test_frozen_mix_is_nonexpansive_measured_below_the_stored_bound() -> None:
+    bound = max(stored_bound("cpl_sigma15"), stored_bound("cpl_blind"))
+    assert bound <= 1.0
+    obj = _object(40, 0.05, 4)
+    den = _auto(t=0.4)
+    den(obj)  # freezes the range and t
+    jn = applied_jacobian_norm(den, obj, n_iter=30)
+    assert 0.3 < jn <= bound + 1e-4
+    assert torch.equal(den.t, torch.full((2,), 0.4))
+
+
+# --------------------------------------------------------------------------- state
+def test_t_round_trips_through_the_prior_state_dict() -> None:
+    obj = _object(40, 0.05, 5)
+    step = DenoiseStep(DenoiseStepConfig(rho=0.3), _auto(sigma_low=0.0, sigma_high=1.0))
+    a = obj.clone()
+    step.mix(a)
+    saved = step.state_dict()
+    assert {"frozen", "t", "sigma"} <= set(saved)
+    # a new process: a fresh denoiser that would freeze another t on another object
+    fresh = DenoiseStep(DenoiseStepConfig(rho=0.3), _auto(sigma_low=0.0, sigma_high=1.0))
+    fresh.load_state_dict(saved)
+    assert torch.equal(fresh.denoiser.t, step.denoiser.t)
+    b, c = a.clone(), a.clone()
+    step.mix(b)
+    fresh.mix(c)
+    assert torch.equal(b, c)
+    other = DenoiseStep(DenoiseStepConfig(rho=0.3), _auto(sigma_low=0.0, sigma_high=1.0))
+    d = a.clone()
+    other.mix(d)  # freezes on the later object: not the same map
+    assert not torch.equal(other.denoiser.t, step.denoiser.t)
+
+
+def test_plugins_listing_shows_the_bound() -> None:
+    import ptyframe
+
+    comp = ptyframe.registry().get("denoiser", "cpl_auto")
+    assert "<= max(1.0000, 1.0000) = 1.0000 certified" in comp.doc
