@@ -159,3 +159,53 @@ def test_plugins_listing_shows_the_bound() -> None:
 
     comp = ptyframe.registry().get("denoiser", "cpl_auto")
     assert "<= max(1.0000, 1.0000) = 1.0000 certified" in comp.doc
+
+
+# --------------------------------------------------------------------------- the dose
+def _measurements(counts_per_pixel: float, n: int = 4, window: int = 8):
+    """Fake measurements: ``n`` tiles of constant counts on a 2x2 raster, step 4 px."""
+    from types import SimpleNamespace
+
+    amps = torch.full((n, window, window), math.sqrt(counts_per_pixel), dtype=torch.float32)
+    pos = np.array([[0, 0], [0, 4], [4, 0], [4, 4]], dtype=np.float64)[:n]
+    geom = SimpleNamespace(positions_px=pos, window=(window, window), object_shape=(20, 20))
+    return SimpleNamespace(amplitudes=amps, geometry=geom)
+
+
+def test_dose_is_total_counts_over_the_covered_object_pixels() -> None:
+    from ptyframe.denoise.dose import covered_pixels, photons_per_object_pixel
+
+    meas = _measurements(10.0)
+    assert covered_pixels(meas.geometry.positions_px, (8, 8), (20, 20)) == 12 * 12
+    assert photons_per_object_pixel(meas) == pytest.approx(4 * 64 * 10.0 / 144)
+
+    class TwoRanks:  # another process holds as many counts: the sum doubles
+        def allreduce_sum_(self, t: torch.Tensor) -> torch.Tensor:
+            return t.mul_(2)
+
+    assert photons_per_object_pixel(meas, TwoRanks()) == pytest.approx(2 * 4 * 64 * 10.0 / 144)
+
+
+def test_dose_weight_is_one_at_low_dose_zero_at_high_dose_and_log_linear_between() -> None:
+    from ptyframe.denoise.auto import dose_weight
+
+    assert dose_weight(10.0, 100.0, 1000.0) == 1.0
+    assert dose_weight(math.sqrt(1e5), 100.0, 1000.0) == pytest.approx(0.5)
+    assert dose_weight(5000.0, 100.0, 1000.0) == 0.0
+    assert [dose_weight(d, 700.0, 700.0) for d in (130.0, 699.0, 700.0, 1.3e4)] == [1, 1, 0, 0]
+    with pytest.raises(ConfigError, match="dose_low"):
+        dose_weight(1.0, 10.0, 5.0)
+    with pytest.raises(ConfigError, match="dose_low"):
+        CplAutoConfig(dose_low=10.0, dose_high=5.0)
+
+
+def test_the_observed_dose_sets_t_and_a_higher_dose_gives_the_single_sigma_net() -> None:
+    obj = _object(40, 0.03, 6)
+    ts = []
+    for counts in (1.0, 1000.0):
+        step = DenoiseStep(DenoiseStepConfig(rho=0.3), _auto(dose_low=10.0, dose_high=100.0))
+        step.observe(_measurements(counts))  # doses 1.8 and 1778 photons per object pixel
+        step.mix(obj.clone())
+        ts.append(step.scalars()["denoise_t"])
+        assert step.state_dict()["dose"] == pytest.approx(4 * 64 * counts / 144)
+    assert ts == [1.0, 0.0]

@@ -39,6 +39,7 @@ The statement is about exact arithmetic; the nets run in float32.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import torch
@@ -96,6 +97,26 @@ def mix_weight(sigma: Tensor, sigma_low: float, sigma_high: float) -> Tensor:
     return ((sigma - sigma_low) / (sigma_high - sigma_low)).clamp(0.0, 1.0)
 
 
+def dose_weight(dose: float, dose_low: float, dose_high: float) -> float:
+    """Return ``t`` for a dose: 1 at or below ``dose_low``, 0 at or above ``dose_high``.
+
+    Log-linear in between, ``t = log(dose_high / dose) / log(dose_high / dose_low)``; equal
+    thresholds give the step ``t = [dose < dose_low]``. ``dose_high = 0`` means unset.
+    """
+    if dose_low < 0 or dose_high < dose_low:
+        raise ConfigError(
+            f"denoiser dose_low = {dose_low}, dose_high = {dose_high}: need 0 <= dose_low <= "
+            "dose_high (photons per object pixel; equal: a step)"
+        )
+    if dose_low == dose_high:
+        return float(dose < dose_low)
+    if dose <= dose_low:
+        return 1.0
+    if dose >= dose_high:
+        return 0.0
+    return math.log(dose_high / dose) / math.log(dose_high / dose_low)
+
+
 class ConvexMix(nn.Module):
     """``[B, 1, H, W] -> (1 - t_b) low(x_b) + t_b high(x_b)`` with ``t`` ``[B]`` set beforehand."""
 
@@ -117,6 +138,8 @@ class ConvexMix(nn.Module):
                 "noise-aware denoiser sets t at its first call (ComplexDenoiser.freeze)"
             )
         t = self.t.to(x.dtype).view(-1, 1, 1, 1)
+        if bool((t == 1).all()):
+            return self.high(x)  # the same map, one net evaluated
         out = self.low(x)
         if bool((t > 0).any()):
             out = out + t * (self.high(x) - out)
@@ -134,6 +157,8 @@ class AutoMixDenoiser(ComplexDenoiser):
         mix: ConvexMix,
         sigma_low: float,
         sigma_high: float,
+        dose_low: float = 0.0,
+        dose_high: float = 0.0,
         t_fixed: float | None = None,
         **kw: Any,
     ) -> None:
@@ -143,17 +168,23 @@ class AutoMixDenoiser(ComplexDenoiser):
                 "range at the first call); use denoiser=dncnn for 'minmax' or 'none'"
             )
         mix_weight(torch.zeros(1), sigma_low, sigma_high)  # validates the thresholds
+        dose_weight(1.0, dose_low, dose_high)
         if t_fixed is not None and not 0.0 <= float(t_fixed) <= 1.0:
             raise ConfigError(f"denoiser.t = {t_fixed} must lie in [0, 1] (or be null: auto)")
         super().__init__(mix, **kw)
         self.mix = self.model
-        self.sigma_low = float(sigma_low)
-        self.sigma_high = float(sigma_high)
+        self.sigma_low, self.sigma_high = float(sigma_low), float(sigma_high)
+        self.dose_low, self.dose_high = float(dose_low), float(dose_high)
         self.t_fixed = None if t_fixed is None else float(t_fixed)
         self.sigma: Tensor | None = None
+        self.dose: float | None = None
+
+    def observe(self, dose: float) -> None:
+        """Take the scan's photons per object pixel (before the first call; see ``dose.py``)."""
+        self.dose = float(dose)
 
     def freeze(self, obj: Tensor) -> bool:
-        """Freeze the range as ``ComplexDenoiser.freeze``, then ``t`` from the scaled parts."""
+        """Freeze the range as ``ComplexDenoiser.freeze``, then ``t`` (dose, else MAD level)."""
         if not super().freeze(obj):
             return False
         assert self.frozen is not None
@@ -164,20 +195,18 @@ class AutoMixDenoiser(ComplexDenoiser):
         work = parts.reshape(-1, *parts.shape[-2:]).to(self.device).detach()
         sigma = estimate_sigma((work - lo) / scale).float()
         level = noise_level(sigma, constant.flatten())
-        if self.t_fixed is None:
-            t = mix_weight(level.view(1), self.sigma_low, self.sigma_high)[0]
+        if self.t_fixed is not None:
+            t, how = self.t_fixed, "set by hand"
+        elif self.dose is not None and self.dose_high > 0:
+            t = dose_weight(self.dose, self.dose_low, self.dose_high)
+            how = f"dose {self.dose:.4g} photons/px (dose_low {self.dose_low:g}, high "
+            how += f"{self.dose_high:g})"
         else:
-            t = torch.tensor(self.t_fixed)
+            t = float(mix_weight(level.view(1), self.sigma_low, self.sigma_high)[0])
+            how = f"MAD level {float(level):.5f} (sigma_low {self.sigma_low:g}, high "
+            how += f"{self.sigma_high:g})"
         self.set_t(torch.full_like(sigma, float(t)), sigma)
-        log.info(
-            "noise-aware denoiser: sigma_hat of the normalised parts %s, level %.5f -> frozen "
-            "t = %.3f (sigma_low %g, sigma_high %g)",
-            [round(float(v), 5) for v in sigma],
-            float(level),
-            float(t),
-            self.sigma_low,
-            self.sigma_high,
-        )
+        log.info("noise-aware denoiser: frozen t = %.3f from %s", float(t), how)
         return True
 
     def set_t(self, t: Tensor, sigma: Tensor | None = None) -> None:
@@ -197,6 +226,8 @@ class AutoMixDenoiser(ComplexDenoiser):
             out["t"] = self.t
             if self.sigma is not None:
                 out["sigma"] = self.sigma
+        if self.dose is not None:
+            out["dose"] = torch.tensor(self.dose, dtype=torch.float64)
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -204,6 +235,8 @@ class AutoMixDenoiser(ComplexDenoiser):
         super().load_state_dict(state)
         if state.get("t") is not None:
             self.set_t(torch.as_tensor(state["t"]), state.get("sigma"))
+        if state.get("dose") is not None:
+            self.dose = float(state["dose"])
 
     def scalars(self) -> dict[str, float]:
         """Return the frozen ``t`` and the noise level it came from, for the run history."""
@@ -213,4 +246,6 @@ class AutoMixDenoiser(ComplexDenoiser):
         out = {"denoise_t": float(t.max())}
         if self.sigma is not None:
             out["denoise_sigma"] = float(noise_level(self.sigma, self.sigma <= 0))
+        if self.dose is not None:
+            out["denoise_dose"] = self.dose
         return out

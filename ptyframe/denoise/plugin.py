@@ -12,9 +12,13 @@ if TYPE_CHECKING:
     from ptyframe.denoise.apply import ComplexDenoiser
     from ptyframe.registry import BuildContext, ScopedRegistry
 
-# thresholds of the noise-aware mix (normalised units), from benchmarks/pine_denoiser_select.py
-AUTO_SIGMA_LOW = 0.05
-AUTO_SIGMA_HIGH = 0.05
+# thresholds of the noise-aware mix, chosen by benchmarks/pine_denoiser_select.py on cases
+# that are not the study cases: the dose (photons per object pixel, used when the engine
+# reports the measurements) and the MAD noise level of the first object (normalised units)
+AUTO_DOSE_LOW = 700.0
+AUTO_DOSE_HIGH = 700.0
+AUTO_SIGMA_LOW = 0.0019
+AUTO_SIGMA_HIGH = 0.0019
 
 
 @dataclass
@@ -105,13 +109,18 @@ def certificate_line(stem: str | None = None) -> str:
 class CplAutoConfig:
     """Noise-aware ``(1 - t) D_low + t D_high``, ``t`` frozen at the first call (``auto.py``).
 
-    ``t`` null: from the part's MAD noise estimate ``sigma_hat`` (normalised units, 1 = the
-    part's range) as ``clip((sigma_hat - sigma_low) / (sigma_high - sigma_low), 0, 1)``.
+    ``t`` null: from the scan's dose (photons per object pixel, ``dose.py``): 1 at or below
+    ``dose_low``, 0 at or above ``dose_high``, log-linear between (a step if equal); when no
+    dose was reported (``dose_high = 0`` or an engine that does not report it) from the MAD
+    noise level ``sigma_hat`` of the first object (normalised units, 1 = the part's range) as
+    ``clip((sigma_hat - sigma_low) / (sigma_high - sigma_low), 0, 1)``.
     """
 
     name: str = "cpl_auto"
     low: str = "cpl_sigma15"
     high: str = "cpl_blind"
+    dose_low: float = AUTO_DOSE_LOW
+    dose_high: float = AUTO_DOSE_HIGH
     sigma_low: float = AUTO_SIGMA_LOW
     sigma_high: float = AUTO_SIGMA_HIGH
     t: float | None = None
@@ -125,6 +134,12 @@ class CplAutoConfig:
             raise ConfigError(
                 f"denoiser.sigma_low = {self.sigma_low}, sigma_high = {self.sigma_high}: need "
                 "0 <= sigma_low <= sigma_high (equal: a step from t = 0 to t = 1)"
+            )
+        if not 0.0 <= float(self.dose_low) <= float(self.dose_high):
+            raise ConfigError(
+                f"denoiser.dose_low = {self.dose_low}, dose_high = {self.dose_high}: need "
+                "0 <= dose_low <= dose_high (photons per object pixel; 0 and 0: use the MAD "
+                "estimate instead)"
             )
         if self.t is not None and not 0.0 <= float(self.t) <= 1.0:
             raise ConfigError(f"denoiser.t = {self.t} must lie in [0, 1], or null (auto)")
@@ -141,6 +156,8 @@ def build_cpl_auto(config: CplAutoConfig, context: BuildContext) -> ComplexDenoi
         mix,
         sigma_low=float(config.sigma_low),
         sigma_high=float(config.sigma_high),
+        dose_low=float(config.dose_low),
+        dose_high=float(config.dose_high),
         t_fixed=None if config.t is None else float(config.t),
         normalisation="frozen",
         tile_px=int(config.tile_px),

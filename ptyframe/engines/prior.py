@@ -84,6 +84,17 @@ class DenoiseStep:
             device = getattr(den, "device", "cpu")
             den.frozen = tuple(t.to(device) for t in state["frozen"])
 
+    def observe(self, measurements: Any, distribution: Any | None = None) -> None:
+        """Give a denoiser that takes it (``observe``) the scan's dose per object pixel.
+
+        Called by ``Engine.prepare``; a denoiser without ``observe`` is left alone.
+        """
+        take = getattr(self.denoiser, "observe", None)
+        if callable(take):
+            from ptyframe.denoise.dose import photons_per_object_pixel
+
+            take(photons_per_object_pixel(measurements, distribution))
+
     def scalars(self) -> dict[str, float]:
         """Return the denoiser's per-run numbers for the history (e.g. its frozen mix weight)."""
         get = getattr(self.denoiser, "scalars", None)
