@@ -3,30 +3,36 @@
 ``D_t(x) = (1 - t) D_low(x) + t D_high(x)`` with ``D_low`` the single-sigma net
 (``cpl_sigma15``, trained at sigma = 15/255) and ``D_high`` the blind one (``cpl_blind``,
 sigma in [0, 50]/255), both certified ``Lip <= 1`` (``cpl.py``). The weight ``t`` in [0, 1]
-is chosen once at the denoiser's *first* call of a run, from the object's noise level as the
-nets see it (after the frozen
-min-max normalisation of ``apply.py``), and then kept for the rest of the run (and saved with
-the run state, so a resumed run applies the same map).
+is chosen once, at the denoiser's *first* call of a run, and then kept for the rest of the
+run (and saved with the run state, so a resumed run applies the same map).
 
-Noise estimate (Donoho & Johnstone, Biometrika 81 (1994), sec. 4.2): the finest-scale
-diagonal Haar coefficients of an image ``x`` are
-``d = (x[2i, 2j] - x[2i, 2j+1] - x[2i+1, 2j] + x[2i+1, 2j+1]) / 2``; the transform is
-orthonormal, so white noise of standard deviation ``sigma`` gives ``d`` of standard deviation
-``sigma``, while a smooth image contributes little to ``d``. The robust estimate is
-``sigma_hat = median(|d|) / 0.6745`` (0.6745 = the median of ``|N(0, 1)|``).
+Noise level, two estimates:
 
-Level and mapping. The object's level is the smallest ``sigma_hat`` over its non-constant
-parts (``noise_level``), one ``t`` for the whole object:
-``t = clip((sigma_hat - sigma_low) / (sigma_high - sigma_low), 0, 1)`` (a step at
-``sigma_low`` when both are equal); the thresholds were chosen on simulated cases that are
-not the benchmark's study cases (``benchmarks/pine_denoiser_select.py``). ``t`` may also be
-set by hand (``denoiser.t``), which skips the estimate.
+* the scan's **dose** (photons per object pixel, ``dose.py``), which sets the Poisson noise of
+  the object; the engine hands the measurements to the prior step at ``prepare``
+  (``DenoiseStep.observe``). ``t = 1`` at or below ``dose_low``, 0 at or above ``dose_high``,
+  log-linear between (``dose_weight``; a step when equal). Used when it was observed.
+* otherwise the **MAD level** of the first object as the nets see it (after the frozen
+  min-max normalisation of ``apply.py``; Donoho & Johnstone, Biometrika 81 (1994), sec. 4.2):
+  the finest-scale diagonal Haar coefficients
+  ``d = (x[2i, 2j] - x[2i, 2j+1] - x[2i+1, 2j] + x[2i+1, 2j+1]) / 2`` of an image ``x`` are an
+  orthonormal transform, so white noise of standard deviation ``sigma`` gives ``d`` of standard
+  deviation ``sigma`` while a smooth image contributes little; ``sigma_hat = median(|d|) /
+  0.6745`` (the median of ``|N(0, 1)|``). The object's level is the smallest ``sigma_hat``
+  over its non-constant parts (``noise_level``) and
+  ``t = clip((sigma_hat - sigma_low) / (sigma_high - sigma_low), 0, 1)``. On the first object
+  of a PINE run (after one sweep) this level is dominated by reconstruction artefacts more
+  than by the dose (``benchmarks/pine_denoiser_select.py`` measures both), hence the dose first.
+
+The thresholds were chosen on simulated cases that are not the benchmark's study cases
+(``benchmarks/pine_denoiser_select.py``). ``t`` may also be set by hand (``denoiser.t``).
 
 Theorem (``Lip(D_t) <= max(Lip D_low, Lip D_high) <= 1`` for every fixed ``t`` in [0, 1]).
 Proof: for images ``x, y``,
 ``||D_t(x) - D_t(y)|| <= (1 - t) ||D_low(x) - D_low(y)|| + t ||D_high(x) - D_high(y)||
 <= ((1 - t) L_low + t L_high) ||x - y|| <= max(L_low, L_high) ||x - y||`` (triangle
-inequality; ``1 - t, t >= 0`` sum to 1). With a different frozen ``t_p`` per part ``p``, the
+inequality; ``1 - t, t >= 0`` sum to 1). ``ConvexMix`` takes one ``t_p`` per part ``p`` (the
+run sets the same ``t`` for all); with a different frozen ``t_p`` per part, the
 applied map is block-diagonal over the parts (each part goes through its own fixed
 ``A_p^{-1} D_{t_p} A_p``, ``apply.py``), so ``||D(O) - D(O')||^2 = sum_p ||D_p(p) - D_p(p')||^2
 <= L^2 sum_p ||p - p'||^2 = L^2 ||O - O'||^2``: the applied map is nonexpansive, and so is
