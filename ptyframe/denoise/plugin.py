@@ -15,10 +15,10 @@ if TYPE_CHECKING:
 # thresholds of the noise-aware mix, chosen by benchmarks/pine_denoiser_select.py on cases
 # that are not the study cases: the dose (photons per object pixel, used when the engine
 # reports the measurements) and the MAD noise level of the first object (normalised units)
-AUTO_DOSE_LOW = 700.0
-AUTO_DOSE_HIGH = 700.0
-AUTO_SIGMA_LOW = 0.0019
-AUTO_SIGMA_HIGH = 0.0019
+AUTO_DOSE_LOW = 714.0
+AUTO_DOSE_HIGH = 714.0
+AUTO_SIGMA_LOW = 0.001886
+AUTO_SIGMA_HIGH = 0.001886
 
 
 @dataclass
