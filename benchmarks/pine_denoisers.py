@@ -116,7 +116,7 @@ def main() -> int:
                 row[f"frc_3q_{ep}"] = pick(cols, "frc_3q_nyquist", ep)
                 row[f"nrmse_{ep}"] = pick(cols, "nrmse", ep)
                 row[f"data_error_{ep}"] = pick(cols, "data_error", ep)
-            for key in ("denoise_t", "denoise_sigma"):  # the noise-aware denoiser's frozen t
+            for key in ("denoise_t", "denoise_sigma", "denoise_dose"):  # cpl_auto's frozen t
                 if cols.get(key):
                     row[key] = float(cols[key][-1])
             rows.append(row)
