@@ -209,3 +209,50 @@ def test_the_observed_dose_sets_t_and_a_higher_dose_gives_the_single_sigma_net()
         ts.append(step.scalars()["denoise_t"])
         assert step.state_dict()["dose"] == pytest.approx(4 * 64 * counts / 144)
     assert ts == [1.0, 0.0]
+
+
+def test_a_resumed_pine_run_keeps_the_frozen_t_and_equals_the_straight_run() -> None:
+    """Stop after 2 epochs, resume in a fresh engine from the state dict: same t, same object.
+
+    ``t`` comes from the MAD level here (the dose is switched off, so ``0 < t < 1``); the
+    resumed object would give another level: ``t`` must come from the saved state.
+    """
+    from types import SimpleNamespace
+
+    import ptyframe
+    from ptyframe import compose
+    from ptyframe.data.measurements import Measurements
+    from ptyframe.engines.pine import PineConfig
+    from ptyframe.initial import InitConfig, initial_state
+
+    from synth import make_dataset
+
+    ds = make_dataset(m=16, n=4, step=4.0, jitter=0.7, photons=1e4)
+    meas = Measurements.from_dataset(ds)
+    registry = ptyframe.registry()
+    ctx = BuildContext(registry)
+    run = SimpleNamespace(engine=PineConfig(epochs=4, alpha=0.3, beta=0.2, rho=0.3))
+    run.denoiser = CplAutoConfig(dose_low=0.0, dose_high=0.0, sigma_low=0.0, sigma_high=1.0)
+
+    def engine(state):
+        eng = compose.build_engine(run, registry, ctx)
+        eng.prepare(meas, state, seed=1)
+        return eng
+
+    straight = initial_state(InitConfig(), ds, meas)
+    eng = engine(straight)
+    for epoch in range(4):
+        eng.step(epoch)
+    t_straight = eng.prior.denoiser.t
+    first = initial_state(InitConfig(), ds, meas)
+    eng = engine(first)
+    for epoch in range(2):
+        eng.step(epoch)
+    saved, resumed = eng.state_dict(), first.clone()
+    assert {"frozen", "t", "dose"} <= set(saved["prior"])
+    eng = engine(resumed)
+    eng.load_state_dict(saved)
+    for epoch in range(2, 4):
+        eng.step(epoch)
+    assert torch.equal(eng.prior.denoiser.t, t_straight) and 0 < float(t_straight[0]) < 1
+    assert torch.equal(resumed.object, straight.object)
