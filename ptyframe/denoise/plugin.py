@@ -1,4 +1,5 @@
-"""Register the denoiser: kind ``denoiser``, name ``dncnn`` (nonexpansive DnCNN, PINE eq. 22)."""
+"""Register the denoisers: ``dncnn`` (one nonexpansive-layer net, PINE eq. 22) and ``cpl_auto``
+(the default: the noise-aware convex mix of two certified nets, ``ptyframe.denoise.auto``)."""
 
 from __future__ import annotations
 
