@@ -1,6 +1,7 @@
 """Certify a denoiser as PINE applies it: the bound from the weights and the measured constant.
 
     python benchmarks/denoise_certificate.py [--weights PATH_OR_STEM] [--write]
+    python benchmarks/denoise_certificate.py --auto 0 0.5 1     (denoiser=cpl_auto, frozen t)
 
 Bound: ``ptyframe.denoise.models.certificate`` (rigorous per-layer operator norms; for the
 ``cpl`` family ``Lip(D) <= prod_k max(1, t_k S_k^2 - 1)``, for a DnCNN ``1 + Lip(N)`` or
@@ -55,13 +56,47 @@ def measure(model: torch.nn.Module, n_iter: int = 30) -> dict[str, dict[str, flo
     return out
 
 
+def measure_auto(ts: list[float], n_iter: int = 30) -> dict[str, dict[str, float]]:
+    """Return ``{t: {object: ||J||}}`` of ``denoiser=cpl_auto`` with ``t`` frozen (frozen range)."""
+    from ptyframe.denoise.plugin import CplAutoConfig, build_cpl_auto
+    from ptyframe.registry import BuildContext
+
+    torch.manual_seed(0)
+    out: dict[str, dict[str, float]] = {}
+    for t in ts:
+        out[f"t={t:g}"] = {}
+        for name, obj in objects().items():
+            den = build_cpl_auto(CplAutoConfig(t=t), BuildContext(registry=None))  # type: ignore[arg-type]
+            den(obj)  # freezes the range and t on the object itself
+            out[f"t={t:g}"][name] = round(applied_jacobian_norm(den, obj, n_iter), 5)
+    return out
+
+
+def main_auto(ts: list[float], n_iter: int) -> int:
+    """Print the bound and the measured constants of ``cpl_auto`` at the frozen ``ts``."""
+    from ptyframe.denoise.plugin import auto_certificate_line
+
+    print(f"cpl_auto: {auto_certificate_line()}")
+    print("\n| frozen t | object | measured ||J|| of the applied map |")
+    print("|---|---|---:|")
+    for t, rows in measure_auto(ts, n_iter).items():
+        for name, val in rows.items():
+            print(f"| {t} | {name} | {val:.4f} |")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--weights", default=None, help="weights file or shipped stem (default)")
     ap.add_argument("--n-iter", type=int, default=30)
     ap.add_argument("--write", action="store_true", help="store the numbers in the json")
+    ap.add_argument(
+        "--auto", nargs="+", type=float, default=None, help="measure cpl_auto at these frozen t"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.auto:
+        return main_auto(args.auto, args.n_iter)
     model = load_denoiser(args.weights, "cpu")
     cert = certificate(model)
     measured = measure(model, args.n_iter)

@@ -11,7 +11,11 @@ table: FRC against the truth (``ptyframe.metrics``, band means at 1/2 and 3/4 Ny
 and the data error after ``--early`` and ``--epochs`` sweeps, and seconds per run.
 
     python benchmarks/pine_denoisers.py --cases lowdose highdose \\
-        --variants old=default:minmax new=cpl_blind:frozen [--epochs 300 --early 150]
+        --variants old=default:frozen blind=cpl_blind:frozen auto=@cpl_auto \\
+        [--epochs 300 --early 150]
+
+A variant ``label=@name[,key=value...]`` selects ``denoiser=name`` with those options (e.g.
+``mix=@cpl_auto,t=0.5``); its frozen mix weight ``t`` and noise level are recorded.
 """
 
 from __future__ import annotations
@@ -63,6 +67,19 @@ def run_one(case: str, engine: str, alpha: float, beta: float, extra: list[str],
     return res.history.columns, time.perf_counter() - t0
 
 
+def variant_overrides(spec: str) -> list[str]:
+    """Return the overrides of a variant: ``checkpoint:normalisation`` (denoiser=dncnn) or
+    ``@name[,key=value,...]`` (``denoiser=name`` and its options, e.g. ``@cpl_auto,t=0.5``)."""
+    if spec.startswith("@"):
+        name, *opts = spec[1:].split(",")
+        return [f"denoiser={name}", *(f"denoiser.{o}" for o in opts)]
+    ckpt, norm = spec.split(":")
+    extra = ["denoiser=dncnn", f"denoiser.normalisation={norm}"]
+    if ckpt != "default":
+        extra.append(f"denoiser.checkpoint={ckpt}")
+    return extra
+
+
 def pick(cols: dict[str, list[float]], key: str, epoch: int) -> float:
     vals = cols.get(key, [])
     return float(vals[epoch - 1]) if len(vals) >= epoch else float("nan")
@@ -90,11 +107,7 @@ def main() -> int:
             jobs.append(("ePIE", "epie", []))
         for v in args.variants:
             label, spec = v.split("=", 1)
-            ckpt, norm = spec.split(":")
-            extra = [f"denoiser.normalisation={norm}"]
-            if ckpt != "default":
-                extra.append(f"denoiser.checkpoint={ckpt}")
-            jobs.append((f"PINE {label}", "pine", extra))
+            jobs.append((f"PINE {label}", "pine", variant_overrides(spec)))
         for label, engine, extra in jobs:
             cols, secs = run_one(case, engine, a, b, extra, args.epochs)
             row = {"case": case, "method": label, "alpha": a, "beta": b, "seconds": secs}
@@ -103,6 +116,9 @@ def main() -> int:
                 row[f"frc_3q_{ep}"] = pick(cols, "frc_3q_nyquist", ep)
                 row[f"nrmse_{ep}"] = pick(cols, "nrmse", ep)
                 row[f"data_error_{ep}"] = pick(cols, "data_error", ep)
+            for key in ("denoise_t", "denoise_sigma", "denoise_dose"):  # cpl_auto's frozen t
+                if cols.get(key):
+                    row[key] = float(cols[key][-1])
             rows.append(row)
             print(
                 f"  {case} {label}: FRC1/2 {row[f'frc_half_{args.early}']:.3f} "

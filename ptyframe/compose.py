@@ -8,14 +8,14 @@ run config, and passes them::
     loss          <- cfg.loss           (default lsq)
     regularizers  <- cfg.regularizers   (a list, in the order of their keys)
     prior         <- the engine config's DenoiseSchedule (rho, denoise_every, denoise_start)
-                     and cfg.denoiser (default dncnn): the registered prior_step ``denoise``,
+                     and cfg.denoiser (default cpl_auto): the registered prior_step ``denoise``,
                      built only when rho > 0 (rho = 0: None, the engine exactly)
     registry      <- the registry (to look up optimizers and the like by name)
 
 A run-config field the chosen engine does not take is a ``ConfigError`` naming it, so
 ``engine=epie physics=multislice`` fails instead of silently reconstructing in the far
 field. Each group's default in ``conf/reconstruct.yaml`` (physics=farfield, loss=lsq,
-denoiser=dncnn with their default options, no regularizers) is what every run carries and
+denoiser=cpl_auto with their default options, no regularizers) is what every run carries and
 is not an error.
 
 ``build_distribution`` likewise passes ``run`` (the typed run config) to a distribution
@@ -37,7 +37,7 @@ from ptyframe.registry import BuildContext, Component, Registry
 GROUP_DEFAULTS: dict[str, tuple[str, str]] = {
     "physics": ("forward_model", "farfield"),
     "loss": ("loss", "lsq"),
-    "denoiser": ("denoiser", "dncnn"),
+    "denoiser": ("denoiser", "cpl_auto"),
 }
 
 #: The engine constructor parameter that uses each run-config field.

@@ -163,8 +163,12 @@ def test_pine_is_the_pie_config_plus_a_prior():
         ({"regularizers": {"tv": {"name": "tv"}}}, "regularizers.tv is not used by engine epie"),
         ({"denoiser": "halve"}, "denoiser=halve is not used by engine epie"),
         (
-            {"denoiser": {"name": "dncnn", "tile_px": 64}},
-            "denoiser=dncnn with options changed",
+            {"denoiser": {"name": "cpl_auto", "tile_px": 64}},
+            "denoiser=cpl_auto with options changed",
+        ),
+        (
+            {"denoiser": {"name": "dncnn"}},
+            "denoiser=dncnn is not used by engine epie",
         ),
     ],
 )
@@ -176,13 +180,13 @@ def test_a_field_the_engine_does_not_use_is_an_error_naming_it(fields, match):
 
 
 def test_defaults_and_a_denoiser_at_rho_zero_are_allowed():
-    from ptyframe.denoise.plugin import DncnnConfig
+    from ptyframe.denoise.plugin import CplAutoConfig
     from ptyframe.losses.base import LsqConfig
     from ptyframe.physics.farfield import FarFieldConfig
 
     reg = _registry_with_halve()
     run = SimpleNamespace(
-        engine="epie", physics=FarFieldConfig(), loss=LsqConfig(), denoiser=DncnnConfig()
+        engine="epie", physics=FarFieldConfig(), loss=LsqConfig(), denoiser=CplAutoConfig()
     )
     assert compose.build_engine(run, reg).prior is None
     run = SimpleNamespace(engine=PineConfig(rho=0.0), denoiser="halve")

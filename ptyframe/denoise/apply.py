@@ -48,6 +48,7 @@ float32 on ``device`` under ``torch.no_grad()``, Re and Im of every leading inde
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -178,6 +179,20 @@ class ComplexDenoiser:
             return False
         self.frozen = rng
         return True
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the run state (the frozen normalisation range, once set), for resume."""
+        return {} if self.frozen is None else {"frozen": [t.detach().cpu() for t in self.frozen]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        frozen = state.get("frozen")
+        if frozen is not None:
+            self.frozen = tuple(t.to(self.device) for t in frozen)  # type: ignore[assignment]
+
+    def scalars(self) -> dict[str, float]:
+        """Return per-run numbers for the history (none for a fixed net)."""
+        return {}
 
     def _frozen_apply(self, work: Tensor) -> Tensor:
         assert self.frozen is not None

@@ -1,4 +1,5 @@
-"""Register the denoiser: kind ``denoiser``, name ``dncnn`` (nonexpansive DnCNN, PINE eq. 22)."""
+"""Register the denoisers: ``dncnn`` (one nonexpansive-layer net, PINE eq. 22) and ``cpl_auto``
+(the default: the noise-aware convex mix of two certified nets, ``ptyframe.denoise.auto``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ from ptyframe.hookspecs import hookimpl
 if TYPE_CHECKING:
     from ptyframe.denoise.apply import ComplexDenoiser
     from ptyframe.registry import BuildContext, ScopedRegistry
+
+# thresholds of the noise-aware mix, chosen by benchmarks/pine_denoiser_select.py on cases
+# that are not the study cases: the dose (photons per object pixel, used when the engine
+# reports the measurements) and the MAD noise level of the first object (normalised units)
+AUTO_DOSE_LOW = 714.0
+AUTO_DOSE_HIGH = 714.0
+AUTO_SIGMA_LOW = 0.001886
+AUTO_SIGMA_HIGH = 0.001886
 
 
 @dataclass
@@ -97,6 +106,95 @@ def certificate_line(stem: str | None = None) -> str:
     )
 
 
+@dataclass
+class CplAutoConfig:
+    """Noise-aware ``(1 - t) D_low + t D_high``, ``t`` frozen at the first call (``auto.py``).
+
+    ``t`` null: from the scan's dose (photons per object pixel, ``dose.py``): 1 at or below
+    ``dose_low``, 0 at or above ``dose_high``, log-linear between (a step if equal); when no
+    dose was reported (``dose_high = 0`` or an engine that does not report it) from the MAD
+    noise level ``sigma_hat`` of the first object (normalised units, 1 = the part's range) as
+    ``clip((sigma_hat - sigma_low) / (sigma_high - sigma_low), 0, 1)``.
+    """
+
+    name: str = "cpl_auto"
+    low: str = "cpl_sigma15"
+    high: str = "cpl_blind"
+    dose_low: float = AUTO_DOSE_LOW
+    dose_high: float = AUTO_DOSE_HIGH
+    sigma_low: float = AUTO_SIGMA_LOW
+    sigma_high: float = AUTO_SIGMA_HIGH
+    t: float | None = None
+    device: str = "auto"
+    tile_px: int = 512
+    overlap_px: int = 32
+
+    def __post_init__(self) -> None:
+        DncnnConfig(tile_px=self.tile_px, overlap_px=self.overlap_px, device=self.device)
+        if not 0.0 <= float(self.sigma_low) <= float(self.sigma_high):
+            raise ConfigError(
+                f"denoiser.sigma_low = {self.sigma_low}, sigma_high = {self.sigma_high}: need "
+                "0 <= sigma_low <= sigma_high (equal: a step from t = 0 to t = 1)"
+            )
+        if not 0.0 <= float(self.dose_low) <= float(self.dose_high):
+            raise ConfigError(
+                f"denoiser.dose_low = {self.dose_low}, dose_high = {self.dose_high}: need "
+                "0 <= dose_low <= dose_high (photons per object pixel; 0 and 0: use the MAD "
+                "estimate instead)"
+            )
+        if self.t is not None and not 0.0 <= float(self.t) <= 1.0:
+            raise ConfigError(f"denoiser.t = {self.t} must lie in [0, 1], or null (auto)")
+
+
+def build_cpl_auto(config: CplAutoConfig, context: BuildContext) -> ComplexDenoiser:
+    """Build the noise-aware mix of two certified nets (shipped stems or weights files)."""
+    from ptyframe.denoise.auto import AutoMixDenoiser, ConvexMix
+    from ptyframe.denoise.weights import load_denoiser
+
+    device = resolve_device(str(config.device), str(getattr(context, "device", "cpu")))
+    mix = ConvexMix(load_denoiser(config.low, device), load_denoiser(config.high, device))
+    return AutoMixDenoiser(
+        mix,
+        sigma_low=float(config.sigma_low),
+        sigma_high=float(config.sigma_high),
+        dose_low=float(config.dose_low),
+        dose_high=float(config.dose_high),
+        t_fixed=None if config.t is None else float(config.t),
+        normalisation="frozen",
+        tile_px=int(config.tile_px),
+        overlap_px=int(config.overlap_px),
+        device=device,
+    )
+
+
+def stored_bound(stem: str) -> float | None:
+    """Return the certified ``Lip(D)`` bound stored with shipped weights ``stem`` (or None)."""
+    import json
+
+    from ptyframe.denoise.weights import shipped_weights
+
+    path = shipped_weights().get(stem)
+    if path is None:
+        return None
+    try:
+        cert = json.loads(path.with_suffix(".json").read_text()).get("certificate") or {}
+    except (OSError, ValueError):
+        return None
+    bound = cert.get("denoiser_lipschitz_bound")
+    return None if bound is None else float(bound)
+
+
+def auto_certificate_line(low: str = "cpl_sigma15", high: str = "cpl_blind") -> str:
+    """Return the noise-aware mix's bound: ``max`` of the two nets' stored bounds."""
+    bounds = [stored_bound(low), stored_bound(high)]
+    if any(b is None for b in bounds):
+        return f"(1-t) {low} + t {high}: no certificate recorded for one of them"
+    return (
+        f"(1-t) {low} + t {high}, t frozen at the first call: Lip(D as applied, frozen "
+        f"normalisation) <= max({bounds[0]:.4f}, {bounds[1]:.4f}) = {max(bounds):.4f} certified"
+    )
+
+
 @hookimpl
 def ptyframe_register(registry: ScopedRegistry) -> None:
     """Register the ``dncnn`` denoiser (any shipped or trained family; default weights' bound)."""
@@ -110,3 +208,8 @@ def ptyframe_register(registry: ScopedRegistry) -> None:
         + "".join(f"; denoiser.checkpoint={o.removeprefix('weights ')}" for o in others)
     )
     registry.add_denoiser(DncnnConfig, build_dncnn, doc=doc)
+    registry.add_denoiser(
+        CplAutoConfig,
+        build_cpl_auto,
+        doc="Noise-aware certified denoiser: " + auto_certificate_line(),
+    )

@@ -123,6 +123,9 @@ class Engine(ABC):
         self.distribution = distribution or SingleProcess()
         cfg_seed = getattr(self.config, "seed", None)
         self.seed = int(seed if cfg_seed is None else cfg_seed)
+        prior = getattr(self, "prior", None)
+        if prior is not None and hasattr(prior, "observe"):
+            prior.observe(measurements, self.distribution)  # e.g. the dose, for cpl_auto
 
     def add_measurements(self, measurements: Measurements, state: ReconstructionState) -> None:
         """Take a grown set of patterns (a scan still being written: ``data.follow=true``).
@@ -156,6 +159,7 @@ class Engine(ABC):
         spent = self.prior.apply(self.state, report.epoch)
         report.seconds += time.perf_counter() - t0
         report.scalars["denoise_seconds"] = spent
+        report.scalars.update(self.prior.scalars())
         return report
 
     def state_dict(self) -> dict[str, Any]:

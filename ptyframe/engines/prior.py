@@ -67,15 +67,38 @@ class DenoiseStep:
         its normalisation on the run's first object would otherwise freeze it again on the
         resumed object, and the result would differ from the uninterrupted run.
         """
-        frozen = getattr(self.denoiser, "frozen", None)
+        den = self.denoiser
+        if den is not None and hasattr(den, "state_dict"):
+            return dict(den.state_dict())
+        frozen = getattr(den, "frozen", None)
         return {} if frozen is None else {"frozen": [t.detach().cpu() for t in frozen]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` returned."""
-        frozen = state.get("frozen")
-        if frozen is not None and self.denoiser is not None and hasattr(self.denoiser, "frozen"):
-            device = getattr(self.denoiser, "device", "cpu")
-            self.denoiser.frozen = tuple(t.to(device) for t in frozen)
+        den = self.denoiser
+        if den is None or not state:
+            return
+        if hasattr(den, "load_state_dict"):
+            den.load_state_dict(state)
+        elif state.get("frozen") is not None and hasattr(den, "frozen"):
+            device = getattr(den, "device", "cpu")
+            den.frozen = tuple(t.to(device) for t in state["frozen"])
+
+    def observe(self, measurements: Any, distribution: Any | None = None) -> None:
+        """Give a denoiser that takes it (``observe``) the scan's dose per object pixel.
+
+        Called by ``Engine.prepare``; a denoiser without ``observe`` is left alone.
+        """
+        take = getattr(self.denoiser, "observe", None)
+        if callable(take):
+            from ptyframe.denoise.dose import photons_per_object_pixel
+
+            take(photons_per_object_pixel(measurements, distribution))
+
+    def scalars(self) -> dict[str, float]:
+        """Return the denoiser's per-run numbers for the history (e.g. its frozen mix weight)."""
+        get = getattr(self.denoiser, "scalars", None)
+        return dict(get()) if callable(get) else {}
 
     def apply(self, state: ReconstructionState, epoch: int) -> float:
         """Update ``state.object`` in place if this epoch denoises; return the seconds spent."""
