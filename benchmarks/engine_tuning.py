@@ -3,8 +3,9 @@
     python benchmarks/engine_tuning.py mpie --photons 1e5 --seed 1 --sweeps 100 \
         --grid alpha=0.1,0.5,1.0 object_step=0.25,0.5
 
-The case is ``engines_table.natural_case`` (625 patterns of 128x128, 512x512 object) at the
-given dose and noise seed. Tune on one dose/seed and report the chosen defaults on another
+The case is ``engines_table.natural_case`` (625 patterns of 128x128) at the given dose, seed
+(phantom draw, scan jitter and noise), phantom (``--phantom particles``) and raster overlap
+(``--overlap``). Tune on one dose/seed and report the chosen defaults on another
 (``engines_table.py``, 1e6 photons, seed 0), so the table does not score the tuning data.
 Prints a markdown table: each combination's s/sweep, data error, raw NRMSE and the
 registered metrics (NRMSE of the deviations, FRC at 1/2 Nyquist).
@@ -37,13 +38,16 @@ def main() -> None:
     ap.add_argument("--sweeps", type=int, default=100)
     ap.add_argument("--photons", type=float, default=1e5)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--phantom", default="natural")
+    ap.add_argument("--overlap", type=float, default=0.7)
     args = ap.parse_args()
     torch.set_num_threads(1)
     registry = default_registry()
-    data = natural_case(registry, args.photons, seed=args.seed)
+    data = natural_case(registry, args.photons, args.seed, args.phantom, args.overlap)
     grid = parse_grid(args.grid)
     print(
-        f"{args.engine}, natural image, {args.photons:g} photons, noise seed {args.seed}, "
+        f"{args.engine}, {args.phantom}, overlap {args.overlap:g}, {args.photons:g} photons, "
+        f"seed {args.seed} (phantom, jitter, noise), "
         f"{args.sweeps} sweeps, one torch thread\n"
     )
     print("| settings | s / sweep | data error | NRMSE raw | NRMSE (deviations) | FRC @ 1/2 Ny |")

@@ -9,12 +9,13 @@ import torch
 from ptyframe.data.measurements import Measurements
 from ptyframe.engines.base import visiting_order
 from ptyframe.engines.lsqml import LsqmlConfig, LsqmlEngine, poisson_step
-from ptyframe.engines.minibatch import compact_groups, sparse_groups
+from ptyframe.engines.minibatch import BatchedWaves, compact_groups, sparse_groups
 from ptyframe.engines.minibatch_pie import MinibatchPieConfig, MinibatchPieEngine
 from ptyframe.engines.mpie import MpieConfig, MpieEngine
 from ptyframe.engines.pie import EpieConfig, PieEngine
 from ptyframe.errors import ConfigError
 from ptyframe.initial import InitConfig, initial_state
+from ptyframe.physics.subpixel import shift_each
 
 from synth import aligned_nrmse, illumination, make_dataset
 
@@ -251,3 +252,23 @@ def test_epoch_momentum_extrapolates_the_epoch_change():
     assert torch.allclose(moved.object, want, atol=1e-10)
     want = plain.probe + 0.5 * (plain.probe - state.probe)
     assert torch.allclose(moved.probe, want, atol=1e-10)
+
+
+def test_batched_waves_shift_back_sum_is_the_adjoint_sum_and_box_holds_the_windows():
+    ds, meas, state = _tiny(jitter=0.7)
+    pos = torch.as_tensor(ds.geometry.positions_px)
+    waves = BatchedWaves(pos, (16, 16), state.object.shape[-2:])
+    idx = torch.tensor([0, 2, 5, 7])
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 2, 16, 16, generator=g, dtype=torch.complex128)
+    want = shift_each(x, -waves.frac[idx]).sum(0)  # sum_b T_-f_b x_b, one item at a time
+    assert torch.allclose(waves.shift_back_sum(x, idx), want, atol=1e-12)
+    # <T_f P, x> = <P, T_-f x>: shift_back_sum is the adjoint of probes, summed
+    probe = torch.randn(2, 16, 16, generator=g, dtype=torch.complex128)
+    lhs = (waves.probes(probe, idx).conj() * x).sum()
+    rhs = (probe.conj() * waves.shift_back_sum(x, idx)).sum()
+    assert torch.allclose(lhs, rhs, atol=1e-10)
+    y0, y1, x0, x1 = waves.box(idx)
+    c = waves.corners[idx]
+    assert (y0, x0) == tuple(c.min(0).values.tolist())
+    assert (y1 - 16, x1 - 16) == tuple(c.max(0).values.tolist())

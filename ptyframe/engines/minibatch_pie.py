@@ -27,7 +27,7 @@ import torch
 
 from ptyframe.engines.base import check_range
 from ptyframe.engines.config import PIE_RULES, PieFamilyConfig, check_pie_steps
-from ptyframe.engines.minibatch import MinibatchEngine, check_batching
+from ptyframe.engines.minibatch import MinibatchEngine, check_batching, mode_sum
 from ptyframe.errors import ConfigError
 from ptyframe.physics.patches import scatter_add_patches
 from ptyframe.physics.projection import fourier_projection
@@ -84,18 +84,19 @@ class MinibatchPieEngine(MinibatchEngine):
         assert state is not None
         obj, probe = state.object[0], state.probe
         o_b = self.waves.patches(obj, idx)  # [B, M, N]
-        p_b = self.waves.probes(probe, idx)  # [B, K, M, N]
+        ramps = self.waves.ramps(idx, probe)  # [B, 1, M, N] or None (integer positions)
+        p_b = self.waves.probes(probe, idx, ramps)  # [B, K, M, N]
         psi = o_b.unsqueeze(1) * p_b
         amps, valid = self.data(idx)
         new, err = fourier_projection(psi, amps, valid)
         chi = new.sub_(psi)
         corners = self.waves.corners_of(idx, obj.device)
         if update_probe:
-            n_p = self.waves.shift_back(o_b.conj().unsqueeze(1) * chi, idx).sum(0)
+            n_p = self.waves.shift_back_sum(o_b.conj().unsqueeze(1) * chi, idx, ramps)
             w_p = (o_b.real.square() + o_b.imag.square()).sum(0)
-        n_o = scatter_add_patches(torch.zeros_like(obj), (p_b.conj() * chi).sum(1), corners)
+        n_o = scatter_add_patches(torch.zeros_like(obj), mode_sum(p_b.conj() * chi), corners)
         w_o = scatter_add_patches(
-            torch.zeros_like(obj.real), (p_b.real.square() + p_b.imag.square()).sum(1), corners
+            torch.zeros_like(obj.real), mode_sum(p_b.real.square() + p_b.imag.square()), corners
         )
         obj.add_(pie_step(n_o, w_o, float(cfg.alpha), cfg.rule))
         if update_probe:
