@@ -22,12 +22,28 @@ from engines_table import natural_case, run_engine, score, table_row
 from ptyframe.plugins import default_registry
 
 
-def parse_grid(items: list[str]) -> dict[str, list[float]]:
+def parse_value(text: str) -> int | float | str:
+    """Return ``text`` as an int or float where it is one (``batching=sparse`` stays text)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def setting(item: tuple[str, int | float | str]) -> str:
+    """Return ``key=value`` for a table label (numbers in ``%g``)."""
+    key, value = item
+    return f"{key}={value:g}" if isinstance(value, (int, float)) else f"{key}={value}"
+
+
+def parse_grid(items: list[str]) -> dict[str, list[int | float | str]]:
     """Parse ``key=v1,v2`` items into a dict of value lists."""
     grid = {}
     for item in items:
         key, _, values = item.partition("=")
-        grid[key] = [float(v) for v in values.split(",")]
+        grid[key] = [parse_value(v) for v in values.split(",")]
     return grid
 
 
@@ -55,7 +71,7 @@ def main() -> None:
     for values in itertools.product(*grid.values()):
         overrides = dict(zip(grid, values, strict=True))
         sec, err, state = run_engine(registry, args.engine, overrides, data, args.sweeps)
-        label = ", ".join(f"{k}={v:g}" for k, v in overrides.items()) or "defaults"
+        label = ", ".join(map(setting, overrides.items())) or "defaults"
         print(table_row(label, sec, err, score(registry, data, state)), flush=True)
 
 
