@@ -72,13 +72,36 @@ def test_minibatch_pie_of_batch_one_is_sequential_epie(jitter):
     kw = dict(epochs=2, alpha=0.7, beta=0.3, center_probe=False, seed=5)
     seq = PieEngine(EpieConfig(**kw))
     seq.prepare(meas, a)
-    mb = MinibatchPieEngine(MinibatchPieConfig(rule="epie", batch_size=1, **kw))
+    mb = MinibatchPieEngine(MinibatchPieConfig(rule="epie", batch_size=1, batching="random", **kw))
     mb.prepare(meas, b)
     for e in range(2):
         ra, rb = seq.step(e), mb.step(e)
         assert ra.data_error == pytest.approx(rb.data_error, rel=1e-9)
     assert torch.allclose(a.object, b.object, atol=1e-10)
     assert torch.allclose(a.probe, b.probe, atol=1e-10)
+
+
+def test_minibatch_epie_sparse_groups_take_the_sequential_object_steps():
+    """In a group of non-overlapping windows the summed ePIE step is each position's own."""
+    ds = make_dataset(m=16, n=4, step=9.0)
+    meas = Measurements.from_dataset(ds, dtype=torch.float64)
+    state = initial_state(InitConfig(), ds, meas, dtype="complex128")
+    obj, probe = state.object[0].clone(), state.probe[0].clone()
+    cfg = MinibatchPieConfig(epochs=1, fix_probe=True, center_probe=False)
+    assert (cfg.rule, cfg.batching, cfg.alpha) == ("epie", "sparse", 0.25)  # the defaults
+    eng = MinibatchPieEngine(cfg)
+    eng.prepare(meas, state)
+    groups = eng.plan.epoch(0)
+    assert max(len(g) for g in groups) > 1  # some groups hold several positions
+    pos = ds.geometry.positions_px.astype(int)
+    p_max = float((probe.abs() ** 2).max())
+    for g in groups:  # sequential ePIE object steps, one position after another
+        for j in g:
+            y, x = pos[j]
+            o, dpsi = _modulus_delta(obj, probe, y, x, meas.amplitudes[j])
+            obj[y : y + 16, x : x + 16] = o + 0.25 * probe.conj() * dpsi / p_max
+    eng.step(0)
+    assert torch.allclose(state.object[0], obj, atol=1e-10)
 
 
 def test_minibatch_rpie_whole_scan_group_matches_hand_written_sums():
@@ -97,7 +120,13 @@ def test_minibatch_rpie_whole_scan_group_matches_hand_written_sums():
     obj = obj + n_o / ((1 - alpha) * w_o + alpha * w_o.max())
     probe = probe + n_p / ((1 - beta) * w_p + beta * w_p.max())
     cfg = MinibatchPieConfig(
-        epochs=1, alpha=alpha, beta=beta, batch_size=len(pos), center_probe=False
+        epochs=1,
+        rule="rpie",
+        alpha=alpha,
+        beta=beta,
+        batch_size=len(pos),
+        batching="random",
+        center_probe=False,
     )
     eng = MinibatchPieEngine(cfg)
     eng.prepare(meas, state)

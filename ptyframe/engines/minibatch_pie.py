@@ -17,6 +17,18 @@ For a group of one position this is the sequential ePIE (PINE paper eqs. 18-19) 
 rPIE form is the Jacobi-preconditioned (averaged) gradient step of the PIE family's parallel
 variants. ``batching``: ``random``, ``compact`` or ``sparse`` groups (``minibatch``);
 ``momentum`` > 0 adds the per-epoch momentum of ``MinibatchEngine._epoch_momentum``.
+
+Defaults: ``rule = epie``, ``alpha = beta = 0.25`` (ePIE's), ``sparse`` groups of at most
+16. In a sparse group no two windows share a pixel, so ``W_O`` is one window's ``|P|^2``
+and every position takes exactly its sequential ePIE object step; the probe takes the
+group's mean step. In a ``random`` group one overlap anywhere doubles ``max W_O`` and halves
+every position's ePIE step, and in ``compact`` (clustered) groups the step becomes an average
+over many overlaps: on the natural image (seed 1, 1e6 photons, 100 sweeps) ePIE's steps
+scored FRC 0.721 at 1/2 Nyquist in sparse groups, 0.279 in random and 0.222 in compact ones.
+The former defaults (``rpie``, ``alpha = 0.1``, ``beta = 1``, random groups) take rPIE's
+large steps (``ptyframe.engines.pie.RpieConfig``): 0.569 there, and 0.539 / 0.097 against
+0.689 / 0.195 at 1/4 / 1/2 Nyquist on ``+experiment=lowdose`` (README, "rPIE and minibatch
+PIE defaults").
 """
 
 from __future__ import annotations
@@ -35,14 +47,15 @@ from ptyframe.physics.projection import fourier_projection
 
 @dataclass
 class MinibatchPieConfig(PieFamilyConfig):
-    """Minibatch ePIE/rPIE: the summed PIE steps of a group of positions."""
+    """Minibatch ePIE/rPIE: the summed PIE steps of a group of positions (defaults: module
+    docstring)."""
 
     name: str = "minibatch_pie"
-    rule: str = "rpie"
-    alpha: float = 0.1
-    beta: float = 1.0
+    rule: str = "epie"
+    alpha: float = 0.25
+    beta: float = 0.25
     batch_size: int = 16
-    batching: str = "random"
+    batching: str = "sparse"
     #: Momentum on each epoch's change (0 = none; ``MinibatchEngine._epoch_momentum``).
     momentum: float = 0.0
     friction: float = 0.9
