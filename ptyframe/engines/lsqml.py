@@ -197,10 +197,11 @@ class LsqmlEngine(MinibatchEngine):
             err = float((diff if valid is None else diff * valid).sum(dtype=torch.float64))
             delta, _ = poisson_step(wave, amps.square(), valid)
         chi = far_field_adjoint(delta)
-        num = scatter_add_patches(torch.zeros_like(obj), mode_sum(p_b.conj() * chi), corners)
-        w_o = scatter_add_patches(
-            torch.zeros_like(obj.real), mode_sum(p_b.real.square() + p_b.imag.square()), corners
-        )
+        # fresh contiguous buffers (``obj`` is a strided view; the scatter adds in place)
+        num = torch.zeros(obj.shape, dtype=obj.dtype, device=obj.device)
+        w_o = torch.zeros(obj.shape, dtype=obj.real.dtype, device=obj.device)
+        scatter_add_patches(num, mode_sum(p_b.conj() * chi), corners)
+        scatter_add_patches(w_o, mode_sum(p_b.real.square() + p_b.imag.square()), corners)
         d_obj = num.div_(w_o.add_(float(cfg.object_reg) * float(w_o.max())))
         u = extract_patches(d_obj, corners, self.waves.window).unsqueeze(1) * p_b
         d_probe = v = None
