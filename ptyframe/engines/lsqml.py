@@ -60,11 +60,16 @@ import torch
 
 from ptyframe.engines.base import check_prior, check_range
 from ptyframe.engines.config import DenoiseSchedule, PieFamilyConfig
-from ptyframe.engines.minibatch import MinibatchEngine, check_batching, mode_sum
+from ptyframe.engines.minibatch import (
+    MinibatchEngine,
+    check_batching,
+    gather_windows,
+    mode_sum,
+    scatter_windows,
+)
 from ptyframe.engines.prior import DenoiseStep
 from ptyframe.errors import ConfigError
 from ptyframe.physics.fft import far_field, far_field_adjoint
-from ptyframe.physics.patches import extract_patches, scatter_add_patches
 from ptyframe.physics.projection import detector_delta, model_modulus
 
 LIKELIHOODS = ("gaussian", "poisson")
@@ -183,7 +188,7 @@ class LsqmlEngine(MinibatchEngine):
         obj, probe = state.object[0, y0:y1, x0:x1], state.probe  # a view of the box
         corners = self.waves.corners_of(idx, obj.device)
         corners = corners - torch.tensor([y0, x0], device=corners.device)
-        o_b = extract_patches(obj, corners, self.waves.window)  # [B, M, N]
+        o_b = gather_windows(obj, corners, self.waves.window)  # [B, M, N]
         ramps = self.waves.ramps(idx, probe)  # [B, 1, M, N] or None (integer positions)
         p_b = self.waves.probes(probe, idx, ramps)  # [B, K, M, N]
         psi = o_b.unsqueeze(1) * p_b
@@ -200,10 +205,10 @@ class LsqmlEngine(MinibatchEngine):
         # fresh contiguous buffers (``obj`` is a strided view; the scatter adds in place)
         num = torch.zeros(obj.shape, dtype=obj.dtype, device=obj.device)
         w_o = torch.zeros(obj.shape, dtype=obj.real.dtype, device=obj.device)
-        scatter_add_patches(num, mode_sum(p_b.conj() * chi), corners)
-        scatter_add_patches(w_o, mode_sum(p_b.real.square() + p_b.imag.square()), corners)
+        scatter_windows(num, mode_sum(p_b.conj() * chi), corners)
+        scatter_windows(w_o, mode_sum(p_b.real.square() + p_b.imag.square()), corners)
         d_obj = num.div_(w_o.add_(float(cfg.object_reg) * float(w_o.max())))
-        u = extract_patches(d_obj, corners, self.waves.window).unsqueeze(1) * p_b
+        u = gather_windows(d_obj, corners, self.waves.window).unsqueeze(1) * p_b
         d_probe = v = None
         if update_probe:
             w_p = (o_b.real.square() + o_b.imag.square()).sum(0)

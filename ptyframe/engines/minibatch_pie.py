@@ -39,9 +39,8 @@ import torch
 
 from ptyframe.engines.base import check_range
 from ptyframe.engines.config import PIE_RULES, PieFamilyConfig, check_pie_steps
-from ptyframe.engines.minibatch import MinibatchEngine, check_batching, mode_sum
+from ptyframe.engines.minibatch import MinibatchEngine, check_batching, mode_sum, scatter_windows
 from ptyframe.errors import ConfigError
-from ptyframe.physics.patches import scatter_add_patches
 from ptyframe.physics.projection import fourier_projection
 
 
@@ -107,10 +106,10 @@ class MinibatchPieEngine(MinibatchEngine):
         if update_probe:
             n_p = self.waves.shift_back_sum(o_b.conj().unsqueeze(1) * chi, idx, ramps)
             w_p = (o_b.real.square() + o_b.imag.square()).sum(0)
-        n_o = scatter_add_patches(torch.zeros_like(obj), mode_sum(p_b.conj() * chi), corners)
-        w_o = scatter_add_patches(
-            torch.zeros_like(obj.real), mode_sum(p_b.real.square() + p_b.imag.square()), corners
-        )
+        n_o = torch.zeros_like(obj)
+        w_o = torch.zeros_like(obj.real)
+        scatter_windows(n_o, mode_sum(p_b.conj() * chi), corners)
+        scatter_windows(w_o, mode_sum(p_b.real.square() + p_b.imag.square()), corners)
         obj.add_(pie_step(n_o, w_o, float(cfg.alpha), cfg.rule))
         if update_probe:
             probe.add_(pie_step(n_p, w_p, float(cfg.beta), cfg.rule))
