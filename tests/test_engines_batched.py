@@ -9,12 +9,19 @@ import torch
 from ptyframe.data.measurements import Measurements
 from ptyframe.engines.base import visiting_order
 from ptyframe.engines.lsqml import LsqmlConfig, LsqmlEngine, poisson_step
-from ptyframe.engines.minibatch import BatchedWaves, compact_groups, sparse_groups
+from ptyframe.engines.minibatch import (
+    BatchedWaves,
+    compact_groups,
+    gather_windows,
+    scatter_windows,
+    sparse_groups,
+)
 from ptyframe.engines.minibatch_pie import MinibatchPieConfig, MinibatchPieEngine
 from ptyframe.engines.mpie import MpieConfig, MpieEngine
 from ptyframe.engines.pie import EpieConfig, PieEngine
 from ptyframe.errors import ConfigError
 from ptyframe.initial import InitConfig, initial_state
+from ptyframe.physics.patches import extract_patches, scatter_add_patches
 from ptyframe.physics.subpixel import shift_each
 
 from synth import aligned_nrmse, illumination, make_dataset
@@ -301,3 +308,16 @@ def test_batched_waves_shift_back_sum_is_the_adjoint_sum_and_box_holds_the_windo
     c = waves.corners[idx]
     assert (y0, x0) == tuple(c.min(0).values.tolist())
     assert (y1 - 16, x1 - 16) == tuple(c.max(0).values.tolist())
+
+
+def test_cpu_window_loops_equal_the_index_gather_and_scatter():
+    g = torch.Generator().manual_seed(1)
+    obj = torch.randn(40, 50, generator=g, dtype=torch.complex128)
+    corners = torch.tensor([[0, 0], [3, 7], [20, 30], [24, 34], [3, 8]])
+    got = gather_windows(obj, corners, (16, 16))
+    assert torch.equal(got, extract_patches(obj, corners, (16, 16)))
+    patches = torch.randn(5, 16, 16, generator=g, dtype=torch.complex128)
+    a, b = torch.zeros_like(obj), torch.zeros_like(obj)
+    scatter_windows(a, patches, corners)
+    scatter_add_patches(b, patches, corners)
+    assert torch.allclose(a, b, atol=1e-14)  # overlapping windows sum
