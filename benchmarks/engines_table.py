@@ -45,18 +45,28 @@ ENGINES: dict[str, tuple[str, dict]] = {
 }
 
 
-def natural_case(registry, photons: float = 1e6, seed: int = 0):  # noqa: ANN001, ANN201
-    """Return the in-memory natural-image dataset (see the module docstring)."""
+def natural_case(  # noqa: ANN201
+    registry,  # noqa: ANN001
+    photons: float = 1e6,
+    seed: int = 0,
+    phantom: str = "natural",
+    overlap: float = 0.7,
+):
+    """Return the in-memory dataset (see the module docstring).
+
+    ``seed`` draws the phantom, the scan jitter and the noise; ``phantom`` is any registered
+    phantom (``natural``, ``particles``, ...) and ``overlap`` the raster's linear overlap.
+    """
     ctx = BuildContext(registry)
-    phantom = registry.build("phantom", "natural", ctx)
+    phantom_c = registry.build("phantom", phantom, ctx)
     probe = registry.build("probe", "focused", ctx)
-    scan = registry.build("scan", {"name": "raster", "n_y": 25, "n_x": 25}, ctx)
+    scan = registry.build("scan", {"name": "raster", "n_y": 25, "n_x": 25, "overlap": overlap}, ctx)
     sim = registry.build(
         "simulation",
         {"name": "ptycho2d", "photons_per_pattern": photons, "object_margin_px": 3, "seed": seed},
         ctx,
     )
-    sim_data = sim.run(phantom, probe, scan)
+    sim_data = sim.run(phantom_c, probe, scan)
     return PtychoDataset(sim_data.geometry, patterns=sim_data.patterns, truth=sim_data.truth)
 
 

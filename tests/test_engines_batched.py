@@ -9,12 +9,20 @@ import torch
 from ptyframe.data.measurements import Measurements
 from ptyframe.engines.base import visiting_order
 from ptyframe.engines.lsqml import LsqmlConfig, LsqmlEngine, poisson_step
-from ptyframe.engines.minibatch import compact_groups, sparse_groups
+from ptyframe.engines.minibatch import (
+    BatchedWaves,
+    compact_groups,
+    gather_windows,
+    scatter_windows,
+    sparse_groups,
+)
 from ptyframe.engines.minibatch_pie import MinibatchPieConfig, MinibatchPieEngine
 from ptyframe.engines.mpie import MpieConfig, MpieEngine
 from ptyframe.engines.pie import EpieConfig, PieEngine
 from ptyframe.errors import ConfigError
 from ptyframe.initial import InitConfig, initial_state
+from ptyframe.physics.patches import extract_patches, scatter_add_patches
+from ptyframe.physics.subpixel import shift_each
 
 from synth import aligned_nrmse, illumination, make_dataset
 
@@ -71,13 +79,36 @@ def test_minibatch_pie_of_batch_one_is_sequential_epie(jitter):
     kw = dict(epochs=2, alpha=0.7, beta=0.3, center_probe=False, seed=5)
     seq = PieEngine(EpieConfig(**kw))
     seq.prepare(meas, a)
-    mb = MinibatchPieEngine(MinibatchPieConfig(rule="epie", batch_size=1, **kw))
+    mb = MinibatchPieEngine(MinibatchPieConfig(rule="epie", batch_size=1, batching="random", **kw))
     mb.prepare(meas, b)
     for e in range(2):
         ra, rb = seq.step(e), mb.step(e)
         assert ra.data_error == pytest.approx(rb.data_error, rel=1e-9)
     assert torch.allclose(a.object, b.object, atol=1e-10)
     assert torch.allclose(a.probe, b.probe, atol=1e-10)
+
+
+def test_minibatch_epie_sparse_groups_take_the_sequential_object_steps():
+    """In a group of non-overlapping windows the summed ePIE step is each position's own."""
+    ds = make_dataset(m=16, n=4, step=9.0)
+    meas = Measurements.from_dataset(ds, dtype=torch.float64)
+    state = initial_state(InitConfig(), ds, meas, dtype="complex128")
+    obj, probe = state.object[0].clone(), state.probe[0].clone()
+    cfg = MinibatchPieConfig(epochs=1, fix_probe=True, center_probe=False)
+    assert (cfg.rule, cfg.batching, cfg.alpha) == ("epie", "sparse", 0.25)  # the defaults
+    eng = MinibatchPieEngine(cfg)
+    eng.prepare(meas, state)
+    groups = eng.plan.epoch(0)
+    assert max(len(g) for g in groups) > 1  # some groups hold several positions
+    pos = ds.geometry.positions_px.astype(int)
+    p_max = float((probe.abs() ** 2).max())
+    for g in groups:  # sequential ePIE object steps, one position after another
+        for j in g:
+            y, x = pos[j]
+            o, dpsi = _modulus_delta(obj, probe, y, x, meas.amplitudes[j])
+            obj[y : y + 16, x : x + 16] = o + 0.25 * probe.conj() * dpsi / p_max
+    eng.step(0)
+    assert torch.allclose(state.object[0], obj, atol=1e-10)
 
 
 def test_minibatch_rpie_whole_scan_group_matches_hand_written_sums():
@@ -96,7 +127,13 @@ def test_minibatch_rpie_whole_scan_group_matches_hand_written_sums():
     obj = obj + n_o / ((1 - alpha) * w_o + alpha * w_o.max())
     probe = probe + n_p / ((1 - beta) * w_p + beta * w_p.max())
     cfg = MinibatchPieConfig(
-        epochs=1, alpha=alpha, beta=beta, batch_size=len(pos), center_probe=False
+        epochs=1,
+        rule="rpie",
+        alpha=alpha,
+        beta=beta,
+        batch_size=len(pos),
+        batching="random",
+        center_probe=False,
     )
     eng = MinibatchPieEngine(cfg)
     eng.prepare(meas, state)
@@ -251,3 +288,36 @@ def test_epoch_momentum_extrapolates_the_epoch_change():
     assert torch.allclose(moved.object, want, atol=1e-10)
     want = plain.probe + 0.5 * (plain.probe - state.probe)
     assert torch.allclose(moved.probe, want, atol=1e-10)
+
+
+def test_batched_waves_shift_back_sum_is_the_adjoint_sum_and_box_holds_the_windows():
+    ds, meas, state = _tiny(jitter=0.7)
+    pos = torch.as_tensor(ds.geometry.positions_px)
+    waves = BatchedWaves(pos, (16, 16), state.object.shape[-2:])
+    idx = torch.tensor([0, 2, 5, 7])
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 2, 16, 16, generator=g, dtype=torch.complex128)
+    want = shift_each(x, -waves.frac[idx]).sum(0)  # sum_b T_-f_b x_b, one item at a time
+    assert torch.allclose(waves.shift_back_sum(x, idx), want, atol=1e-12)
+    # <T_f P, x> = <P, T_-f x>: shift_back_sum is the adjoint of probes, summed
+    probe = torch.randn(2, 16, 16, generator=g, dtype=torch.complex128)
+    lhs = (waves.probes(probe, idx).conj() * x).sum()
+    rhs = (probe.conj() * waves.shift_back_sum(x, idx)).sum()
+    assert torch.allclose(lhs, rhs, atol=1e-10)
+    y0, y1, x0, x1 = waves.box(idx)
+    c = waves.corners[idx]
+    assert (y0, x0) == tuple(c.min(0).values.tolist())
+    assert (y1 - 16, x1 - 16) == tuple(c.max(0).values.tolist())
+
+
+def test_cpu_window_loops_equal_the_index_gather_and_scatter():
+    g = torch.Generator().manual_seed(1)
+    obj = torch.randn(40, 50, generator=g, dtype=torch.complex128)
+    corners = torch.tensor([[0, 0], [3, 7], [20, 30], [24, 34], [3, 8]])
+    got = gather_windows(obj, corners, (16, 16))
+    assert torch.equal(got, extract_patches(obj, corners, (16, 16)))
+    patches = torch.randn(5, 16, 16, generator=g, dtype=torch.complex128)
+    a, b = torch.zeros_like(obj), torch.zeros_like(obj)
+    scatter_windows(a, patches, corners)
+    scatter_add_patches(b, patches, corners)
+    assert torch.allclose(a, b, atol=1e-14)  # overlapping windows sum

@@ -45,9 +45,10 @@ def test_split_is_a_checkerboard_on_a_jittered_raster_and_alternates_on_a_spiral
 
 
 def test_halfset_resolution_is_finite_at_low_dose_and_the_noiseless_curve_is_higher() -> None:
-    """rPIE (defaults, 60 sweeps per half) on the lowdose geometry: measured 0.98 / 0.93 /
-    0.87 at 1/4, 1/2, 3/4 Nyquist without noise (pixel-limited), 0.12 / 0.02 / -0.01 at the
-    lowdose dose with a 1/2-bit resolution of 255 nm (12.8 px)."""
+    """rPIE (defaults, 60 sweeps per half) on the lowdose geometry: measured 0.97 / 0.90 /
+    0.84 at 1/4, 1/2, 3/4 Nyquist without noise (pixel-limited), 0.25 / 0.02 / 0.00 at the
+    lowdose dose with a 1/2-bit resolution of 204 nm (10.2 px). (The former defaults, alpha
+    = 0.1 and beta = 1: 0.98 / 0.93 / 0.87 and 0.12 / 0.02 / -0.01, 255 nm.)"""
     from ptyframe.commands.halfset import halfset_of
 
     clean = halfset_of(_lowdose_geometry(1e4, "none"), "rpie", epochs=60)

@@ -145,3 +145,22 @@ def test_out_of_range_step_sizes_are_config_errors():
 def test_visiting_order_depends_on_seed_and_epoch_only():
     assert np.array_equal(visiting_order(50, 3, 7), visiting_order(50, 3, 7))
     assert not np.array_equal(visiting_order(50, 3, 7), visiting_order(50, 3, 8))
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.8])
+def test_rpie_at_alpha_beta_one_is_epie_with_full_steps(jitter):
+    """rPIE's denominators (1 - a)|P|^2 + a max|P|^2 become max|P|^2 at a = 1: ePIE's."""
+    ds = make_dataset(m=16, n=4, step=5.0, jitter=jitter)
+    meas = Measurements.from_dataset(ds, dtype=torch.float64)
+    states = []
+    for cfg in (
+        RpieConfig(epochs=3, alpha=1.0, beta=1.0),
+        EpieConfig(epochs=3, alpha=1.0, beta=1.0),
+    ):
+        st = initial_state(InitConfig(), ds, meas, dtype="complex128")
+        eng = PieEngine(cfg)
+        eng.prepare(meas, st, seed=0)
+        list(eng.iterate())
+        states.append(st)
+    assert torch.allclose(states[0].object, states[1].object, atol=1e-10)
+    assert torch.allclose(states[0].probe, states[1].probe, atol=1e-10)

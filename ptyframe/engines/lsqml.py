@@ -60,11 +60,16 @@ import torch
 
 from ptyframe.engines.base import check_prior, check_range
 from ptyframe.engines.config import DenoiseSchedule, PieFamilyConfig
-from ptyframe.engines.minibatch import MinibatchEngine, check_batching
+from ptyframe.engines.minibatch import (
+    MinibatchEngine,
+    check_batching,
+    gather_windows,
+    mode_sum,
+    scatter_windows,
+)
 from ptyframe.engines.prior import DenoiseStep
 from ptyframe.errors import ConfigError
 from ptyframe.physics.fft import far_field, far_field_adjoint
-from ptyframe.physics.patches import extract_patches, scatter_add_patches
 from ptyframe.physics.projection import detector_delta, model_modulus
 
 LIKELIHOODS = ("gaussian", "poisson")
@@ -126,14 +131,15 @@ def poisson_step(wave: torch.Tensor, inten: torch.Tensor, valid: torch.Tensor | 
 
 
 def re_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Return ``Re sum conj(a) b`` over all but the first axis, ``[B]``, as one batched dot.
+    """Return ``Re sum conj(a) b`` over all but the first axis, ``[B]``.
 
     ``Re(conj(a) b) = a_re b_re + a_im b_im``: the dot product of the real views, without
-    complex temporaries.
+    complex temporaries (a product and a sum: 3x faster on a CPU than a batched ``bmm`` of
+    ``[1, L] x [L, 1]`` matrices).
     """
-    ra = torch.view_as_real(a).reshape(a.shape[0], 1, -1)
-    rb = torch.view_as_real(b).reshape(b.shape[0], -1, 1)
-    return torch.bmm(ra, rb).flatten()
+    ra = torch.view_as_real(a).reshape(a.shape[0], -1)
+    rb = torch.view_as_real(b).reshape(b.shape[0], -1)
+    return (ra * rb).sum(1)
 
 
 def optimal_steps(
@@ -170,12 +176,21 @@ class LsqmlEngine(MinibatchEngine):
         check_prior(config, prior)
 
     def update_batch(self, idx: torch.Tensor, update_probe: bool) -> float:
-        """One group's LSQML update (module docstring); return its error numerator."""
+        """One group's LSQML update (module docstring); return its error numerator.
+
+        The object-sized sums (``dO``'s numerator and weight) live on the group's bounding
+        box only (``BatchedWaves.box``): outside it both are zero, so ``max W_O`` and the
+        step are those of the whole object.
+        """
         state, cfg = self.state, self.config
         assert state is not None
-        obj, probe = state.object[0], state.probe
-        o_b = self.waves.patches(obj, idx)  # [B, M, N]
-        p_b = self.waves.probes(probe, idx)  # [B, K, M, N]
+        y0, y1, x0, x1 = self.waves.box(idx)
+        obj, probe = state.object[0, y0:y1, x0:x1], state.probe  # a view of the box
+        corners = self.waves.corners_of(idx, obj.device)
+        corners = corners - torch.tensor([y0, x0], device=corners.device)
+        o_b = gather_windows(obj, corners, self.waves.window)  # [B, M, N]
+        ramps = self.waves.ramps(idx, probe)  # [B, 1, M, N] or None (integer positions)
+        p_b = self.waves.probes(probe, idx, ramps)  # [B, K, M, N]
         psi = o_b.unsqueeze(1) * p_b
         amps, valid = self.data(idx)
         wave = far_field(psi)
@@ -187,19 +202,19 @@ class LsqmlEngine(MinibatchEngine):
             err = float((diff if valid is None else diff * valid).sum(dtype=torch.float64))
             delta, _ = poisson_step(wave, amps.square(), valid)
         chi = far_field_adjoint(delta)
-        corners = self.waves.corners_of(idx, obj.device)
-        num = scatter_add_patches(torch.zeros_like(obj), (p_b.conj() * chi).sum(1), corners)
-        w_o = scatter_add_patches(
-            torch.zeros_like(obj.real), (p_b.real.square() + p_b.imag.square()).sum(1), corners
-        )
-        d_obj = num / (w_o + float(cfg.object_reg) * float(w_o.max()))
-        u = extract_patches(d_obj, corners, self.waves.window).unsqueeze(1) * p_b
+        # fresh contiguous buffers (``obj`` is a strided view; the scatter adds in place)
+        num = torch.zeros(obj.shape, dtype=obj.dtype, device=obj.device)
+        w_o = torch.zeros(obj.shape, dtype=obj.real.dtype, device=obj.device)
+        scatter_windows(num, mode_sum(p_b.conj() * chi), corners)
+        scatter_windows(w_o, mode_sum(p_b.real.square() + p_b.imag.square()), corners)
+        d_obj = num.div_(w_o.add_(float(cfg.object_reg) * float(w_o.max())))
+        u = gather_windows(d_obj, corners, self.waves.window).unsqueeze(1) * p_b
         d_probe = v = None
         if update_probe:
             w_p = (o_b.real.square() + o_b.imag.square()).sum(0)
-            n_p = self.waves.shift_back(o_b.conj().unsqueeze(1) * chi, idx).sum(0)
-            d_probe = n_p / (w_p + float(cfg.probe_reg) * float(w_p.max()))
-            v = o_b.unsqueeze(1) * self.waves.probes(d_probe, idx)
+            n_p = self.waves.shift_back_sum(o_b.conj().unsqueeze(1) * chi, idx, ramps)
+            d_probe = n_p.div_(w_p.add_(float(cfg.probe_reg) * float(w_p.max())))
+            v = o_b.unsqueeze(1) * self.waves.probes(d_probe, idx, ramps)
         a_o, a_p = optimal_steps(chi, u, v, float(cfg.step_reg))
         damping = float(cfg.damping)
         obj.add_(d_obj, alpha=damping * a_o)

@@ -75,11 +75,26 @@ class EpieConfig(PieConfig):
 
 @dataclass
 class RpieConfig(PieConfig):
-    """rPIE (Maiden, Johnson & Li 2017): regularised object and probe steps."""
+    """rPIE (Maiden, Johnson & Li 2017): regularised object and probe steps.
+
+    Defaults ``alpha = 0.5``, ``beta = 2``. The object step
+    ``conj(P) dpsi / ((1 - alpha)|P|^2 + alpha max|P|^2)`` is never smaller than ePIE's full
+    step ``conj(P) dpsi / max|P|^2`` where the probe is brightest, for any ``alpha`` in
+    (0, 1]; a smaller ``alpha`` only enlarges it in the probe's dim wings (10x at the former
+    ``alpha = 0.1``). ``beta = 1`` is ePIE's full probe step; ``beta > 1`` shrinks the probe
+    step where ``|O_r|^2 < max|O_r|^2`` (by up to ``1/beta``). The former ``(0.1, 1)`` refits
+    each pattern's noise at every visit: it diverged on noisy data (``+experiment=lowdose``
+    exploded at sweep 167). Larger ``alpha`` and ``beta`` scored better on noisy data, but
+    ``beta = 5`` slowed a sparse noiseless scan (the half-set test's) and ``beta = 10``
+    stalled it; ``(0.5, 2)`` keeps that one within 0.05 of the former FRC. Chosen with
+    ``benchmarks/engine_tuning.py`` on cases other than the engines table's (README, "rPIE
+    and minibatch PIE defaults").
+    At ``alpha = beta = 1`` rPIE is ePIE at ``alpha = beta = 1`` exactly.
+    """
 
     name: str = "rpie"
-    alpha: float = 0.1
-    beta: float = 1.0
+    alpha: float = 0.5
+    beta: float = 2.0
 
     @property
     def pie_rule(self) -> str:
