@@ -130,10 +130,15 @@ def exit_wave(obj, y0, x0, p, psi):  # noqa: ANN001, ANN201
     return o_max, p_max
 
 
-def modulus_delta(w, amp, valid, use_valid):  # noqa: ANN001, ANN201
-    """Replace ``w`` ``[K, M, N]`` by ``Psi' - Psi`` in place; return ``sum_valid |A - a|``."""
+def modulus_delta(w, amp, valid, use_valid, inv_s, inv_n):  # noqa: ANN001, ANN201
+    """Replace ``w`` ``[K, M, N]`` by ``(Psi' - Psi) / sqrt(N)`` in place; return the error.
+
+    ``w`` holds the unscaled far field ``D psi = sqrt(N) Psi`` (``pie_fft``); ``inv_s =
+    1/sqrt(N)``, ``inv_n = 1/N``, so that the unscaled inverse ``D^H`` of the result is
+    ``F^-1 (Psi' - Psi)`` of the unitary transforms. Returns ``sum_valid |A - a|``.
+    """
     n_modes, m, n = w.shape
-    fill_scale = 1.0 / math.sqrt(n_modes)
+    fill_scale = inv_s / math.sqrt(n_modes)
     err = 0.0
     for i in range(m):
         for j in range(n):
@@ -146,10 +151,10 @@ def modulus_delta(w, amp, valid, use_valid):  # noqa: ANN001, ANN201
             for k in range(n_modes):
                 z = w[k, i, j]
                 a2 += z.real * z.real + z.imag * z.imag
-            model = math.sqrt(a2)
+            model = math.sqrt(a2) * inv_s
             err += abs(model - a)
             if model > 0.0:
-                r = a / model - 1.0
+                r = (a / model - 1.0) * inv_n
                 for k in range(n_modes):
                     w[k, i, j] = w[k, i, j] * r
             else:  # Xi(0) = 1
@@ -201,7 +206,7 @@ def exit_wave1(obj, y0, x0, p, psi, o_abs2, p_abs2):  # noqa: ANN001, ANN201
             parow[j] = b.real * b.real + b.imag * b.imag
 
 
-def modulus_delta1(w, amp):  # noqa: ANN001, ANN201
+def modulus_delta1(w, amp, inv_s, inv_n):  # noqa: ANN001, ANN201
     """``modulus_delta`` for one mode and every pixel measured (``w`` ``[M, N]``).
 
     The error is summed per row in the patterns' dtype, the rows in float64.
@@ -215,12 +220,12 @@ def modulus_delta1(w, amp):  # noqa: ANN001, ANN201
         for j in range(n):
             z = wrow[j]
             a = arow[j]
-            model = math.sqrt(z.real * z.real + z.imag * z.imag)
+            model = math.sqrt(z.real * z.real + z.imag * z.imag) * inv_s
             e += abs(model - a)
             if model > 0.0:
-                wrow[j] = z * (a / model) - z
+                wrow[j] = (z * (a / model) - z) * inv_n
             else:  # Xi(0) = 1
-                wrow[j] = a
+                wrow[j] = a * inv_s
         err += e
     return err
 
@@ -261,12 +266,15 @@ def update1(obj, y0, x0, p, d, p_out, acc, fo, co, do, fp, cp, dp):  # noqa: ANN
                 orow[j] = a + b.conjugate() * dd * so
 
 
-def ramp_shift(spec, ry, rx, out):  # noqa: ANN001, ANN201
-    """``out = spec * ry[:, None] * rx[None, :]`` over the last two axes (``[K, M, N]``)."""
+def ramp_shift(spec, ry, rx, out, scale):  # noqa: ANN001, ANN201
+    """``out = scale * spec * ry[:, None] * rx[None, :]`` over the last two axes (``[K, M, N]``).
+
+    ``scale = 1/N`` makes the unscaled inverse ``D^H out`` the shifted probe ``F^-1(...)``.
+    """
     n_modes, m, n = spec.shape
     for k in range(n_modes):
         for i in range(m):
-            y = ry[i]
+            y = ry[i] * scale
             srow = spec[k, i]
             orow = out[k, i]
             for j in range(n):
