@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,3 +107,33 @@ def test_two_modes_and_masked_pixels_agree_between_backends(monkeypatch):
     assert torch.allclose(a.object, b.object, atol=2e-4)
     assert torch.allclose(a.probe, b.probe, atol=2e-4 * float(b.probe.abs().max()))
     assert ea == pytest.approx(eb, rel=1e-4)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_exit_wave_maxima_are_the_float_maxima_and_propagate_nan(dtype):
+    k = pie_kernels.kernels()
+    rng = np.random.default_rng(4)
+    obj = (rng.standard_normal((9, 11)) + 1j * rng.standard_normal((9, 11))).astype(dtype)
+    p = (rng.standard_normal((5, 6)) + 1j * rng.standard_normal((5, 6))).astype(dtype)
+    real = np.empty(0, dtype).real.dtype
+    bits = np.uint32 if real.itemsize == 4 else np.uint64
+    psi = np.empty_like(p)
+    o2, p2 = np.empty(p.shape, real), np.empty(p.shape, real)
+    maxima = np.zeros(2, real)
+
+    def run():
+        k.exit_wave1(obj, 2, 3, p, psi, o2, p2, o2.view(bits), p2.view(bits), maxima.view(bits))
+        return maxima.copy()
+
+    window = obj[2:7, 3:9]
+    got = run()
+    assert np.isclose(got[0], np.max(np.abs(window) ** 2), rtol=1e-6)
+    assert np.isclose(got[1], np.max(np.abs(p) ** 2), rtol=1e-6)
+    np.testing.assert_allclose(psi, window * p, rtol=1e-6)
+    p[3, 4] = np.inf
+    assert run()[1] == np.inf
+    p[1, 2] = complex(np.nan, 0.0)
+    obj[4, 5] = complex(0.0, -np.nan)
+    got = run()
+    assert np.isnan(got[0]) and np.isnan(got[1])

@@ -41,6 +41,7 @@ import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ptyframe.data.measurements import Measurements
@@ -255,7 +256,10 @@ class PieEngine(Engine):
         inv_s, inv_n = pie_kernels.real_scalars(dtype, 1.0 / math.sqrt(m * n), 1.0 / (m * n))
         if shifter is not None:
             spec, ry, rx = (t.numpy() for t in (shifter.spectrum, shifter.ry, shifter.rx))
-        steps = self.step_sizes
+        rule = pie_kernels.step_rule(
+            dtype, rpie, alpha, beta, update_probe, *self.step_sizes, shifter is None
+        )
+        maxima = bufs.maxima
         err = 0.0
         for count, j in enumerate(order, 1):
             y0, x0 = self._cy[j], self._cx[j]
@@ -266,10 +270,9 @@ class PieEngine(Engine):
             else:
                 p, p_out = bufs.current(), bufs.other()
             if one:
-                kern.exit_wave1(obj_np, y0, x0, p, bufs.psi, bufs.o_abs2, bufs.p_abs2)
-                o_max, p_max = float(bufs.o_abs2.max()), float(bufs.p_abs2.max())
+                kern.exit_wave1(obj_np, y0, x0, p, bufs.psi, *bufs.abs2_views, bufs.max_bits)
             else:
-                o_max, p_max = kern.exit_wave(obj_np, y0, x0, p, bufs.psi)
+                kern.exit_wave(obj_np, y0, x0, p, bufs.psi, maxima)
             fft.forward()
             if one:
                 err += kern.modulus_delta1(bufs.wave, amps[j], inv_s, inv_n)
@@ -277,13 +280,12 @@ class PieEngine(Engine):
                 v = valid[j] if use_valid else valid
                 err += kern.modulus_delta(bufs.wave, amps[j], v, use_valid, inv_s, inv_n)
             fft.inverse()
-            scalars = pie_kernels.update_scalars(
-                dtype, rpie, alpha, beta, o_max, p_max, update_probe, *steps, shifter is None
+            (kern.update1 if one else kern.update)(
+                obj_np, y0, x0, p, bufs.dpsi, p_out, maxima, rule
             )
-            (kern.update1 if one else kern.update)(obj_np, y0, x0, p, bufs.dpsi, p_out, *scalars)
             if shifter is None:
                 bufs.swap()
-            elif update_probe and o_max > 0:  # F(P) += F(step) conj(r_f)
+            elif update_probe and maxima[0] > 0:  # F(P) += F(step) conj(r_f)
                 fft.fold()
                 kern.ramp_fold_back(spec, fft.spec, ry[j], rx[j])
             if self.every_positions and count % self.every_positions == 0:
@@ -377,6 +379,13 @@ class _Buffers:
         m, n = probe.shape[-2:]
         halves = torch.view_as_real(fft.wave_t).reshape(-1)[: 2 * m * n].view(2, m, n)
         self.o_abs2, self.p_abs2 = halves.numpy()
+        real = self.o_abs2.dtype
+        bits = np.uint32 if real.itemsize == 4 else np.uint64
+        #: ``[max|O_r|^2, max sum_k |P_k|^2]`` of the current position, and its bit view
+        self.maxima = np.zeros(2, dtype=real)
+        self.max_bits = self.maxima.view(bits)
+        #: ``o_abs2, p_abs2`` and their bit views (the arguments of ``exit_wave1``)
+        self.abs2_views = (self.o_abs2, self.p_abs2, self.o_abs2.view(bits), self.p_abs2.view(bits))
 
     def current(self):  # noqa: ANN201
         """The buffer holding the current probe."""

@@ -59,6 +59,9 @@ def kernels() -> SimpleNamespace:
         import numba
 
         jit = numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
+        for name in HELPERS:  # the kernels call them: their names must be compiled first
+            if not isinstance(globals()[name], numba.core.dispatcher.Dispatcher):
+                globals()[name] = jit(globals()[name])
         _compiled = SimpleNamespace(**{name: jit(globals()[name]) for name in KERNELS})
     return _compiled
 
@@ -69,46 +72,61 @@ def real_scalars(dtype: np.dtype, *values: float) -> tuple:
     return tuple(kind(v) for v in values)
 
 
-def update_scalars(
+def step_rule(
     dtype: np.dtype,
     rpie: bool,
     alpha: float,
     beta: float,
-    o_max: float,
-    p_max: float,
     update_probe: bool,
     step_o: float,
     step_p: float,
     accumulate: bool,
-) -> tuple:
+) -> np.ndarray:
+    """Return the sweep's constants for ``step_scalars`` as a real array of ``dtype``.
+
+    ``[acc, step_o, step_p, alpha, beta, rpie, update_probe, 1, 0]``: made once per sweep,
+    so that a position passes no Python scalars (``acc = 1`` adds the probe step to the
+    probe, 0 writes it alone).
+    """
+    kind = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
+    flags = (float(rpie), float(update_probe), 1.0, 0.0)
+    return np.array([float(accumulate), step_o, step_p, alpha, beta, *flags], dtype=kind)
+
+
+def step_scalars(rule, maxima):  # noqa: ANN001, ANN201
     """Return the seven scalars of ``update``/``update1``: ``(acc, fo, co, do, fp, cp, dp)``.
 
-    The object step is ``fo conj(P) dpsi / (co sum_k|P_k|^2 + do)`` and the probe step
-    ``fp conj(O) dpsi / (cp |O|^2 + dp)``: rPIE ``co = 1 - alpha``, ``do = alpha max|P|^2``
-    (likewise with ``beta``, ``max|O|^2``); ePIE ``co = 0``, ``do = max|P|^2 / alpha``. A step
-    that must not happen (``max = 0``, or the probe fixed) gets ``f = 0`` and ``d = 1`` so
-    that it stays finite. ``acc = 1`` adds the probe step to the probe, 0 writes it alone.
+    ``rule`` from ``step_rule``, ``maxima = [max|O_r|^2, max sum_k |P_k|^2]`` (from
+    ``exit_wave*``). The object step is ``fo conj(P) dpsi / (co sum_k|P_k|^2 + do)`` and the
+    probe step ``fp conj(O) dpsi / (cp |O|^2 + dp)``: rPIE ``co = 1 - alpha``, ``do = alpha
+    max|P|^2`` (likewise with ``beta``, ``max|O|^2``); ePIE ``co = 0``, ``do = max|P|^2 /
+    alpha``. A step that must not happen (``max = 0`` or NaN, or the probe fixed) gets
+    ``f = 0`` and ``d = 1`` so that it stays finite. Every value is of ``rule``'s dtype
+    (compiled with ``kernels()``, called from the update kernels).
     """
-    on_o = p_max > 0.0
-    on_p = update_probe and o_max > 0.0
-    fo = step_o if on_o else 0.0
-    fp = step_p if on_p else 0.0
-    if rpie:
-        co, do = 1.0 - alpha, (alpha * p_max if on_o else 1.0)
-        cp, dp = 1.0 - beta, (beta * o_max if on_p else 1.0)
+    acc, step_o, step_p, alpha, beta = rule[0], rule[1], rule[2], rule[3], rule[4]
+    rpie, update_probe, one, zero = rule[5], rule[6], rule[7], rule[8]
+    o_max, p_max = maxima[0], maxima[1]
+    on_o = p_max > zero
+    on_p = update_probe != zero and o_max > zero
+    fo = step_o if on_o else zero
+    fp = step_p if on_p else zero
+    if rpie != zero:
+        co, do = one - alpha, (alpha * p_max if on_o else one)
+        cp, dp = one - beta, (beta * o_max if on_p else one)
     else:
-        co, do = 0.0, (p_max / alpha if on_o and alpha > 0 else 1.0)
-        cp, dp = 0.0, (o_max / beta if on_p and beta > 0 else 1.0)
-        fo = fo if alpha > 0 else 0.0
-        fp = fp if beta > 0 else 0.0
-    return real_scalars(dtype, 1.0 if accumulate else 0.0, fo, co, do, fp, cp, dp)
+        co, do = zero, (p_max / alpha if on_o and alpha > zero else one)
+        cp, dp = zero, (o_max / beta if on_p and beta > zero else one)
+        fo = fo if alpha > zero else zero
+        fp = fp if beta > zero else zero
+    return acc, fo, co, do, fp, cp, dp
 
 
 # ---------------------------------------------------------------- K probe modes ([K, M, N])
-def exit_wave(obj, y0, x0, p, psi):  # noqa: ANN001, ANN201
+def exit_wave(obj, y0, x0, p, psi, maxima):  # noqa: ANN001, ANN201
     """``psi_k = O_r P_k`` (``O_r = obj[y0:y0+M, x0:x0+N]``, ``p`` ``[K, M, N]``).
 
-    Returns ``(max|O_r|^2, max sum_k|P_k|^2)``.
+    Writes ``maxima = [max|O_r|^2, max sum_k|P_k|^2]`` (a real array of 2).
     """
     n_modes, m, n = p.shape
     o_max = 0.0
@@ -127,7 +145,8 @@ def exit_wave(obj, y0, x0, p, psi):  # noqa: ANN001, ANN201
                 pa += b.real * b.real + b.imag * b.imag
             if pa > p_max or pa != pa:
                 p_max = pa
-    return o_max, p_max
+    maxima[0] = o_max
+    maxima[1] = p_max
 
 
 def modulus_delta(w, amp, valid, use_valid, inv_s, inv_n):  # noqa: ANN001, ANN201
@@ -163,13 +182,14 @@ def modulus_delta(w, amp, valid, use_valid, inv_s, inv_n):  # noqa: ANN001, ANN2
     return err
 
 
-def update(obj, y0, x0, p, d, p_out, acc, fo, co, do, fp, cp, dp):  # noqa: ANN001, ANN201, PLR0913
+def update(obj, y0, x0, p, d, p_out, maxima, rule):  # noqa: ANN001, ANN201, PLR0913
     """The object step on ``obj``'s window and the probe step into ``p_out`` (``[K, M, N]``).
 
     ``O_r += fo sum_k conj(P_k) dpsi_k / (co sum_k |P_k|^2 + do)`` and
     ``p_out_k = acc P_k + fp conj(O_r) dpsi_k / (cp |O_r|^2 + dp)`` with the scalars of
-    ``update_scalars``; ``p_out`` must not be ``p`` (see the module docstring).
+    ``step_scalars(rule, maxima)``; ``p_out`` must not be ``p`` (see the module docstring).
     """
+    acc, fo, co, do, fp, cp, dp = step_scalars(rule, maxima)
     n_modes, m, n = p.shape
     for i in range(m):
         orow = obj[y0 + i, x0 : x0 + n]
@@ -189,9 +209,18 @@ def update(obj, y0, x0, p, d, p_out, acc, fo, co, do, fp, cp, dp):  # noqa: ANN0
 
 
 # ---------------------------------------------------------------- one probe mode ([M, N])
-def exit_wave1(obj, y0, x0, p, psi, o_abs2, p_abs2):  # noqa: ANN001, ANN201
-    """``psi = O_r P`` for one mode (``[M, N]``); ``o_abs2 = |O_r|^2``, ``p_abs2 = |P|^2``."""
+def exit_wave1(obj, y0, x0, p, psi, o_abs2, p_abs2, o_bits, p_bits, max_bits):  # noqa: ANN001, ANN201, PLR0913
+    """``psi = O_r P`` for one mode (``[M, N]``); ``o_abs2 = |O_r|^2``, ``p_abs2 = |P|^2``.
+
+    Writes their maxima into ``max_bits`` (``[max|O_r|^2, max|P|^2]``): ``o_bits``,
+    ``p_bits`` and ``max_bits`` are unsigned-integer views of ``o_abs2``, ``p_abs2`` and the
+    maxima array. For non-negative floats the IEEE bit patterns sort as unsigned integers
+    (and every NaN above +inf), so an integer max, which compiles to vector code where a
+    float max with NaN propagation does not, gives the float max and propagates NaN.
+    """
     m, n = p.shape
+    om = o_bits[0, 0] - o_bits[0, 0]
+    pm = om
     for i in range(m):
         orow = obj[y0 + i, x0 : x0 + n]
         prow = p[i]
@@ -204,6 +233,15 @@ def exit_wave1(obj, y0, x0, p, psi, o_abs2, p_abs2):  # noqa: ANN001, ANN201
             srow[j] = a * b
             oarow[j] = a.real * a.real + a.imag * a.imag
             parow[j] = b.real * b.real + b.imag * b.imag
+        obrow = o_bits[i]
+        pbrow = p_bits[i]
+        for j in range(n):
+            x = obrow[j]
+            om = x if x > om else om
+            y = pbrow[j]
+            pm = y if y > pm else pm
+    max_bits[0] = om
+    max_bits[1] = pm
 
 
 def modulus_delta1(w, amp, inv_s, inv_n):  # noqa: ANN001, ANN201
@@ -230,11 +268,12 @@ def modulus_delta1(w, amp, inv_s, inv_n):  # noqa: ANN001, ANN201
     return err
 
 
-def update1(obj, y0, x0, p, d, p_out, acc, fo, co, do, fp, cp, dp):  # noqa: ANN001, ANN201, PLR0913
+def update1(obj, y0, x0, p, d, p_out, maxima, rule):  # noqa: ANN001, ANN201, PLR0913
     """``update`` for one mode (``p``, ``d``, ``p_out`` ``[M, N]``); ``p_out`` is not ``p``.
 
     ePIE (``co = cp = 0``) takes constant steps and skips the per-pixel division.
     """
+    acc, fo, co, do, fp, cp, dp = step_scalars(rule, maxima)
     m, n = p.shape
     if co == 0 and cp == 0:
         so = fo / do
@@ -303,6 +342,8 @@ def momentum(x, buf, v, eta, gamma):  # noqa: ANN001, ANN201
         buf[i] = xi
 
 
+#: Compiled in place by ``kernels()`` (the module name then refers to the compiled function).
+HELPERS = ("step_scalars",)
 KERNELS = (
     "exit_wave",
     "modulus_delta",
