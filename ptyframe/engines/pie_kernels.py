@@ -4,7 +4,8 @@ The per-position PIE update is three passes over the window, each one loop here 
 a dozen torch calls (PIE's time on a CPU goes to elementwise complex maths, not to FFTs):
 
 1. ``exit_wave``: ``psi_k = O_r P_k`` (and ``|O_r|^2``, ``sum_k |P_k|^2`` for the maxima);
-2. ``modulus_delta`` (after ``Psi = F psi``): ``Psi' - Psi`` in place, exactly the rule of
+2. ``modulus_delta`` (after ``Psi = F psi``): ``Psi' - Psi`` in place (scaled for the unscaled
+   inverse DFT), exactly the rule of
    ``ptyframe.physics.projection.detector_delta`` (modulus replacement of the mode sum,
    ``Xi(0) = 1``, unmeasured pixels left free) and the amplitude error of the position;
 3. ``update`` (after ``dpsi = F^-1 (Psi' - Psi)``): the ePIE or rPIE object and probe steps of
@@ -21,11 +22,17 @@ What makes them fast (each measured on 128x128 windows, one thread):
 * numpy's error model (a division by zero gives inf/NaN; the kernels never divide by a
   zero they did not guard): Python's raises ``ZeroDivisionError`` from inside the loop,
   a branch per division that keeps it scalar (rPIE's per-pixel steps were 60x slower);
-* every scalar is of the arrays' real dtype (``real_scalars``): a Python float is float64 in
-  numba and would turn complex64 arithmetic into complex128;
-* the maxima ``max|O_r|^2`` and ``max sum_k |P_k|^2`` come from numpy's vectorised ``max``
-  over the squared moduli ``exit_wave1`` writes (numba compiles a max-reduction to scalar
-  code). numpy's max propagates NaN, as the rest does (no ``nnan`` fast-math flag).
+* every scalar is of the arrays' real dtype: a Python float is float64 in numba and would
+  turn complex64 arithmetic into complex128. The per-position step scalars are computed
+  inside the update kernels (``step_scalars``) from a per-sweep array of the real dtype
+  (``step_rule``) and the position's maxima, so no Python scalar crosses per position;
+* the maxima ``max|O_r|^2`` and ``max sum_k |P_k|^2`` of one mode are taken inside
+  ``exit_wave1`` as an unsigned-integer max of the squared moduli's bit patterns (numba
+  compiles a float max-reduction with NaN propagation to scalar code; the integer one is
+  vectorised and still propagates NaN, no ``nnan`` fast-math flag);
+* the transforms are unscaled DFTs planned once (``ptyframe.engines.pie_fft``): the
+  ``1/sqrt(N)`` and ``1/N`` factors of the unitary transforms ride on the modulus and ramp
+  kernels' passes (their ``inv_s``, ``inv_n``, ``scale`` arguments).
 
 ``kernels()`` compiles them with numba on first use; ``available()`` says whether numba is
 installed. Without it the engine runs the same maths in torch. Arrays are numpy views of the
