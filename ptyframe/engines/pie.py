@@ -259,36 +259,40 @@ class PieEngine(Engine):
         rule = pie_kernels.step_rule(
             dtype, rpie, alpha, beta, update_probe, *self.step_sizes, shifter is None
         )
-        maxima = bufs.maxima
+        maxima, psi, wave, dpsi = bufs.maxima, bufs.psi, bufs.wave, bufs.dpsi
+        views, max_bits = bufs.abs2_views, bufs.max_bits
+        forward, inverse = fft.forward, fft.inverse
+        exit1, exit_k = kern.exit_wave1, kern.exit_wave
+        modulus1, modulus_k = kern.modulus_delta1, kern.modulus_delta
+        update = kern.update1 if one else kern.update
+        cy, cx, every = self._cy, self._cx, self.every_positions
         err = 0.0
         for count, j in enumerate(order, 1):
-            y0, x0 = self._cy[j], self._cx[j]
+            y0, x0 = cy[j], cx[j]
             if shifter is not None:  # T_f P = F^-1[F(P) r_f]
                 kern.ramp_shift(spec, ry[j], rx[j], fft.spec, inv_n)
                 fft.shift()
-                p, p_out = bufs.shifted, bufs.wave  # wave is free once F^-1 is taken
+                p, p_out = bufs.shifted, wave  # wave is free once F^-1 is taken
             else:
                 p, p_out = bufs.current(), bufs.other()
             if one:
-                kern.exit_wave1(obj_np, y0, x0, p, bufs.psi, *bufs.abs2_views, bufs.max_bits)
+                exit1(obj_np, y0, x0, p, psi, *views, max_bits)
             else:
-                kern.exit_wave(obj_np, y0, x0, p, bufs.psi, maxima)
-            fft.forward()
+                exit_k(obj_np, y0, x0, p, psi, maxima)
+            forward()
             if one:
-                err += kern.modulus_delta1(bufs.wave, amps[j], inv_s, inv_n)
+                err += modulus1(wave, amps[j], inv_s, inv_n)
             else:
                 v = valid[j] if use_valid else valid
-                err += kern.modulus_delta(bufs.wave, amps[j], v, use_valid, inv_s, inv_n)
-            fft.inverse()
-            (kern.update1 if one else kern.update)(
-                obj_np, y0, x0, p, bufs.dpsi, p_out, maxima, rule
-            )
+                err += modulus_k(wave, amps[j], v, use_valid, inv_s, inv_n)
+            inverse()
+            update(obj_np, y0, x0, p, dpsi, p_out, maxima, rule)
             if shifter is None:
                 bufs.swap()
             elif update_probe and maxima[0] > 0:  # F(P) += F(step) conj(r_f)
                 fft.fold()
                 kern.ramp_fold_back(spec, fft.spec, ry[j], rx[j])
-            if self.every_positions and count % self.every_positions == 0:
+            if every and count % every == 0:
                 bufs.settle()
                 self._periodic(count, shifter)
         bufs.settle()

@@ -23,6 +23,7 @@ prints both floors). Without pyFFTW the same transforms run in ``torch.fft`` (un
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -48,8 +49,12 @@ class WindowFFT:
     """Four buffers ``[K, M, N]`` (``psi``, ``wave``, ``shifted``, ``spec``) and their DFTs.
 
     The ``*_t`` attributes are the torch tensors, the plain names numpy views of the same
-    memory. With ``subpixel=False`` only ``forward`` and ``inverse`` are planned. ``kind``
-    (``"fftw"`` or ``"torch"``) overrides ``backend()``.
+    memory. The transforms are attributes bound once (FFTW plans' ``execute`` or torch.fft
+    calls with ``out=``), called without arguments: ``forward()`` ``wave = D psi``,
+    ``inverse()`` ``psi = D^H wave``, ``shift()`` ``shifted = D^H spec``, ``fold()`` ``spec
+    = D wave`` (each may overwrite its input). With ``subpixel=False`` only ``forward`` and
+    ``inverse`` are planned (FFTW). ``kind`` (``"fftw"`` or ``"torch"``) overrides
+    ``backend()``.
     """
 
     def __init__(
@@ -69,8 +74,14 @@ class WindowFFT:
             t.numpy() for t in (self.psi_t, self.wave_t, self.shifted_t, self.spec_t)
         )
         self.subpixel = subpixel
+        self.forward: Callable[[], object]
+        self.inverse: Callable[[], object]
+        self.shift: Callable[[], object]
+        self.fold: Callable[[], object]
         if self.kind == "fftw":
             self._plan_fftw(subpixel)
+        else:
+            self._bind_torch()
 
     def matches(self, shape: tuple[int, ...], dtype: torch.dtype, subpixel: bool) -> bool:
         """Return True when this object serves a sweep of ``shape``/``dtype``/``subpixel``."""
@@ -95,39 +106,19 @@ class WindowFFT:
                 normalise_idft=False,
             )
 
-        self._fw = plan(self.psi, self.wave, "FFTW_FORWARD").execute
-        self._inv = plan(self.wave, self.psi, "FFTW_BACKWARD").execute
+        self.forward = plan(self.psi, self.wave, "FFTW_FORWARD").execute
+        self.inverse = plan(self.wave, self.psi, "FFTW_BACKWARD").execute
         if subpixel:
-            self._sh = plan(self.spec, self.shifted, "FFTW_BACKWARD").execute
-            self._fo = plan(self.wave, self.spec, "FFTW_FORWARD").execute
+            self.shift = plan(self.spec, self.shifted, "FFTW_BACKWARD").execute
+            self.fold = plan(self.wave, self.spec, "FFTW_FORWARD").execute
 
-    def forward(self) -> None:
-        """``wave = D psi`` (psi may be overwritten)."""
-        if self.kind == "fftw":
-            self._fw()
-        else:
-            torch.fft.fft2(self.psi_t, norm="backward", out=self.wave_t)
-
-    def inverse(self) -> None:
-        """``psi = D^H wave`` (no ``1/N``; wave may be overwritten)."""
-        if self.kind == "fftw":
-            self._inv()
-        else:
-            torch.fft.ifft2(self.wave_t, norm="forward", out=self.psi_t)
-
-    def shift(self) -> None:
-        """``shifted = D^H spec`` (no ``1/N``; spec may be overwritten)."""
-        if self.kind == "fftw":
-            self._sh()
-        else:
-            torch.fft.ifft2(self.spec_t, norm="forward", out=self.shifted_t)
-
-    def fold(self) -> None:
-        """``spec = D wave`` (wave may be overwritten)."""
-        if self.kind == "fftw":
-            self._fo()
-        else:
-            torch.fft.fft2(self.wave_t, norm="backward", out=self.spec_t)
+    def _bind_torch(self) -> None:
+        psi, wave, shifted, spec = self.psi_t, self.wave_t, self.shifted_t, self.spec_t
+        fft2, ifft2 = torch.fft.fft2, torch.fft.ifft2
+        self.forward = lambda: fft2(psi, norm="backward", out=wave)
+        self.inverse = lambda: ifft2(wave, norm="forward", out=psi)
+        self.shift = lambda: ifft2(spec, norm="forward", out=shifted)
+        self.fold = lambda: fft2(wave, norm="backward", out=spec)
 
 
 def pair_seconds(shape: tuple[int, int], n: int, kind: str | None = None) -> float:
