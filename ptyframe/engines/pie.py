@@ -52,6 +52,7 @@ from ptyframe.engines.config import PIE_RULES, PieConfig
 from ptyframe.engines.prior import DenoiseStep
 from ptyframe.errors import ConfigError
 from ptyframe.physics.ambiguities import center_probe
+from ptyframe.physics.fft import shift_ramp_factors
 from ptyframe.physics.patches import check_inside, split_positions
 from ptyframe.physics.projection import detector_delta
 from ptyframe.physics.subpixel import FourierProbe
@@ -146,6 +147,7 @@ class PieEngine(Engine):
         self._cx = corners[:, 1].tolist()
         self._frac = frac.to(state.object.device)
         self._shifted = (frac != 0).any(dim=1).tolist()
+        self._ramps_key = None  # the sub-pixel ramps of these fractions, made on first use
         (self._amp_total,) = self.distribution.sum_scalars(measurements.amplitude_sum())
         if self._amp_total <= 0:
             raise ConfigError("the measured patterns are all zero; nothing to reconstruct")
@@ -197,7 +199,13 @@ class PieEngine(Engine):
             and obj.is_contiguous()
             and state.probe.is_contiguous()
         )
-        shifter = FourierProbe(state.probe, self._frac) if any(self._shifted) else None
+        shifter = None
+        if any(self._shifted):
+            key = (state.probe.dtype, tuple(state.probe.shape[-2:]))
+            if getattr(self, "_ramps_key", None) != key:  # made once per prepare and dtype
+                self._ramps = shift_ramp_factors(self._frac, key[1], key[0])
+                self._ramps_key = key
+            shifter = FourierProbe(state.probe, self._frac, self._ramps)
         run = self._sweep_fused if fused else self._sweep_torch
         err = run(order, update_probe, shifter)
         if shifter is not None:
