@@ -7,6 +7,11 @@ under the same load. Prints a markdown table: s / sweep at each thread count and
 (below 1: the second thread helps; 0.5 would be perfect use of two cores).
 
     python benchmarks/engine_threads.py [--sweeps 5] [--engines minibatch_pie lsqml mpie]
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/engine_threads.py   # idle OpenMP threads sleep
+
+The header prints ``OMP_WAIT_POLICY``: with the default (active) policy torch's idle OpenMP
+threads spin after each parallel region, which on a machine with no free core takes the core
+from whatever runs next (the other thread, other processes).
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ def main() -> None:
     t1, t2 = args.threads
     print(
         f"fastest of {args.sweeps} interleaved sweeps; load average {load0:.2f} at the start, "
-        f"{os.getloadavg()[0]:.2f} at the end (2-core machine)\n"
+        f"{os.getloadavg()[0]:.2f} at the end (2-core machine); "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}\n"
     )
     print(f"| engine | s / sweep, {t1} thread(s) | s / sweep, {t2} threads | ratio {t2}/{t1} |")
     print("|---|---|---|---|")
