@@ -13,8 +13,9 @@ are measured interleaved. Rows: ``fused`` is the default CPU path (numba kernels
 FFTW when pyFFTW is installed), ``fused-torchfft`` the same kernels on ``torch.fft``
 transforms, ``torch`` the same maths in torch ops (the path on other devices). The FFT floor
 of a row is one forward and one inverse 128x128 transform per position, alone, of the FFT
-the row calls (FFTW through ``pie_fft.WindowFFT``; torch.fft as ``fft2``/``ifft2`` with
-``norm="ortho"``, the floor this benchmark used before the FFTW plans). A sub-pixel sweep
+the row calls: ``pie_fft.WindowFFT`` pairs for the fused rows (FFTW, or unscaled torch.fft
+with ``out=``), torch.fft ``fft2``/``ifft2`` with ``norm="ortho"`` for the torch rows (the
+floor this benchmark gave every row before the FFTW plans). A sub-pixel sweep
 makes two such pairs per position (shift the probe, fold the step back).
 
 Peers, each a subprocess that sweeps in lockstep with the rows (one sweep per round, waits
@@ -102,9 +103,13 @@ def fft_seconds(n: int, m: int, reps: int = 1) -> float:
 
 
 def floor_seconds(kind: str, n: int, m: int) -> float:
-    """Return the FFT floor of ``n`` positions for a row calling ``kind`` (fftw/torch)."""
-    if kind == "fftw":
-        return pie_fft.pair_seconds((m, m), n, "fftw")
+    """Return the FFT floor of ``n`` positions for a row calling ``kind``.
+
+    ``fftw`` and ``torch unscaled``: the fused path's ``pie_fft.WindowFFT`` pairs on that
+    backend; ``torch ortho``: ``fft2``/``ifft2`` with ``norm="ortho"`` (the torch path).
+    """
+    if kind in ("fftw", "torch unscaled"):
+        return pie_fft.pair_seconds((m, m), n, kind.split()[0])
     return fft_seconds(n, m)
 
 
@@ -139,7 +144,8 @@ def engine_row(ds: PtychoDataset, meas: Measurements, rule: str, path: str, kind
 
     eng.prepare(meas, state, seed=0)
     sweep()  # warm-up (numba compile / cache load, FFT plans)
-    return Row(rule, kind, path, "fftw" if fftw else "torch", sweep)
+    fft = "fftw" if fftw else ("torch unscaled" if eng.fused else "torch ortho")
+    return Row(rule, kind, path, fft, sweep)
 
 
 class Peer:
