@@ -1,26 +1,46 @@
-"""Time one ePIE sweep on the foundation benchmark case and the share spent in FFTs.
+"""Time one ePIE/rPIE sweep on the foundation benchmark case against its FFT floor and PtyLab.
 
 Case: 625 patterns of 128x128 (25x25 raster, step 16 px), 512x512 object (513 with sub-pixel
-jitter),
-focused probe of ~64 px diameter, noiseless. Prints a markdown table.
+jitter), focused probe of ~64 px diameter, noiseless. Prints a markdown table.
 
-    python benchmarks/epie_sweep.py [--sweeps 5] [--threads 1 2]
-        [--ptylab-python .venv-ptylab/bin/python]
+    python benchmarks/epie_sweep.py [--sweeps 5] [--ptylab-python .venv-ptylab/bin/python]
+        [--old-tree CHECKOUT] [--paths fused fused-torchfft torch] [--rules epie rpie]
 
-With ``--ptylab-python`` (PtyLab 0.3.7's venv, ``make peers``) each case is also written as a
-data-exchange file and PtyLab's ePIE runs on it for the same number of sweeps, one thread,
-right after ptyframe's rows of that case (``benchmarks/peers/run_ptylab.py``; PtyLab rounds
-sub-pixel positions to whole pixels, so its sub-pixel row runs the integer path); the table
-then gives ptyframe's fused sweep as a ratio to PtyLab's.
+Every row (engines and peers, both cases) is set up first; then each of ``--sweeps`` rounds
+runs one sweep of every row in turn, with the FFT floors timed between them, so all ratios
+are measured interleaved. Rows: ``fused`` is the default CPU path (numba kernels,
+``ptyframe.engines.pie_kernels``, on the planned transforms of ``ptyframe.engines.pie_fft``:
+FFTW when pyFFTW is installed), ``fused-torchfft`` the same kernels on ``torch.fft``
+transforms, ``torch`` the same maths in torch ops (the path on other devices). The FFT floor
+of a row is one forward and one inverse 128x128 transform per position, alone, of the FFT
+the row calls: ``pie_fft.WindowFFT`` pairs for the fused rows (FFTW, or unscaled torch.fft
+with ``out=``), torch.fft ``fft2``/``ifft2`` with ``norm="ortho"`` for the torch rows (the
+floor this benchmark gave every row before the FFTW plans). A sub-pixel sweep
+makes two such pairs per position (shift the probe, fold the step back).
+
+Peers, each a subprocess that sweeps in lockstep with the rows (one sweep per round, waits
+outside the timings):
+
+* ``--ptylab-python`` (PtyLab 0.3.7's venv, ``make peers``): PtyLab's ePIE on each case
+  written as a data-exchange file (``benchmarks/peers/run_ptylab.py --lockstep``); PtyLab
+  rounds sub-pixel positions to whole pixels, so its sub-pixel row runs its integer path;
+* ``--old-tree CHECKOUT``: the ePIE sweep of an older ptyframe checkout on the same data
+  (``benchmarks/sweep_peer.py`` with ``PYTHONPATH=CHECKOUT``), e.g. the state when the CPU
+  speed issue was filed: ``git worktree add --detach /tmp/filed 1115190`` then
+  ``--old-tree /tmp/filed``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +50,13 @@ from ptyframe.data.dataset import PtychoDataset
 from ptyframe.data.exchange import write_dataset
 from ptyframe.data.geometry import ScanGeometry, object_frame
 from ptyframe.data.measurements import Measurements
+from ptyframe.engines import pie_fft
 from ptyframe.engines.pie import EpieConfig, PieEngine, RpieConfig
 from ptyframe.initial import InitConfig, initial_state
 from ptyframe.physics.farfield import FarFieldPtychography
 from ptyframe.physics.fft import to_centred
+
+HERE = Path(__file__).resolve().parent
 
 
 def benchmark_case(
@@ -66,8 +89,8 @@ def benchmark_case(
     return PtychoDataset(ScanGeometry(pos, (m, m), shape, 8000.0, 20e-9), patterns=pats)
 
 
-def fft_seconds(n: int, m: int, reps: int = 3) -> float:
-    """Return seconds for ``n`` forward + ``n`` inverse 128x128 FFTs one at a time."""
+def fft_seconds(n: int, m: int, reps: int = 1) -> float:
+    """Return seconds for ``n`` torch ``fft2`` + ``ifft2`` (``norm="ortho"``) of ``m x m``."""
     a = torch.randn(1, m, m, dtype=torch.complex64)
     best = float("inf")
     for _ in range(reps):
@@ -79,40 +102,123 @@ def fft_seconds(n: int, m: int, reps: int = 3) -> float:
     return best
 
 
-def sweep_seconds(
-    ds: PtychoDataset, meas: Measurements, name: str, sweeps: int, fused: bool
-) -> tuple[float, float]:
-    """Return (fastest sweep s, fastest FFT floor s), the floor timed between the sweeps."""
-    cfg = EpieConfig(epochs=sweeps) if name == "epie" else RpieConfig(epochs=sweeps)
+def floor_seconds(kind: str, n: int, m: int) -> float:
+    """Return the FFT floor of ``n`` positions for a row calling ``kind``.
+
+    ``fftw`` and ``torch unscaled``: the fused path's ``pie_fft.WindowFFT`` pairs on that
+    backend; ``torch ortho``: ``fft2``/``ifft2`` with ``norm="ortho"`` (the torch path).
+    """
+    if kind in ("fftw", "torch unscaled"):
+        return pie_fft.pair_seconds((m, m), n, kind.split()[0])
+    return fft_seconds(n, m)
+
+
+@dataclass
+class Row:
+    """One timed line of the table: ``sweep()`` runs one sweep and returns its seconds."""
+
+    engine: str
+    positions: str
+    path: str
+    fft: str  # the FFT it calls: fftw, torch or "-" (a peer)
+    sweep: Callable[[], float]
+    seconds: list[float] = field(default_factory=list)
+    floors: list[float] = field(default_factory=list)
+    close: Callable[[], None] = lambda: None
+
+
+def engine_row(ds: PtychoDataset, meas: Measurements, rule: str, path: str, kind: str) -> Row:
+    """Return the row of ptyframe's ``rule`` on ``path`` (fused, fused-torchfft, torch)."""
+    cfg = EpieConfig(epochs=10**6) if rule == "epie" else RpieConfig(epochs=10**6)
     state = initial_state(InitConfig(), ds, meas)
     eng = PieEngine(cfg)
-    eng.fused = fused
+    eng.fused = path != "torch"
+    fftw = path == "fused" and pie_fft.fftw_available()
+    epoch = [0]
+
+    def sweep() -> float:
+        pie_fft.USE_FFTW = fftw
+        report = eng.step(epoch[0])
+        epoch[0] += 1
+        return report.seconds
+
     eng.prepare(meas, state, seed=0)
-    eng.step(0)  # warm-up (numba compile / cache load)
-    sweep, floor = [], []
-    for epoch in range(1, sweeps + 1):
-        floor.append(fft_seconds(meas.n, meas.window[0], reps=1))
-        sweep.append(eng.step(epoch).seconds)
-    return min(sweep), min(floor)
+    sweep()  # warm-up (numba compile / cache load, FFT plans)
+    fft = "fftw" if fftw else ("torch unscaled" if eng.fused else "torch ortho")
+    return Row(rule, kind, path, fft, sweep)
 
 
-def ptylab_seconds(python: str, ds: PtychoDataset, sweeps: int) -> float:
-    """Return PtyLab's fastest ePIE sweep on ``ds`` (one thread, its own venv)."""
-    here = Path(__file__).resolve().parent
-    with tempfile.TemporaryDirectory() as tmp:
-        path, out = Path(tmp) / "case.h5", Path(tmp) / "out.npz"
-        write_dataset(path, ds.intensities()[None], ds.geometry)
-        cmd = [python, str(here / "peers" / "run_ptylab.py"), str(path), str(out)]
-        cmd += ["--engine", "ePIE", "--sweeps", str(sweeps + 1), "--threads", "1"]
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        subprocess.run(cmd, check=True, capture_output=True, env=env)
-        return float(np.load(out)["seconds_per_sweep"][1:].min())
+class Peer:
+    """A subprocess that runs one sweep per line it reads and prints ``sweep SECONDS``."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        self.lines: list[str] = []
+
+    def sweep(self) -> float:
+        """Let the peer run one sweep; return its seconds."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"peer {self.proc.args[:3]} ended: {self.lines[-5:]}")
+            found = re.search(r"sweep (\S+)\s*$", line)  # PtyLab's tqdm shares the line
+            if found:
+                return float(found.group(1))
+            self.lines.append(line.rstrip())
+
+    def close(self) -> None:
+        """Let the peer finish (one more line) and wait for it."""
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write("go\n")
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        self.proc.wait(timeout=120)
+
+
+def ptylab_row(python: str, ds: PtychoDataset, kind: str, sweeps: int, tmp: Path) -> Row:
+    """Return the row of PtyLab's ePIE on ``ds`` rounded (one thread, its own venv)."""
+    path, out = tmp / f"case_{len(os.listdir(tmp))}.h5", tmp / f"out_{len(os.listdir(tmp))}"
+    write_dataset(path, ds.intensities()[None], ds.geometry)
+    cmd = [python, str(HERE / "peers" / "run_ptylab.py"), str(path), str(out)]
+    cmd += ["--engine", "ePIE", "--sweeps", str(sweeps + 1), "--threads", "1", "--lockstep"]
+    peer = Peer(cmd, {**os.environ, "OMP_NUM_THREADS": "1"})
+    peer.sweep()  # warm-up
+    return Row("PtyLab 0.3.7 ePIE", f"{kind} (rounded)", "-", "-", peer.sweep, close=peer.close)
+
+
+def old_row(tree: str, ds: PtychoDataset, kind: str, sweeps: int, tmp: Path) -> Row:
+    """Return the row of the ePIE sweep of the checkout ``tree`` on ``ds``."""
+    path = tmp / f"case_{len(os.listdir(tmp))}.npz"
+    g = ds.geometry
+    np.savez(
+        path,
+        positions_px=g.positions_px,
+        object_shape=np.asarray(g.object_shape),
+        patterns=ds.intensities()[None],
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(tree).resolve())}
+    cmd = [sys.executable, str(HERE / "sweep_peer.py"), str(path), "--sweeps", str(sweeps)]
+    peer = Peer(cmd, env)
+    peer.sweep()  # warm-up
+    where = peer.lines[0] if peer.lines else "?"
+    if str(Path(tree).resolve()) not in where:
+        raise SystemExit(f"--old-tree {tree}: the peer imported {where}")
+    rev = subprocess.run(
+        ["git", "-C", tree, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return Row(f"epie @ {rev or tree}", kind, "as then", "-", peer.sweep, close=peer.close)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sweeps", type=int, default=5)
-    ap.add_argument("--threads", type=int, nargs="+", default=[1])
     ap.add_argument(
         "--jitter",
         type=float,
@@ -121,42 +227,69 @@ def main() -> None:
         help="uniform position jitter in px (0: integer positions)",
     )
     ap.add_argument("--rules", nargs="+", default=["epie", "rpie"])
-    ap.add_argument("--ptylab-python", default=None, help="PtyLab's python: time its ePIE too")
-    args = ap.parse_args()
-    print(
-        f"fastest of {args.sweeps} sweeps per row (after one warm-up sweep); FFT floor = one "
-        "fft2 + one ifft2 of 128x128 per position, fastest of the same number of runs timed "
-        "between the sweeps; path fused = numba kernels (ptyframe.engines.pie_kernels), "
-        "torch = the same maths in torch ops\n"
+    ap.add_argument(
+        "--paths", nargs="+", default=["fused", "fused-torchfft", "torch"], help="ptyframe paths"
     )
-    print("| engine | positions | torch threads | path | s / sweep | FFT floor s | ratio to FFT |")
-    print("|---|---|---|---|---|---|---|")
-    for jitter in args.jitter:
-        ds = benchmark_case(jitter_px=jitter)
-        meas = Measurements.from_dataset(ds)
-        kind = "integer" if jitter == 0 else f"sub-pixel (jitter {jitter:g} px)"
-        fused_epie = None
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            for name in args.rules:
-                for fused in (True, False):
-                    med, fft_s = sweep_seconds(ds, meas, name, args.sweeps, fused)
-                    path = "fused" if fused else "torch"
-                    if name == "epie" and fused and threads == 1:
-                        fused_epie = med
-                    print(
-                        f"| {name} | {meas.n} {kind} | {threads} | {path} | {med:.3f} | "
-                        f"{fft_s:.3f} | {med / fft_s:.2f} |",
-                        flush=True,
-                    )
-        if args.ptylab_python:
-            torch.set_num_threads(1)
-            lab = ptylab_seconds(args.ptylab_python, _rounded(ds), args.sweeps)
-            ratio = f"ptyframe fused ePIE / PtyLab = {fused_epie / lab:.2f}" if fused_epie else ""
-            print(
-                f"| PtyLab 0.3.7 ePIE | {meas.n} {kind} (rounded) | 1 | - | {lab:.3f} | - | "
-                f"{ratio} |"
-            )
+    ap.add_argument("--ptylab-python", default=None, help="PtyLab's python: time its ePIE too")
+    ap.add_argument("--old-tree", default=None, help="an older checkout: time its ePIE too")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    print(
+        f"fastest of {args.sweeps} interleaved rounds per row (after one warm-up sweep each); "
+        f"one torch thread; FFT backend of the fused path: {pie_fft.backend()}; "
+        f"load average at start {os.getloadavg()[0]:.2f}\n",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        rows: list[Row] = []
+        for jitter in args.jitter:
+            ds = benchmark_case(jitter_px=jitter)
+            meas = Measurements.from_dataset(ds)
+            kind = f"{meas.n} integer" if jitter == 0 else f"{meas.n} sub-pixel ({jitter:g} px)"
+            for rule in args.rules:
+                rows += [engine_row(ds, meas, rule, path, kind) for path in args.paths]
+            if args.ptylab_python:
+                rows.append(ptylab_row(args.ptylab_python, _rounded(ds), kind, args.sweeps, tmp))
+            if args.old_tree:
+                rows.append(old_row(args.old_tree, ds, kind, args.sweeps, tmp))
+        n, m = meas.n, meas.window[0]
+        try:
+            for _ in range(args.sweeps):
+                for row in rows:
+                    if row.fft != "-":
+                        row.floors.append(floor_seconds(row.fft, n, m))
+                    row.seconds.append(row.sweep())
+        finally:
+            for row in rows:
+                row.close()
+    print_table(rows, os.getloadavg()[0])
+
+
+def print_table(rows: list[Row], load: float) -> None:
+    """Print the rows, each ptyframe row's ratios to its FFT floor and to PtyLab's sweep."""
+    lab = {
+        r.positions.replace(" (rounded)", ""): min(r.seconds) for r in rows if "PtyLab" in r.engine
+    }
+    print(
+        "| engine | positions | path | FFT | s / sweep | FFT floor s | ratio to floor | / PtyLab |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        best = min(r.seconds)
+        fl = f"{min(r.floors):.3f} | {best / min(r.floors):.2f}" if r.floors else "- | -"
+        ref = lab.get(r.positions)
+        vs = f"{best / ref:.2f}" if ref and "PtyLab" not in r.engine else "-"
+        print(f"| {r.engine} | {r.positions} | {r.path} | {r.fft} | {best:.3f} | {fl} | {vs} |")
+    olds = [r for r in rows if r.engine.startswith("epie @")]
+    news = [r for r in rows if r.engine == "epie" and r.path == "fused"]
+    if olds:
+        print(f"\nfused ePIE against {olds[0].engine} (s / sweep ratios, same data):")
+        for new in news:
+            for o in olds:
+                ratio = min(new.seconds) / min(o.seconds)
+                print(f"- {new.positions} now / {o.positions} then: {ratio:.2f}")
+    print(f"\nload average at the end {load:.2f} (2-core machine: above ~1 the rows share a core)")
 
 
 def _rounded(ds: PtychoDataset) -> PtychoDataset:

@@ -2,6 +2,11 @@
 
     .venv-ptylab/bin/python benchmarks/peers/run_ptylab.py DATA.h5 OUT.npz \
         --engine ePIE --sweeps 100 --threads 1 [--truth-probe] [--seed 0] [--snapshots 1,5,10]
+        [--lockstep]
+
+``--lockstep`` (for interleaved timings, ``benchmarks/epie_sweep.py``): wait for a line on
+stdin before the first sweep and after each sweep, having printed ``sweep SECONDS`` (the
+waits are outside the timed sweeps).
 
 Mapping (checked by the truth-probe run of ``compare.py``, which must align at zero shift):
 
@@ -109,6 +114,9 @@ def run(args: argparse.Namespace) -> None:
     def stamp(loop, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
         out = shown(loop, *a, **kw)
         seconds.append(time.perf_counter() - starts[-1])
+        if args.lockstep:
+            print(f"sweep {seconds[-1]!r}", flush=True)
+            sys.stdin.readline()
         if loop + 1 in wanted:  # a copy of the object on our frame, outside the timing
             o = np.asarray(recon.object).reshape(recon.object.shape[-2:])
             snaps.append(o[oy : oy + ny, ox : ox + nx].astype(np.complex64))
@@ -117,6 +125,8 @@ def run(args: argparse.Namespace) -> None:
 
     engine.showReconstruction = stamp
     np.random.seed(int(args.seed))
+    if args.lockstep:
+        sys.stdin.readline()
     starts.append(time.perf_counter())
     engine.reconstruct()
     if wanted:
@@ -151,6 +161,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truth-probe", action="store_true")
+    p.add_argument("--lockstep", action="store_true", help="one sweep per line read on stdin")
     p.add_argument(
         "--snapshots",
         default="",

@@ -37,19 +37,22 @@ are averaged afterwards (data-parallel PIE variant, see ``ptyframe-mpi``).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import Distribution
-from ptyframe.engines import pie_kernels
+from ptyframe.engines import pie_fft, pie_kernels
 from ptyframe.engines.base import Engine, EpochReport, check_prior, visiting_order
 from ptyframe.engines.config import PIE_RULES, PieConfig
 from ptyframe.engines.prior import DenoiseStep
 from ptyframe.errors import ConfigError
 from ptyframe.physics.ambiguities import center_probe
+from ptyframe.physics.fft import shift_ramp_factors
 from ptyframe.physics.patches import check_inside, split_positions
 from ptyframe.physics.projection import detector_delta
 from ptyframe.physics.subpixel import FourierProbe
@@ -159,6 +162,7 @@ class PieEngine(Engine):
         self._cx = corners[:, 1].tolist()
         self._frac = frac.to(state.object.device)
         self._shifted = (frac != 0).any(dim=1).tolist()
+        self._ramps_key = None  # the sub-pixel ramps of these fractions, made on first use
         (self._amp_total,) = self.distribution.sum_scalars(measurements.amplitude_sum())
         if self._amp_total <= 0:
             raise ConfigError("the measured patterns are all zero; nothing to reconstruct")
@@ -210,7 +214,13 @@ class PieEngine(Engine):
             and obj.is_contiguous()
             and state.probe.is_contiguous()
         )
-        shifter = FourierProbe(state.probe, self._frac) if any(self._shifted) else None
+        shifter = None
+        if any(self._shifted):
+            key = (state.probe.dtype, tuple(state.probe.shape[-2:]))
+            if getattr(self, "_ramps_key", None) != key:  # made once per prepare and dtype
+                self._ramps = shift_ramp_factors(self._frac, key[1], key[0])
+                self._ramps_key = key
+            shifter = FourierProbe(state.probe, self._frac, self._ramps)
         run = self._sweep_fused if fused else self._sweep_torch
         err = run(order, update_probe, shifter)
         if shifter is not None:
@@ -245,10 +255,12 @@ class PieEngine(Engine):
     ) -> float:
         """The sweep with the fused numba kernels (CPU); see ``pie_kernels``.
 
-        With integer positions the probe alternates between ``state.probe`` and a second
-        buffer (each update reads one and writes the other, which keeps the compiled loop
-        vectorised); it is copied back into ``state.probe`` at the end and before the
-        ``every_positions`` hook.
+        The transforms are the unscaled DFTs of ``pie_fft.WindowFFT`` (FFTW plans when
+        pyFFTW is present), planned once per engine and window shape; the kernels apply
+        the scale factors. With integer positions the probe alternates between
+        ``state.probe`` and a second buffer (each update reads one and writes the other,
+        which keeps the compiled loop vectorised); it is copied back into ``state.probe``
+        at the end and before the ``every_positions`` hook.
         """
         state, meas = self.state, self.measurements
         assert state is not None and meas is not None
@@ -260,48 +272,62 @@ class PieEngine(Engine):
         use_valid = meas.valid is not None
         valid = meas.valid.numpy() if use_valid else pie_kernels.no_mask((m, n))
         one = probe.shape[0] == 1 and not use_valid  # the single-mode kernels
-        bufs = _Buffers(probe, one)
+        bufs = _Buffers(probe, one, self._window_fft(probe, shifter is not None))
+        fft = bufs.fft
         kern = pie_kernels.kernels()
+        dtype = obj_np.dtype
+        inv_s, inv_n = pie_kernels.real_scalars(dtype, 1.0 / math.sqrt(m * n), 1.0 / (m * n))
         if shifter is not None:
             spec, ry, rx = (t.numpy() for t in (shifter.spectrum, shifter.ry, shifter.rx))
-        steps = self.step_sizes
-        dtype = obj_np.dtype
+        rule = pie_kernels.step_rule(
+            dtype, rpie, alpha, beta, update_probe, *self.step_sizes, shifter is None
+        )
+        maxima, psi, wave, dpsi = bufs.maxima, bufs.psi, bufs.wave, bufs.dpsi
+        views, max_bits = bufs.abs2_views, bufs.max_bits
+        forward, inverse = fft.forward, fft.inverse
+        exit1, exit_k = kern.exit_wave1, kern.exit_wave
+        modulus1, modulus_k = kern.modulus_delta1, kern.modulus_delta
+        update = kern.update1 if one else kern.update
+        cy, cx, every = self._cy, self._cx, self.every_positions
         err = 0.0
         for count, j in enumerate(order, 1):
-            y0, x0 = self._cy[j], self._cx[j]
+            y0, x0 = cy[j], cx[j]
             if shifter is not None:  # T_f P = F^-1[F(P) r_f]
-                kern.ramp_shift(spec, ry[j], rx[j], bufs.spec_np)
-                torch.fft.ifft2(bufs.spec_t, out=bufs.shifted_t)
-                p, p_out = bufs.shifted, bufs.wave  # wave is free once F^-1 is taken
+                kern.ramp_shift(spec, ry[j], rx[j], fft.spec, inv_n)
+                fft.shift()
+                p, p_out = bufs.shifted, wave  # wave is free once F^-1 is taken
             else:
                 p, p_out = bufs.current(), bufs.other()
             if one:
-                kern.exit_wave1(obj_np, y0, x0, p, bufs.psi, bufs.o_abs2, bufs.p_abs2)
-                o_max, p_max = float(bufs.o_abs2.max()), float(bufs.p_abs2.max())
+                exit1(obj_np, y0, x0, p, psi, *views, max_bits)
             else:
-                o_max, p_max = kern.exit_wave(obj_np, y0, x0, p, bufs.psi)
-            torch.fft.fft2(bufs.psi_t, norm="ortho", out=bufs.wave_t)
+                exit_k(obj_np, y0, x0, p, psi, maxima)
+            forward()
             if one:
-                err += kern.modulus_delta1(bufs.wave, amps[j])
+                err += modulus1(wave, amps[j], inv_s, inv_n)
             else:
-                err += kern.modulus_delta(
-                    bufs.wave, amps[j], valid[j] if use_valid else valid, use_valid
-                )
-            torch.fft.ifft2(bufs.wave_t, norm="ortho", out=bufs.dpsi_t)
-            scalars = pie_kernels.update_scalars(
-                dtype, rpie, alpha, beta, o_max, p_max, update_probe, *steps, shifter is None
-            )
-            (kern.update1 if one else kern.update)(obj_np, y0, x0, p, bufs.dpsi, p_out, *scalars)
+                v = valid[j] if use_valid else valid
+                err += modulus_k(wave, amps[j], v, use_valid, inv_s, inv_n)
+            inverse()
+            update(obj_np, y0, x0, p, dpsi, p_out, maxima, rule)
             if shifter is None:
                 bufs.swap()
-            elif update_probe and o_max > 0:  # F(P) += F(step) conj(r_f)
-                torch.fft.fft2(bufs.wave_t, out=bufs.spec_t)
-                kern.ramp_fold_back(spec, bufs.spec_np, ry[j], rx[j])
-            if self.every_positions and count % self.every_positions == 0:
+            elif update_probe and maxima[0] > 0:  # F(P) += F(step) conj(r_f)
+                fft.fold()
+                kern.ramp_fold_back(spec, fft.spec, ry[j], rx[j])
+            if every and count % every == 0:
                 bufs.settle()
                 self._periodic(count, shifter)
         bufs.settle()
         return err
+
+    def _window_fft(self, probe: torch.Tensor, subpixel: bool) -> pie_fft.WindowFFT:
+        """Return this engine's planned transforms for ``probe``'s shape (made once)."""
+        fft = getattr(self, "_fft", None)
+        if fft is None or not fft.matches(tuple(probe.shape), probe.dtype, subpixel):
+            fft = pie_fft.WindowFFT(tuple(probe.shape), probe.dtype, subpixel)
+            self._fft = fft
+        return fft
 
     def _sweep_torch(
         self, order: list[int], update_probe: bool, shifter: FourierProbe | None
@@ -361,33 +387,36 @@ class PieEngine(Engine):
 class _Buffers:
     """Scratch arrays of one fused sweep (numpy views of torch tensors, no copies).
 
-    ``psi``: the exit wave, then ``dpsi = F^-1(Psi' - Psi)`` (psi is free once ``F psi`` is
-    taken); ``wave``: the far field, then ``Psi' - Psi``, then the sub-pixel probe step;
-    ``o_abs2``, ``p_abs2``: the squared moduli for the maxima, in ``wave``'s memory before
-    ``F psi`` is written there; ``shifted`` the sub-pixel-shifted probe and ``spec`` a
-    spectrum scratch; the probe's second buffer for integer positions (``current``/
-    ``other``/``swap``, ``settle`` copies it back into the probe). Sharing the memory keeps
-    the working set of a 128x128 position in the core's L2 cache. With ``one`` (one mode)
-    the arrays are ``[M, N]``, else ``[K, M, N]``.
+    The transforms' buffers (``fft``, a ``pie_fft.WindowFFT``): ``psi``, the exit wave, then
+    ``dpsi = F^-1(Psi' - Psi)`` (psi is free once ``F psi`` is taken); ``wave``: the far
+    field, then ``(Psi' - Psi) / sqrt(N)``, then the sub-pixel probe step; ``shifted`` the
+    sub-pixel-shifted probe (``spec`` the spectrum scratch). ``o_abs2``, ``p_abs2``: the
+    squared moduli for the maxima, in ``wave``'s memory before ``F psi`` is written there;
+    the probe's second buffer for integer positions (``current``/``other``/``swap``,
+    ``settle`` copies it back into the probe). Sharing the memory keeps the working set of a
+    128x128 position in the core's L2 cache. With ``one`` (one mode) the arrays are
+    ``[M, N]``, else ``[K, M, N]``.
     """
 
-    def __init__(self, probe: torch.Tensor, one: bool) -> None:
+    def __init__(self, probe: torch.Tensor, one: bool, fft: pie_fft.WindowFFT) -> None:
         self.probe_t = probe
-        self.psi_t, self.wave_t, self.shifted_t, self.spec_t, self.alt_t = (
-            torch.empty_like(probe) for _ in range(5)
-        )
-        self.dpsi_t = self.psi_t
-        pick = (lambda t: t.numpy()[0]) if one else (lambda t: t.numpy())
-        self.psi, self.wave, self.shifted = (
-            pick(t) for t in (self.psi_t, self.wave_t, self.shifted_t)
-        )
+        self.fft = fft
+        self.alt_t = torch.empty_like(probe)
+        pick = (lambda a: a[0]) if one else (lambda a: a)
+        self.psi, self.wave, self.shifted = (pick(a) for a in (fft.psi, fft.wave, fft.shifted))
         self.dpsi = self.psi
-        self.spec_np = self.spec_t.numpy()
-        self._probes = (pick(probe), pick(self.alt_t))
+        self._probes = (pick(probe.numpy()), pick(self.alt_t.numpy()))
         self._flip = 0
         m, n = probe.shape[-2:]
-        halves = torch.view_as_real(self.wave_t).reshape(-1)[: 2 * m * n].view(2, m, n)
+        halves = torch.view_as_real(fft.wave_t).reshape(-1)[: 2 * m * n].view(2, m, n)
         self.o_abs2, self.p_abs2 = halves.numpy()
+        real = self.o_abs2.dtype
+        bits = np.uint32 if real.itemsize == 4 else np.uint64
+        #: ``[max|O_r|^2, max sum_k |P_k|^2]`` of the current position, and its bit view
+        self.maxima = np.zeros(2, dtype=real)
+        self.max_bits = self.maxima.view(bits)
+        #: ``o_abs2, p_abs2`` and their bit views (the arguments of ``exit_wave1``)
+        self.abs2_views = (self.o_abs2, self.p_abs2, self.o_abs2.view(bits), self.p_abs2.view(bits))
 
     def current(self):  # noqa: ANN201
         """The buffer holding the current probe."""

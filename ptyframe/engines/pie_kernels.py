@@ -4,7 +4,8 @@ The per-position PIE update is three passes over the window, each one loop here 
 a dozen torch calls (PIE's time on a CPU goes to elementwise complex maths, not to FFTs):
 
 1. ``exit_wave``: ``psi_k = O_r P_k`` (and ``|O_r|^2``, ``sum_k |P_k|^2`` for the maxima);
-2. ``modulus_delta`` (after ``Psi = F psi``): ``Psi' - Psi`` in place, exactly the rule of
+2. ``modulus_delta`` (after ``Psi = F psi``): ``Psi' - Psi`` in place (scaled for the unscaled
+   inverse DFT), exactly the rule of
    ``ptyframe.physics.projection.detector_delta`` (modulus replacement of the mode sum,
    ``Xi(0) = 1``, unmeasured pixels left free) and the amplitude error of the position;
 3. ``update`` (after ``dpsi = F^-1 (Psi' - Psi)``): the ePIE or rPIE object and probe steps of
@@ -21,11 +22,17 @@ What makes them fast (each measured on 128x128 windows, one thread):
 * numpy's error model (a division by zero gives inf/NaN; the kernels never divide by a
   zero they did not guard): Python's raises ``ZeroDivisionError`` from inside the loop,
   a branch per division that keeps it scalar (rPIE's per-pixel steps were 60x slower);
-* every scalar is of the arrays' real dtype (``real_scalars``): a Python float is float64 in
-  numba and would turn complex64 arithmetic into complex128;
-* the maxima ``max|O_r|^2`` and ``max sum_k |P_k|^2`` come from numpy's vectorised ``max``
-  over the squared moduli ``exit_wave1`` writes (numba compiles a max-reduction to scalar
-  code). numpy's max propagates NaN, as the rest does (no ``nnan`` fast-math flag).
+* every scalar is of the arrays' real dtype: a Python float is float64 in numba and would
+  turn complex64 arithmetic into complex128. The per-position step scalars are computed
+  inside the update kernels (``step_scalars``) from a per-sweep array of the real dtype
+  (``step_rule``) and the position's maxima, so no Python scalar crosses per position;
+* the maxima ``max|O_r|^2`` and ``max sum_k |P_k|^2`` of one mode are taken inside
+  ``exit_wave1`` as an unsigned-integer max of the squared moduli's bit patterns (numba
+  compiles a float max-reduction with NaN propagation to scalar code; the integer one is
+  vectorised and still propagates NaN, no ``nnan`` fast-math flag);
+* the transforms are unscaled DFTs planned once (``ptyframe.engines.pie_fft``): the
+  ``1/sqrt(N)`` and ``1/N`` factors of the unitary transforms ride on the modulus and ramp
+  kernels' passes (their ``inv_s``, ``inv_n``, ``scale`` arguments).
 
 ``kernels()`` compiles them with numba on first use; ``available()`` says whether numba is
 installed. Without it the engine runs the same maths in torch. Arrays are numpy views of the
@@ -59,6 +66,9 @@ def kernels() -> SimpleNamespace:
         import numba
 
         jit = numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
+        for name in HELPERS:  # the kernels call them: their names must be compiled first
+            if not isinstance(globals()[name], numba.core.dispatcher.Dispatcher):
+                globals()[name] = jit(globals()[name])
         _compiled = SimpleNamespace(**{name: jit(globals()[name]) for name in KERNELS})
     return _compiled
 
@@ -69,46 +79,61 @@ def real_scalars(dtype: np.dtype, *values: float) -> tuple:
     return tuple(kind(v) for v in values)
 
 
-def update_scalars(
+def step_rule(
     dtype: np.dtype,
     rpie: bool,
     alpha: float,
     beta: float,
-    o_max: float,
-    p_max: float,
     update_probe: bool,
     step_o: float,
     step_p: float,
     accumulate: bool,
-) -> tuple:
+) -> np.ndarray:
+    """Return the sweep's constants for ``step_scalars`` as a real array of ``dtype``.
+
+    ``[acc, step_o, step_p, alpha, beta, rpie, update_probe, 1, 0]``: made once per sweep,
+    so that a position passes no Python scalars (``acc = 1`` adds the probe step to the
+    probe, 0 writes it alone).
+    """
+    kind = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
+    flags = (float(rpie), float(update_probe), 1.0, 0.0)
+    return np.array([float(accumulate), step_o, step_p, alpha, beta, *flags], dtype=kind)
+
+
+def step_scalars(rule, maxima):  # noqa: ANN001, ANN201
     """Return the seven scalars of ``update``/``update1``: ``(acc, fo, co, do, fp, cp, dp)``.
 
-    The object step is ``fo conj(P) dpsi / (co sum_k|P_k|^2 + do)`` and the probe step
-    ``fp conj(O) dpsi / (cp |O|^2 + dp)``: rPIE ``co = 1 - alpha``, ``do = alpha max|P|^2``
-    (likewise with ``beta``, ``max|O|^2``); ePIE ``co = 0``, ``do = max|P|^2 / alpha``. A step
-    that must not happen (``max = 0``, or the probe fixed) gets ``f = 0`` and ``d = 1`` so
-    that it stays finite. ``acc = 1`` adds the probe step to the probe, 0 writes it alone.
+    ``rule`` from ``step_rule``, ``maxima = [max|O_r|^2, max sum_k |P_k|^2]`` (from
+    ``exit_wave*``). The object step is ``fo conj(P) dpsi / (co sum_k|P_k|^2 + do)`` and the
+    probe step ``fp conj(O) dpsi / (cp |O|^2 + dp)``: rPIE ``co = 1 - alpha``, ``do = alpha
+    max|P|^2`` (likewise with ``beta``, ``max|O|^2``); ePIE ``co = 0``, ``do = max|P|^2 /
+    alpha``. A step that must not happen (``max = 0`` or NaN, or the probe fixed) gets
+    ``f = 0`` and ``d = 1`` so that it stays finite. Every value is of ``rule``'s dtype
+    (compiled with ``kernels()``, called from the update kernels).
     """
-    on_o = p_max > 0.0
-    on_p = update_probe and o_max > 0.0
-    fo = step_o if on_o else 0.0
-    fp = step_p if on_p else 0.0
-    if rpie:
-        co, do = 1.0 - alpha, (alpha * p_max if on_o else 1.0)
-        cp, dp = 1.0 - beta, (beta * o_max if on_p else 1.0)
+    acc, step_o, step_p, alpha, beta = rule[0], rule[1], rule[2], rule[3], rule[4]
+    rpie, update_probe, one, zero = rule[5], rule[6], rule[7], rule[8]
+    o_max, p_max = maxima[0], maxima[1]
+    on_o = p_max > zero
+    on_p = update_probe != zero and o_max > zero
+    fo = step_o if on_o else zero
+    fp = step_p if on_p else zero
+    if rpie != zero:
+        co, do = one - alpha, (alpha * p_max if on_o else one)
+        cp, dp = one - beta, (beta * o_max if on_p else one)
     else:
-        co, do = 0.0, (p_max / alpha if on_o and alpha > 0 else 1.0)
-        cp, dp = 0.0, (o_max / beta if on_p and beta > 0 else 1.0)
-        fo = fo if alpha > 0 else 0.0
-        fp = fp if beta > 0 else 0.0
-    return real_scalars(dtype, 1.0 if accumulate else 0.0, fo, co, do, fp, cp, dp)
+        co, do = zero, (p_max / alpha if on_o and alpha > zero else one)
+        cp, dp = zero, (o_max / beta if on_p and beta > zero else one)
+        fo = fo if alpha > zero else zero
+        fp = fp if beta > zero else zero
+    return acc, fo, co, do, fp, cp, dp
 
 
 # ---------------------------------------------------------------- K probe modes ([K, M, N])
-def exit_wave(obj, y0, x0, p, psi):  # noqa: ANN001, ANN201
+def exit_wave(obj, y0, x0, p, psi, maxima):  # noqa: ANN001, ANN201
     """``psi_k = O_r P_k`` (``O_r = obj[y0:y0+M, x0:x0+N]``, ``p`` ``[K, M, N]``).
 
-    Returns ``(max|O_r|^2, max sum_k|P_k|^2)``.
+    Writes ``maxima = [max|O_r|^2, max sum_k|P_k|^2]`` (a real array of 2).
     """
     n_modes, m, n = p.shape
     o_max = 0.0
@@ -127,13 +152,19 @@ def exit_wave(obj, y0, x0, p, psi):  # noqa: ANN001, ANN201
                 pa += b.real * b.real + b.imag * b.imag
             if pa > p_max or pa != pa:
                 p_max = pa
-    return o_max, p_max
+    maxima[0] = o_max
+    maxima[1] = p_max
 
 
-def modulus_delta(w, amp, valid, use_valid):  # noqa: ANN001, ANN201
-    """Replace ``w`` ``[K, M, N]`` by ``Psi' - Psi`` in place; return ``sum_valid |A - a|``."""
+def modulus_delta(w, amp, valid, use_valid, inv_s, inv_n):  # noqa: ANN001, ANN201
+    """Replace ``w`` ``[K, M, N]`` by ``(Psi' - Psi) / sqrt(N)`` in place; return the error.
+
+    ``w`` holds the unscaled far field ``D psi = sqrt(N) Psi`` (``pie_fft``); ``inv_s =
+    1/sqrt(N)``, ``inv_n = 1/N``, so that the unscaled inverse ``D^H`` of the result is
+    ``F^-1 (Psi' - Psi)`` of the unitary transforms. Returns ``sum_valid |A - a|``.
+    """
     n_modes, m, n = w.shape
-    fill_scale = 1.0 / math.sqrt(n_modes)
+    fill_scale = inv_s / math.sqrt(n_modes)
     err = 0.0
     for i in range(m):
         for j in range(n):
@@ -146,10 +177,10 @@ def modulus_delta(w, amp, valid, use_valid):  # noqa: ANN001, ANN201
             for k in range(n_modes):
                 z = w[k, i, j]
                 a2 += z.real * z.real + z.imag * z.imag
-            model = math.sqrt(a2)
+            model = math.sqrt(a2) * inv_s
             err += abs(model - a)
             if model > 0.0:
-                r = a / model - 1.0
+                r = (a / model - 1.0) * inv_n
                 for k in range(n_modes):
                     w[k, i, j] = w[k, i, j] * r
             else:  # Xi(0) = 1
@@ -158,13 +189,14 @@ def modulus_delta(w, amp, valid, use_valid):  # noqa: ANN001, ANN201
     return err
 
 
-def update(obj, y0, x0, p, d, p_out, acc, fo, co, do, fp, cp, dp):  # noqa: ANN001, ANN201, PLR0913
+def update(obj, y0, x0, p, d, p_out, maxima, rule):  # noqa: ANN001, ANN201, PLR0913
     """The object step on ``obj``'s window and the probe step into ``p_out`` (``[K, M, N]``).
 
     ``O_r += fo sum_k conj(P_k) dpsi_k / (co sum_k |P_k|^2 + do)`` and
     ``p_out_k = acc P_k + fp conj(O_r) dpsi_k / (cp |O_r|^2 + dp)`` with the scalars of
-    ``update_scalars``; ``p_out`` must not be ``p`` (see the module docstring).
+    ``step_scalars(rule, maxima)``; ``p_out`` must not be ``p`` (see the module docstring).
     """
+    acc, fo, co, do, fp, cp, dp = step_scalars(rule, maxima)
     n_modes, m, n = p.shape
     for i in range(m):
         orow = obj[y0 + i, x0 : x0 + n]
@@ -184,9 +216,18 @@ def update(obj, y0, x0, p, d, p_out, acc, fo, co, do, fp, cp, dp):  # noqa: ANN0
 
 
 # ---------------------------------------------------------------- one probe mode ([M, N])
-def exit_wave1(obj, y0, x0, p, psi, o_abs2, p_abs2):  # noqa: ANN001, ANN201
-    """``psi = O_r P`` for one mode (``[M, N]``); ``o_abs2 = |O_r|^2``, ``p_abs2 = |P|^2``."""
+def exit_wave1(obj, y0, x0, p, psi, o_abs2, p_abs2, o_bits, p_bits, max_bits):  # noqa: ANN001, ANN201, PLR0913
+    """``psi = O_r P`` for one mode (``[M, N]``); ``o_abs2 = |O_r|^2``, ``p_abs2 = |P|^2``.
+
+    Writes their maxima into ``max_bits`` (``[max|O_r|^2, max|P|^2]``): ``o_bits``,
+    ``p_bits`` and ``max_bits`` are unsigned-integer views of ``o_abs2``, ``p_abs2`` and the
+    maxima array. For non-negative floats the IEEE bit patterns sort as unsigned integers
+    (and every NaN above +inf), so an integer max, which compiles to vector code where a
+    float max with NaN propagation does not, gives the float max and propagates NaN.
+    """
     m, n = p.shape
+    om = o_bits[0, 0] - o_bits[0, 0]
+    pm = om
     for i in range(m):
         orow = obj[y0 + i, x0 : x0 + n]
         prow = p[i]
@@ -199,9 +240,18 @@ def exit_wave1(obj, y0, x0, p, psi, o_abs2, p_abs2):  # noqa: ANN001, ANN201
             srow[j] = a * b
             oarow[j] = a.real * a.real + a.imag * a.imag
             parow[j] = b.real * b.real + b.imag * b.imag
+        obrow = o_bits[i]
+        pbrow = p_bits[i]
+        for j in range(n):
+            x = obrow[j]
+            om = x if x > om else om
+            y = pbrow[j]
+            pm = y if y > pm else pm
+    max_bits[0] = om
+    max_bits[1] = pm
 
 
-def modulus_delta1(w, amp):  # noqa: ANN001, ANN201
+def modulus_delta1(w, amp, inv_s, inv_n):  # noqa: ANN001, ANN201
     """``modulus_delta`` for one mode and every pixel measured (``w`` ``[M, N]``).
 
     The error is summed per row in the patterns' dtype, the rows in float64.
@@ -215,21 +265,22 @@ def modulus_delta1(w, amp):  # noqa: ANN001, ANN201
         for j in range(n):
             z = wrow[j]
             a = arow[j]
-            model = math.sqrt(z.real * z.real + z.imag * z.imag)
+            model = math.sqrt(z.real * z.real + z.imag * z.imag) * inv_s
             e += abs(model - a)
             if model > 0.0:
-                wrow[j] = z * (a / model) - z
+                wrow[j] = (z * (a / model) - z) * inv_n
             else:  # Xi(0) = 1
-                wrow[j] = a
+                wrow[j] = a * inv_s
         err += e
     return err
 
 
-def update1(obj, y0, x0, p, d, p_out, acc, fo, co, do, fp, cp, dp):  # noqa: ANN001, ANN201, PLR0913
+def update1(obj, y0, x0, p, d, p_out, maxima, rule):  # noqa: ANN001, ANN201, PLR0913
     """``update`` for one mode (``p``, ``d``, ``p_out`` ``[M, N]``); ``p_out`` is not ``p``.
 
     ePIE (``co = cp = 0``) takes constant steps and skips the per-pixel division.
     """
+    acc, fo, co, do, fp, cp, dp = step_scalars(rule, maxima)
     m, n = p.shape
     if co == 0 and cp == 0:
         so = fo / do
@@ -261,12 +312,15 @@ def update1(obj, y0, x0, p, d, p_out, acc, fo, co, do, fp, cp, dp):  # noqa: ANN
                 orow[j] = a + b.conjugate() * dd * so
 
 
-def ramp_shift(spec, ry, rx, out):  # noqa: ANN001, ANN201
-    """``out = spec * ry[:, None] * rx[None, :]`` over the last two axes (``[K, M, N]``)."""
+def ramp_shift(spec, ry, rx, out, scale):  # noqa: ANN001, ANN201
+    """``out = scale * spec * ry[:, None] * rx[None, :]`` over the last two axes (``[K, M, N]``).
+
+    ``scale = 1/N`` makes the unscaled inverse ``D^H out`` the shifted probe ``F^-1(...)``.
+    """
     n_modes, m, n = spec.shape
     for k in range(n_modes):
         for i in range(m):
-            y = ry[i]
+            y = ry[i] * scale
             srow = spec[k, i]
             orow = out[k, i]
             for j in range(n):
@@ -295,6 +349,8 @@ def momentum(x, buf, v, eta, gamma):  # noqa: ANN001, ANN201
         buf[i] = xi
 
 
+#: Compiled in place by ``kernels()`` (the module name then refers to the compiled function).
+HELPERS = ("step_scalars",)
 KERNELS = (
     "exit_wave",
     "modulus_delta",
