@@ -195,6 +195,8 @@ def _explain(exc: BaseException, overrides: list[str], groups: Callable[[str], l
     cmsg = str(cause).splitlines()[0] if cause is not None else ""
     if "not in" in cmsg or "Could not override" in msg or "Could not append" in msg:
         key = full_key or _key_in(msg)
+        if not dataclasses.is_dataclass(obj_type):  # e.g. an entry a preset file added
+            obj_type = _entry_type(key, getattr(cause, "parent_node", None)) or obj_type
         return _unknown_key(key, obj_type)
     if full_key and cmsg:
         value = next((o.split("=", 1)[1] for o in overrides if _bare(o) == full_key), "")
@@ -209,6 +211,33 @@ def _bare(override: str) -> str:
 def _key_in(msg: str) -> str:
     m = re.search(r"override '([^']+)'", msg)
     return m.group(1) if m else "a key"
+
+
+#: Dict-typed config groups whose entries are components named by their ``name`` field.
+_DICT_GROUPS = {"callbacks": "callback", "regularizers": "regularizer"}
+
+
+def _entry_type(key: str, node: Any) -> type | None:
+    """Return the config dataclass of the component holding ``key`` (``callbacks.K.field``).
+
+    An entry that a preset file adds (``callbacks=early_stop``) is an untyped node: its
+    ``name`` is looked up in the registry, so a misspelt field still gets ``did you mean``.
+    """
+    parts = key.split(".")
+    if len(parts) != 3 or parts[0] not in _DICT_GROUPS or node is None:
+        return None
+    try:
+        name = node.get("name")
+    except Exception:  # noqa: BLE001 - not a mapping
+        return None
+    if not isinstance(name, str):
+        return None
+    from ptyframe.plugins import default_registry
+
+    try:
+        return default_registry().get(_DICT_GROUPS[parts[0]], name).config_cls
+    except PtyframeError:  # an unknown name is reported when the config is built
+        return None
 
 
 def _unknown_key(key: str, obj_type: Any) -> ConfigError:

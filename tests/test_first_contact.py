@@ -50,6 +50,15 @@ MISTAKES = [
     ("+callback@callbacks.p=progress", "always-on callbacks"),
     ("callbacks.stop.patience=3", "+callback@callbacks.stop="),
     ("engine=epie physics=multislice", "physics=multislice is not used by engine epie"),
+    # fields of the dict-typed groups, however the entry got there
+    ("+callback@callbacks.stop=early_stop callbacks.stop.patiense=3", "did you mean patience?"),
+    ("+callback@callbacks.stop=early_stop +callbacks.stop.patiense=3", "did you mean patience?"),
+    ("callbacks=early_stop callbacks.early_stop.patiense=3", "did you mean patience?"),
+    ("callbacks=early_stop +callbacks.early_stop.patiense=3", "did you mean patience?"),
+    ("+regularizer@regularizers.tv=tv regularizers.tv.wieght=1", "did you mean weight?"),
+    ("+regularizer@regularizers.tv=tv ++regularizers.tv.wieght=1", "did you mean weight?"),
+    ("+regularizers.tv={name:tv,weight:1} regularizers.tv.wieght=1", "did you mean weight?"),
+    ("engine=autodiff +regularizers.tv={name:tv,wieght:1}", "did you mean weight?"),
 ]
 
 
