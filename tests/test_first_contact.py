@@ -59,6 +59,8 @@ MISTAKES = [
     ("+regularizer@regularizers.tv=tv ++regularizers.tv.wieght=1", "did you mean weight?"),
     ("+regularizers.tv={name:tv,weight:1} regularizers.tv.wieght=1", "did you mean weight?"),
     ("engine=autodiff +regularizers.tv={name:tv,wieght:1}", "did you mean weight?"),
+    ("callbacks=early_stop callbacks.erly_stop.patience=3", "did you mean early_stop? or add"),
+    ("+regularizer@regularizers.tv=tv regularizers.tvv.weight=1", "did you mean tv? or add"),
     # follow mode reads patterns as they arrive: none can be held out yet
     ("data.follow=true data.validation_fraction=0.1", "set data.validation_fraction=0"),
 ]
