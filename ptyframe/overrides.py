@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ptyframe.errors import ConfigError, PtyframeError, find_ptyframe_error
@@ -195,7 +195,11 @@ def _explain(exc: BaseException, overrides: list[str], groups: Callable[[str], l
     cmsg = str(cause).splitlines()[0] if cause is not None else ""
     if "not in" in cmsg or "Could not override" in msg or "Could not append" in msg:
         key = full_key or _key_in(msg)
-        return _unknown_key(key, obj_type)
+        node = getattr(cause, "parent_node", None)
+        if not dataclasses.is_dataclass(obj_type):  # e.g. an entry a preset file added
+            obj_type = _entry_type(key, node) or obj_type
+        entries = list(node.keys()) if key.split(".")[0] in _DICT_GROUPS and node else []
+        return _unknown_key(key, obj_type, [str(e) for e in entries])
     if full_key and cmsg:
         value = next((o.split("=", 1)[1] for o in overrides if _bare(o) == full_key), "")
         return ConfigError(f"{full_key}={value}: {cmsg}")
@@ -211,8 +215,39 @@ def _key_in(msg: str) -> str:
     return m.group(1) if m else "a key"
 
 
-def _unknown_key(key: str, obj_type: Any) -> ConfigError:
-    """Return the error for ``key`` that does not exist in the dataclass ``obj_type``."""
+#: Dict-typed config groups whose entries are components named by their ``name`` field.
+_DICT_GROUPS = {"callbacks": "callback", "regularizers": "regularizer"}
+
+
+def _entry_type(key: str, node: Any) -> type | None:
+    """Return the config dataclass of the component holding ``key`` (``callbacks.K.field``).
+
+    An entry that a preset file adds (``callbacks=early_stop``) is an untyped node: its
+    ``name`` is looked up in the registry, so a misspelt field still gets ``did you mean``.
+    """
+    parts = key.split(".")
+    if len(parts) != 3 or parts[0] not in _DICT_GROUPS or node is None:
+        return None
+    try:
+        name = node.get("name")
+    except Exception:  # noqa: BLE001 - not a mapping
+        return None
+    if not isinstance(name, str):
+        return None
+    from ptyframe.plugins import default_registry
+
+    try:
+        return default_registry().get(_DICT_GROUPS[parts[0]], name).config_cls
+    except PtyframeError:  # an unknown name is reported when the config is built
+        return None
+
+
+def _unknown_key(key: str, obj_type: Any, entries: Sequence[str] = ()) -> ConfigError:
+    """Return the error for ``key`` that does not exist in the dataclass ``obj_type``.
+
+    ``entries``: the keys a dict-typed group holds (``callbacks.erly_stop`` when
+    ``callbacks.early_stop`` exists gets ``did you mean early_stop?``).
+    """
     leaf = key.rsplit(".", 1)[-1]
     parent = key.rsplit(".", 1)[0] if "." in key else ""
     fields: list[str] = []
@@ -221,10 +256,15 @@ def _unknown_key(key: str, obj_type: Any) -> ConfigError:
         fields = [f.name for f in dataclasses.fields(obj_type) if f.name != "name"]
         where = f"{parent or 'the config'} ({obj_type.__name__})"
     hint = did_you_mean(leaf, fields)
+    near = did_you_mean(leaf, entries)[2:-1]  # "did you mean X?" or ""
+    near = f"{near} or " if near else ""
     if parent == "regularizers":
-        hint = f" (add one with +regularizer@regularizers.{leaf}=tv, l1 or reweighted_l1)"
+        hint = f" ({near}add one with +regularizer@regularizers.{leaf}=tv, l1 or reweighted_l1)"
     if parent == "callbacks":
-        hint = f" (add one with +callback@callbacks.{leaf}=<name>; `ptyframe plugins` lists them)"
+        hint = (
+            f" ({near}add one with +callback@callbacks.{leaf}=<name>; "
+            "`ptyframe plugins` lists them)"
+        )
     elif parent.startswith(("callbacks.", "regularizers.")) and not fields:
         hint = " (`ptyframe plugins` lists the fields of each component)"
     listed = f"; its fields: {', '.join(fields)}" if fields else ""

@@ -407,9 +407,12 @@ class Registry(TypedAdd):
         known = {f.name for f in dataclasses.fields(comp.config_cls)}
         unknown = sorted(set(mapping) - known)
         if unknown:
+            from ptyframe.overrides import did_you_mean
+
+            fields = sorted(known - {"name"})
+            said = ", ".join(f"{u}{did_you_mean(u, fields)}" for u in unknown)
             raise ConfigError(
-                f"{kind} {name!r} has no field(s) {', '.join(unknown)}; "
-                f"its fields are: {', '.join(sorted(known - {'name'}))}"
+                f"{kind} {name!r} has no field(s) {said}; its fields are: {', '.join(fields)}"
             )
         try:
             from omegaconf import OmegaConf

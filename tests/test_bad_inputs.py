@@ -317,7 +317,7 @@ CONFIG_CASES = [
         "misspelled engine field",
         dict(engine={"name": "epie", "alpah": 0.3}),
         ConfigError,
-        "has no field(s) alpah",
+        "has no field(s) alpah (did you mean alpha?)",
     ),
     ("alpha out of range", dict(engine="epie", alpha=2.5), ConfigError, "epie.alpha = 2.5"),
     ("rPIE beta out of range", dict(engine="rpie", beta=-1.0), ConfigError, "rpie.beta"),

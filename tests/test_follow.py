@@ -106,3 +106,79 @@ def test_follow_refuses_the_detector_options_it_cannot_apply(tmp_path, source):
     with pytest.raises(ConfigError, match="data.bin cannot be applied"):
         reg.build("dataset", cfg, BuildContext(reg, "cpu", "complex64", 0))
     f.close()
+
+
+def test_screen_masks_nan_pixels_and_skips_tiles_it_cannot_place_or_use():
+    """NaN/Inf pixels -> unmeasured; no measured pixel or a position off the object -> skipped.
+
+    Would catch: a NaN reaching the engine, a tile kept at a position the object cannot hold,
+    or skipped tiles named by their index in the chunk instead of in the file.
+    """
+    from ptyframe.data.follow import screen
+
+    rng = np.random.default_rng(0)
+    data = rng.poisson(5.0, (6, 8, 8)).astype(np.float32)
+    pos = np.array([[0, 0], [4, 4], [2, 2], [np.nan, 1], [13, 0], [8, 8]], dtype=np.float64)
+    data[1, 0, :3] = [np.nan, np.inf, -np.inf]
+    data[2] = np.nan  # no measured pixel left
+    got = screen(data, pos, start=40, object_shape=(16, 16))
+    assert got.masked_px == 3 + 64
+    assert sorted(got.skipped) == [42, 43, 44]
+    assert "no measured pixel" in got.skipped[42]
+    assert "not finite" in got.skipped[43]
+    assert "outside the object frame 16x16" in got.skipped[44]
+    np.testing.assert_array_equal(got.positions_px, pos[[0, 1, 5]])
+    assert np.isfinite(got.data).all()
+    np.testing.assert_array_equal(got.data[1, 0, :3], [-1.0, -1.0, -1.0])
+    np.testing.assert_array_equal(got.data[1, 0, 3:], data[1, 0, 3:])
+
+
+def test_bad_tiles_arriving_are_skipped_and_counted_in_the_file_index(tmp_path, source, caplog):
+    out, f, ds = _writer(tmp_path, source)
+    pats, pos = ds.intensities(0).copy(), ds.geometry.positions_px.copy()
+    pats[1] = -1.0  # a frame with no measured pixel, in the first read
+    pats[6, 2, 2] = np.nan  # one NaN pixel: masked, the tile kept
+    pos[7] = [-3.0, 1.0]  # off the object, in a later append
+    append(f, pats[:4], pos[:4])
+    grown = open_followed(out, timeout_s=2.0)
+    assert grown.n_tiles == 3 and grown.next_tile == 4
+    append(f, pats[4:10], pos[4:10])
+    with caplog.at_level("WARNING", logger="ptyframe"):
+        assert grown.extend(grown.scan.poll().n) == (3, 8)
+    assert sorted(grown.skipped) == [1, 7]
+    assert "tile 7 of" in caplog.text and "1 NaN/Inf pixels" in caplog.text
+    keep = [0, 2, 3, 4, 5, 6, 8, 9]
+    np.testing.assert_array_equal(grown.geometry.positions_px, pos[keep])
+    assert np.isfinite(grown.intensities(0)).all() and grown.intensities(0)[5, 2, 2] == -1
+    f.close()
+
+
+def test_patterns_that_change_size_or_positions_of_the_wrong_shape_are_named(tmp_path, source):
+    path, ds = source
+    out = tmp_path / "live.h5"
+    with h5py.File(out, "w", libver="latest") as g:  # a hand-written file: frames may grow
+        g.create_dataset(
+            "exchange/data", (1, 0, 16, 16), maxshape=(1, None, None, None), dtype="f4"
+        )
+        g.create_dataset("metadata/probe_pos_px", (0, 2), maxshape=(None, None), dtype="f8")
+        g["metadata/object_shape_px"] = np.asarray(ds.geometry.object_shape)
+        g["metadata/energy_ev"], g["metadata/psize_cm"] = 8000.0, 1e-6
+        g.attrs["scan_complete"] = False
+    f = h5py.File(out, "a", libver="latest")
+    f.swmr_mode = True
+    append(f, ds.intensities(0)[:4], ds.geometry.positions_px[:4])
+    scan = GrowingScan(out, timeout_s=2.0)
+    assert scan.poll().n == 4
+    d = f["exchange/data"]
+    d.resize((1, 6, 32, 32))
+    d.flush()
+    with pytest.raises(DataValidationError, match="from tile 4 on, /exchange/data has the shape"):
+        scan.poll()
+    d.resize((1, 6, 16, 16))
+    d.flush()
+    p = f["metadata/probe_pos_px"]
+    p.resize((6, 3))
+    p.flush()
+    with pytest.raises(DataValidationError, match=r"probe_pos_px is \(6, 3\).*must be \[n, 2\]"):
+        scan.poll()
+    f.close()

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
+from ptyframe.callbacks.base import Callback
 from ptyframe.data.exchange import write_dataset
 from ptyframe.runner import run
 
@@ -123,3 +124,104 @@ def test_a_writer_that_stops_without_scan_complete_ends_the_run_saved(tmp_path) 
     with h5py.File(out / "recon.h5") as f:
         assert bool(f.attrs["follow_timed_out"]) and not bool(f.attrs["scan_complete"])
         assert f["positions_px"].shape == (10, 2)
+
+
+class _Writer(Callback):
+    """Act as the beamline writer between epochs: ``plan[epoch](f)`` on the open SWMR file."""
+
+    order = 10  # before the follow callback's poll (25)
+
+    def __init__(self, f, plan) -> None:
+        self.f, self.plan = f, plan
+
+    def on_epoch_end(self, run, report) -> None:
+        act = self.plan.get(int(run.epoch))
+        if act is not None:
+            act(self.f)
+            self.f.flush()
+
+
+def _live(tmp_path, ds, frames_grow: bool = False):
+    """A followed file (as ``ptyframe.simulation.stream.create`` makes it), open for appends."""
+    from ptyframe.simulation.stream import create
+
+    src, live = tmp_path / "src.h5", tmp_path / "live.h5"
+    write_dataset(src, ds.intensities(0)[None], ds.geometry, truth=ds.truth)
+    create(live, src, (32, 32))
+    if frames_grow:  # a hand-written writer whose patterns may change size
+        with h5py.File(live, "a", libver="latest") as f:
+            del f["exchange/data"]
+            f.create_dataset(
+                "exchange/data", (1, 0, 32, 32), maxshape=(1, None, None, None), dtype="f4"
+            )
+    f = h5py.File(live, "a", libver="latest")
+    f.swmr_mode = True
+    return live, f
+
+
+def test_bad_patterns_arriving_are_skipped_by_index_and_the_run_goes_on(tmp_path) -> None:
+    """NaN pixels, an empty frame and an off-object position arrive mid-scan.
+
+    A beamline run cannot be resumed, so one glitch must not stop it: the glitched tiles are
+    skipped (named in the log and in recon.h5), NaN pixels are unmeasured, the run finishes.
+    Would catch: a NaN reaching the engine (non-finite error), a crash on the bad position,
+    or skipped tiles that are not recorded.
+    """
+    from ptyframe.simulation.stream import append
+
+    ds = make_dataset(m=32, n=5, step=6.0, jitter=0.0, photons=1e6, seed=6)
+    pats, pos = ds.intensities(0).copy(), np.asarray(ds.geometry.positions_px).copy()
+    pats[12, :4, :4] = np.nan
+    pats[14] = np.nan
+    pos[17] = [1e4, 0.0]
+    live, f = _live(tmp_path, ds)
+    append(f, pats[:10], pos[:10])
+
+    def complete(g) -> None:
+        g.attrs["scan_complete"] = True
+
+    plan = {1: lambda g: append(g, pats[10:], pos[10:]), 3: complete}
+    cfg = _cfg(live, tmp_path / "run", 4, follow=True)
+    try:
+        res = run(cfg, callbacks=[_Writer(f, plan)])
+    finally:
+        f.close()
+    assert res.status == "finished"
+    assert np.all(np.isfinite(np.asarray(res.history.columns["data_error"])))
+    with h5py.File(tmp_path / "run" / "recon.h5") as r:
+        assert r.attrs["status"] == "finished" and bool(r.attrs["scan_complete"])
+        assert list(r.attrs["follow_skipped_tiles"]) == [14, 17]
+        assert r.attrs["follow_error"] == ""
+        keep = [i for i in range(25) if i not in (14, 17)]
+        np.testing.assert_allclose(r["positions_px"][()], pos[keep])
+
+
+def test_patterns_that_change_size_end_the_run_saved_with_a_named_error(tmp_path, caplog):
+    """The writer starts sending 40x40 frames into a 32x32 scan: the run stops, saved.
+
+    Would catch: a numpy concatenate crash (status failed, nothing written) or a run that
+    keeps going on a file it can no longer read correctly.
+    """
+    from ptyframe.simulation.stream import append
+
+    ds = make_dataset(m=32, n=4, step=6.0, jitter=0.0, photons=1e6, seed=7)
+    pats, pos = ds.intensities(0), np.asarray(ds.geometry.positions_px)
+    live, f = _live(tmp_path, ds, frames_grow=True)
+    append(f, pats[:8], pos[:8])
+
+    def bigger(g) -> None:
+        g["exchange/data"].resize((1, 8, 40, 40))
+
+    cfg = _cfg(live, tmp_path / "run", 5, follow=True)
+    try:
+        with caplog.at_level("ERROR", logger="ptyframe"):
+            res = run(cfg, callbacks=[_Writer(f, {2: bigger})])
+    finally:
+        f.close()
+    assert res.status == "finished" and len(res.history.epochs) == 3
+    assert "from tile 8 on, /exchange/data has the shape" in caplog.text
+    with h5py.File(tmp_path / "run" / "recon.h5") as r:
+        assert r.attrs["status"] == "finished" and not bool(r.attrs["scan_complete"])
+        assert "the same size" in str(r.attrs["follow_error"])
+        assert r["positions_px"].shape == (8, 2)
+        assert np.isfinite(r["object"][()]).all()

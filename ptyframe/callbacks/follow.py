@@ -12,6 +12,12 @@ pattern and no ``scan_complete`` for ``data.follow_timeout_s`` ends the run (wha
 saved; ``follow_timed_out`` and ``scan_complete`` are attributes of ``recon.h5``). The first
 poll is in ``on_prepared`` (the engine is prepared on the first patterns, then grows).
 
+Tiles that ``ptyframe.data.follow.screen`` skipped (no measured pixel, a position outside the
+object) are listed in ``follow_skipped_tiles``. A file that breaks the contract (patterns of
+another size, a shrinking scan; ``DataValidationError``) ends the run the same way as the
+timeout: the error is logged, the run stops with the patterns it has and is saved, and
+``follow_error`` holds the message.
+
 The root polls the file and broadcasts what it saw, so every rank grows at the same epoch.
 Distributions that split the object over ranks are refused (their object windows are cut
 from the tiles known at the start).
@@ -29,7 +35,7 @@ import torch
 from ptyframe.callbacks.base import Callback, RunContext
 from ptyframe.data.follow import GrowingDataset
 from ptyframe.data.measurements import Measurements
-from ptyframe.errors import ConfigError
+from ptyframe.errors import ConfigError, DataValidationError
 
 log = logging.getLogger("ptyframe")
 
@@ -68,6 +74,7 @@ class FollowCallback(Callback):
         self.timeout_s = 60.0  # the followed file's (data.follow_timeout_s), set in setup
         self.complete = False
         self.timed_out = False
+        self.error = ""  # a broken file's DataValidationError: following stopped
         self.grown_at: list[tuple[int, int, float]] = []  # (epochs done, n tiles, unix time)
 
     def setup(self, run: RunContext) -> None:
@@ -95,18 +102,32 @@ class FollowCallback(Callback):
             self._poll(run, int(run.epoch) + 1)
 
     def _poll(self, run: RunContext, done: int) -> None:
+        if self.error:
+            return
         dist, ds = run.distribution, run.dataset
         seen = None
         if dist.is_root:
-            a = ds.scan.poll()
-            if a.n > ds.n_tiles:
-                self.last_new = time.monotonic()
-            stale = time.monotonic() - self.last_new > self.timeout_s
-            seen = (a.n, a.complete, stale and not a.complete)
-        n, complete, stale = dist.broadcast_object(seen)  # type: ignore[misc]
-        if n > ds.n_tiles:
-            self.grow(run, int(n))
-            self.grown_at.append((done, int(n), time.time()))
+            try:
+                a = ds.scan.poll()
+            except DataValidationError as exc:
+                seen = (0, False, False, str(exc))
+            else:
+                if a.n > ds.next_tile:
+                    self.last_new = time.monotonic()
+                stale = time.monotonic() - self.last_new > self.timeout_s
+                seen = (a.n, a.complete, stale and not a.complete, "")
+        n, complete, stale, error = dist.broadcast_object(seen)  # type: ignore[misc]
+        if not error and n > ds.next_tile:
+            try:
+                self.grow(run, int(n))
+            except DataValidationError as exc:  # every rank reads the same file
+                error = str(exc)
+            self.grown_at.append((done, int(ds.n_tiles), time.time()))
+        if error:
+            self.error = error
+            run.end_epoch = done
+            log.error("%s; ending the run with the %d patterns it has (saved)", error, ds.n_tiles)
+            return
         if complete and not self.complete:
             self.complete = True
             run.end_epoch = done + int(run.engine.epochs)
@@ -129,6 +150,8 @@ class FollowCallback(Callback):
         """Take tiles ``[n_have, n)`` into the dataset, the state and this rank's share."""
         ds, state, dist = run.dataset, run.state, run.distribution
         start, stop = ds.extend(n)
+        if stop == start:  # every new tile was skipped (warned about by the dataset)
+            return
         new_pos = np.asarray(ds.geometry.positions_px[start:stop])
         pos_t = torch.as_tensor(new_pos, dtype=state.positions_px.dtype)
         state.positions_px = torch.cat([state.positions_px, pos_t.to(state.positions_px.device)])
@@ -148,5 +171,10 @@ class FollowCallback(Callback):
     def on_run_end(self, run: RunContext, status: str) -> None:
         if not self.active:
             return
-        run.attrs.update(follow_timed_out=self.timed_out, scan_complete=self.complete)
+        run.attrs.update(
+            follow_timed_out=self.timed_out,
+            scan_complete=self.complete,
+            follow_error=self.error,
+            follow_skipped_tiles=np.asarray(sorted(run.dataset.skipped), dtype=np.int64),
+        )
         run.dataset.scan.close()

@@ -15,6 +15,16 @@ arrived: ``min(len(data), len(positions))`` (a torn append, one grown before the
 waits for the other), and whether the scan is complete. A file whose tile count falls is an
 error (it was rewritten); so is a file that never appears within ``timeout_s``.
 ``GrowingScan.read(start, stop)`` returns those tiles' centred intensities and positions.
+
+What arrives is screened tile by tile (``screen``), because a live run cannot be resumed
+and stopping it for one detector glitch would cost the feedback for the rest of the scan:
+NaN/Inf pixels become unmeasured (negative, as in every data-exchange file), and a tile with
+no measured pixel or a position that is not finite or lies outside the object frame is
+skipped with a warning naming its index in the file (``recon.h5`` lists them in
+``follow_skipped_tiles``). A file that changes shape under the reader (patterns of another
+size, positions that are not ``[n, 2]``, a shrinking scan) is an error naming the tiles: the
+writer is wrong and nothing after it can be trusted (``FollowCallback`` then ends the run
+with what it has, saved).
 """
 
 from __future__ import annotations
@@ -49,6 +59,53 @@ class Arrival:
     torn: bool = False
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """Tiles ``[start, stop)`` of the file after ``screen``: the usable ones and what was not.
+
+    ``data`` ``[k, M, M]`` float32 and ``positions_px`` ``[k, 2]`` of the kept tiles,
+    ``skipped`` (index in the file -> why), ``masked_px`` NaN/Inf pixels made unmeasured.
+    """
+
+    data: np.ndarray
+    positions_px: np.ndarray
+    skipped: dict[int, str]
+    masked_px: int
+
+
+def screen(data: np.ndarray, pos: np.ndarray, start: int, object_shape: tuple[int, int]) -> Chunk:
+    """Return the usable tiles of ``data`` ``[k, M, M]`` / ``pos`` ``[k, 2]`` (file tile ``start``).
+
+    NaN/Inf pixels are set to -1 (unmeasured). A tile is skipped if its position is not
+    finite, is negative, or puts the window beyond ``object_shape`` (``ceil(p) + M >
+    shape``, the rule of ``ptyframe.data.validate``), or if no pixel is measured (>= 0).
+    """
+    finite = np.isfinite(data)
+    masked = int(data.size - np.count_nonzero(finite))
+    if masked:
+        data = np.where(finite, data, np.float32(-1.0)).astype(np.float32)
+    window = data.shape[-2:]
+    skipped: dict[int, str] = {}
+    for i in range(len(data)):
+        y, x = (float(v) for v in pos[i])
+        if not (np.isfinite(y) and np.isfinite(x)):
+            skipped[start + i] = f"its position ({y:g}, {x:g}) is not finite"
+        elif (
+            y < 0
+            or x < 0
+            or np.ceil(y) + window[0] > object_shape[0]
+            or np.ceil(x) + window[1] > object_shape[1]
+        ):
+            skipped[start + i] = (
+                f"its position ({y:g}, {x:g}) puts the {window[0]}x{window[1]} window outside "
+                f"the object frame {object_shape[0]}x{object_shape[1]}"
+            )
+        elif not (data[i] >= 0).any():
+            skipped[start + i] = "it has no measured pixel (all values negative or NaN)"
+    keep = np.array([start + i not in skipped for i in range(len(data))], dtype=bool)
+    return Chunk(data[keep], pos[keep], skipped, masked)
+
+
 def _open_swmr(path: Path) -> Any:
     import h5py
 
@@ -77,6 +134,25 @@ class GrowingScan:
                 f"{self.path}: /exchange/data is {d.shape}; a followed file holds one angle "
                 "[1, n, M, M] growing along the tile axis"
             )
+        self.window = (int(d.shape[2]), int(d.shape[3]))
+        self._check_shapes(0)
+        shape = np.asarray(self.file["metadata/object_shape_px"][()]).ravel()
+        self.object_shape = (int(shape[0]), int(shape[1]))
+
+    def _check_shapes(self, start: int) -> None:
+        """Raise if the patterns changed size or the positions are not ``[n, 2]``."""
+        d, p = self.file[DATA], self.file[POSITIONS]
+        if d.ndim != 4 or (int(d.shape[2]), int(d.shape[3])) != self.window:
+            raise DataValidationError(
+                f"{self.path}: from tile {start} on, /exchange/data has the shape "
+                f"{d.shape}, but the scan started with {self.window[0]}x{self.window[1]} "
+                "patterns; every pattern of a followed scan must have the same size"
+            )
+        if p.ndim != 2 or p.shape[1] != 2:
+            raise DataValidationError(
+                f"{self.path}: /metadata/probe_pos_px is {p.shape} (from tile {start} on); "
+                "it must be [n, 2], one (y, x) row per pattern"
+            )
 
     def _wait_for_file(self) -> Any:
         t0 = time.monotonic()
@@ -94,15 +170,13 @@ class GrowingScan:
             time.sleep(self.poll_s)
 
     # ------------------------------------------------------------------ metadata
-    def geometry(self, n: int) -> ScanGeometry:
-        """Return the geometry of the first ``n`` tiles (the object frame from the file)."""
+    def geometry(self, positions_px: np.ndarray) -> ScanGeometry:
+        """Return the geometry of tiles at ``positions_px`` (the object frame from the file)."""
         f = self.file
-        shape = tuple(int(v) for v in np.asarray(f["metadata/object_shape_px"][()]).ravel())
-        m = tuple(int(v) for v in f[DATA].shape[-2:])
         return ScanGeometry(
-            np.asarray(f[POSITIONS][:n], dtype=np.float64),
-            (m[0], m[1]),
-            (shape[0], shape[1]),
+            np.asarray(positions_px, dtype=np.float64),
+            self.window,
+            self.object_shape,
             float(f["metadata/energy_ev"][()]),
             float(f["metadata/psize_cm"][()]) * 1e-2,
         )
@@ -131,6 +205,7 @@ class GrowingScan:
         self.file = self._wait_for_file()
         d, p = self.file[DATA], self.file[POSITIONS]
         nd, npos = int(d.shape[1]), int(p.shape[0])
+        self._check_shapes(self.seen)
         n = min(nd, npos)
         if n < self.seen:
             raise DataValidationError(
@@ -165,23 +240,51 @@ class GrowingScan:
         if int(self.file[POSITIONS].shape[0]) < stop or int(self.file[DATA].shape[1]) < stop:
             self.file.close()
             self.file = self._wait_for_file()
+        self._check_shapes(start)
         data = np.asarray(self.file[DATA][0, start:stop], dtype=np.float32)
         pos = np.asarray(self.file[POSITIONS][start:stop], dtype=np.float64)
         if "quantity" in self.file[DATA].attrs and self.file[DATA].attrs["quantity"] == "magnitude":
             data = np.where(data < 0, -1.0, np.square(data)).astype(np.float32)
         return data, pos
 
+    def read_screened(self, start: int, stop: int) -> Chunk:
+        """Return tiles ``[start, stop)`` after ``screen``; warn about what it changed."""
+        data, pos = self.read(start, stop)
+        chunk = screen(data, pos, start, self.object_shape)
+        if chunk.masked_px:
+            log.warning(
+                "follow: tiles %d..%d of %s hold %d NaN/Inf pixels; they are taken as unmeasured",
+                start,
+                stop - 1,
+                self.path,
+                chunk.masked_px,
+            )
+        for i, why in chunk.skipped.items():
+            log.warning("follow: tile %d of %s is skipped: %s", i, self.path, why)
+        return chunk
+
     def dataset(self, n: int) -> GrowingDataset:
         """Return an in-memory dataset of the first ``n`` tiles that can take more."""
-        data, _ = self.read(0, n)
-        return GrowingDataset(self, self.geometry(n), data, self.truth())
+        chunk = self.read_screened(0, n)
+        if len(chunk.data) == 0:
+            raise DataValidationError(
+                f"{self.path}: none of the first {n} patterns can be used (see the warnings "
+                "above); fix the writer and start again"
+            )
+        ds = GrowingDataset(self, self.geometry(chunk.positions_px), chunk.data, self.truth())
+        ds.next_tile, ds.skipped = n, dict(chunk.skipped)
+        return ds
 
     def close(self) -> None:
         self.file.close()
 
 
 class GrowingDataset(PtychoDataset):
-    """The arrived tiles of a ``GrowingScan`` in memory; ``extend`` adds the next ones."""
+    """The arrived tiles of a ``GrowingScan`` in memory; ``extend`` adds the next ones.
+
+    ``next_tile`` is the first tile of the file not read yet; it runs ahead of ``n_tiles``
+    by the tiles ``screen`` skipped (``skipped``: index in the file -> why).
+    """
 
     def __init__(
         self, scan: GrowingScan, geometry: ScanGeometry, data: np.ndarray, truth: Truth | None
@@ -189,14 +292,22 @@ class GrowingDataset(PtychoDataset):
         super().__init__(geometry, patterns=data[None], truth=truth)
         self.path = str(scan.path)
         self.scan = scan
+        self.next_tile = self.n_tiles
+        self.skipped: dict[int, str] = {}
         self.conventions["follow"] = "patterns read while the scan was written (SWMR)"
 
     def extend(self, stop: int) -> tuple[int, int]:
-        """Read tiles ``[n_tiles, stop)`` from the file; return that range."""
+        """Read the file's tiles ``[next_tile, stop)``; return the range of this dataset's
+        tiles they became (shorter by the skipped ones)."""
         start = self.n_tiles
-        if stop <= start:
+        if stop <= self.next_tile:
             return start, start
-        data, pos = self.scan.read(start, stop)
+        chunk = self.scan.read_screened(self.next_tile, stop)
+        self.next_tile = stop
+        self.skipped.update(chunk.skipped)
+        data, pos = chunk.data, chunk.positions_px
+        if len(data) == 0:
+            return start, start
         assert self._patterns is not None
         self._patterns = np.concatenate([self._patterns, data[None]], axis=1)
         self._shape = tuple(int(s) for s in self._patterns.shape)
@@ -210,7 +321,7 @@ class GrowingDataset(PtychoDataset):
             g.free_prop_m,
             g.theta_rad,
         )
-        return start, stop
+        return start, self.n_tiles
 
 
 def open_followed(path: str | Path, timeout_s: float) -> GrowingDataset:
