@@ -22,7 +22,7 @@ $(BIN)/.installed: pyproject.toml constraints-cpu.txt $(wildcard plugins/*/pypro
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(CONSTRAINTS) torch
-	$(PIP) install --quiet $(CONSTRAINTS) -e '.[test,joblib,tune]' $(PLUGINS)
+	$(PIP) install --quiet $(CONSTRAINTS) -e '.[test,joblib,tune,fftw]' $(PLUGINS)
 	touch $@
 
 install: $(BIN)/.installed
