@@ -108,6 +108,18 @@ def setup_hydra(registry: Any, searchpaths: list[str]) -> None:
     registry.store_configs(cs)
 
 
+def _config_of(registry: Any) -> Callable[[str, str], type | None]:
+    """Return ``(kind, name) -> config class`` of ``registry``'s components (None if unknown)."""
+
+    def config_of(kind: str, name: str) -> type | None:
+        try:
+            return registry.get(kind, name).config_cls
+        except PtyframeError:  # an unknown name is reported when the config is built
+            return None
+
+    return config_of
+
+
 def run_hydra_command(
     config_name: str,
     argv: list[str],
@@ -129,7 +141,7 @@ def run_hydra_command(
     rest = _prepare_argv(rest)
     overrides = overrides_of(rest)
     if overrides is not None:  # every config mistake ends here, before Hydra makes a dir
-        check_overrides(config_name, overrides, validate)
+        check_overrides(config_name, overrides, validate, _config_of(app.registry))
     return _hydra_run(config_name, task, rest)
 
 

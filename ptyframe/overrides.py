@@ -62,13 +62,22 @@ def overrides_of(argv: list[str]) -> list[str] | None:
     return out
 
 
+#: ``config_of(kind, name)``: the config dataclass of the registered component, or None.
+ConfigOf = Callable[[str, str], "type | None"]
+
+
 def check_overrides(
-    config_name: str, overrides: list[str], validate: Callable[[Any], None] | None = None
+    config_name: str,
+    overrides: list[str],
+    validate: Callable[[Any], None] | None = None,
+    config_of: ConfigOf | None = None,
 ) -> Any:
     """Compose ``config_name`` with ``overrides``; raise one ``ConfigError`` on a mistake.
 
     ``validate(cfg)`` (the composed config without its ``hydra`` node) runs the dataclasses'
-    own checks. Returns the composed config. The search path must be set up already.
+    own checks. ``config_of`` finds a registered component's config class, so a misspelt
+    field of an entry a preset added (``callbacks=early_stop``) still gets ``did you mean``.
+    Returns the composed config. The search path must be set up already.
     """
     from hydra import initialize
     from hydra.core.global_hydra import GlobalHydra
@@ -82,7 +91,7 @@ def check_overrides(
             except Exception:  # noqa: BLE001 - not a group
                 return []
 
-        return _check(config_name, overrides, groups, validate)
+        return _check(config_name, overrides, groups, validate, config_of)
 
 
 def group_options(group: str) -> list[str]:
@@ -99,6 +108,7 @@ def _check(
     overrides: list[str],
     groups: Callable[[str], list[str]],
     validate: Callable[[Any], None] | None,
+    config_of: ConfigOf | None = None,
 ) -> Any:
     from hydra import compose
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -130,7 +140,7 @@ def _check(
     try:
         cfg = compose(config_name, overrides=single, return_hydra_config=True)
     except Exception as exc:  # noqa: BLE001 - every Hydra/OmegaConf error becomes one line
-        raise _explain(exc, single, groups) from None
+        raise _explain(exc, single, groups, config_of) from None
     _check_no_added_keys(cfg)
     body = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     if validate is not None:
@@ -173,7 +183,12 @@ _MISSING = re.compile(r"Could not find '([^']+)'")
 _LOAD = re.compile(r"Could not load '([^']+)'")
 
 
-def _explain(exc: BaseException, overrides: list[str], groups: Callable[[str], list[str]]):
+def _explain(
+    exc: BaseException,
+    overrides: list[str],
+    groups: Callable[[str], list[str]],
+    config_of: ConfigOf | None = None,
+):
     """Return a one-line ``ConfigError`` for a Hydra composition error ``exc``."""
     inner = find_ptyframe_error(exc)
     if inner is not None:
@@ -197,7 +212,7 @@ def _explain(exc: BaseException, overrides: list[str], groups: Callable[[str], l
         key = full_key or _key_in(msg)
         node = getattr(cause, "parent_node", None)
         if not dataclasses.is_dataclass(obj_type):  # e.g. an entry a preset file added
-            obj_type = _entry_type(key, node) or obj_type
+            obj_type = _entry_type(key, node, config_of) or obj_type
         entries = list(node.keys()) if key.split(".")[0] in _DICT_GROUPS and node else []
         return _unknown_key(key, obj_type, [str(e) for e in entries])
     if full_key and cmsg:
@@ -219,14 +234,14 @@ def _key_in(msg: str) -> str:
 _DICT_GROUPS = {"callbacks": "callback", "regularizers": "regularizer"}
 
 
-def _entry_type(key: str, node: Any) -> type | None:
+def _entry_type(key: str, node: Any, config_of: ConfigOf | None) -> type | None:
     """Return the config dataclass of the component holding ``key`` (``callbacks.K.field``).
 
     An entry that a preset file adds (``callbacks=early_stop``) is an untyped node: its
     ``name`` is looked up in the registry, so a misspelt field still gets ``did you mean``.
     """
     parts = key.split(".")
-    if len(parts) != 3 or parts[0] not in _DICT_GROUPS or node is None:
+    if config_of is None or len(parts) != 3 or parts[0] not in _DICT_GROUPS or node is None:
         return None
     try:
         name = node.get("name")
@@ -234,12 +249,7 @@ def _entry_type(key: str, node: Any) -> type | None:
         return None
     if not isinstance(name, str):
         return None
-    from ptyframe.plugins import default_registry
-
-    try:
-        return default_registry().get(_DICT_GROUPS[parts[0]], name).config_cls
-    except PtyframeError:  # an unknown name is reported when the config is built
-        return None
+    return config_of(_DICT_GROUPS[parts[0]], name)
 
 
 def _unknown_key(key: str, obj_type: Any, entries: Sequence[str] = ()) -> ConfigError:
