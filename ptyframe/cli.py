@@ -16,7 +16,7 @@ editable installs). Every registered component's config dataclass is put in Hydr
 ConfigStore, so ``engine=rpie engine.alpha=0.2`` is type-checked. ``run_hydra_command`` runs
 one Hydra command (overrides checked before Hydra makes a directory; the job log is
 ``cli.log``, named after this module). Errors that come from the user's input print one line
-and exit with code 2.
+and exit with code 2; the other exit codes are ``EXIT_CODES``.
 """
 
 from __future__ import annotations
@@ -37,11 +37,42 @@ CORE_COMMANDS = "ptyframe.commands"
 #: A subcommand: ``main(argv) -> exit code``; its docstring's first line is its help.
 Command = Callable[[list[str]], int]
 
+#: The console script's exit codes (README, "Exit codes"); 1 is an uncaught bug (traceback).
+EXIT_BAD_INPUT = 2  # PtyframeError.exit_code: a mistake in the input, or a diverged run
+EXIT_FOLLOW_ERROR = 3  # data.follow: the followed file broke; the patterns before it are saved
+EXIT_FOLLOW_TIMEOUT = 4  # data.follow: data.follow_timeout_s passed before scan_complete; saved
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: the state is saved, resume=true continues
+EXIT_CODES = {
+    0: "finished (a followed scan: scan_complete was set)",
+    EXIT_BAD_INPUT: "bad input (nothing run), or a diverged run (last good state saved)",
+    EXIT_FOLLOW_ERROR: "follow ended on a broken file (follow_ended=error); result saved",
+    EXIT_FOLLOW_TIMEOUT: "follow ended on data.follow_timeout_s (follow_ended=timeout); saved",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); state and checkpoint saved",
+}
+#: ``follow_ended`` of a run that followed a scan -> its exit code (absent: 0)
+FOLLOW_EXIT_CODES = {"error": EXIT_FOLLOW_ERROR, "timeout": EXIT_FOLLOW_TIMEOUT}
+
 
 def fail(exc: BaseException | str, code: int = 2) -> int:
     """Print ``ptyframe: error: EXC`` on stderr and return ``code``."""
     print(f"ptyframe: error: {exc}", file=sys.stderr)
     return code
+
+
+def flush_logs() -> None:
+    """Flush every logging handler (the job log ``cli.log`` too) and the standard streams."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for lg in loggers:
+        for h in list(getattr(lg, "handlers", [])):
+            try:
+                h.flush()
+            except (OSError, ValueError):  # a closed stream: nothing left to flush
+                pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
 
 
 @dataclass
