@@ -161,10 +161,12 @@ def run_hydra_command(
     overrides = overrides_of(rest)
     if overrides is not None:  # every config mistake ends here, before Hydra makes a dir
         check_overrides(config_name, overrides, validate)
-    return _hydra_run(config_name, task, rest)
+    return _hydra_run(config_name, task, rest, argv)
 
 
-def _hydra_run(config_name: str, task: Callable[[Any], Any], argv: list[str]) -> int:
+def _hydra_run(
+    config_name: str, task: Callable[[Any], Any], argv: list[str], user_argv: list[str]
+) -> int:
     import hydra
 
     @hydra.main(version_base="1.3", config_path=None, config_name=config_name)
@@ -174,12 +176,8 @@ def _hydra_run(config_name: str, task: Callable[[Any], Any], argv: list[str]) ->
         except PtyframeError as exc:
             _remove_if_empty_run_dir()
             sys.exit(fail(exc, exc.exit_code))
-        except KeyboardInterrupt:
-            print(
-                "ptyframe: interrupted; the current state is saved (resume=true continues)",
-                file=sys.stderr,
-            )
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            sys.exit(report_interrupted(exc, config_name, user_argv))
 
     saved = sys.argv
     sys.argv = [f"ptyframe {config_name}", *argv]
@@ -190,6 +188,57 @@ def _hydra_run(config_name: str, task: Callable[[Any], Any], argv: list[str]) ->
     finally:
         sys.argv = saved
     return 0
+
+
+def report_interrupted(exc: BaseException, config_name: str, argv: list[str]) -> int:
+    """Log (so into ``cli.log``) and print how the run was interrupted; return 130.
+
+    The line says the status, the epoch reached, the files the state is saved in and the
+    command that resumes the run. Signals are ignored while it is written and the log
+    flushed, so a second Ctrl-C cannot cut it off.
+    """
+    import signal
+    import threading
+
+    held: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        held = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        msg = interrupted_message(exc, config_name, argv)
+        logging.getLogger("ptyframe").warning("%s", msg)
+        print(f"ptyframe: {msg}", file=sys.stderr)
+        flush_logs()
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
+    return EXIT_INTERRUPTED
+
+
+def interrupted_message(exc: BaseException, config_name: str, argv: list[str]) -> str:
+    """Return the ``interrupted ...`` line of a run stopped by ``exc`` (Ctrl-C, SIGTERM)."""
+    import shlex
+
+    from ptyframe.callbacks.signals import interruption_of
+
+    info = interruption_of(exc)
+    if info is None:
+        return "interrupted before any epoch ran: nothing saved; run the command again"
+    msg = f"interrupted at epoch {info.epochs_done} of {info.epochs} (status interrupted)"
+    files = [p.resolve() for p in info.saved_files()]
+    if not files:
+        return msg + ": nothing saved by this process"
+    msg += f": the state is saved in {', '.join(str(p) for p in files)}"
+    if not info.resumable:
+        return msg + "; a followed scan (data.follow=true) cannot be resumed"
+    if not any(p.name == "checkpoint.h5" for p in files):
+        return msg
+    if any(a in ("-m", "--multirun") for a in argv):
+        return msg + "; rerun the sweep (same hydra.sweep.dir, output.skip_done=true) to finish it"
+    drop = ("output.dir", "hydra.run.dir", "resume", "hydra.output_subdir")
+    kept = [a for a in argv if a.split("=", 1)[0].lstrip("+") not in drop]
+    out = info.out_dir.resolve()
+    cmd = shlex.join(["ptyframe", config_name, *kept, f"output.dir={out}", "resume=true"])
+    return msg + f"; continue with: {cmd}"
 
 
 #: What Hydra itself puts into a run directory; a directory holding only these is empty.
