@@ -96,6 +96,17 @@ def test_the_message_names_what_was_saved_and_how_to_go_on(tmp_path) -> None:
     setattr(exc, INTERRUPTION_ATTR, Interruption(7, 40, tmp_path, saves=False, resumable=True))
     assert interrupted_message(exc, "reconstruct", argv).endswith("nothing saved by this process")
     assert "nothing saved" in interrupted_message(KeyboardInterrupt(), "simulate", [])
+    (tmp_path / "recon.h5").unlink()  # a second Ctrl-C stopped the write of recon.h5
+    setattr(exc, INTERRUPTION_ATTR, Interruption(7, 40, tmp_path, saves=True, resumable=True))
+    try:
+        try:
+            raise exc
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt("signal 2") from None
+    except KeyboardInterrupt as second:
+        msg = interrupted_message(second, "reconstruct", argv)
+    assert msg.startswith("interrupted at epoch 7 of 40") and "recon.h5" not in msg
+    assert f"saved in {tmp_path / 'checkpoint.h5'}; continue with: ptyframe" in msg
 
 
 @pytest.fixture(scope="module")

@@ -58,10 +58,17 @@ class Interruption:
         ]
 
 
-def interruption_of(exc: BaseException) -> Interruption | None:
-    """Return the ``Interruption`` an interrupted run attached to ``exc``, if any."""
-    info = getattr(exc, INTERRUPTION_ATTR, None)
-    return info if isinstance(info, Interruption) else None
+def interruption_of(exc: BaseException | None) -> Interruption | None:
+    """Return the ``Interruption`` an interrupted run attached to ``exc`` or to an exception
+    it interrupted (a second Ctrl-C while the first one's state was being saved), if any."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        info = getattr(exc, INTERRUPTION_ATTR, None)
+        if isinstance(info, Interruption):
+            return info
+        seen.add(id(exc))
+        exc = exc.__context__
+    return None
 
 
 def in_logging(frame: Any) -> bool:
