@@ -18,8 +18,16 @@ from pathlib import Path
 import h5py
 import pytest
 
-from ptyframe.callbacks.signals import INTERRUPTION_ATTR, Interruption, StopRequest
+from ptyframe.callbacks.base import Callback
+from ptyframe.callbacks.signals import (
+    INTERRUPTION_ATTR,
+    Interruption,
+    SignalsCallback,
+    StopRequest,
+    interruption_of,
+)
 from ptyframe.cli import interrupted_message
+from ptyframe.loop import run_loop
 
 from plain_h5 import write_plain
 from signalled import run_and_signal
@@ -168,3 +176,40 @@ def test_an_interrupted_run_is_recorded_in_cli_log_and_its_resume_command_works(
     with h5py.File(out / "recon.h5") as f:
         assert f.attrs["status"] == "finished" and int(f.attrs["epochs_done"]) == 60
     assert f"resuming from {out / 'checkpoint.h5'}: epoch {done}" in (out / "cli.log").read_text()
+
+
+class _Saver(Callback):
+    """A slow save in ``on_run_end`` (order 90) that a second Ctrl-C hits half-way."""
+
+    order = 90
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+
+    def on_run_end(self, run, status) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C again
+        for _ in range(10**5):  # the handler runs here, at some bytecode of the save
+            pass
+        self.done.append(status)
+
+
+@pytest.mark.parametrize("stop_at", [1, None], ids=["interrupted", "finished"])
+def test_a_signal_while_the_end_is_saved_is_held_until_it_is_written(tmp_path, stop_at) -> None:
+    """Would catch: a second Ctrl-C (or one right after the last epoch) stopping the save."""
+    from test_callbacks import make_run
+
+    def hook(epoch):
+        if epoch == stop_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    run = make_run([0.5, 0.4, 0.3], tmp_path, hook=hook)
+    sig, saver = SignalsCallback(), _Saver()
+    sig.setup(run)
+    if stop_at is None:
+        run_loop(run, [sig, saver])
+    else:
+        with pytest.raises(KeyboardInterrupt) as info:
+            run_loop(run, [sig, saver])
+        assert interruption_of(info.value) is not None  # the first stop's, not the held one
+    assert saver.done == [run.status] == ["interrupted" if stop_at else "finished"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -6,6 +6,10 @@ handler of one record, say) does not cut the record off: it waits until the next
 run's ``KeyboardInterrupt`` carries an ``Interruption`` (``INTERRUPTION_ATTR``): the epoch it
 reached and where it is saved, which the console script writes to ``cli.log`` before it exits
 (``ptyframe.cli``).
+
+While the run's end is written (from its last epoch's end, or from the stop on), the first
+further signal is held: a second Ctrl-C cannot cut off the saving of ``recon.h5`` (it is
+logged after; a third stops at once).
 """
 
 from __future__ import annotations
@@ -98,6 +102,8 @@ class StopRequest:
         self.agreed = agreed
         self.requested = False
         self.deferred = 0  # the signal number of a signal that came inside a log call
+        self.holding = False  # the run's end is being written: hold the next signal
+        self.held: list[int] = []
         self.previous: dict[int, Any] = {}
         if threading.current_thread() is not threading.main_thread():
             return
@@ -107,6 +113,11 @@ class StopRequest:
             self.previous[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.holding:
+            self.held.append(signum)
+            if len(self.held) == 1:
+                return
+            raise KeyboardInterrupt(f"signal {signum}")
         if self.agreed and not self.requested:
             self.requested = True
             log.warning("signal %d: stopping after this epoch (again: stop now)", signum)
@@ -133,12 +144,15 @@ class StopRequest:
 class SignalsCallback(Callback):
     """Install ``StopRequest`` for the run; check it after every epoch but the last.
 
+    After the last epoch, or once the run stops, signals are held until every other
+    callback's ``on_run_end`` (the saving) is done: this one comes last (order 95).
+
     An un-agreed stop (a second signal) on split ranks leaves ranks at different points, some
     inside a collective: gathering the windows could hang, so the run is marked
     ``synchronized = False`` and nothing beyond the last checkpoint is saved.
     """
 
-    order = 70
+    order = 95
 
     def __init__(self) -> None:
         self.stop: StopRequest | None = None
@@ -147,10 +161,16 @@ class SignalsCallback(Callback):
         self.stop = StopRequest(agreed=run.distribution.size > 1)
 
     def on_epoch_end(self, run: RunContext, report: EpochReport) -> None:
-        if self.stop is not None and not run.is_last_epoch:
+        if self.stop is None:
+            return
+        if run.is_last_epoch:
+            self.stop.holding = True  # the outputs come next
+        else:
             self.stop.check(run.distribution)
 
     def on_exception(self, run: RunContext, exc: BaseException) -> None:
+        if self.stop is not None:
+            self.stop.holding = True  # the last good state is saved next
         if not isinstance(exc, KeyboardInterrupt):
             return
         agreed = isinstance(exc, AgreedStop)
@@ -176,4 +196,11 @@ class SignalsCallback(Callback):
     def on_run_end(self, run: RunContext, status: str) -> None:
         if self.stop is not None:
             self.stop.uninstall()
+            if self.stop.held:
+                log.warning(
+                    "signal %d came while the run's end (status %s) was saved: held until it "
+                    "was written",
+                    self.stop.held[0],
+                    status,
+                )
             self.stop = None
