@@ -195,10 +195,18 @@ def report_interrupted(exc: BaseException, config_name: str, argv: list[str]) ->
 
     The line says the status, the epoch reached, the files the state is saved in and the
     command that resumes the run. Signals are ignored while it is written and the log
-    flushed, so a second Ctrl-C cannot cut it off.
+    flushed, so a second Ctrl-C cannot cut it off. Of several MPI ranks only rank 0 reports
+    (they share ``cli.log``).
     """
     import signal
     import threading
+
+    from ptyframe.callbacks.signals import interruption_of
+
+    info = interruption_of(exc)
+    if info is not None and not info.root:
+        flush_logs()
+        return EXIT_INTERRUPTED
 
     held: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
@@ -238,7 +246,8 @@ def interrupted_message(exc: BaseException, config_name: str, argv: list[str]) -
     kept = [a for a in argv if a.split("=", 1)[0].lstrip("+") not in drop]
     out = info.out_dir.resolve()
     cmd = shlex.join(["ptyframe", config_name, *kept, f"output.dir={out}", "resume=true"])
-    return msg + f"; continue with: {cmd}"
+    launch = f" (launched on {info.ranks} MPI ranks, as before)" if info.ranks > 1 else ""
+    return msg + f"; continue with: {cmd}{launch}"
 
 
 #: What Hydra itself puts into a run directory; a directory holding only these is empty.

@@ -101,6 +101,10 @@ def test_the_message_names_what_was_saved_and_how_to_go_on(tmp_path) -> None:
     assert cmd == ["ptyframe", "reconstruct", *argv[:2], f"output.dir={tmp_path}", "resume=true"]
     setattr(exc, INTERRUPTION_ATTR, Interruption(7, 40, tmp_path, saves=True, resumable=False))
     assert "cannot be resumed" in interrupted_message(exc, "reconstruct", argv)
+    setattr(exc, INTERRUPTION_ATTR, Interruption(7, 40, tmp_path, True, True, ranks=2))
+    assert interrupted_message(exc, "reconstruct", argv).endswith(
+        "resume=true (launched on 2 MPI ranks, as before)"
+    )
     setattr(exc, INTERRUPTION_ATTR, Interruption(7, 40, tmp_path, saves=False, resumable=True))
     assert interrupted_message(exc, "reconstruct", argv).endswith("nothing saved by this process")
     assert "nothing saved" in interrupted_message(KeyboardInterrupt(), "simulate", [])

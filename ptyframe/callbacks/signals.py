@@ -41,7 +41,8 @@ class Interruption:
     """Where an interrupted run stopped: epochs done of ``epochs``, and what it saves where.
 
     ``saves``: this process writes the state (``recon.h5``, ``checkpoint.h5``) into
-    ``out_dir``; ``resumable``: ``resume=true`` can continue it (a followed scan cannot).
+    ``out_dir``; ``resumable``: ``resume=true`` can continue it (a followed scan cannot);
+    ``root``: this process is rank 0 of ``ranks`` (the one that reports it).
     """
 
     epochs_done: int
@@ -49,6 +50,8 @@ class Interruption:
     out_dir: Path
     saves: bool
     resumable: bool
+    root: bool = True
+    ranks: int = 1
 
     def saved_files(self) -> list[Path]:
         """Return the result and checkpoint files that exist now (after the run's end)."""
@@ -185,8 +188,15 @@ class SignalsCallback(Callback):
                     getattr(run.distribution, "mode", type(run.distribution).__name__),
                 )
         follow = bool(getattr(getattr(run.cfg, "data", None), "follow", False))
+        dist = run.distribution
         info = Interruption(
-            len(run.history.epochs), int(run.end_epoch), Path(run.out_dir), saves, not follow
+            len(run.history.epochs),
+            int(run.end_epoch),
+            Path(run.out_dir),
+            saves,
+            not follow,
+            bool(dist.is_root),
+            int(dist.size),
         )
         try:
             setattr(exc, INTERRUPTION_ATTR, info)
