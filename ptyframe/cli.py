@@ -16,7 +16,7 @@ editable installs). Every registered component's config dataclass is put in Hydr
 ConfigStore, so ``engine=rpie engine.alpha=0.2`` is type-checked. ``run_hydra_command`` runs
 one Hydra command (overrides checked before Hydra makes a directory; the job log is
 ``cli.log``, named after this module). Errors that come from the user's input print one line
-and exit with code 2.
+and exit with code 2; the other exit codes are ``EXIT_CODES``.
 """
 
 from __future__ import annotations
@@ -37,11 +37,42 @@ CORE_COMMANDS = "ptyframe.commands"
 #: A subcommand: ``main(argv) -> exit code``; its docstring's first line is its help.
 Command = Callable[[list[str]], int]
 
+#: The console script's exit codes (README, "Exit codes"); 1 is an uncaught bug (traceback).
+EXIT_BAD_INPUT = 2  # PtyframeError.exit_code: a mistake in the input, or a diverged run
+EXIT_FOLLOW_ERROR = 3  # data.follow: the followed file broke; the patterns before it are saved
+EXIT_FOLLOW_TIMEOUT = 4  # data.follow: data.follow_timeout_s passed before scan_complete; saved
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: the state is saved, resume=true continues
+EXIT_CODES = {
+    0: "finished (a followed scan: scan_complete was set)",
+    EXIT_BAD_INPUT: "bad input (nothing run), or a diverged run (last good state saved)",
+    EXIT_FOLLOW_ERROR: "follow ended on a broken file (follow_ended=error); result saved",
+    EXIT_FOLLOW_TIMEOUT: "follow ended on data.follow_timeout_s (follow_ended=timeout); saved",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); state and checkpoint saved",
+}
+#: ``follow_ended`` of a run that followed a scan -> its exit code (absent: 0)
+FOLLOW_EXIT_CODES = {"error": EXIT_FOLLOW_ERROR, "timeout": EXIT_FOLLOW_TIMEOUT}
+
 
 def fail(exc: BaseException | str, code: int = 2) -> int:
     """Print ``ptyframe: error: EXC`` on stderr and return ``code``."""
     print(f"ptyframe: error: {exc}", file=sys.stderr)
     return code
+
+
+def flush_logs() -> None:
+    """Flush every logging handler (the job log ``cli.log`` too) and the standard streams."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for lg in loggers:
+        for h in list(getattr(lg, "handlers", [])):
+            try:
+                h.flush()
+            except (OSError, ValueError):  # a closed stream: nothing left to flush
+                pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
 
 
 @dataclass
@@ -142,10 +173,12 @@ def run_hydra_command(
     overrides = overrides_of(rest)
     if overrides is not None:  # every config mistake ends here, before Hydra makes a dir
         check_overrides(config_name, overrides, validate, _config_of(app.registry))
-    return _hydra_run(config_name, task, rest)
+    return _hydra_run(config_name, task, rest, argv)
 
 
-def _hydra_run(config_name: str, task: Callable[[Any], Any], argv: list[str]) -> int:
+def _hydra_run(
+    config_name: str, task: Callable[[Any], Any], argv: list[str], user_argv: list[str]
+) -> int:
     import hydra
 
     @hydra.main(version_base="1.3", config_path=None, config_name=config_name)
@@ -155,12 +188,8 @@ def _hydra_run(config_name: str, task: Callable[[Any], Any], argv: list[str]) ->
         except PtyframeError as exc:
             _remove_if_empty_run_dir()
             sys.exit(fail(exc, exc.exit_code))
-        except KeyboardInterrupt:
-            print(
-                "ptyframe: interrupted; the current state is saved (resume=true continues)",
-                file=sys.stderr,
-            )
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            sys.exit(report_interrupted(exc, config_name, user_argv))
 
     saved = sys.argv
     sys.argv = [f"ptyframe {config_name}", *argv]
@@ -171,6 +200,66 @@ def _hydra_run(config_name: str, task: Callable[[Any], Any], argv: list[str]) ->
     finally:
         sys.argv = saved
     return 0
+
+
+def report_interrupted(exc: BaseException, config_name: str, argv: list[str]) -> int:
+    """Log (so into ``cli.log``) and print how the run was interrupted; return 130.
+
+    The line says the status, the epoch reached, the files the state is saved in and the
+    command that resumes the run. Signals are ignored while it is written and the log
+    flushed, so a second Ctrl-C cannot cut it off. Of several MPI ranks only rank 0 reports
+    (they share ``cli.log``).
+    """
+    import signal
+    import threading
+
+    from ptyframe.callbacks.signals import interruption_of
+
+    info = interruption_of(exc)
+    if info is not None and not info.root:
+        flush_logs()
+        return EXIT_INTERRUPTED
+
+    held: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        held = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        msg = interrupted_message(exc, config_name, argv)
+        logging.getLogger("ptyframe").warning("%s", msg)
+        print(f"ptyframe: {msg}", file=sys.stderr)
+        flush_logs()
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
+    return EXIT_INTERRUPTED
+
+
+def interrupted_message(exc: BaseException, config_name: str, argv: list[str]) -> str:
+    """Return the ``interrupted ...`` line of a run stopped by ``exc`` (Ctrl-C, SIGTERM)."""
+    import shlex
+
+    from ptyframe.callbacks.signals import interruption_of
+
+    info = interruption_of(exc)
+    if info is None:
+        return "interrupted before any epoch ran: nothing saved; run the command again"
+    msg = f"interrupted at epoch {info.epochs_done} of {info.epochs} (status interrupted)"
+    files = [p.resolve() for p in info.saved_files()]
+    if not files:
+        return msg + ": nothing saved by this process"
+    msg += f": the state is saved in {', '.join(str(p) for p in files)}"
+    if not info.resumable:
+        return msg + "; a followed scan (data.follow=true) cannot be resumed"
+    if not any(p.name == "checkpoint.h5" for p in files):
+        return msg
+    if any(a in ("-m", "--multirun") for a in argv):
+        return msg + "; rerun the sweep (same hydra.sweep.dir, output.skip_done=true) to finish it"
+    drop = ("output.dir", "hydra.run.dir", "resume", "hydra.output_subdir")
+    kept = [a for a in argv if a.split("=", 1)[0].lstrip("+") not in drop]
+    out = info.out_dir.resolve()
+    cmd = shlex.join(["ptyframe", config_name, *kept, f"output.dir={out}", "resume=true"])
+    launch = f" (launched on {info.ranks} MPI ranks, as before)" if info.ranks > 1 else ""
+    return msg + f"; continue with: {cmd}{launch}"
 
 
 #: What Hydra itself puts into a run directory; a directory holding only these is empty.

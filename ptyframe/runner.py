@@ -64,6 +64,8 @@ class RunResult:
     out_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    #: the run's extra ``recon.h5`` attributes (``follow_ended``, noise floor, ...)
+    attrs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def object(self) -> np.ndarray:
@@ -192,7 +194,7 @@ def _run(
     state = whole if whole is not None else run.state  # non-root ranks of a windowed run
     assert state is not None
     out = run.out_dir if run.writer else None
-    return RunResult(state, run.history, run.status, out, run.files, final)
+    return RunResult(state, run.history, run.status, out, run.files, final, dict(run.attrs))
 
 
 def _compose(

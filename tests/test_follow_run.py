@@ -123,6 +123,7 @@ def test_a_writer_that_stops_without_scan_complete_ends_the_run_saved(tmp_path) 
     assert res.status == "finished" and len(res.history.epochs) >= 1
     with h5py.File(out / "recon.h5") as f:
         assert bool(f.attrs["follow_timed_out"]) and not bool(f.attrs["scan_complete"])
+        assert f.attrs["follow_ended"] == "timeout"
         assert f["positions_px"].shape == (10, 2)
 
 
@@ -191,7 +192,7 @@ def test_bad_patterns_arriving_are_skipped_by_index_and_the_run_goes_on(tmp_path
     with h5py.File(tmp_path / "run" / "recon.h5") as r:
         assert r.attrs["status"] == "finished" and bool(r.attrs["scan_complete"])
         assert list(r.attrs["follow_skipped_tiles"]) == [14, 17]
-        assert r.attrs["follow_error"] == ""
+        assert r.attrs["follow_error"] == "" and r.attrs["follow_ended"] == "complete"
         keep = [i for i in range(25) if i not in (14, 17)]
         np.testing.assert_allclose(r["positions_px"][()], pos[keep])
 
@@ -223,5 +224,108 @@ def test_patterns_that_change_size_end_the_run_saved_with_a_named_error(tmp_path
     with h5py.File(tmp_path / "run" / "recon.h5") as r:
         assert r.attrs["status"] == "finished" and not bool(r.attrs["scan_complete"])
         assert "the same size" in str(r.attrs["follow_error"])
+        assert r.attrs["follow_ended"] == "error"
         assert r["positions_px"].shape == (8, 2)
         assert np.isfinite(r["object"][()]).all()
+
+
+def _cli(live, out, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "ptyframe.cli",
+        "reconstruct",
+        f"data.path={live}",
+        "data.follow=true",
+        "engine=epie",
+        "engine.epochs=3",
+        "engine.alpha=0.5",
+        "engine.beta=0.5",
+        f"output.dir={out}",
+        "metrics.every=0",
+        "output.images=false",
+        *extra,
+    ]
+
+
+def test_cli_exit_code_4_when_the_writer_stops_without_scan_complete(tmp_path) -> None:
+    """A writer that dies mid-scan: saved, status finished, but follow_ended=timeout, exit 4.
+
+    Would catch: exit code 0 (a script takes the part for the whole scan), a result not
+    written, or the outcome missing from recon.h5 or cli.log.
+    """
+    from ptyframe.simulation.stream import append
+
+    ds = make_dataset(m=32, n=4, step=6.0, jitter=0.0, photons=1e6, seed=5)
+    live, f = _live(tmp_path, ds)
+    try:
+        append(f, ds.intensities(0)[:10], np.asarray(ds.geometry.positions_px)[:10])
+    finally:
+        f.close()  # the writer is gone; scan_complete was never set
+    out = tmp_path / "run"
+    cmd = _cli(live, out, "data.follow_timeout_s=1.5", "progress=false")
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 4, res.stdout + res.stderr
+    assert "follow ended: timeout before scan_complete" in res.stderr
+    assert "exit code 4" in res.stderr
+    with h5py.File(out / "recon.h5") as r:
+        assert r.attrs["status"] == "finished" and r.attrs["follow_ended"] == "timeout"
+        assert bool(r.attrs["follow_timed_out"]) and not bool(r.attrs["scan_complete"])
+        assert r["positions_px"].shape == (10, 2)
+        assert np.isfinite(r["object"][()]).all()
+    log = (out / "cli.log").read_text()
+    assert "follow ended: timeout, before scan_complete (10 patterns in the result)" in log
+
+
+def test_cli_exit_code_3_when_the_followed_file_breaks(tmp_path) -> None:
+    """Patterns change size while the CLI follows: saved, follow_ended=error, exit 3.
+
+    The file breaks only once the run has logged an epoch (read from its output), so the
+    break is met by a poll, not at the start, however slow the machine is.
+    Would catch: exit code 0 or 4 for a broken file, or the outcome missing from cli.log.
+    """
+    from ptyframe.simulation.stream import append
+
+    ds = make_dataset(m=32, n=4, step=6.0, jitter=0.0, photons=1e6, seed=7)
+    live, f = _live(tmp_path, ds, frames_grow=True)
+    out = tmp_path / "run"
+    try:
+        append(f, ds.intensities(0)[:8], np.asarray(ds.geometry.positions_px)[:8])
+        f.flush()
+        cmd = _cli(live, out, "data.follow_timeout_s=240", "progress_every_s=0")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines: list[str] = []
+        epoch = threading.Event()
+
+        def read() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if "epoch 1/" in line:
+                    epoch.set()
+            epoch.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            assert epoch.wait(240) and proc.poll() is None, "".join(lines)
+            f["exchange/data"].resize((1, 8, 40, 40))
+            f.flush()
+            proc.wait(300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        reader.join(60)
+    finally:
+        f.close()
+    output = "".join(lines)
+    assert proc.returncode == 3, output
+    assert "follow ended: error before scan_complete" in output and "exit code 3" in output
+    with h5py.File(out / "recon.h5") as r:
+        assert r.attrs["status"] == "finished" and r.attrs["follow_ended"] == "error"
+        assert "the same size" in str(r.attrs["follow_error"])
+        assert r["positions_px"].shape == (8, 2)
+    log = (out / "cli.log").read_text()
+    assert "from tile 8 on, /exchange/data has the shape" in log
+    assert "follow ended: error, before scan_complete (8 patterns in the result)" in log

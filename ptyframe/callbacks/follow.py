@@ -12,6 +12,13 @@ pattern and no ``scan_complete`` for ``data.follow_timeout_s`` ends the run (wha
 saved; ``follow_timed_out`` and ``scan_complete`` are attributes of ``recon.h5``). The first
 poll is in ``on_prepared`` (the engine is prepared on the first patterns, then grows).
 
+How following ended is ``follow_ended`` in ``recon.h5`` and in the log: ``complete`` (the
+writer set ``scan_complete``), ``timeout``, ``error`` (a broken file, below), or the run's
+status when it stopped while still following (``interrupted``, ``diverged``). The run's status
+stays ``finished`` for a timeout or an error (the saved result is a finished reconstruction
+of the patterns it had); ``ptyframe reconstruct`` exits nonzero for them
+(``ptyframe.cli.FOLLOW_EXIT_CODES``) so a beamline script can tell them from a whole scan.
+
 Tiles that ``ptyframe.data.follow.screen`` skipped (no measured pixel, a position outside the
 object) are listed in ``follow_skipped_tiles``. A file that breaks the contract (patterns of
 another size, a shrinking scan; ``DataValidationError``) ends the run the same way as the
@@ -76,6 +83,14 @@ class FollowCallback(Callback):
         self.timed_out = False
         self.error = ""  # a broken file's DataValidationError: following stopped
         self.grown_at: list[tuple[int, int, float]] = []  # (epochs done, n tiles, unix time)
+
+    def ended(self, status: str) -> str:
+        """Return how following ended: complete, timeout, error, or the run's ``status``."""
+        if self.error:
+            return "error"
+        if self.timed_out:
+            return "timeout"
+        return "complete" if self.complete else status
 
     def setup(self, run: RunContext) -> None:
         self.active = isinstance(run.dataset, GrowingDataset)
@@ -171,7 +186,16 @@ class FollowCallback(Callback):
     def on_run_end(self, run: RunContext, status: str) -> None:
         if not self.active:
             return
+        ended = self.ended(status)
+        n = int(run.dataset.n_tiles)
+        if ended == "complete":
+            log.info("follow ended: complete (%d patterns, scan_complete set)", n)
+        else:
+            log.warning(
+                "follow ended: %s, before scan_complete (%d patterns in the result)", ended, n
+            )
         run.attrs.update(
+            follow_ended=ended,
             follow_timed_out=self.timed_out,
             scan_complete=self.complete,
             follow_error=self.error,

@@ -65,7 +65,33 @@ def _task(registry: Any) -> Any:
         )
         if result.out_dir is not None:
             print(f"ptyframe: results in {result.out_dir}", file=sys.stderr)
+        _exit_if_follow_incomplete(result, hc)
         value = result.metrics.get("validation_error")
         return None if value is None else float(value)
 
     return task
+
+
+def _exit_if_follow_incomplete(result: Any, hc: Any) -> None:
+    """Exit with ``cli.FOLLOW_EXIT_CODES[follow_ended]`` if following ended before the scan did.
+
+    The result is saved either way (status ``finished``); the exit code is what tells a
+    beamline script that it covers only part of the scan (3: the file broke, 4: no new
+    pattern and no ``scan_complete`` for ``data.follow_timeout_s``). In a multirun the sweep
+    goes on and the outcome is only logged.
+    """
+    from hydra.types import RunMode
+
+    ended = str(result.attrs.get("follow_ended", ""))
+    code = cli.FOLLOW_EXIT_CODES.get(ended, 0)
+    if not code:
+        return
+    n = int(result.state.positions_px.shape[0])
+    where = result.out_dir or "(not written)"
+    msg = f"follow ended: {ended} before scan_complete; the {n} patterns it had are in {where}"
+    if hc.mode == RunMode.MULTIRUN:
+        logging.getLogger("ptyframe").warning("job %s: %s", hc.job.num, msg)
+        return
+    print(f"ptyframe: {msg} (exit code {code})", file=sys.stderr)
+    cli.flush_logs()
+    sys.exit(code)

@@ -335,6 +335,10 @@ def test_sigterm_stops_every_rank_at_one_epoch_and_saves_the_whole_object(tmp_pa
     assert 50 <= done < 600
     with h5py.File(out / "checkpoint.h5") as f:
         assert int(f.attrs["next_epoch"]) == done
+    # rank 0 alone records the stop in the shared cli.log, with the files and the resume command
+    said = [x for x in (out / "cli.log").read_text().splitlines() if "interrupted at epoch" in x]
+    assert len(said) == 1 and f"interrupted at epoch {done} of 600" in said[0], said
+    assert str((out / "recon.h5").resolve()) in said[0] and "resume=true (launched on 2" in said[0]
     again = _mpiexec(2, *_cli(*args, f"output.dir={out}", "resume=true"))
     assert again.returncode == 0, again.stderr
     with h5py.File(tmp_path / "ref" / "recon.h5") as a, h5py.File(out / "recon.h5") as b:
