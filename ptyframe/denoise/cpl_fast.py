@@ -106,7 +106,7 @@ def _untracked(s: Tensor) -> bool:
 
 
 def _hidden(s: Tensor, layer: FoldedLayer, pad: int) -> Tensor:
-    """Return ``tanh(W_in s + b_in)``, fused where oneDNN can, NCHW-contiguous."""
+    """Return ``tanh(W_in s + b_in)``, fused where oneDNN can (NCHW or channels-last)."""
     fused = (
         s.device.type == "cpu"
         and s.dtype == torch.float32
@@ -121,7 +121,21 @@ def _hidden(s: Tensor, layer: FoldedLayer, pad: int) -> Tensor:
         )
     else:
         h = torch.tanh(F.conv2d(s, layer.w_in, layer.b_in, padding=pad))
-    return h if h.is_contiguous() else h.contiguous()
+    return h
+
+
+def _pixels_last(h: Tensor) -> Tensor:
+    """Return ``h`` ``[B, H, Y, X]`` as ``[B, H, Y X]`` without a copy where its layout allows.
+
+    oneDNN may return the hidden maps channels-last (``[B, Y, X, H]`` in memory); then the
+    result is the transposed view, which the GEMM reads as a transposed operand.
+    """
+    b, c, y, x = h.shape
+    if h.is_contiguous():
+        return h.view(b, c, y * x)
+    if h.is_contiguous(memory_format=torch.channels_last):
+        return h.permute(0, 2, 3, 1).reshape(b, y * x, c).transpose(1, 2)
+    return h.reshape(b, c, y * x)
 
 
 def folded_forward(layers: list[FoldedLayer], s: Tensor, kernel_size: int) -> Tensor:
@@ -130,7 +144,6 @@ def folded_forward(layers: list[FoldedLayer], s: Tensor, kernel_size: int) -> Te
     b, c, h_px, w_px = s.shape
     s = s.clone(memory_format=torch.contiguous_format)
     for layer in layers:
-        h = _hidden(s, layer, pad)
-        cols = torch.matmul(layer.w_out, h.view(b, h.shape[1], h_px * w_px))
+        cols = torch.matmul(layer.w_out, _pixels_last(_hidden(s, layer, pad)))
         s = s - F.fold(cols, (h_px, w_px), kernel_size, padding=pad)
     return s
