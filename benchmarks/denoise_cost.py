@@ -35,7 +35,7 @@ from ptyframe.compose import build_engine  # noqa: E402
 from ptyframe.data.dataset import PtychoDataset  # noqa: E402
 from ptyframe.data.measurements import Measurements  # noqa: E402
 from ptyframe.denoise.cpl import CplDenoiser  # noqa: E402
-from ptyframe.denoise.cpl_fast import FoldedLayer, folded_layers  # noqa: E402
+from ptyframe.denoise.cpl_fast import FoldedLayer, folded_forward, folded_layers  # noqa: E402
 from ptyframe.engines.prior import DenoiseStep, DenoiseStepConfig  # noqa: E402
 from ptyframe.initial import InitConfig, initial_state  # noqa: E402
 from ptyframe.plugins import default_registry  # noqa: E402
@@ -94,6 +94,11 @@ def folded_gemm_unfused(net: CplDenoiser, x: Tensor) -> Tensor:
         cols = torch.matmul(layer.w_out, h.view(b, -1, hh * ww))
         s = s - F.fold(cols, (hh, ww), k, padding=pad)
     return s
+
+
+def whole_image(net: CplDenoiser, x: Tensor) -> Tensor:
+    """The fast path with every layer on the whole image at once (``strip_rows = 0``)."""
+    return folded_forward(folded_layers(net), x, net.arch.kernel_size, 0)
 
 
 def object_after(warm: int) -> tuple[object, Measurements, object]:
@@ -160,6 +165,7 @@ def variants(base: object) -> dict[str, tuple[object, Callable]]:
             variant_denoiser(base, folded_gemm_unfused),
             plain,
         ),
+        "fast, whole image (no row strips)": (variant_denoiser(base, whole_image), plain),
         "fast (now the default)": (fast, plain),
         "fast, NCHW input (no channels_last)": (variant_denoiser(base, None, False), plain),
         "fast, mkldnn off": (fast, lambda: torch.backends.mkldnn.flags(enabled=False)),

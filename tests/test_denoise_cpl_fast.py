@@ -16,6 +16,7 @@ from ptyframe.denoise.apply import ComplexDenoiser
 from ptyframe.denoise.auto import ConvexMix
 from ptyframe.denoise.check import applied_jacobian_norm
 from ptyframe.denoise.cpl import CplDenoiser
+from ptyframe.denoise.cpl_fast import folded_forward, folded_layers
 from ptyframe.denoise.weights import load_denoiser
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:DeprecationWarning")
@@ -61,6 +62,21 @@ def test_fast_path_equals_the_docstring_loop_on_a_noisy_image(stem: str) -> None
     y.square().sum().backward()
     xr = x.clone().requires_grad_()
     docstring_loop(net, xr).square().sum().backward()
+    assert torch.allclose(xg.grad, xr.grad, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("strip_rows", [0, 1, 3, 7, 40, 1000])
+def test_strips_of_any_height_give_the_whole_image_map(strip_rows: int) -> None:
+    net = load_denoiser("cpl_blind", "cpu")
+    x = noisy_image(45, seed=4)[:, :, :, :37]  # odd, non-square
+    want = docstring_loop(net, x)
+    with torch.no_grad():
+        got = folded_forward(folded_layers(net), x, net.arch.kernel_size, strip_rows)
+    assert torch.allclose(got, want, rtol=0, atol=2e-6)
+    xg = x.clone().requires_grad_()
+    folded_forward(folded_layers(net), xg, net.arch.kernel_size, strip_rows).sum().backward()
+    xr = x.clone().requires_grad_()
+    docstring_loop(net, xr).sum().backward()
     assert torch.allclose(xg.grad, xr.grad, rtol=0, atol=1e-5)
 
 

@@ -19,6 +19,9 @@ the definition of the transposed convolution. For ``C = 1`` state channel this i
 Where oneDNN's fused convolution is available (CPU, float32, mkldnn enabled, and no
 derivative taken: grad mode off, no forward AD or ``torch.func`` transform) the first conv,
 its bias and the ``tanh`` run as one call (``torch.ops.mkldnn._convolution_pointwise``).
+Each layer runs in strips of rows (``STRIP_ROWS``, with the halo the two convolutions need),
+so the ``hidden``-channel maps of a strip stay in cache; every output pixel sums the same
+terms as on the whole image.
 
 Only float rounding differs from the plain loop (``CplDenoiser.reference_forward``); the
 Lipschitz certificate is about the maths and is unchanged. The folded weights are cached
@@ -35,6 +38,9 @@ import torch
 import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+#: output rows per strip of a layer (``folded_forward``); 0 = the whole image at once
+STRIP_ROWS = 32
 
 
 @dataclass(frozen=True)
@@ -105,8 +111,9 @@ def _untracked(s: Tensor) -> bool:
     return fwAD.unpack_dual(s).tangent is None
 
 
-def _hidden(s: Tensor, layer: FoldedLayer, pad: int) -> Tensor:
-    """Return ``tanh(W_in s + b_in)``, fused where oneDNN can (NCHW or channels-last)."""
+def _hidden(s: Tensor, layer: FoldedLayer, pad: tuple[int, int]) -> Tensor:
+    """Return ``tanh(W_in s + b_in)`` (zero padding ``pad`` = (rows, cols)), fused where
+    oneDNN can; the result may be NCHW or channels-last."""
     fused = (
         s.device.type == "cpu"
         and s.dtype == torch.float32
@@ -115,9 +122,8 @@ def _hidden(s: Tensor, layer: FoldedLayer, pad: int) -> Tensor:
         and fused_available()
     )
     if fused:
-        p = [pad, pad]
         h = torch.ops.mkldnn._convolution_pointwise(
-            s, layer.w_in, layer.b_in, p, [1, 1], [1, 1], 1, "tanh", [], ""
+            s, layer.w_in, layer.b_in, list(pad), [1, 1], [1, 1], 1, "tanh", [], ""
         )
     else:
         h = torch.tanh(F.conv2d(s, layer.w_in, layer.b_in, padding=pad))
@@ -138,12 +144,45 @@ def _pixels_last(h: Tensor) -> Tensor:
     return h.reshape(b, c, y * x)
 
 
-def folded_forward(layers: list[FoldedLayer], s: Tensor, kernel_size: int) -> Tensor:
-    """Run the folded chain on the state ``s`` ``[B, C, H, W]``; return the final state."""
-    pad = kernel_size // 2
-    b, c, h_px, w_px = s.shape
+def _layer_rows(s: Tensor, layer: FoldedLayer, k: int, r0: int, r1: int) -> Tensor:
+    """Return rows ``r0:r1`` of ``s - W_out^T tanh(W_in s + b_in)`` (the whole-image map).
+
+    Output rows need the hidden maps on rows ``r0 - p .. r1 + p`` and those the state on
+    rows ``r0 - 2p .. r1 + 2p``; beyond the image the zero padding of the whole-image
+    convolutions is reproduced (rows of zeros for ``W_in``; hidden rows outside the image
+    simply do not exist for the adjoint, which is what its zero padding means).
+    """
+    p, rows = k // 2, s.shape[2]
+    h0, h1 = max(r0 - p, 0), min(r1 + p, rows)  # hidden rows needed (none beyond the image)
+    a, b = max(h0 - p, 0), min(h1 + p, rows)  # state rows they see; zero rows beyond
+    top, bottom = a - (h0 - p), (h1 + p) - b
+    sub = s[:, :, a:b]
+    if top or bottom:
+        sub = F.pad(sub, (0, 0, top, bottom))
+    h = _hidden(sub, layer, (0, p))  # hidden rows h0 .. h1
+    hh, width = h.shape[2], h.shape[3]
+    cols = torch.matmul(layer.w_out, _pixels_last(h))
+    adj = F.fold(cols, (hh + 2 * p, width), k, padding=(0, p))  # rows h0 - p .. h0 + hh + p
+    return s[:, :, r0:r1] - adj[:, :, r0 - (h0 - p) : r1 - (h0 - p)]
+
+
+def folded_forward(
+    layers: list[FoldedLayer], s: Tensor, kernel_size: int, strip_rows: int = STRIP_ROWS
+) -> Tensor:
+    """Run the folded chain on the state ``s`` ``[B, C, H, W]``; return the final state.
+
+    Each layer is computed in strips of ``strip_rows`` output rows (0: the whole image at
+    once), so that a strip's hidden maps (``B x hidden x (strip_rows + k - 1) x W`` floats)
+    stay in cache instead of making one object-sized round trip through memory; every
+    output pixel still sums the same terms (``_layer_rows``).
+    """
+    rows = s.shape[2]
+    step = rows if strip_rows <= 0 else int(strip_rows)
     s = s.clone(memory_format=torch.contiguous_format)
     for layer in layers:
-        cols = torch.matmul(layer.w_out, _pixels_last(_hidden(s, layer, pad)))
-        s = s - F.fold(cols, (h_px, w_px), kernel_size, padding=pad)
+        parts = [
+            _layer_rows(s, layer, kernel_size, r0, min(r0 + step, rows))
+            for r0 in range(0, rows, step)
+        ]
+        s = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
     return s
