@@ -19,9 +19,9 @@ the definition of the transposed convolution. For ``C = 1`` state channel this i
 Where oneDNN's fused convolution is available (CPU, float32, mkldnn enabled, and no
 derivative taken: grad mode off, no forward AD or ``torch.func`` transform) the first conv,
 its bias and the ``tanh`` run as one call (``torch.ops.mkldnn._convolution_pointwise``).
-Each layer runs in strips of rows (``STRIP_ROWS``, with the halo the two convolutions need),
-so the ``hidden``-channel maps of a strip stay in cache; every output pixel sums the same
-terms as on the whole image.
+On the CPU each layer runs in strips of rows (``STRIP_ROWS``, with the halo the two
+convolutions need), so the ``hidden``-channel maps of a strip stay in cache; every output
+pixel sums the same terms as on the whole image.
 
 Only float rounding differs from the plain loop (``CplDenoiser.reference_forward``); the
 Lipschitz certificate is about the maths and is unchanged. The folded weights are cached
@@ -171,13 +171,14 @@ def folded_forward(
 ) -> Tensor:
     """Run the folded chain on the state ``s`` ``[B, C, H, W]``; return the final state.
 
-    Each layer is computed in strips of ``strip_rows`` output rows (0: the whole image at
-    once), so that a strip's hidden maps (``B x hidden x (strip_rows + k - 1) x W`` floats)
-    stay in cache instead of making one object-sized round trip through memory; every
-    output pixel still sums the same terms (``_layer_rows``).
+    On the CPU each layer is computed in strips of ``strip_rows`` output rows (0, or any
+    other device: the whole image at once), so that a strip's hidden maps
+    (``B x hidden x (strip_rows + k - 1) x W`` floats) stay in cache instead of making one
+    object-sized round trip through memory; every output pixel still sums the same terms
+    (``_layer_rows``).
     """
     rows = s.shape[2]
-    step = rows if strip_rows <= 0 else int(strip_rows)
+    step = rows if strip_rows <= 0 or s.device.type != "cpu" else int(strip_rows)
     s = s.clone(memory_format=torch.contiguous_format)
     for layer in layers:
         parts = [
