@@ -80,6 +80,19 @@ def test_strips_of_any_height_give_the_whole_image_map(strip_rows: int) -> None:
     assert torch.allclose(xg.grad, xr.grad, rtol=0, atol=1e-5)
 
 
+def test_weight_gradients_through_the_fast_path_equal_the_loop() -> None:
+    net = load_denoiser("cpl_sigma15", "cpu").requires_grad_(True)  # e.g. fine-tuning
+    x = noisy_image(40, seed=5)
+    grads = []
+    for run in (net, lambda y: docstring_loop(net, y)):
+        net.zero_grad()
+        run(x).square().sum().backward()
+        grads.append([p.grad.clone() for p in (net.layers[0].weight, net.log_gain)])
+    for fast, ref in zip(*grads, strict=True):
+        assert float(ref.abs().max()) > 0
+        assert torch.allclose(fast, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+
+
 def test_cached_constants_follow_an_edit_of_the_weights() -> None:
     net = load_denoiser("cpl_sigma15", "cpu")
     x = noisy_image(48, seed=1)
