@@ -185,7 +185,17 @@ def main() -> None:
     ap.add_argument("--ptylab-python", default=str(HERE.parent / ".venv-ptylab/bin/python"))
     ap.add_argument("--workdir", default=None, help="where the case files go (default: temp)")
     ap.add_argument("--out", default=str(HERE / "results" / "quality_vs_time"))
+    ap.add_argument(
+        "--denoiser-loop",
+        choices=["fast", "reference"],
+        default="fast",
+        help="cpl nets: the fast inference path or the plain loop (the same map, for timing)",
+    )
     args = ap.parse_args()
+    if args.denoiser_loop == "reference":
+        from ptyframe.denoise.cpl import CplDenoiser
+
+        CplDenoiser.forward = CplDenoiser.reference_forward  # type: ignore[method-assign]
     torch.set_num_threads(1)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="qvt-"))
     all_cases = small_cases(args.sweeps)

@@ -139,16 +139,30 @@ class CplDenoiser(nn.Module):
     def _weight(self, conv: nn.Conv2d) -> Tensor:
         return conv.normalised_weight() if isinstance(conv, RealSNConv2d) else conv.weight
 
+    def _state(self, x: Tensor) -> Tensor:
+        """Return ``P x = [x, 0, ..., 0]`` with ``state_channels`` channels."""
+        extra = self.arch.state_channels - x.shape[1]
+        if extra <= 0:
+            return x
+        return torch.cat([x, x.new_zeros(x.shape[0], extra, *x.shape[2:])], dim=1)
+
     def forward(self, x: Tensor) -> Tensor:
-        """Return ``D(x)``, ``[B, C, H, W] -> [B, C, H, W]``."""
-        a = self.arch
-        c = x.shape[1]
-        pad = a.kernel_size // 2
-        if a.state_channels > c:
-            zeros = x.new_zeros(x.shape[0], a.state_channels - c, *x.shape[2:])
-            s = torch.cat([x, zeros], dim=1)
-        else:
-            s = x
+        """Return ``D(x)``, ``[B, C, H, W] -> [B, C, H, W]``.
+
+        Training (``realsn``): the plain loop (``reference_forward``). Inference: the same
+        maths with the fixed constants folded once (``cpl_fast.py``; float rounding differs).
+        """
+        if self.realsn:
+            return self.reference_forward(x)
+        from ptyframe.denoise.cpl_fast import folded_forward, folded_layers
+
+        s = folded_forward(folded_layers(self), self._state(x), self.arch.kernel_size)
+        return s[:, : x.shape[1]]
+
+    def reference_forward(self, x: Tensor) -> Tensor:
+        """Return ``D(x)`` by the plain loop of the module docstring (the reference)."""
+        pad = self.arch.kernel_size // 2
+        s = self._state(x)
         steps = self.steps()
         gains = torch.exp(self.log_gain)
         for i, conv in enumerate(self.layers):
@@ -156,7 +170,7 @@ class CplDenoiser(nn.Module):
             g = gains[i].view(1, -1, 1, 1)
             h = torch.tanh(F.conv2d(s, w, conv.bias, padding=pad) * g) / g
             s = s - steps[i] * F.conv_transpose2d(h, w, padding=pad)
-        return s[:, :c]
+        return s[:, : x.shape[1]]
 
     def residual(self, x: Tensor) -> Tensor:
         """Return the removed part ``x - D(x)``."""
