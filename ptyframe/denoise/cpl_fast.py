@@ -106,8 +106,9 @@ def fused_available() -> bool:
 
 def _untracked(s: Tensor) -> bool:
     """Return whether no derivative is taken through ``s`` (grad mode, forward AD, torch.func)."""
-    if torch.is_grad_enabled() or torch._C._functorch.is_functorch_wrapped_tensor(s):
-        return False
+    wrapped = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None)
+    if torch.is_grad_enabled() or wrapped is None or wrapped(s):
+        return False  # without torch's functorch query, take the plain (traceable) path
     return fwAD.unpack_dual(s).tangent is None
 
 
