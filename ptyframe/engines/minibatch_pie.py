@@ -40,8 +40,9 @@ import torch
 from ptyframe.engines.base import check_range
 from ptyframe.engines.config import PIE_RULES, PieFamilyConfig, check_pie_steps
 from ptyframe.engines.minibatch import MinibatchEngine, check_batching, mode_sum, scatter_windows
+from ptyframe.engines.minibatch_delta import batched_delta
 from ptyframe.errors import ConfigError
-from ptyframe.physics.projection import fourier_projection
+from ptyframe.physics.fft import far_field, far_field_adjoint
 
 
 @dataclass
@@ -100,8 +101,8 @@ class MinibatchPieEngine(MinibatchEngine):
         p_b = self.waves.probes(probe, idx, ramps)  # [B, K, M, N]
         psi = o_b.unsqueeze(1) * p_b
         amps, valid = self.data(idx)
-        new, err = fourier_projection(psi, amps, valid)
-        chi = new.sub_(psi)
+        delta, err = batched_delta(far_field(psi), amps, valid)
+        chi = far_field_adjoint(delta)  # F^-1 (Psi' - Psi) = psi' - psi
         corners = self.waves.corners_of(idx, obj.device)
         if update_probe:
             n_p = self.waves.shift_back_sum(o_b.conj().unsqueeze(1) * chi, idx, ramps)
