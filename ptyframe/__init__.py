@@ -11,18 +11,7 @@ Public facade::
 
 from __future__ import annotations
 
-import os
-import sys
-
-if "OMP_WAIT_POLICY" not in os.environ and "torch" not in sys.modules:
-    # Idle OpenMP threads sleep instead of spinning: with the default policy two torch threads
-    # on a machine with no free core ran the batched engines 3-6x slower than one thread
-    # (README, "Batched engines on two threads"; benchmarks/omp_wait_policy.py). libgomp reads
-    # the variable once, when torch loads, so it is set only before torch's first import and
-    # never over the user's own setting.
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-
-from typing import TYPE_CHECKING, Any  # noqa: E402
+from typing import TYPE_CHECKING, Any
 
 from ptyframe.hookspecs import hookimpl
 from ptyframe.registry import BuildContext, Registry
