@@ -2,7 +2,8 @@
 
 For a group ``b in G`` every exit wave comes from the same ``O`` and ``P``
 (``psi_b = S_b(O) T_f_b P``, ``ptyframe.engines.minibatch``); one batched projection
-(``ptyframe.physics.projection``) gives ``chi_b = F^-1 Psi'_b - psi_b``. The per-position
+(the rule of ``ptyframe.physics.projection``, fused in ``ptyframe.engines.minibatch_delta``)
+gives ``chi_b = F^-1 (Psi'_b - Psi_b) = psi'_b - psi_b``. The per-position
 ePIE/rPIE steps (``ptyframe.engines.pie``) are summed over the group with their weights
 summed too, i.e. with ``W_O = sum_b S_b^T sum_k |P_bk|^2`` and ``W_P = sum_b |O_b|^2``::
 
