@@ -9,6 +9,11 @@ under the same load. Prints a markdown table: s / sweep at each thread count and
     python benchmarks/engine_threads.py [--sweeps 5] [--engines minibatch_pie lsqml mpie]
     OMP_WAIT_POLICY=PASSIVE python benchmarks/engine_threads.py   # idle OpenMP threads sleep
 
+A last row, ``matmul (ceiling)``, times a 1500x1500 float32 matrix product (MKL, splits
+perfectly over threads) in the same rounds: its ratio is what a second core gave at that
+moment, so an engine's ratio is read against it (at a load average of 2 or more on two cores
+it is ~1: no engine can gain then).
+
 The header prints ``OMP_WAIT_POLICY``: with the default (active) policy torch's idle OpenMP
 threads spin after each parallel region, which on a machine with no free core takes the core
 from whatever runs next (the other thread, other processes).
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from types import SimpleNamespace
 
 import torch
@@ -28,6 +34,19 @@ from ptyframe.data.measurements import Measurements
 from ptyframe.initial import InitConfig, initial_state
 from ptyframe.plugins import default_registry
 from ptyframe.registry import BuildContext
+
+
+class Matmul:
+    """A perfectly parallel reference load: ``step`` times 3 products of ``mat`` with itself."""
+
+    def __init__(self, mat: torch.Tensor) -> None:
+        self.mat = mat
+
+    def step(self, epoch: int) -> SimpleNamespace:  # noqa: ARG002 (engine-like signature)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            self.mat @ self.mat
+        return SimpleNamespace(seconds=time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -48,6 +67,9 @@ def main() -> None:
             torch.set_num_threads(threads)
             engine.step(0)  # warm-up
             runs.append((name, threads, engine, []))
+    mat = torch.randn(1500, 1500)
+    for threads in args.threads:
+        runs.append(("matmul (ceiling)", threads, Matmul(mat), []))
     load0 = os.getloadavg()[0]
     for epoch in range(1, args.sweeps + 1):
         for _, threads, engine, seconds in runs:

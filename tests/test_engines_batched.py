@@ -321,3 +321,22 @@ def test_cpu_window_loops_equal_the_index_gather_and_scatter():
     scatter_windows(a, patches, corners)
     scatter_add_patches(b, patches, corners)
     assert torch.allclose(a, b, atol=1e-14)  # overlapping windows sum
+
+
+@pytest.mark.parametrize(("modes", "masked"), [(1, False), (2, True), (1, True)])
+def test_fused_batched_delta_equals_detector_delta(modes, masked):
+    """The fused (numba) detector step is ``detector_delta`` to float rounding."""
+    pytest.importorskip("numba")
+    from ptyframe.engines import minibatch_delta
+    from ptyframe.physics.projection import detector_delta
+
+    g = torch.Generator().manual_seed(3)
+    wave = torch.randn(6, modes, 16, 16, dtype=torch.complex64, generator=g)
+    wave[0, :, :2, :2] = 0  # Xi(0) = 1 pixels
+    amps = torch.rand(6, 16, 16, generator=g)
+    valid = (torch.rand(6, 16, 16, generator=g) > 0.2) if masked else None
+    want, want_err = detector_delta(wave, amps, valid)
+    got, err = minibatch_delta.batched_delta(wave.clone(), amps, valid)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(err, want_err, rtol=1e-5, atol=1e-4)
+    assert float(want.abs().max()) > 0.5  # not a trivially zero step

@@ -67,10 +67,11 @@ from ptyframe.engines.minibatch import (
     mode_sum,
     scatter_windows,
 )
+from ptyframe.engines.minibatch_delta import batched_delta
 from ptyframe.engines.prior import DenoiseStep
 from ptyframe.errors import ConfigError
 from ptyframe.physics.fft import far_field, far_field_adjoint
-from ptyframe.physics.projection import detector_delta, model_modulus
+from ptyframe.physics.projection import model_modulus
 
 LIKELIHOODS = ("gaussian", "poisson")
 
@@ -195,7 +196,7 @@ class LsqmlEngine(MinibatchEngine):
         amps, valid = self.data(idx)
         wave = far_field(psi)
         if cfg.likelihood == "gaussian":
-            delta, e = detector_delta(wave, amps, valid)  # e: sum_valid |A - a| per position
+            delta, e = batched_delta(wave, amps, valid)  # e: sum_valid |A - a| per position
             err = float(e.sum())
         else:
             diff = (model_modulus(wave) - amps).abs_()

@@ -2,7 +2,8 @@
 
 For a group ``b in G`` every exit wave comes from the same ``O`` and ``P``
 (``psi_b = S_b(O) T_f_b P``, ``ptyframe.engines.minibatch``); one batched projection
-(``ptyframe.physics.projection``) gives ``chi_b = F^-1 Psi'_b - psi_b``. The per-position
+(the rule of ``ptyframe.physics.projection``, fused in ``ptyframe.engines.minibatch_delta``)
+gives ``chi_b = F^-1 (Psi'_b - Psi_b) = psi'_b - psi_b``. The per-position
 ePIE/rPIE steps (``ptyframe.engines.pie``) are summed over the group with their weights
 summed too, i.e. with ``W_O = sum_b S_b^T sum_k |P_bk|^2`` and ``W_P = sum_b |O_b|^2``::
 
@@ -40,8 +41,9 @@ import torch
 from ptyframe.engines.base import check_range
 from ptyframe.engines.config import PIE_RULES, PieFamilyConfig, check_pie_steps
 from ptyframe.engines.minibatch import MinibatchEngine, check_batching, mode_sum, scatter_windows
+from ptyframe.engines.minibatch_delta import batched_delta
 from ptyframe.errors import ConfigError
-from ptyframe.physics.projection import fourier_projection
+from ptyframe.physics.fft import far_field, far_field_adjoint
 
 
 @dataclass
@@ -100,8 +102,8 @@ class MinibatchPieEngine(MinibatchEngine):
         p_b = self.waves.probes(probe, idx, ramps)  # [B, K, M, N]
         psi = o_b.unsqueeze(1) * p_b
         amps, valid = self.data(idx)
-        new, err = fourier_projection(psi, amps, valid)
-        chi = new.sub_(psi)
+        delta, err = batched_delta(far_field(psi), amps, valid)
+        chi = far_field_adjoint(delta)  # F^-1 (Psi' - Psi) = psi' - psi
         corners = self.waves.corners_of(idx, obj.device)
         if update_probe:
             n_p = self.waves.shift_back_sum(o_b.conj().unsqueeze(1) * chi, idx, ramps)
