@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ptyframe.engines import pie_kernels
-from ptyframe.physics.projection import _check, detector_delta
+from ptyframe.physics.projection import check_shapes, detector_delta
 
 #: Use the fused kernels when numba is present; False forces ``detector_delta``.
 USE_KERNELS = True
@@ -62,7 +62,7 @@ def batched_delta(
     """
     if not _fused_ok(wave, amplitudes):
         return detector_delta(wave, amplitudes, valid)
-    _check(wave, amplitudes, valid)
+    check_shapes(wave, amplitudes, valid)
     w = wave.numpy()
     amp = np.ascontiguousarray(amplitudes.numpy())
     mask = None if valid is None else np.ascontiguousarray(valid.numpy())

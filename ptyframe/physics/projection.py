@@ -29,7 +29,9 @@ import torch
 from ptyframe.physics.fft import far_field, far_field_adjoint
 
 
-def _check(wave: torch.Tensor, amplitudes: torch.Tensor, valid: torch.Tensor | None) -> None:
+def check_shapes(wave: torch.Tensor, amplitudes: torch.Tensor, valid: torch.Tensor | None) -> None:
+    """Raise ``ValueError`` unless ``wave`` is ``[B, K, M, N]`` and ``amplitudes``, ``valid``
+    are ``[B, M, N]``."""
     if wave.dim() != 4:
         raise ValueError(f"exit waves must be [B, K, M, N], got {tuple(wave.shape)}")
     want = (wave.shape[0], *wave.shape[-2:])
@@ -57,7 +59,7 @@ def detector_delta(
 
     ``e`` ``[B]`` float64 is the amplitude error ``sum_valid |A - a|`` of each position.
     """
-    _check(wave, amplitudes, valid)
+    check_shapes(wave, amplitudes, valid)
     amp = model_modulus(wave)
     diff = (amp - amplitudes).abs_()
     if valid is not None:
