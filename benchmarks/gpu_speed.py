@@ -185,7 +185,17 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--patterns-on-host", action="store_true")
     p.add_argument("--out", default=None, help="also write the tables to this file")
     args = p.parse_args(argv)
-    logging.getLogger("ptyframe").setLevel(logging.ERROR)  # no convergence advice here
+    quiet = logging.getLogger("ptyframe")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # no convergence advice here
+    try:
+        return _run(args)
+    finally:
+        quiet.setLevel(level)  # a caller in the same process (a test) keeps its logging
+
+
+def _run(args: argparse.Namespace) -> str:
+    """Run the cases of ``args``; print and return the markdown tables."""
     cases = SMALL if args.small else CASES
     names = args.cases or list(cases)
     lines: list[str] = []

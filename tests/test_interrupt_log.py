@@ -51,6 +51,7 @@ def test_a_signal_inside_a_log_call_waits_until_every_handler_has_the_record(sig
     logfile: list[str] = []
     lg = logging.getLogger("ptyframe.test_interrupt_log")
     lg.propagate = False
+    lg.setLevel(logging.INFO)  # whatever an earlier test left on the "ptyframe" logger
     handlers = [_Record(console, sig), _Record(logfile)]
     for h in handlers:
         lg.addHandler(h)
