@@ -13,9 +13,25 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def reconstruct_cmd(data: Path | str, epochs: int, *extra: str) -> list[str]:
+    """Return a quiet ``ptyframe reconstruct`` of ePIE on ``data`` (no images, no metrics)."""
+    head = [sys.executable, "-m", "ptyframe.cli", "reconstruct", f"data.path={data}"]
+    return [
+        *head,
+        "engine=epie",
+        f"engine.epochs={epochs}",
+        "engine.alpha=0.5",
+        "metrics.every=0",
+        "output.images=false",
+        *extra,
+    ]
+
 
 #: The progress line of one epoch: ``epoch 3/40  data error ...``.
 EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+)\s+data error")

@@ -22,7 +22,7 @@ from ptyframe import cli
 from ptyframe.progress import Progress
 
 from plain_h5 import write_plain
-from signalled import run_and_signal
+from signalled import reconstruct_cmd, run_and_signal
 
 
 @pytest.fixture(scope="module")
@@ -134,20 +134,7 @@ def test_every_hint_printed_by_ptyframe_plugins_composes():
 
 
 def _cmd(data, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "ptyframe.cli",
-        "reconstruct",
-        f"data.path={data}",
-        "engine=epie",
-        "engine.epochs=40",
-        "engine.alpha=0.5",
-        "output.checkpoint_every=0",
-        "metrics.every=0",
-        "output.images=false",
-        *extra,
-    ]
+    return reconstruct_cmd(data, 40, "output.checkpoint_every=0", *extra)
 
 
 @pytest.mark.parametrize("spelling", ["output.dir", "hydra.run.dir"])

@@ -30,7 +30,7 @@ from ptyframe.cli import interrupted_message
 from ptyframe.loop import run_loop
 
 from plain_h5 import write_plain
-from signalled import run_and_signal
+from signalled import reconstruct_cmd, run_and_signal
 
 
 class _Record(logging.Handler):
@@ -130,21 +130,7 @@ def data(tmp_path_factory):
 
 
 def _cmd(data: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "ptyframe.cli",
-        "reconstruct",
-        f"data.path={data}",
-        "engine=epie",
-        "engine.epochs=60",
-        "engine.alpha=0.5",
-        "output.checkpoint_every=0",
-        f"output.dir={out}",
-        "metrics.every=0",
-        "output.images=false",
-        *extra,
-    ]
+    return reconstruct_cmd(data, 60, "output.checkpoint_every=0", f"output.dir={out}", *extra)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

@@ -17,26 +17,13 @@ import ptyframe
 from ptyframe.errors import ConfigError, DivergenceError
 
 from plain_h5 import write_plain
-from signalled import run_and_signal
+from signalled import reconstruct_cmd, run_and_signal
 
 
 def _cmd(data, out, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "ptyframe.cli",
-        "reconstruct",
-        f"data.path={data}",
-        "engine=epie",
-        "engine.epochs=30",
-        "engine.alpha=0.5",
-        "output.checkpoint_every=2",
-        f"output.dir={out}",
-        "progress=false",
-        "metrics.every=0",
-        "output.images=false",
-        *extra,
-    ]
+    return reconstruct_cmd(
+        data, 30, "output.checkpoint_every=2", f"output.dir={out}", "progress=false", *extra
+    )
 
 
 @pytest.fixture(scope="module")
