@@ -39,15 +39,15 @@ def _fused_ok(wave: torch.Tensor, amplitudes: torch.Tensor) -> bool:
     )
 
 
-def _run(w, amp, valid, err, lo, hi, inv):  # noqa: ANN001, ANN202, PLR0913
-    """Positions ``lo:hi``: ``w[b]`` becomes ``Psi' - Psi`` in place, ``err[b]`` the error."""
+def _run(w, amp, valid, err, inv):  # noqa: ANN001, ANN202
+    """Every position ``b``: ``w[b]`` becomes ``Psi' - Psi`` in place, ``err[b]`` the error."""
     k = pie_kernels.kernels()
     if valid is None and w.shape[1] == 1:
-        for b in range(lo, hi):
+        for b in range(w.shape[0]):
             err[b] = k.modulus_delta1(w[b, 0], amp[b], inv, inv)
         return
     mask = pie_kernels.no_mask(w.shape[-2:]) if valid is None else None
-    for b in range(lo, hi):
+    for b in range(w.shape[0]):
         m = mask if valid is None else valid[b]
         err[b] = k.modulus_delta(w[b], amp[b], m, valid is not None, inv, inv)
 
@@ -68,5 +68,5 @@ def batched_delta(
     mask = None if valid is None else np.ascontiguousarray(valid.numpy())
     err = np.zeros(w.shape[0], dtype=np.float64)
     (inv,) = pie_kernels.real_scalars(w.dtype, 1.0)
-    _run(w, amp, mask, err, 0, w.shape[0], inv)
+    _run(w, amp, mask, err, inv)
     return wave, torch.from_numpy(err)
