@@ -31,11 +31,9 @@ USE_KERNELS = True
 def _fused_ok(wave: torch.Tensor, amplitudes: torch.Tensor) -> bool:
     return (
         USE_KERNELS
-        and wave.device.type == "cpu"
         and wave.dtype in (torch.complex64, torch.complex128)
         and amplitudes.dtype == wave.real.dtype
-        and wave.is_contiguous()
-        and pie_kernels.available()
+        and pie_kernels.usable(wave)
     )
 
 

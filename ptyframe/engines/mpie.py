@@ -119,7 +119,7 @@ class MpieEngine(PieEngine):
         b = self._buffers
         for x, key in ((obj, "object"), (probe, "probe")):
             v = b[key + "_v"]
-            if self.fused and pie_kernels.available() and _flat_ok(x, v, b[key]):
+            if self.fused and pie_kernels.usable(x, v, b[key]):
                 flat = [t.numpy().reshape(-1) for t in (x, b[key], v)]
                 pie_kernels.kernels().momentum(*flat, eta, gamma)
                 continue
@@ -153,8 +153,3 @@ class MpieEngine(PieEngine):
         for k, v in state.items():
             if k in self._buffers:
                 self._buffers[k].copy_(v)
-
-
-def _flat_ok(*tensors: torch.Tensor) -> bool:
-    """True when every tensor is a contiguous CPU tensor (the fused kernel's input)."""
-    return all(t.device.type == "cpu" and t.is_contiguous() for t in tensors)

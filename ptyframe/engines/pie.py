@@ -207,13 +207,7 @@ class PieEngine(Engine):
         state = self.state
         assert state is not None
         obj = state.object[0]
-        fused = (
-            self.fused
-            and pie_kernels.available()
-            and obj.device.type == "cpu"
-            and obj.is_contiguous()
-            and state.probe.is_contiguous()
-        )
+        fused = self.fused and pie_kernels.usable(obj, state.probe)
         shifter = None
         if any(self._shifted):
             key = (state.probe.dtype, tuple(state.probe.shape[-2:]))

@@ -56,6 +56,12 @@ def available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
+def usable(*tensors) -> bool:  # noqa: ANN002
+    """Return True when the kernels can run on ``tensors``: numba present, each a contiguous
+    CPU tensor (the kernels take numpy views of them)."""
+    return available() and all(t.device.type == "cpu" and t.is_contiguous() for t in tensors)
+
+
 def kernels() -> SimpleNamespace:
     """Return the kernels of this module compiled with numba (on first use; cached on disk).
 
