@@ -79,9 +79,14 @@ def kernels() -> SimpleNamespace:
     return _compiled
 
 
+def real_dtype(dtype: np.dtype) -> type:
+    """Return the real numpy dtype of the complex ``dtype`` (float32 for complex64)."""
+    return np.float32 if np.dtype(dtype) == np.complex64 else np.float64
+
+
 def real_scalars(dtype: np.dtype, *values: float) -> tuple:
     """Return ``values`` as numpy scalars of the real dtype of the complex ``dtype``."""
-    kind = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
+    kind = real_dtype(dtype)
     return tuple(kind(v) for v in values)
 
 
@@ -101,9 +106,9 @@ def step_rule(
     so that a position passes no Python scalars (``acc = 1`` adds the probe step to the
     probe, 0 writes it alone).
     """
-    kind = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
     flags = (float(rpie), float(update_probe), 1.0, 0.0)
-    return np.array([float(accumulate), step_o, step_p, alpha, beta, *flags], dtype=kind)
+    values = [float(accumulate), step_o, step_p, alpha, beta, *flags]
+    return np.array(values, dtype=real_dtype(dtype))
 
 
 def step_scalars(rule, maxima):  # noqa: ANN001, ANN201
