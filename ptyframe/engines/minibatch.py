@@ -149,9 +149,7 @@ class BatchedWaves:
         """
         if not self.shifted:
             return probe.unsqueeze(0).expand(len(idx), *probe.shape)
-        if ramps is None:
-            ramps = self.ramps(idx, probe)
-        return torch.fft.ifft2(torch.fft.fft2(probe).unsqueeze(0) * ramps)
+        return self._shifter(probe).shift(probe, idx, ramps)
 
     def shift_back_sum(
         self, x: torch.Tensor, idx: torch.Tensor, ramps: torch.Tensor | None = None

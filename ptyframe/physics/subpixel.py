@@ -93,9 +93,16 @@ class PositionShifts:
         i = idx.to(self.ry.device)
         return (self.ry[i][:, :, None] * self.rx[i][:, None, :]).unsqueeze(1)
 
-    def shift(self, probe: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """Return ``T_f_b P`` ``[B, K, M, W]`` for a probe ``[K, M, W]``."""
-        return torch.fft.ifft2(torch.fft.fft2(probe).unsqueeze(0) * self.ramps(idx))
+    def shift(
+        self, probe: torch.Tensor, idx: torch.Tensor, ramps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Return ``T_f_b P`` ``[B, K, M, W]`` for a probe ``[K, M, W]``.
+
+        ``ramps``: ``self.ramps(idx)`` when the caller has them already.
+        """
+        if ramps is None:
+            ramps = self.ramps(idx)
+        return torch.fft.ifft2(torch.fft.fft2(probe).unsqueeze(0) * ramps)
 
     def shift_back(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Return ``T_-f_b x_b`` for ``x`` ``[B, K, M, W]``."""
