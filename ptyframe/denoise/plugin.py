@@ -184,7 +184,7 @@ def stored_bound(stem: str) -> float | None:
     return None if bound is None else float(bound)
 
 
-def auto_certificate_line(low: str = "cpl_sigma15", high: str = "cpl_blind") -> str:
+def auto_certificate_line(low: str = CplAutoConfig.low, high: str = CplAutoConfig.high) -> str:
     """Return the noise-aware mix's bound: ``max`` of the two nets' stored bounds."""
     bounds = [stored_bound(low), stored_bound(high)]
     if any(b is None for b in bounds):
