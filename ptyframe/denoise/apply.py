@@ -116,6 +116,13 @@ def frozen_range(p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return lo, scale, constant
 
 
+def object_parts(obj: Tensor) -> Tensor:
+    """Return the real parts the net sees, ``[P, H, W]``: Re and Im of every leading index of
+    a complex ``obj`` ``[..., H, W]`` (interleaved), or each leading index of a real one."""
+    parts = torch.stack([obj.real, obj.imag], dim=-3) if obj.is_complex() else obj[..., None, :, :]
+    return parts.reshape(-1, *parts.shape[-2:])
+
+
 class ComplexDenoiser:
     """Denoise complex objects part by part with a real-image denoiser (PINE eq. 22).
 
@@ -170,10 +177,7 @@ class ComplexDenoiser:
 
     def freeze(self, obj: Tensor) -> bool:
         """Freeze ``lo, scale`` from ``obj`` unless every part is constant; return if it did."""
-        parts = (
-            torch.stack([obj.real, obj.imag], dim=-3) if obj.is_complex() else obj[..., None, :, :]
-        )
-        work = parts.reshape(-1, *parts.shape[-2:]).to(self.device).detach()
+        work = object_parts(obj).to(self.device).detach()
         rng = frozen_range(work)
         if bool(rng[2].all()):
             return False
@@ -214,12 +218,8 @@ class ComplexDenoiser:
             return obj.clone()  # constant in every part: nothing to denoise, nothing frozen
         with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
             is_complex = obj.is_complex()
-            parts = (
-                torch.stack([obj.real, obj.imag], dim=-3) if is_complex else obj[..., None, :, :]
-            )
-            lead = parts.shape[:-2]
             real_dtype = obj.real.dtype if is_complex else obj.dtype
-            work = parts.reshape(-1, *parts.shape[-2:]).to(self.device)
+            work = object_parts(obj).to(self.device)
             if self.normalisation == "frozen":
                 out = self._frozen_apply(work)
             elif self.normalisation == "minmax":
@@ -230,7 +230,8 @@ class ComplexDenoiser:
                 out = torch.where(constant, work, minmax_inverse(den, lo, scale))
             else:
                 out = self.denoise_real(work)
-            out = out.to(device=obj.device, dtype=real_dtype).reshape(*lead, *parts.shape[-2:])
+            lead = (*obj.shape[:-2], 2 if is_complex else 1)
+            out = out.to(device=obj.device, dtype=real_dtype).reshape(*lead, *obj.shape[-2:])
             if is_complex:
                 return torch.complex(out[..., 0, :, :], out[..., 1, :, :])
             return out[..., 0, :, :]

@@ -51,7 +51,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ptyframe.denoise.apply import ComplexDenoiser
+from ptyframe.denoise.apply import ComplexDenoiser, object_parts
 from ptyframe.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -195,10 +195,7 @@ class AutoMixDenoiser(ComplexDenoiser):
             return False
         assert self.frozen is not None
         lo, scale, constant = self.frozen
-        parts = (
-            torch.stack([obj.real, obj.imag], dim=-3) if obj.is_complex() else obj[..., None, :, :]
-        )
-        work = parts.reshape(-1, *parts.shape[-2:]).to(self.device).detach()
+        work = object_parts(obj).to(self.device).detach()
         sigma = estimate_sigma((work - lo) / scale).float()
         level = noise_level(sigma, constant.flatten())
         if self.t_fixed is not None:

@@ -39,13 +39,10 @@ def covered_pixels(
 def photons_per_object_pixel(measurements: Any, distribution: Any | None = None) -> float:
     """Return ``sum_j I_j / A`` for ``measurements`` (``ptyframe.data.Measurements``).
 
-    ``distribution`` (optional) sums the counts and tile numbers over processes.
+    ``distribution`` (optional) sums the counts over processes.
     """
-    amps = measurements.amplitudes
-    local = torch.tensor(
-        [float(amps.square().sum(dtype=torch.float64)), float(amps.shape[0])],
-        dtype=torch.float64,
-    )
+    counts = float(measurements.amplitudes.square().sum(dtype=torch.float64))
+    local = torch.tensor([counts], dtype=torch.float64)
     total = distribution.allreduce_sum_(local) if distribution is not None else local
     geom = measurements.geometry
     area = covered_pixels(geom.positions_px, tuple(geom.window), tuple(geom.object_shape))

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ptyframe.errors import ConfigError
 from ptyframe.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ptyframe.denoise.apply import ComplexDenoiser
     from ptyframe.registry import BuildContext, ScopedRegistry
 
@@ -80,22 +82,26 @@ def build_dncnn(config: DncnnConfig, context: BuildContext) -> ComplexDenoiser:
     )
 
 
+def _certificate(path: Path) -> dict[str, Any]:
+    """Return the ``certificate`` of weights ``path``'s json sidecar ({} if none or unreadable)."""
+    import json
+
+    try:
+        return json.loads(path.with_suffix(".json").read_text()).get("certificate") or {}
+    except (OSError, ValueError):
+        return {}
+
+
 def certificate_line(stem: str | None = None) -> str:
     """Return one line on the shipped weights' certified and measured Lipschitz constants.
 
     Read from the weights' json sidecar (``benchmarks/denoise_certificate.py --write``), so
     listing plugins loads no network.
     """
-    import json
-
     from ptyframe.denoise.weights import default_weights_path, shipped_weights
 
     path = shipped_weights().get(stem, default_weights_path()) if stem else default_weights_path()
-    side = path.with_suffix(".json")
-    try:
-        cert = json.loads(side.read_text()).get("certificate") or {}
-    except (OSError, ValueError):
-        cert = {}
+    cert = _certificate(path)
     if "denoiser_lipschitz_bound" not in cert:
         return f"weights {path.stem}: no certificate recorded"
     frozen = cert.get("applied_map_jacobian_norm", {}).get("frozen", {})
@@ -169,22 +175,16 @@ def build_cpl_auto(config: CplAutoConfig, context: BuildContext) -> ComplexDenoi
 
 def stored_bound(stem: str) -> float | None:
     """Return the certified ``Lip(D)`` bound stored with shipped weights ``stem`` (or None)."""
-    import json
-
     from ptyframe.denoise.weights import shipped_weights
 
     path = shipped_weights().get(stem)
     if path is None:
         return None
-    try:
-        cert = json.loads(path.with_suffix(".json").read_text()).get("certificate") or {}
-    except (OSError, ValueError):
-        return None
-    bound = cert.get("denoiser_lipschitz_bound")
+    bound = _certificate(path).get("denoiser_lipschitz_bound")
     return None if bound is None else float(bound)
 
 
-def auto_certificate_line(low: str = "cpl_sigma15", high: str = "cpl_blind") -> str:
+def auto_certificate_line(low: str = CplAutoConfig.low, high: str = CplAutoConfig.high) -> str:
     """Return the noise-aware mix's bound: ``max`` of the two nets' stored bounds."""
     bounds = [stored_bound(low), stored_bound(high)]
     if any(b is None for b in bounds):
