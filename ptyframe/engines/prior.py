@@ -65,17 +65,24 @@ class DenoiseStep:
 
         A resumed run must apply the same map as the uninterrupted one: a denoiser that froze
         its normalisation on the run's first object would otherwise freeze it again on the
-        resumed object, and the result would differ from the uninterrupted run. The state is
-        the denoiser's own (``ComplexDenoiser.state_dict``); a denoiser without one has none.
+        resumed object, and the result would differ from the uninterrupted run.
         """
-        get = getattr(self.denoiser, "state_dict", None)
-        return dict(get()) if callable(get) else {}
+        den = self.denoiser
+        if den is not None and hasattr(den, "state_dict"):
+            return dict(den.state_dict())
+        frozen = getattr(den, "frozen", None)
+        return {} if frozen is None else {"frozen": [t.detach().cpu() for t in frozen]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` returned."""
-        put = getattr(self.denoiser, "load_state_dict", None)
-        if state and callable(put):
-            put(state)
+        den = self.denoiser
+        if den is None or not state:
+            return
+        if hasattr(den, "load_state_dict"):
+            den.load_state_dict(state)
+        elif state.get("frozen") is not None and hasattr(den, "frozen"):
+            device = getattr(den, "device", "cpu")
+            den.frozen = tuple(t.to(device) for t in state["frozen"])
 
     def observe(self, measurements: Any, distribution: Any | None = None) -> None:
         """Give a denoiser that takes it (``observe``) the scan's dose per object pixel.
