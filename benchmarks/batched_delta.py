@@ -14,18 +14,15 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from types import SimpleNamespace
 
 import torch
+from engines_table import prepared_engine
 from epie_sweep import benchmark_case
 
-from ptyframe.compose import build_engine
 from ptyframe.data.measurements import Measurements
 from ptyframe.engines import minibatch_delta
-from ptyframe.initial import InitConfig, initial_state
 from ptyframe.physics.projection import detector_delta
 from ptyframe.plugins import default_registry
-from ptyframe.registry import BuildContext
 
 
 def calls(batches: list[int]) -> None:
@@ -64,9 +61,7 @@ def sweeps(n_sweeps: int) -> None:
     runs = []
     for name in ("minibatch_pie", "lsqml"):
         for fused in (True, False):
-            cfg = SimpleNamespace(engine={"name": name, "epochs": 10**6})
-            engine = build_engine(cfg, registry, BuildContext(registry))
-            engine.prepare(meas, initial_state(InitConfig(), ds, meas), seed=0)
+            engine, _ = prepared_engine(registry, name, ds, meas)
             minibatch_delta.USE_KERNELS = fused
             engine.step(0)
             runs.append((name, fused, engine, []))

@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from torch import Tensor, nn
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from engines_table import prepared_engine  # noqa: E402
 from quality_vs_time import small_cases  # noqa: E402
 
 from ptyframe.compose import build_engine  # noqa: E402
@@ -37,7 +39,6 @@ from ptyframe.data.measurements import Measurements  # noqa: E402
 from ptyframe.denoise.cpl import CplDenoiser  # noqa: E402
 from ptyframe.denoise.cpl_fast import FoldedLayer, folded_forward, folded_layers  # noqa: E402
 from ptyframe.engines.prior import DenoiseStep, DenoiseStepConfig  # noqa: E402
-from ptyframe.initial import InitConfig, initial_state  # noqa: E402
 from ptyframe.plugins import default_registry  # noqa: E402
 from ptyframe.registry import BuildContext  # noqa: E402
 
@@ -107,12 +108,7 @@ def object_after(warm: int) -> tuple[object, Measurements, object]:
     path = small_cases(warm)["natural"].simulate(work / "natural.h5")
     data = PtychoDataset.open(path)
     meas = Measurements.from_dataset(data)
-    state = initial_state(InitConfig(), data, meas)
-    reg = default_registry()
-    eng = build_engine(
-        type("C", (), {"engine": {"name": "epie", "epochs": warm}})(), reg, BuildContext(reg)
-    )
-    eng.prepare(meas, state, seed=0)
+    eng, state = prepared_engine(default_registry(), "epie", data, meas, epochs=warm)
     list(eng.iterate())
     return data, meas, state
 
@@ -245,11 +241,8 @@ def main() -> None:
         r = variant_denoiser(b, lambda n, x: n.reference_forward(x))
         table[f"reference, t = {t:g}"] = (r, table["reference loop (before)"][1])
         table[f"fast, t = {t:g}"] = (variant_denoiser(b, None), table["fast (now the default)"][1])
-    eng = build_engine(
-        type("C", (), {"engine": {"name": "epie", "epochs": args.reps + 2}})(),
-        reg,
-        BuildContext(reg),
-    )
+    run_cfg = SimpleNamespace(engine={"name": "epie", "epochs": args.reps + 2})
+    eng = build_engine(run_cfg, reg, BuildContext(reg))
     eng.prepare(meas, state.clone(), seed=0)
     sweeps = eng.iterate()
     next(sweeps)

@@ -27,13 +27,11 @@ import time
 from types import SimpleNamespace
 
 import torch
+from engines_table import prepared_engine
 from epie_sweep import benchmark_case
 
-from ptyframe.compose import build_engine
 from ptyframe.data.measurements import Measurements
-from ptyframe.initial import InitConfig, initial_state
 from ptyframe.plugins import default_registry
-from ptyframe.registry import BuildContext
 
 
 class Matmul:
@@ -61,9 +59,7 @@ def main() -> None:
     runs = []
     for name in args.engines:
         for threads in args.threads:
-            run_cfg = SimpleNamespace(engine={"name": name, "epochs": 10**6})
-            engine = build_engine(run_cfg, registry, BuildContext(registry))
-            engine.prepare(meas, initial_state(InitConfig(), ds, meas), seed=0)
+            engine, _ = prepared_engine(registry, name, ds, meas)
             torch.set_num_threads(threads)
             engine.step(0)  # warm-up
             runs.append((name, threads, engine, []))

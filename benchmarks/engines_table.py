@@ -70,14 +70,30 @@ def natural_case(  # noqa: ANN201
     return PtychoDataset(sim_data.geometry, patterns=sim_data.patterns, truth=sim_data.truth)
 
 
-def run_engine(registry, name: str, overrides: dict, data, sweeps: int):  # noqa: ANN001, ANN201
-    """Reconstruct ``data`` with engine ``name``; return (s/sweep, data error, state)."""
-    ctx = BuildContext(registry)
-    run_cfg = SimpleNamespace(engine={"name": name, "epochs": sweeps, **overrides})
-    engine = build_engine(run_cfg, registry, ctx)
-    meas = Measurements.from_dataset(data)
+def prepared_engine(  # noqa: ANN201
+    registry,  # noqa: ANN001
+    name: str,
+    data: PtychoDataset,
+    meas: Measurements | None = None,
+    epochs: int = 10**6,
+    **overrides: object,
+):
+    """Return (engine, state): registered engine ``name`` prepared on ``data`` from the start.
+
+    The engine gets ``epochs`` and ``overrides`` on top of its defaults; the state is the
+    default initial state (``InitConfig()``) on ``meas`` (made from ``data`` if not given).
+    """
+    run_cfg = SimpleNamespace(engine={"name": name, "epochs": epochs, **overrides})
+    engine = build_engine(run_cfg, registry, BuildContext(registry))
+    meas = Measurements.from_dataset(data) if meas is None else meas
     state = initial_state(InitConfig(), data, meas)
     engine.prepare(meas, state, seed=0)
+    return engine, state
+
+
+def run_engine(registry, name: str, overrides: dict, data, sweeps: int):  # noqa: ANN001, ANN201
+    """Reconstruct ``data`` with engine ``name``; return (s/sweep, data error, state)."""
+    engine, state = prepared_engine(registry, name, data, epochs=sweeps, **overrides)
     seconds, err = [], float("nan")
     for report in engine.iterate():
         seconds.append(report.seconds)

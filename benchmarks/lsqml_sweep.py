@@ -19,16 +19,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 
 import torch
-from engines_table import natural_case
+from engines_table import natural_case, prepared_engine
 
-from ptyframe.compose import build_engine
 from ptyframe.data.measurements import Measurements
 from ptyframe.initial import InitConfig, initial_state
 from ptyframe.plugins import default_registry
-from ptyframe.registry import BuildContext
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,17 +54,17 @@ def main() -> None:
     torch.set_num_threads(1)
     registry = default_registry()
     data = natural_case(registry)
-    engines = {}
-    for label in ("epie", "lsqml"):
-        run_cfg = SimpleNamespace(engine={"name": label, "epochs": args.sweeps + 2})
-        engines[label] = build_engine(run_cfg, registry, BuildContext(registry))
+    engines = {
+        label: prepared_engine(registry, label, data, epochs=args.sweeps + 2)[0]
+        for label in ("epie", "lsqml")
+    }
     with tempfile.TemporaryDirectory() as tmp:
         if args.baseline:
             mod = baseline_lsqml(args.baseline, Path(tmp))
-            engines[f"lsqml @ {args.baseline}"] = mod.LsqmlEngine(mod.LsqmlConfig())
-        for eng in engines.values():
+            base = mod.LsqmlEngine(mod.LsqmlConfig())
             meas = Measurements.from_dataset(data)
-            eng.prepare(meas, initial_state(InitConfig(), data, meas), seed=0)
+            base.prepare(meas, initial_state(InitConfig(), data, meas), seed=0)
+            engines[f"lsqml @ {args.baseline}"] = base
         times: dict[str, list[float]] = {k: [] for k in engines}
         for epoch in range(args.sweeps + 2):
             for label, eng in engines.items():

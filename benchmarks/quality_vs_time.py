@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -42,14 +41,12 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "peers"))
 from cases import PARTICLE_FILM, Case, StepRaster  # noqa: E402
+from engines_table import prepared_engine  # noqa: E402
 from score import Truth  # noqa: E402
 
-from ptyframe.compose import build_engine  # noqa: E402
 from ptyframe.data.dataset import PtychoDataset  # noqa: E402
 from ptyframe.data.measurements import Measurements  # noqa: E402
-from ptyframe.initial import InitConfig, initial_state  # noqa: E402
 from ptyframe.plugins import default_registry  # noqa: E402
-from ptyframe.registry import BuildContext  # noqa: E402
 
 ENGINES = ["epie", "rpie", "mpie", "lsqml", "minibatch_pie", "pine"]
 FIELDS = ["case", "tool", "engine", "sweeps", "seconds", "nrmse", "frc_half_nyquist"]
@@ -91,14 +88,9 @@ def run_ptyframe(
     marks = set(checkpoints(sweeps))
     runs = {}
     for name in names:
-        ctx = BuildContext(registry)
-        warm = build_engine(SimpleNamespace(engine={"name": name, "epochs": 1}), registry, ctx)
-        warm.prepare(meas, initial_state(InitConfig(), data, meas), seed=0)
+        warm, _ = prepared_engine(registry, name, data, meas, epochs=1)
         warm.step(0)  # compile / cache load outside the timing
-        run_cfg = SimpleNamespace(engine={"name": name, "epochs": sweeps})
-        engine = build_engine(run_cfg, registry, ctx)
-        state = initial_state(InitConfig(), data, meas)
-        engine.prepare(meas, state, seed=0)
+        engine, state = prepared_engine(registry, name, data, meas, epochs=sweeps)
         runs[name] = (engine, state, engine.iterate(), [0.0])
     rows = []
     for k in range(1, sweeps + 1):

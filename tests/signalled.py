@@ -18,6 +18,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from ptyframe.callbacks.base import Callback
+
 
 def reconstruct_cmd(data: Path | str, epochs: int, *extra: str) -> list[str]:
     """Return a quiet ``ptyframe reconstruct`` of ePIE on ``data`` (no images, no metrics)."""
@@ -31,6 +33,17 @@ def reconstruct_cmd(data: Path | str, epochs: int, *extra: str) -> list[str]:
         "output.images=false",
         *extra,
     ]
+
+
+class StopAfter(Callback):
+    """Interrupt an in-process run after epoch ``n`` (as Ctrl-C would)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def on_epoch_end(self, run, report) -> None:  # noqa: ANN001
+        if report.epoch + 1 == self.n:
+            raise KeyboardInterrupt
 
 
 #: The progress line of one epoch: ``epoch 3/40  data error ...``.

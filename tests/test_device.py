@@ -22,6 +22,7 @@ import ptyframe.runner
 from ptyframe.callbacks.base import Callback
 from ptyframe.io.checkpoint import load_checkpoint
 
+from signalled import StopAfter
 from synth import make_dataset
 
 ENGINES = ["epie", "rpie", "mpie", "minibatch_pie", "lsqml", "pine", "raar", "autodiff"]
@@ -103,17 +104,6 @@ def test_every_engine_runs_and_writes_with_device_cuda(name, subpixel, tmp_path)
     assert (tmp_path / "dev" / "object_phase.png").exists() == images
 
 
-class _StopAfter(Callback):
-    """Interrupt the run after epoch ``n`` (as Ctrl-C would)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def on_epoch_end(self, run, report) -> None:  # noqa: ANN001
-        if report.epoch + 1 == self.n:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.parametrize("name", ["mpie", "autodiff"])
 def test_a_checkpoint_written_on_the_device_loads_without_one_and_resumes(
     name, subpixel, tmp_path
@@ -124,7 +114,7 @@ def test_a_checkpoint_written_on_the_device_loads_without_one_and_resumes(
     cfg["engine"]["epochs"] = 3
     with VirtualCuda():
         with pytest.raises(KeyboardInterrupt):
-            ptyframe.runner.run(cfg, dataset=subpixel, callbacks=[_StopAfter(1)])
+            ptyframe.runner.run(cfg, dataset=subpixel, callbacks=[StopAfter(1)])
     ckpt = load_checkpoint(out / "checkpoint.h5", "cpu")  # no mode: a machine without a GPU
     assert ckpt.next_epoch == 1 and ckpt.engine_state
     with VirtualCuda() as vc:

@@ -15,6 +15,7 @@ from ptyframe.callbacks.base import Callback
 from ptyframe.data.exchange import write_dataset
 from ptyframe.runner import run
 
+from signalled import reconstruct_cmd
 from synth import make_dataset
 
 
@@ -230,22 +231,8 @@ def test_patterns_that_change_size_end_the_run_saved_with_a_named_error(tmp_path
 
 
 def _cli(live, out, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "ptyframe.cli",
-        "reconstruct",
-        f"data.path={live}",
-        "data.follow=true",
-        "engine=epie",
-        "engine.epochs=3",
-        "engine.alpha=0.5",
-        "engine.beta=0.5",
-        f"output.dir={out}",
-        "metrics.every=0",
-        "output.images=false",
-        *extra,
-    ]
+    follow = ("data.follow=true", "engine.beta=0.5", f"output.dir={out}")
+    return reconstruct_cmd(live, 3, *follow, *extra)
 
 
 def test_cli_exit_code_4_when_the_writer_stops_without_scan_complete(tmp_path) -> None:

@@ -21,9 +21,9 @@ import pytest
 import torch
 
 import ptyframe.runner
-from ptyframe.callbacks.base import Callback
 from ptyframe.io.checkpoint import load_checkpoint
 
+from signalled import StopAfter
 from synth import make_dataset
 
 pytestmark = [
@@ -127,15 +127,6 @@ def test_shipped_denoiser_on_cuda_matches_cpu() -> None:
     assert torch.allclose(gpu.cpu(), cpu, atol=1e-4)
 
 
-class _StopAfter(Callback):
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def on_epoch_end(self, run, report) -> None:  # noqa: ANN001
-        if report.epoch + 1 == self.n:
-            raise KeyboardInterrupt
-
-
 def test_outputs_and_a_checkpoint_written_on_cuda(subpixel, tmp_path) -> None:
     """``recon.h5`` and images from a CUDA run; its checkpoint loads on the CPU and resumes
     on the GPU to the uninterrupted result."""
@@ -144,7 +135,7 @@ def test_outputs_and_a_checkpoint_written_on_cuda(subpixel, tmp_path) -> None:
     cfg["output"] = {"dir": str(out), "images": True, "checkpoint_every": 1}
     cfg["metrics"] = {"every": 1}
     with pytest.raises(KeyboardInterrupt):
-        ptyframe.runner.run(cfg, dataset=subpixel, callbacks=[_StopAfter(2)])
+        ptyframe.runner.run(cfg, dataset=subpixel, callbacks=[StopAfter(2)])
     ckpt = load_checkpoint(out / "checkpoint.h5", "cpu")
     assert ckpt.next_epoch == 2
     assert all(t.device.type == "cpu" for t in ckpt.engine_state.values() if torch.is_tensor(t))
