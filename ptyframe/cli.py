@@ -224,7 +224,7 @@ def report_interrupted(exc: BaseException, config_name: str, argv: list[str]) ->
     if threading.current_thread() is threading.main_thread():
         held = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        msg = interrupted_message(exc, config_name, argv)
+        msg = interrupted_message(exc, config_name, argv, info)
         logging.getLogger("ptyframe").warning("%s", msg)
         print(f"ptyframe: {msg}", file=sys.stderr)
         flush_logs()
@@ -234,13 +234,18 @@ def report_interrupted(exc: BaseException, config_name: str, argv: list[str]) ->
     return EXIT_INTERRUPTED
 
 
-def interrupted_message(exc: BaseException, config_name: str, argv: list[str]) -> str:
-    """Return the ``interrupted ...`` line of a run stopped by ``exc`` (Ctrl-C, SIGTERM)."""
+def interrupted_message(
+    exc: BaseException, config_name: str, argv: list[str], info: Any = None
+) -> str:
+    """Return the ``interrupted ...`` line of a run stopped by ``exc`` (Ctrl-C, SIGTERM).
+
+    ``info``: the ``Interruption`` of ``exc`` when the caller has it (else looked up).
+    """
     import shlex
 
     from ptyframe.callbacks.signals import interruption_of
 
-    info = interruption_of(exc)
+    info = info if info is not None else interruption_of(exc)
     if info is None:
         return "interrupted before any epoch ran: nothing saved; run the command again"
     msg = f"interrupted at epoch {info.epochs_done} of {info.epochs} (status interrupted)"
@@ -252,7 +257,7 @@ def interrupted_message(exc: BaseException, config_name: str, argv: list[str]) -
         return msg + "; a followed scan (data.follow=true) cannot be resumed"
     if not any(p.name == "checkpoint.h5" for p in files):
         return msg
-    if any(a in ("-m", "--multirun") for a in argv):
+    if _multirun(argv):
         return msg + "; rerun the sweep (same hydra.sweep.dir, output.skip_done=true) to finish it"
     drop = ("output.dir", "hydra.run.dir", "resume", "hydra.output_subdir")
     kept = [a for a in argv if a.split("=", 1)[0].lstrip("+") not in drop]
@@ -314,6 +319,11 @@ def _remove_if_empty_run_dir() -> None:
         parent = parent.parent
 
 
+def _multirun(argv: list[str]) -> bool:
+    """Return whether ``argv`` asks Hydra for a multirun (``-m``, ``--multirun``)."""
+    return any(a in ("-m", "--multirun") for a in argv)
+
+
 def _prepare_argv(argv: list[str]) -> list[str]:
     """Return ``argv`` with the run directory made the one the user named.
 
@@ -322,7 +332,7 @@ def _prepare_argv(argv: list[str]) -> list[str]:
     run keeps the first launch's ``.hydra/`` and writes its own under
     ``.hydra/resumed-DATE-TIME``; the job log is appended to.
     """
-    multirun = any(a in ("-m", "--multirun") for a in argv)
+    multirun = _multirun(argv)
     keys = {a.split("=", 1)[0].lstrip("+"): a.split("=", 1)[1] for a in argv if "=" in a}
     out = list(argv)
     if "output.dir" in keys and "hydra.run.dir" not in keys and not multirun:

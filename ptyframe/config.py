@@ -8,6 +8,7 @@ of the selected component by ``Registry.config`` when the runner builds them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,3 +110,7 @@ class ReconstructConfig:
             raise ConfigError(f"threads = {self.threads} must be >= 0 (0 = automatic)")
         if not (self.device == "cpu" or self.device.startswith("cuda") or self.device == "auto"):
             raise ConfigError(f"device = {self.device!r}; use cpu, cuda, cuda:N or auto")
+        data = self.data
+        follow = data.get("follow") if isinstance(data, Mapping) else getattr(data, "follow", 0)
+        if self.resume and follow:  # before the followed file is waited for and read
+            raise ConfigError("data.follow=true cannot resume a run; start it again")

@@ -316,3 +316,15 @@ def test_cli_exit_code_3_when_the_followed_file_breaks(tmp_path) -> None:
     log = (out / "cli.log").read_text()
     assert "from tile 8 on, /exchange/data has the shape" in log
     assert "follow ended: error, before scan_complete (8 patterns in the result)" in log
+
+
+def test_resume_of_a_followed_run_is_refused_before_the_file_is_waited_for(tmp_path) -> None:
+    """``resume=true data.follow=true`` is a config error at once, not after the wait."""
+    from ptyframe.errors import ConfigError
+
+    cfg = _cfg(tmp_path / "never_written.h5", tmp_path / "run", 3, follow=True)
+    cfg["data"]["follow_timeout_s"] = 3.0
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match="cannot resume"):
+        run({**cfg, "resume": True})
+    assert time.monotonic() - t0 < 2.0  # the followed file was not waited for

@@ -122,6 +122,33 @@ def test_the_message_names_what_was_saved_and_how_to_go_on(tmp_path) -> None:
     assert f"saved in {tmp_path / 'checkpoint.h5'}; continue with: ptyframe" in msg
 
 
+def test_a_run_on_a_growing_file_is_marked_not_resumable_whatever_its_config_says(tmp_path):
+    """Resumable is decided by the dataset (as FollowCallback decides following), not a flag."""
+    from types import SimpleNamespace
+
+    from ptyframe.data.follow import GrowingDataset
+
+    dist = SimpleNamespace(size=1, is_root=True)
+    seen = []
+    for dataset in (object.__new__(GrowingDataset), object()):
+        run = SimpleNamespace(
+            writer=True,
+            distribution=dist,
+            windowed=False,
+            dataset=dataset,
+            history=SimpleNamespace(epochs=[0, 1, 2]),
+            end_epoch=9,
+            out_dir=tmp_path,
+            cfg=SimpleNamespace(data=SimpleNamespace(follow=False)),
+        )
+        exc = KeyboardInterrupt()
+        SignalsCallback().on_exception(run, exc)
+        info = interruption_of(exc)
+        assert info is not None and (info.epochs_done, info.epochs) == (3, 9)
+        seen.append(info.resumable)
+    assert seen == [False, True]
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     path = tmp_path_factory.mktemp("intr") / "d.h5"

@@ -96,7 +96,7 @@ class FollowCallback(Callback):
         self.active = isinstance(run.dataset, GrowingDataset)
         if not self.active:
             return
-        if bool(getattr(run.cfg, "resume", False)):
+        if bool(getattr(run.cfg, "resume", False)):  # a dataset given in code (the config checks)
             raise ConfigError("data.follow=true cannot resume a run; start it again")
         if not run.distribution.holds_whole_state:
             raise ConfigError(

@@ -14,7 +14,6 @@ and writes; ``whole()`` gathers the state.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ptyframe.callbacks.base import Callback, RunContext
+from ptyframe.callbacks.outputs import source_attrs
 from ptyframe.data.follow import GrowingDataset
 from ptyframe.io.results import RESULT_FILE
 
@@ -80,14 +80,8 @@ class LiveOutputs(Callback):
             return
         whole = run.whole()
         if run.writer and whole is not None:
-            attrs = {
-                "config": run.config_yaml,
-                "engine": str(getattr(run.engine.config, "name", "")),
-                "data_path": str(getattr(run.dataset, "path", "") or "(in memory)"),
-                "data_conventions": json.dumps(getattr(run.dataset, "conventions", {})),
-            }
             out = Path(run.out_dir)
-            write_live(out, whole, run.history, run.dataset, attrs)
+            write_live(out, whole, run.history, run.dataset, source_attrs(run))
             if self.images and self.drawer is None:
                 self.drawer = _start_drawer(out)
             self.written.append(

@@ -70,21 +70,29 @@ class OutputsCallback(Callback):
         return files
 
 
+def source_attrs(run: RunContext) -> dict[str, Any]:
+    """Return what every ``recon.h5`` of ``run`` names: config, engine, data file, conventions."""
+    ds = run.dataset
+    return {
+        "config": run.config_yaml,
+        "engine": engine_name(run.engine),
+        "data_path": str(getattr(ds, "path", "") or "(in memory)"),
+        "data_conventions": json.dumps(getattr(ds, "conventions", {}), default=str),
+    }
+
+
 def result_attrs(run: RunContext, status: str) -> dict[str, Any]:
     """Return the attributes of ``recon.h5``: config, versions, status, provenance."""
     ds = run.dataset
     return {
-        "config": run.config_yaml,
+        **source_attrs(run),
         "versions": json.dumps(package_versions()),
         "seed": int(run.cfg.seed),
         "status": status,
         "epochs_done": len(run.history.epochs),
-        "engine": engine_name(run.engine),
-        "data_path": str(getattr(ds, "path", "") or "(in memory)"),
         "pixel_size_m": float(ds.geometry.pixel_size_m),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "still_improving": False,
-        "data_conventions": json.dumps(getattr(ds, "conventions", {}), default=str),
         **run.attrs,
     }
 

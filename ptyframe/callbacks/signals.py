@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ptyframe.callbacks.base import Callback, RunContext
+from ptyframe.data.follow import GrowingDataset
 from ptyframe.engines.base import EpochReport
 
 log = logging.getLogger("ptyframe")
@@ -187,7 +188,7 @@ class SignalsCallback(Callback):
                     "output.checkpoint_every to keep progress",
                     getattr(run.distribution, "mode", type(run.distribution).__name__),
                 )
-        follow = bool(getattr(getattr(run.cfg, "data", None), "follow", False))
+        follow = isinstance(run.dataset, GrowingDataset)  # as FollowCallback decides it
         dist = run.distribution
         info = Interruption(
             len(run.history.epochs),

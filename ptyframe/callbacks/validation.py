@@ -11,8 +11,6 @@ that hold it.
 
 from __future__ import annotations
 
-import torch
-
 from ptyframe.callbacks.base import Callback, RunContext
 from ptyframe.config import MetricsConfig
 from ptyframe.data.holdout import held_out_of
@@ -36,7 +34,7 @@ class ValidationErrorCallback(Callback):
         held = held_out_of(run.dataset)
         if held is None:
             return
-        dtype = torch.float64 if str(run.cfg.dtype) == "complex128" else torch.float32
+        dtype = run.measurements[0].amplitudes.dtype  # the run's real dtype (loaded before)
         device = run.context.device  # the run's, also when the patterns stay on the host
         self.validation = ValidationSet(held, device, dtype)
 
