@@ -69,6 +69,9 @@ class Capabilities:
     single_thread: bool = False
     #: Backends its sweep runs on (``ptyframe.engines.backend``).
     backends: tuple[str, ...] = ("torch",)
+    #: The data it reconstructs: ``ptychography`` (many overlapping patterns) or
+    #: ``fullfield`` (one pattern of an isolated object, full-field CDI).
+    data: str = "ptychography"
 
 
 class PriorStep(Protocol):

@@ -144,7 +144,7 @@ class FastEngine(Engine):
             str(cfg.backend),
             str(cfg.fft),
             state.object.device,
-            numba_ok=self.numba_covers(),
+            numba_ok="numba" in self.capabilities.backends and self.numba_covers(),
             fftw_ok=self.fftw_sweep,
         )
         self.setup()
