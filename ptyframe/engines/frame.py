@@ -132,8 +132,9 @@ class FastEngine(Engine):
             if not t.is_contiguous():
                 setattr(state, key, t.contiguous())
         positions = state.positions_px[torch.as_tensor(measurements.indices)]
+        height, width = state.object.shape[-2:]
         self.scan = ScanWindows(
-            positions, state.window, tuple(state.object.shape[-2:]), state.object.device
+            positions, state.window, (int(height), int(width)), state.object.device
         )
         (self.amp_total,) = self.distribution.sum_scalars(measurements.amplitude_sum())
         if self.amp_total <= 0:

@@ -166,6 +166,8 @@ def optimal_steps(
 class LsqmlEngine(MinibatchEngine):
     """LSQML; see the module docstring. ``prior``: the denoising step after each epoch."""
 
+    config: LsqmlConfig
+
     def __init__(self, config: LsqmlConfig, prior: PriorStep | None = None) -> None:
         super().__init__()
         self.config = config

@@ -76,6 +76,7 @@ class MinibatchPieEngine(MinibatchEngine):
     """Minibatch ePIE/rPIE; see the module docstring."""
 
     capabilities: ClassVar[Capabilities] = Capabilities(backends=("torch", "numba"))
+    config: MinibatchPieConfig
 
     def __init__(self, config: MinibatchPieConfig) -> None:
         super().__init__()

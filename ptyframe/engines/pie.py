@@ -80,6 +80,7 @@ class PieEngine(FastEngine):
         prior="after_epoch", single_thread=True, backends=("torch", "numba")
     )
     fftw_sweep = True
+    config: PieConfig
 
     def __init__(self, config: PieConfig, prior: PriorStep | None = None) -> None:
         super().__init__()

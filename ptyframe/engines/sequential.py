@@ -120,7 +120,8 @@ class FusedSweep:
         self, probe: torch.Tensor, subpixel: bool, backend: Backend
     ) -> pie_fft.WindowFFT:
         """Return the planned transforms for ``probe``'s shape (made once, then reused)."""
-        shape = tuple(probe.shape)
+        k, m, n = probe.shape
+        shape = (int(k), int(m), int(n))
         fft = self._fft
         if fft is None or not fft.matches(
             shape, probe.dtype, subpixel, backend.fft, backend.planner
@@ -153,7 +154,7 @@ class FusedSweep:
         obj_np = state.object[0].numpy()
         amps = meas.amplitudes.numpy()
         use_valid = meas.valid is not None
-        valid = meas.valid.numpy() if use_valid else kernel_module.no_mask((m, n))
+        valid = meas.valid.numpy() if meas.valid is not None else kernel_module.no_mask((m, n))
         one = probe.shape[0] == 1 and not use_valid  # the single-mode kernels
         bufs = _Buffers(probe, one, self.window_fft(probe, subpixel, backend))
         fft = bufs.fft
