@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from registered import PTYCHO_ENGINES as ENGINES
 from virtual_cuda import DeviceMismatch, VirtualCuda
 
 import ptyframe.runner
@@ -24,8 +25,6 @@ from ptyframe.io.checkpoint import load_checkpoint
 
 from signalled import StopAfter
 from synth import make_dataset
-
-ENGINES = ["epie", "rpie", "mpie", "minibatch_pie", "lsqml", "pine", "raar", "autodiff"]
 
 
 def test_the_virtual_device_enforces_cudas_rules() -> None:

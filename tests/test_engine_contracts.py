@@ -25,6 +25,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from registered import ENGINES, REGISTRY, backends
+from registered import PTYCHO_ENGINES as PTYCHO
 
 from ptyframe.compose import build_engine
 from ptyframe.data.measurements import Measurements
@@ -32,23 +34,9 @@ from ptyframe.engines.backend import numba_available
 from ptyframe.engines.base import Engine
 from ptyframe.engines.frame import FastEngine
 from ptyframe.initial import InitConfig, initial_state
-from ptyframe.plugins import default_registry
 from ptyframe.registry import BuildContext
 
 from synth import aligned_nrmse, illumination, make_dataset
-
-REGISTRY = default_registry()
-ENGINES = sorted(c.name for c in REGISTRY if c.kind == "engine")
-PTYCHO = [
-    n for n in ENGINES if REGISTRY.get("engine", n).factory.capabilities.data == "ptychography"
-]
-
-
-def backends(name: str) -> list[str]:
-    """Return the backends engine ``name`` declares that can run here."""
-    caps = REGISTRY.get("engine", name).factory.capabilities
-    return [b for b in caps.backends if b != "numba" or numba_available()]
-
 
 ENGINE_BACKENDS = [(n, b) for n in PTYCHO for b in backends(n)]
 
