@@ -25,8 +25,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from registered import ENGINES, REGISTRY, backends
-from registered import PTYCHO_ENGINES as PTYCHO
 
 from ptyframe.compose import build_engine
 from ptyframe.data.measurements import Measurements
@@ -36,6 +34,8 @@ from ptyframe.engines.frame import FastEngine
 from ptyframe.initial import InitConfig, initial_state
 from ptyframe.registry import BuildContext
 
+from registered import ENGINES, REGISTRY, backends
+from registered import PTYCHO_ENGINES as PTYCHO
 from synth import aligned_nrmse, illumination, make_dataset
 
 ENGINE_BACKENDS = [(n, b) for n in PTYCHO for b in backends(n)]
