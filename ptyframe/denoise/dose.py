@@ -41,7 +41,7 @@ def photons_per_object_pixel(measurements: Any, distribution: Any | None = None)
 
     ``distribution`` (optional) sums the counts over processes.
     """
-    counts = float(measurements.amplitudes.square().sum(dtype=torch.float64))
+    counts = float(measurements.pattern_sums()[1].sum())  # pattern by pattern
     local = torch.tensor([counts], dtype=torch.float64)
     total = distribution.allreduce_sum_(local) if distribution is not None else local
     geom = measurements.geometry
