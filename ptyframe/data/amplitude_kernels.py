@@ -14,6 +14,11 @@ FFT order: the zero frequency of a centred row sits at ``[M // 2, N // 2]``; pix
 of the FFT-order array is pixel ``((i + M // 2) % M, (j + N // 2) % N)`` of the centred one
 (``ifftshift``, ``fft_source``).
 
+``sqrt`` is the correctly rounded float32 square root: a kernel that inlines
+``stored_amplitude`` must be compiled without numba's ``afn`` fast-math flag (approximate
+functions), which ``ptyframe.engines.pie_kernels`` uses; such a kernel calls
+``amplitude_row`` (compiled here without fast-math) into a scratch row instead.
+
 ``kernels()`` compiles them with numba on first use (``cache=True``, ``nogil=True``); the
 plain Python functions are the same code, usable without numba (slowly) and in tests.
 A kernel compiled elsewhere calls ``fft_source`` and ``stored_amplitude`` per pixel (numba
@@ -94,6 +99,12 @@ def kernels() -> SimpleNamespace:
             **{name: globals()[name] for name in HELPERS},
         )
     return _compiled
+
+
+def kernel_row(row: np.ndarray) -> np.ndarray:
+    """Return ``row`` as a kernel takes it: float16 (which numba cannot read) as float32,
+    exactly; every other dtype unchanged (no copy)."""
+    return row.astype(np.float32) if row.dtype == np.float16 else row
 
 
 def no_mask(window: tuple[int, int]) -> np.ndarray:

@@ -17,9 +17,13 @@ the same rule everywhere (``ptyframe.data.amplitude_kernels`` for the compiled k
     valid = x >= 0  and  mask[q]  and  x < saturation
     A     = sqrt(x) if valid else 0 (float32, then the run's real dtype)
 
-which is, bit for bit, what ``PtychoDataset.intensities`` followed by
-``sqrt(clamp(I, 0))`` gives (negative values, masked pixels and saturated pixels all come
-out as ``I = -1`` there, amplitude 0).
+which is what ``PtychoDataset.intensities`` followed by ``sqrt(clamp(I, 0))`` gives (negative
+values, masked pixels and saturated pixels all come out as ``I = -1`` there, amplitude 0),
+with one difference in the last bit: ``sqrt`` is the correctly rounded float32 square root
+(IEEE 754, numpy's, numba's ``math.sqrt``). ``torch.sqrt`` on float32 CPU tensors is not
+always correctly rounded (one unit in the last place off for some values; the test of the
+amplitude kernels shows it) and may differ between vector units, so a kernel could not
+reproduce it; the correctly rounded root is the same on every machine and in every kernel.
 """
 
 from __future__ import annotations
@@ -86,7 +90,8 @@ def amplitudes(
     """
     x = intensity32(counts, rule)
     ok = valid_of(counts, rule)
-    amp = torch.sqrt(torch.where(ok, x, torch.zeros((), dtype=torch.float32)))
+    x = torch.where(ok, x, torch.zeros((), dtype=torch.float32))
+    amp = torch.from_numpy(np.sqrt(x.numpy()))  # correctly rounded (torch.sqrt is not)
     return from_centred(amp).to(dtype), from_centred(ok)
 
 

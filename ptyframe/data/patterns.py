@@ -156,20 +156,27 @@ class PatternSource:
         return amp, (valid if self.has_unmeasured else None)
 
     # ------------------------------------------------------------------ statistics
-    def per_pattern_sums(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(sum_q A, sum_q A^2)`` per pattern ``[n]`` float64 (block by block).
+    def scan(self) -> None:
+        """Read every pattern once (in chunks): per-pattern sums and ``has_unmeasured``.
 
-        ``A^2`` is the float32 square of the float32 amplitude, as the engines' own sums
-        of ``amplitudes.square()`` have it.
+        ``A^2`` is the float32 square of the float32 amplitude, as the engines' own sums of
+        ``amplitudes.square()`` have it.
         """
+        from ptyframe.data.counts import valid_of
+
         amp_sum = np.empty(self.n)
         sq_sum = np.empty(self.n)
+        rule = self.rule
+        unmeasured = rule.mask is not None and not bool(rule.mask.all())
         for s, rows in self.chunks():
-            a, _ = amplitudes(torch.from_numpy(np.asarray(rows)), self.rule, torch.float32)
+            c = torch.from_numpy(np.asarray(rows))
+            a, _ = amplitudes(c, rule, torch.float32)
             k = a.shape[0]
             amp_sum[s : s + k] = a.sum(dim=(-2, -1), dtype=torch.float64).numpy()
             sq_sum[s : s + k] = a.square().sum(dim=(-2, -1), dtype=torch.float64).numpy()
-        return amp_sum, sq_sum
+            unmeasured = unmeasured or not bool(valid_of(c, rule).all())
+        self._sums = (amp_sum, sq_sum)
+        self.has_unmeasured = bool(unmeasured)
 
     def amplitude_sum(self) -> float:
         """Return ``sum sqrt(I)`` over measured pixels (the data-error denominator).
@@ -177,13 +184,13 @@ class PatternSource:
         Summed per pattern in float64, then over patterns: the same value whatever the blocks.
         """
         if not hasattr(self, "_sums"):
-            self._sums = self.per_pattern_sums()
+            self.scan()
         return float(self._sums[0].sum())
 
     def mean_intensity_sum(self) -> float:
         """Return the mean over patterns of ``sum I`` over measured pixels."""
         if not hasattr(self, "_sums"):
-            self._sums = self.per_pattern_sums()
+            self.scan()
         return float(torch.from_numpy(self._sums[1]).mean())
 
 
@@ -203,8 +210,9 @@ class MemorySource(PatternSource):
         self.block_patterns = max(1, int(block_patterns or max(info.n, 1)))
         self.real_dtype = real_dtype
         if has_unmeasured is None:
-            has_unmeasured = any_unmeasured(self)
-        self.has_unmeasured = bool(has_unmeasured)
+            self.scan()
+        else:
+            self.has_unmeasured = bool(has_unmeasured)
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         return self.counts[start:stop]
@@ -257,16 +265,3 @@ def source_info(
         len(indices), reader.window, np.dtype(reader.dtype), reader.rule,
         np.asarray(indices, dtype=np.int64), dataset.geometry, angle,
     )  # fmt: skip
-
-
-def any_unmeasured(source: PatternSource) -> bool:
-    """Return whether any pixel of any pattern of ``source`` is unmeasured (block by block)."""
-    from ptyframe.data.counts import valid_of
-
-    rule = source.rule
-    if rule.mask is not None and not bool(rule.mask.all()):
-        return True
-    for _, rows in source.chunks():
-        if not bool(valid_of(torch.from_numpy(np.asarray(rows)), rule).all()):
-            return True
-    return False
