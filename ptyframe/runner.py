@@ -322,7 +322,9 @@ def _memory_plan(run: RunContext, n_local: int) -> None:
     if run.distribution.is_root:
         log.info("%s; %s available", plan.message, memory.gib(available))
     run.attrs.update(
-        memory_estimate_bytes=int(plan.estimate.total), patterns_streamed=bool(plan.stream)
+        memory_estimate_bytes=int(plan.estimate.total),
+        patterns_streamed=bool(plan.stream),
+        stream_block_patterns=int(plan.block),
     )
 
 

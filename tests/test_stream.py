@@ -137,6 +137,25 @@ def test_a_damaged_chunk_is_one_clear_error_naming_pattern_and_file(tmp_path, re
     assert not st.thread.is_alive() and not _prefetch_threads()
 
 
+def test_a_file_truncated_under_a_stream_is_one_clear_error(tmp_path, registry):
+    """A file cut short after the source was made (a copy still running, a full disk):
+    ``PatternReadError`` naming the file, in the consumer's thread; no thread left.
+
+    Would catch: h5py's own multi-line ``OSError`` escaping from the reading thread.
+    """
+    path = _write(tmp_path / "cut.h5", _counts(30))
+    ds = build_dataset(read_scan(path, registry), DetectorOptions())
+    st = open_source(ds, stream=True, block_patterns=6)
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:
+        fh.truncate(size // 2)
+    with pytest.raises(PatternReadError) as err:
+        for _ in st.visits(st.order(0, 0)):
+            pass
+    assert str(path) in str(err.value) and "truncated" in str(err.value)
+    assert "\n" not in str(err.value) and not _prefetch_threads()
+
+
 def test_a_growing_file_is_streamed_through_swmr(tmp_path):
     """Tiles appended to a SWMR file after the source opened are streamed after ``extend``.
 

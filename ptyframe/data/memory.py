@@ -122,7 +122,14 @@ def process_bytes() -> int:
 
 
 def choose_block_patterns(row_bytes: int, n: int, available: int | None = None) -> int:
-    """Return the patterns per streamed block (``BLOCK_BYTES_MAX``, ``BLOCK_FRACTION``)."""
+    """Return the patterns per streamed block: ``BLOCK_BYTES_MAX`` of stored rows, less only
+    where that is more than ``BLOCK_FRACTION`` of the memory available.
+
+    The block size sets the visiting order (``patterns.block_order``), so it depends on the
+    data alone wherever memory allows (the same bits on any machine with enough of it); a
+    run records the size it used (``stream_block_patterns`` in ``recon.h5``), and
+    ``data.block_patterns`` fixes it.
+    """
     avail = available_bytes() if available is None else int(available)
     target = min(BLOCK_BYTES_MAX, int(avail * BLOCK_FRACTION))
     return int(max(1, min(n, target // max(int(row_bytes), 1))))
@@ -227,11 +234,13 @@ def estimate(
 
 @dataclass
 class Plan:
-    """What the run does: ``stream`` or not, with the estimate it chose and the log line."""
+    """What the run does: ``stream`` or not (in blocks of ``block``), with the estimate it
+    chose and the log line."""
 
     stream: bool
     estimate: Estimate
     message: str
+    block: int = 0
 
 
 def max_tiles_that_fit(s: RunShape, available: int) -> int:
@@ -272,7 +281,7 @@ def plan(
         )
     if stream == "true":
         if fits_stream:
-            return Plan(True, streamed, streamed.line())
+            return Plan(True, streamed, streamed.line(), blk)
         raise InsufficientMemoryError(_refusal(s, streamed, available, streamed=True))
     if fits_mem:
         return Plan(False, mem, mem.line())
@@ -281,7 +290,7 @@ def plan(
             f"{gib(mem.total)} in memory does not fit in {gib(available)} available: "
             f"streaming the patterns from the file in blocks of {blk} (data.stream=auto)"
         )
-        return Plan(True, streamed, f"{streamed.line()}; {why}")
+        return Plan(True, streamed, f"{streamed.line()}; {why}", blk)
     raise InsufficientMemoryError(
         _refusal(s, mem, available, streamed=False, can_stream=can_stream)
     )

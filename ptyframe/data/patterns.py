@@ -30,6 +30,7 @@ returns a mask, else None).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -64,7 +65,7 @@ class SourceInfo:
     angle: int = 0
 
 
-class PatternSource:
+class PatternSource(ABC):
     """The patterns of one process (module docstring); ``MemorySource`` or ``StreamedSource``.
 
     Subclasses give ``rows(start, stop)`` (stored rows ``[k, M, M]`` of local patterns
@@ -113,11 +114,13 @@ class PatternSource:
         return self.n * m * n * np.dtype(self.dtype).itemsize
 
     # ------------------------------------------------------------------ access
+    @abstractmethod
     def rows(self, start: int, stop: int) -> np.ndarray:
-        raise NotImplementedError
+        """Return the stored rows ``[stop - start, M, M]`` of local patterns ``[start, stop)``."""
 
+    @abstractmethod
     def take(self, idx: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Return the stored rows ``[len(idx), M, M]`` of local patterns ``idx`` (a copy)."""
 
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(start, rows)`` block by block in scan order."""

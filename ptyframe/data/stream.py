@@ -130,9 +130,20 @@ class StreamedSource(PatternSource):
             "or damaged: copy or export it again"
         )
 
+    def open_file(self) -> Any:
+        """Return the file opened for reading, or raise ``PatternReadError`` saying why not."""
+        try:
+            return self.reader.open(**self.file_kwargs())
+        except (OSError, RuntimeError) as exc:
+            why = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise PatternReadError(
+                f"{self.reader.path}: cannot be opened to stream its patterns ({why}); the "
+                "file is truncated, damaged or gone: copy or export it again"
+            ) from None
+
     def _sync_file(self) -> Any:
         if self._sync is None:
-            self._sync = self.reader.open(**self.file_kwargs())
+            self._sync = self.open_file()
         return self._sync
 
     def close(self) -> None:
@@ -209,7 +220,7 @@ class StreamedSource(PatternSource):
         """The reading thread: fill free buffers with the blocks of ``seq`` in order."""
         h5 = None
         try:
-            h5 = self.reader.open(**self.file_kwargs())
+            h5 = self.open_file()
             for b in seq:
                 buf = free.get()
                 if buf is None or stop.is_set():
