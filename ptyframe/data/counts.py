@@ -95,11 +95,6 @@ def amplitudes(
     return from_centred(amp).to(dtype), from_centred(ok)
 
 
-def kept_dtype(dataset: PtychoDataset) -> np.dtype:
-    """Return the dtype a ``FrameReader`` gives for ``dataset`` (see ``frame_reader``)."""
-    return frame_reader(dataset).dtype
-
-
 @dataclass
 class FrameReader:
     """Read frames of one angle of a dataset, in the kept dtype, into the caller's array.

@@ -293,7 +293,7 @@ def open_source(
 
     ``stream`` needs a file-backed dataset (a dataset held in memory is used from memory,
     with the same blocks). ``block_patterns`` None: one block in memory; streamed, see
-    ``ptyframe.data.memory.block_patterns``.
+    ``ptyframe.data.memory.choose_block_patterns``.
     """
     from ptyframe.data.memory import choose_block_patterns
     from ptyframe.data.patterns import MemorySource
