@@ -108,8 +108,7 @@ def default_disk_radius_px(window: tuple[int, int], positions_px: np.ndarray) ->
 
 def mean_pattern_probe(meas: Measurements) -> np.ndarray:
     """Return ``F^-1 sqrt(mean I)`` centred in the window (complex128)."""
-    amp = meas.amplitudes.double()
-    mean_int = amp.square().mean(0)
+    mean_int = meas.mean_intensity()  # summed a chunk of patterns at a time
     wave = fft.far_field_adjoint(mean_int.sqrt().to(torch.complex128))
     return fft.to_centred(wave).numpy()
 

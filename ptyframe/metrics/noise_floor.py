@@ -138,23 +138,30 @@ def annulus_index(window: tuple[int, int]) -> np.ndarray:
     return np.rint(np.hypot(fy[:, None], fx[None, :])).astype(np.int64)
 
 
-def annulus_moments(amplitudes: torch.Tensor, valid: torch.Tensor | None = None) -> AnnulusMoments:
-    """Return the count moments of ``amplitudes`` ``[T, M, N]`` (``sqrt N``, FFT order)."""
+def annulus_moments(
+    amplitudes: torch.Tensor, valid: torch.Tensor | None = None, chunk_px: int = 1 << 20
+) -> AnnulusMoments:
+    """Return the count moments of ``amplitudes`` ``[T, M, N]`` (``sqrt N``, FFT order).
+
+    Summed over chunks of about ``chunk_px`` pixels (a few patterns at a time), so the float64
+    work arrays stay small whatever the scan.
+    """
     window = (int(amplitudes.shape[-2]), int(amplitudes.shape[-1]))
     ring = torch.from_numpy(annulus_index(window)).to(amplitudes.device)
     k = int(ring.max()) + 1
-    amp = amplitudes.detach().to(torch.float64)
-    counts = amp.square()
-    w = torch.ones_like(counts) if valid is None else valid.to(torch.float64)
-    idx = ring.expand_as(counts).reshape(-1)
-
-    def per_ring(x: torch.Tensor) -> np.ndarray:
-        out = torch.zeros(k, dtype=torch.float64, device=x.device)
-        return out.index_add_(0, idx, x.reshape(-1)).cpu().numpy()
-
-    return AnnulusMoments(
-        per_ring(w), per_ring(counts * w), per_ring(counts.square() * w), float((amp * w).sum())
-    )
+    sums = [torch.zeros(k, dtype=torch.float64, device=amplitudes.device) for _ in range(3)]
+    amp_sum = torch.zeros((), dtype=torch.float64, device=amplitudes.device)
+    step = max(1, int(chunk_px) // (window[0] * window[1]))
+    for s in range(0, int(amplitudes.shape[0]), step):
+        amp = amplitudes[s : s + step].detach().to(torch.float64)
+        counts = amp.square()
+        w = torch.ones_like(counts) if valid is None else valid[s : s + step].to(torch.float64)
+        idx = ring.expand_as(counts).reshape(-1)
+        for out, x in zip(sums, (w, counts * w, counts.square() * w), strict=True):
+            out.index_add_(0, idx, x.reshape(-1))
+        amp_sum += (amp * w).sum()
+    n, s1, s2 = (x.cpu().numpy() for x in sums)
+    return AnnulusMoments(n, s1, s2, float(amp_sum))
 
 
 def floor_from_moments(moments: AnnulusMoments) -> float:
@@ -183,17 +190,24 @@ def noise_floor(amplitudes: torch.Tensor, valid: torch.Tensor | None = None) -> 
     return floor_from_moments(annulus_moments(amplitudes, valid))
 
 
-def are_counts(amplitudes: torch.Tensor, valid: torch.Tensor | None = None) -> bool:
+def are_counts(
+    amplitudes: torch.Tensor, valid: torch.Tensor | None = None, chunk_px: int = 1 << 20
+) -> bool:
     """Return True if ``amplitudes**2`` are whole numbers (photon counts) up to float rounding.
 
     Scaled, background-subtracted or averaged data are not Poisson counts: the floor would
-    mean nothing there, so the stall check is skipped.
+    mean nothing there, so the stall check is skipped. Checked a few patterns at a time.
     """
-    counts = amplitudes.detach().to(torch.float64).square()
-    off = (counts - counts.round()).abs() > 1e-3 + 1e-6 * counts
-    if valid is not None:
-        off &= valid
-    return not bool(off.any())
+    m, n = int(amplitudes.shape[-2]), int(amplitudes.shape[-1])
+    step = max(1, int(chunk_px) // (m * n))
+    for s in range(0, int(amplitudes.shape[0]), step):
+        counts = amplitudes[s : s + step].detach().to(torch.float64).square()
+        off = (counts - counts.round()).abs() > 1e-3 + 1e-6 * counts
+        if valid is not None:
+            off &= valid[s : s + step]
+        if bool(off.any()):
+            return False
+    return True
 
 
 def model_noise_floor(
