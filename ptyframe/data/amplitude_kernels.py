@@ -22,7 +22,8 @@ functions), which ``ptyframe.engines.pie_kernels`` uses; such a kernel calls
 ``kernels()`` compiles them with numba on first use (``cache=True``, ``nogil=True``); the
 plain Python functions are the same code, usable without numba (slowly) and in tests.
 A kernel compiled elsewhere calls ``fft_source`` and ``stored_amplitude`` per pixel (numba
-inlines them), or ``amplitude_row`` once per position into a scratch row.
+inlines them), or ``amplitude_row`` once per position into a scratch row; the amplitude feed
+(``ptyframe.data.feed``) converts a chunk of positions per call with ``amplitude_take``.
 """
 
 from __future__ import annotations
@@ -80,8 +81,20 @@ def amplitude_row(counts, mask, use_mask, saturation, squared, amp, valid):  # n
     return bad
 
 
-HELPERS = ("fft_source", "stored_amplitude")
-KERNELS = ("amplitude_row",)
+def amplitude_take(rows, idx, mask, use_mask, saturation, squared, amp, valid, bad):  # noqa: ANN001, ANN201
+    """Write the FFT-order amplitudes of rows ``rows[idx[c]]`` into ``amp[c]``, ``valid[c]``.
+
+    ``rows`` ``[n, M, N]`` stored, centred; ``idx`` ``[k]`` int64; ``amp`` ``[>= k, M, N]``
+    real, ``valid`` ``[>= k, M, N]`` bool; ``bad[c]`` the unmeasured pixels of row ``c``
+    (``amplitude_row`` for each, in one call: a chunk of positions converted with the GIL
+    released throughout).
+    """
+    for c in range(idx.shape[0]):
+        bad[c] = amplitude_row(rows[idx[c]], mask, use_mask, saturation, squared, amp[c], valid[c])
+
+
+HELPERS = ("fft_source", "stored_amplitude", "amplitude_row")
+KERNELS = ("amplitude_row", "amplitude_take")
 
 
 def kernels() -> SimpleNamespace:
@@ -95,8 +108,8 @@ def kernels() -> SimpleNamespace:
             if not isinstance(globals()[name], numba.core.dispatcher.Dispatcher):
                 globals()[name] = jit(globals()[name])
         _compiled = SimpleNamespace(
-            **{name: jit(globals()[name]) for name in KERNELS},
             **{name: globals()[name] for name in HELPERS},
+            **{name: jit(globals()[name]) for name in KERNELS if name not in HELPERS},
         )
     return _compiled
 

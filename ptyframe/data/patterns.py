@@ -33,6 +33,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -40,6 +41,9 @@ import torch
 from ptyframe.data.counts import CHUNK_BYTES, FrameReader, PixelRule, amplitudes, frame_reader
 from ptyframe.data.dataset import PtychoDataset
 from ptyframe.data.geometry import ScanGeometry
+
+if TYPE_CHECKING:
+    from ptyframe.data.feed import AmplitudeFeed
 
 
 def block_order(n: int, block: int, seed: int, epoch: int) -> np.ndarray:
@@ -77,6 +81,7 @@ class PatternSource(ABC):
     #: Whether any pixel of any pattern is unmeasured (known after ``scan``).
     has_unmeasured: bool = False
     real_dtype: torch.dtype = torch.float32
+    _feed: AmplitudeFeed | None = None
 
     # ------------------------------------------------------------------ shape
     @property
@@ -140,6 +145,36 @@ class PatternSource(ABC):
         for j in np.asarray(order, dtype=np.int64).tolist():
             yield j, self.rows(j, j + 1)[0]
 
+    def block_runs(self, order: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Split ``order`` into runs of visits in one block: ``[(block, visits), ...]``.
+
+        An order of ``order()`` has one run per block; another order may have more (a block
+        left and visited again is read again).
+        """
+        order = np.asarray(order, dtype=np.int64)
+        if len(order) == 0:
+            return []
+        bid = order // self.block_patterns
+        cut = np.flatnonzero(np.diff(bid)) + 1
+        starts, ends = np.r_[0, cut].tolist(), np.r_[cut, len(order)].tolist()
+        return [(int(bid[s]), order[s:e]) for s, e in zip(starts, ends, strict=True)]
+
+    def resident(self, order: np.ndarray) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
+        """Yield ``(rows, lo, visits)``: runs of ``order`` whose stored rows are
+        ``rows[visits - lo]``, each valid until the next is asked for (the feed's input)."""
+        for b, visits in self.block_runs(order):
+            lo = b * self.block_patterns
+            yield self.rows(lo, min(lo + self.block_patterns, self.n)), lo, visits
+
+    def feed(self) -> AmplitudeFeed:
+        """Return this source's amplitude feed (``ptyframe.data.feed``; made once, so its
+        ring of buffers serves every sweep)."""
+        from ptyframe.data.feed import AmplitudeFeed
+
+        if getattr(self, "_feed", None) is None:
+            self._feed = AmplitudeFeed(self)
+        return self._feed
+
     def batch(
         self, idx: torch.Tensor | np.ndarray, device: str | torch.device = "cpu"
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -159,11 +194,25 @@ class PatternSource(ABC):
         return amp, (valid if self.has_unmeasured else None)
 
     # ------------------------------------------------------------------ statistics
+    def amplitude_chunks(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None]]:
+        """Yield ``(start, A [k, M, M], valid [k, M, M] or None)`` in scan order, a chunk at
+        a time (FFT order, the run's real dtype; streamed: one pass over the file)."""
+        for s, rows in self.chunks():
+            a, ok = amplitudes(torch.from_numpy(np.asarray(rows)), self.rule, self.real_dtype)
+            yield s, a, (ok if self.has_unmeasured else None)
+
+    def mean_intensity(self) -> torch.Tensor:
+        """Return the mean pattern ``(1/n) sum_j A_j^2`` ``[M, M]`` float64, FFT order."""
+        total = torch.zeros(self.window, dtype=torch.float64)
+        for _, a, _ in self.amplitude_chunks():
+            total += a.double().square().sum(0)
+        return total / max(self.n, 1)
+
     def scan(self) -> None:
         """Read every pattern once (in chunks): per-pattern sums and ``has_unmeasured``.
 
-        ``A^2`` is the float32 square of the float32 amplitude, as the engines' own sums of
-        ``amplitudes.square()`` have it.
+        ``A`` and ``A^2`` in the run's real dtype, as ``Measurements.pattern_sums`` has them
+        (the same sums whether a run holds float amplitudes or counts).
         """
         from ptyframe.data.counts import valid_of
 
@@ -173,7 +222,7 @@ class PatternSource(ABC):
         unmeasured = rule.mask is not None and not bool(rule.mask.all())
         for s, rows in self.chunks():
             c = torch.from_numpy(np.asarray(rows))
-            a, _ = amplitudes(c, rule, torch.float32)
+            a, _ = amplitudes(c, rule, self.real_dtype)
             k = a.shape[0]
             amp_sum[s : s + k] = a.sum(dim=(-2, -1), dtype=torch.float64).numpy()
             sq_sum[s : s + k] = a.square().sum(dim=(-2, -1), dtype=torch.float64).numpy()
@@ -188,7 +237,13 @@ class PatternSource(ABC):
         """
         if not hasattr(self, "_sums"):
             self.scan()
-        return float(self._sums[0].sum())
+        return float(torch.from_numpy(self._sums[0]).sum())
+
+    def intensity_sum(self) -> float:
+        """Return ``sum_j sum_q A_jq^2`` (measured photons): per pattern, then over them."""
+        if not hasattr(self, "_sums"):
+            self.scan()
+        return float(torch.from_numpy(self._sums[1]).sum())
 
     def mean_intensity_sum(self) -> float:
         """Return the mean over patterns of ``sum I`` over measured pixels."""
@@ -233,6 +288,10 @@ class MemorySource(PatternSource):
         counts = self.counts
         for j in np.asarray(order, dtype=np.int64).tolist():
             yield j, counts[j]
+
+    def resident(self, order: np.ndarray) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
+        """Every row is resident: one run, the whole ``order``."""
+        yield self.counts, 0, np.asarray(order, dtype=np.int64)
 
     @classmethod
     def load(

@@ -235,6 +235,18 @@ class StreamedSource(PatternSource):
             if h5 is not None:
                 h5.close()
 
+    def resident(self, order: np.ndarray) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
+        """Yield ``(block rows, lo, visits)`` per run of ``order`` in one block, each block
+        read one ahead (``stream``); the rows are valid until the next run is asked for."""
+        runs = self.block_runs(order)
+        it = self.stream([b for b, _ in runs])
+        try:
+            for (b, visits), (nb, rows) in zip(runs, it, strict=False):
+                assert nb == b
+                yield rows, self._block_range(b)[0], visits
+        finally:
+            it.close()
+
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(start, rows)`` block by block in scan order (read one ahead)."""
         n_blocks = -(-self.n // self.block_patterns)

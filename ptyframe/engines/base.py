@@ -72,6 +72,11 @@ class Capabilities:
     #: The data it reconstructs: ``ptychography`` (many overlapping patterns) or
     #: ``fullfield`` (one pattern of an isolated object, full-field CDI).
     data: str = "ptychography"
+    #: It reads its patterns through the run's pattern data (``ptyframe.data.feed``, a
+    #: block at a time), so they may stay in their stored dtype or stream from the file
+    #: (``data.stream``); engines that hold every pattern's exit wave or read the whole
+    #: amplitude array (RAAR, HIO) do not.
+    streams: bool = False
 
 
 class PriorStep(Protocol):

@@ -265,15 +265,18 @@ def check_run(
 ) -> dict[str, float | bool]:
     """Compare a run's final data error with the noise floor of its counts (collective).
 
-    ``measurements``: the ``Measurements`` of this rank (one, or one per angle). Every rank
-    calls this (the count moments are summed over ranks); the root logs one warning line
-    through ``log`` if the run stalled. Returns the ``recon.h5`` attributes (``noise_floor``
-    NaN and ``stalled`` False when the data are not photon counts).
+    ``measurements``: the patterns of this rank (``Measurements`` or a pattern source; one,
+    or one per angle). Every rank calls this (the count moments are summed over ranks); the
+    root logs one warning line through ``log`` if the run stalled. Returns the ``recon.h5``
+    attributes (``noise_floor`` NaN and ``stalled`` False when the data are not photon counts).
     """
     meas = list(measurements) if isinstance(measurements, Sequence) else [measurements]
-    parts = [annulus_moments(m.amplitudes, m.valid) for m in meas]
-    counts = all(are_counts(m.amplitudes, m.valid) for m in meas)
-    k = max(len(p.n) for p in parts)
+    parts, counts = [], True
+    for m in meas:  # a chunk of patterns at a time (a streamed source: one pass over the file)
+        for _, amp, valid in m.amplitude_chunks():
+            parts.append(annulus_moments(amp, valid))
+            counts = counts and are_counts(amp, valid)
+    k = max((len(p.n) for p in parts), default=int(annulus_index(meas[0].window).max()) + 1)
     total = AnnulusMoments(np.zeros(k), np.zeros(k), np.zeros(k), 0.0)
     for p in parts:
         total.n[: len(p.n)] += p.n
