@@ -38,6 +38,7 @@ from ptyframe.engines.base import Engine
 from ptyframe.errors import (
     ConfigError,
     DivergenceError,
+    InputLostError,
     OutputExistsError,
     PtyframeError,
     find_ptyframe_error,
@@ -181,6 +182,12 @@ def _run(
         raise
     try:
         run_loop(run, callbacks)
+    except InputLostError as exc:
+        where = run.out_dir / RESULT_FILE if run.writer else "(not written)"
+        raise type(exc)(
+            f"{exc}. The last good state (epoch {len(run.history.epochs)}) is saved in {where}; "
+            "resume=true continues once the file is readable"
+        ) from None
     except DivergenceError as exc:
         where = run.out_dir / RESULT_FILE if run.writer else "(not written)"
         raise DivergenceError(
@@ -300,7 +307,7 @@ def _pattern_data(run: RunContext, angle: int, indices: np.ndarray, plan: Any) -
 
     cfg, ds = run.cfg, run.dataset
     rdt = torch.float64 if cfg.dtype == "complex128" else torch.float32
-    block = getattr(cfg.data, "block_patterns", None)
+    block = _data_option(run, "block_patterns", None)
     if plan.stream:
         return open_source(
             ds, angle, indices, stream=True, block_patterns=plan.block, real_dtype=rdt
@@ -309,6 +316,15 @@ def _pattern_data(run: RunContext, angle: int, indices: np.ndarray, plan: Any) -
         return MemorySource.load(ds, angle, indices, block, rdt)
     where = "cpu" if cfg.patterns_on_host else run.context.device  # on the host: sent per batch
     return Measurements.from_dataset(ds, angle, indices, where, rdt, block_patterns=block)
+
+
+def _data_option(run: RunContext, key: str, default: Any) -> Any:
+    """Return the data config's ``key`` (its typed dataclass, also for a mapping given in
+    code), or ``default`` for a data source without it (a dataset given in code)."""
+    data = run.cfg.data
+    if data is None:
+        return default
+    return getattr(run.registry.config("dataset", data), key, default)
 
 
 def _memory_plan(run: RunContext, n_local: int) -> Any:
@@ -331,7 +347,7 @@ def _memory_plan(run: RunContext, n_local: int) -> Any:
     ny, nx = ds.geometry.object_shape
     from ptyframe.data.follow import GrowingDataset
 
-    follow = bool(getattr(cfg.data, "follow", False)) or isinstance(ds, GrowingDataset)
+    follow = bool(_data_option(run, "follow", False)) or isinstance(ds, GrowingDataset)
     can = engine.capabilities.streams and not engine.wants_all_angles and not follow
     complex_bytes = 16 if cfg.dtype == "complex128" else 8
     host = cfg.patterns_on_host or torch.device(run.context.device).type == "cpu"
@@ -347,8 +363,8 @@ def _memory_plan(run: RunContext, n_local: int) -> Any:
         mask_per_pattern=reader.rule.saturation is not None,
         holds_counts=can and narrower and host,
     )
-    stream = str(getattr(cfg.data, "stream", "auto"))
-    block = getattr(cfg.data, "block_patterns", None)
+    stream = str(_data_option(run, "stream", "auto"))
+    block = _data_option(run, "block_patterns", None)
     if follow and stream == "true":
         raise ConfigError(
             "data.follow=true keeps the patterns in memory (streaming a growing file is not "

@@ -258,3 +258,55 @@ def test_a_resume_with_another_block_size_is_refused(files):
     same = _engine("epie", "torch", 1)
     same.prepare(open_source(ds, stream=True, block_patterns=BLOCK), start.clone(), seed=7)
     same.load_state_dict(saved)
+
+
+def test_a_file_damaged_mid_run_stops_it_with_the_last_good_state_saved(tmp_path, files):
+    """A streamed file cut short after epoch 2: one error line naming the file and where the
+    last good state is saved; ``recon.h5`` (status interrupted, 2 epochs) and the checkpoint
+    are written; with the file restored, ``resume=true`` ends with the bits of a run that was
+    never interrupted.
+
+    Would catch: a run that dies with nothing saved (status failed), a half-swept object
+    saved as the last state, or a resume that does not continue where the run stopped.
+    """
+    import shutil
+
+    import h5py
+
+    import ptyframe.runner
+    from ptyframe.callbacks.base import Callback
+
+    path = tmp_path / "live.h5"
+    shutil.copy(files["uint16"], path)
+
+    def cfg(out, **extra):  # noqa: ANN001, ANN003, ANN202
+        data = {"name": "file", "path": str(path), "stream": "true", "block_patterns": BLOCK}
+        return {
+            "data": data,
+            "engine": {"name": "epie", "epochs": 5},
+            "metrics": {"every": 0},
+            "output": {"dir": str(out), "images": False, "checkpoint_every": 0},
+            "progress": False,
+            **extra,
+        }
+
+    class Damage(Callback):
+        def on_epoch_end(self, run, report) -> None:  # noqa: ANN001
+            if report.epoch == 1:
+                with open(path, "r+b") as fh:
+                    fh.truncate(path.stat().st_size // 2)
+
+    ref = ptyframe.runner.run(cfg(tmp_path / "ref"))
+    out = tmp_path / "run"
+    with pytest.raises(PatternReadError) as err:
+        ptyframe.runner.run(cfg(out), callbacks=[Damage()])
+    msg = str(err.value)
+    assert str(path) in msg and "epoch 2" in msg and str(out / "recon.h5") in msg
+    assert "\n" not in msg
+    with h5py.File(out / "recon.h5") as f:
+        assert f.attrs["status"] == "interrupted" and len(f["history/data_error"]) == 2
+    assert (out / "checkpoint.h5").exists()
+    shutil.copy(files["uint16"], path)
+    res = ptyframe.runner.run(cfg(out, resume=True))
+    assert res.status == "finished" and len(res.history.epochs) == 5
+    assert np.array_equal(res.object, ref.object) and np.array_equal(res.probe, ref.probe)

@@ -16,7 +16,8 @@ same order, so a streamed and an in-memory run give the same bits. A row yielded
 Errors. A block that cannot be read (a truncated file, a damaged or corrupt chunk) is read
 again pattern by pattern to find the first bad one; the error (``PatternReadError``, a
 ``DataValidationError``) names that pattern, its tile in the file and the file, and is
-raised in the thread that asked for the rows. The reading thread stops at the end of a
+raised in the thread that asked for the rows; met during a run, the run stops with its
+last good state saved (status ``interrupted``). The reading thread stops at the end of a
 sweep, on an error, and when the consumer stops early (the generator is closed).
 
 A growing file (``data.follow=true``) is read the same way, through SWMR (``swmr=True``);
@@ -38,15 +39,19 @@ import torch
 from ptyframe.data.counts import FrameReader, frame_reader
 from ptyframe.data.dataset import PtychoDataset
 from ptyframe.data.patterns import PatternSource, SourceInfo, source_info
-from ptyframe.errors import DataValidationError
+from ptyframe.errors import InputLostError
 
 log = logging.getLogger("ptyframe")
 
 _END = object()
 
 
-class PatternReadError(DataValidationError):
-    """A pattern could not be read from its file (truncated or damaged); names which."""
+class PatternReadError(InputLostError):
+    """A pattern could not be read from its file (truncated or damaged); names which.
+
+    Raised during a sweep, it stops the run as an interruption does (``ptyframe.loop``):
+    the last good state, a checkpoint and ``recon.h5`` are saved.
+    """
 
 
 class _Failure:
