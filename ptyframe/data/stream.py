@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ptyframe.data.counts import FrameReader, frame_reader
+from ptyframe.data.counts import CHUNK_BYTES, FrameReader, frame_reader
 from ptyframe.data.dataset import PtychoDataset
 from ptyframe.data.patterns import PatternSource, SourceInfo, source_info
 from ptyframe.errors import InputLostError
@@ -251,6 +251,15 @@ class StreamedSource(PatternSource):
                 yield rows, self._block_range(b)[0], visits
         finally:
             it.close()
+
+    def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start, rows)`` in scan order, each block in pieces of ``CHUNK_BYTES`` (the
+        statistics' float work arrays stay that small, whatever the block)."""
+        m, n = self.window
+        step = max(1, CHUNK_BYTES // (m * n * max(np.dtype(self.dtype).itemsize, 4)))
+        for s, rows in self.blocks():
+            for k in range(0, len(rows), step):
+                yield s + k, rows[k : k + step]
 
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(start, rows)`` block by block in scan order (read one ahead)."""
