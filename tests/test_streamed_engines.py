@@ -23,7 +23,7 @@ from ptyframe.initial import InitConfig, initial_state
 from ptyframe.registry import BuildContext
 
 from plain_h5 import write_plain
-from registered import REGISTRY
+from registered import PTYCHO_ENGINES, REGISTRY, backends
 
 M, BLOCK = 32, 10
 NUMBA = ["numba"] if numba_available() else []
@@ -133,6 +133,32 @@ def test_streamed_counts_and_float_amplitudes_give_the_same_bits(
     )
     assert not torch.equal(ref[0].object, start.object)  # the engine did change the object
     assert not [t for t in threading.enumerate() if t.name.startswith("ptyframe-")]
+
+
+STREAMING = [n for n in PTYCHO_ENGINES if REGISTRY.get("engine", n).factory.capabilities.streams]
+
+
+def test_the_registry_has_engines_that_stream_and_engines_that_do_not():
+    """The lists come from the registry (``Capabilities.streams``): not empty by accident."""
+    assert {"epie", "rpie", "mpie", "pine", "lsqml", "minibatch_pie"} <= set(STREAMING)
+    assert "autodiff" in PTYCHO_ENGINES and "autodiff" not in STREAMING
+
+
+@pytest.mark.parametrize("name, backend", [(n, b) for n in STREAMING for b in backends(n)])
+def test_every_engine_that_streams_gives_the_bits_of_memory_streamed(files, name, backend):
+    """Every registered engine declaring ``Capabilities.streams``, with its defaults on every
+    backend it declares: streamed in blocks of 10 from a uint16 file, the bits of float
+    amplitudes in memory with the same blocks.
+
+    Would catch: an engine that declares the capability but reads the patterns some other
+    way (the whole amplitude array, a block no longer in memory), so that streaming changes
+    its result or fails.
+    """
+    ds = _dataset(files["uint16"])
+    floats = Measurements.from_dataset(ds, block_patterns=BLOCK)
+    start = initial_state(InitConfig(), ds, floats)
+    ref = _run(name, backend, floats, start, 2)
+    _same(ref, _run(name, backend, open_source(ds, stream=True, block_patterns=BLOCK), start, 2))
 
 
 def test_blocks_change_the_order_and_one_block_is_todays(files):

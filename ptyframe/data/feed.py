@@ -40,6 +40,7 @@ import torch
 from ptyframe.data.measurements import Measurements
 
 if TYPE_CHECKING:
+    from ptyframe.data.counts import PixelRule
     from ptyframe.data.patterns import PatternSource
 
 #: The patterns a run holds: float amplitudes, or a source of stored counts.
@@ -97,6 +98,32 @@ def tensor_rows(
     for j, a, v in rows(data, order):
         at = torch.from_numpy(a)[None].to(device)
         yield j, at, None if v is None else torch.from_numpy(v)[None].to(device)
+
+
+def form(
+    rule: PixelRule,
+    rows: np.ndarray,
+    local: np.ndarray,
+    amp: np.ndarray,
+    valid: np.ndarray,
+    bad: np.ndarray,
+) -> None:
+    """Write the FFT-order amplitudes of stored rows ``rows[local]`` into ``amp[:k]``.
+
+    ``rows`` ``[n, M, N]`` centred, any stored dtype; ``amp`` ``[>= k, M, N]`` real,
+    ``valid`` bool, ``bad`` ``[>= k]`` the unmeasured pixels of each (the compiled
+    ``amplitude_kernels.amplitude_take``, bit for bit ``counts.amplitudes``).
+    """
+    from ptyframe.data.amplitude_kernels import kernels, no_mask
+
+    local = np.asarray(local, dtype=np.int64)
+    if rows.dtype == np.float16:  # numba reads no float16: widen these rows (exact)
+        rows, local = rows[local].astype(np.float32), np.arange(len(local))
+    use_mask = rule.mask is not None
+    mask = rule.mask if use_mask else no_mask(rows.shape[-2:])
+    kernels().amplitude_take(
+        rows, local, mask, use_mask, rule.saturation32, rule.squared, amp, valid, bad
+    )
 
 
 @dataclass
@@ -169,20 +196,9 @@ class AmplitudeFeed:
 
     def _form(self, buf: _Chunk, rows: np.ndarray, local: np.ndarray, js: np.ndarray) -> int:
         """Form the rows ``rows[local]`` (visits ``js``) into ``buf``; return their count."""
-        from ptyframe.data.amplitude_kernels import kernels, no_mask
-
-        rule = self.source.rule
-        if rows.dtype == np.float16:  # numba reads no float16: widen these rows (exact)
-            rows, local = rows[local].astype(np.float32), np.arange(len(local))
-        use_mask = rule.mask is not None
-        mask = rule.mask if use_mask else no_mask(self.source.window)
-        k = len(js)
-        kernels().amplitude_take(
-            rows, local, mask, use_mask, rule.saturation32, rule.squared,
-            buf.amp, buf.valid, buf.bad,
-        )  # fmt: skip
-        buf.j[:k] = js
-        return k
+        form(self.source.rule, rows, local, buf.amp, buf.valid, buf.bad)
+        buf.j[: len(js)] = js
+        return len(js)
 
     # ------------------------------------------------------------------ the sweep's rows
     def rows(self, order: np.ndarray | list[int]) -> Iterator[Row]:

@@ -145,6 +145,11 @@ class PatternSource(ABC):
         for j in np.asarray(order, dtype=np.int64).tolist():
             yield j, self.rows(j, j + 1)[0]
 
+    def resident_rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(rows, local)`` with ``rows[local]`` the stored rows of ``idx`` (a copy
+        here; the resident array itself where every row is in memory)."""
+        return self.take(idx), np.arange(len(idx))
+
     def block_runs(self, order: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """Split ``order`` into runs of visits in one block: ``[(block, visits), ...]``.
 
@@ -180,12 +185,17 @@ class PatternSource(ABC):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return FFT-order amplitudes ``[B, M, M]`` (and the mask, or None) of ``idx``.
 
-        Formed from the stored rows on the host, then sent to ``device`` (page-locked memory
-        for a GPU).
+        Formed from the stored rows on the host (``feed.form``, bit for bit
+        ``counts.amplitudes``), then sent to ``device`` (page-locked memory for a GPU).
         """
+        from ptyframe.data.feed import form
+
         i = np.asarray(torch.as_tensor(idx).cpu(), dtype=np.int64)
-        rows = torch.from_numpy(self.take(i))
-        amp, valid = amplitudes(rows, self.rule, self.real_dtype)
+        rows, local = self.resident_rows(i)
+        shape = (len(i), *self.window)
+        amp = torch.empty(shape, dtype=self.real_dtype)
+        valid = torch.empty(shape, dtype=torch.bool)
+        form(self.rule, rows, local, amp.numpy(), valid.numpy(), np.empty(len(i), np.int64))
         device = torch.device(device)
         if device.type != "cpu":
             pin = device.type == "cuda"
@@ -277,6 +287,9 @@ class MemorySource(PatternSource):
 
     def take(self, idx: np.ndarray) -> np.ndarray:
         return self.counts[np.asarray(idx, dtype=np.int64)]
+
+    def resident_rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.counts, np.asarray(idx, dtype=np.int64)
 
     def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         m, n = self.window

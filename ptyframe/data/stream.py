@@ -183,6 +183,19 @@ class StreamedSource(PatternSource):
                 out[k] = self.rows(j, j + 1)[0]
         return out
 
+    def resident_rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The block in use and the local indices where it holds every row of ``idx``."""
+        idx = np.asarray(idx, dtype=np.int64)
+        cur = self._current
+        if (
+            cur is not None
+            and len(idx)
+            and cur[0] <= idx.min()
+            and idx.max() < cur[0] + len(cur[1])
+        ):
+            return cur[1], idx - cur[0]
+        return self.take(idx), np.arange(len(idx))
+
     def stream(self, seq: list[int]) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(block, rows)`` for the blocks ``seq`` in order, each read one ahead.
 
