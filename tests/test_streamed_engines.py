@@ -336,3 +336,30 @@ def test_a_file_damaged_mid_run_stops_it_with_the_last_good_state_saved(tmp_path
     res = ptyframe.runner.run(cfg(out, resume=True))
     assert res.status == "finished" and len(res.history.epochs) == 5
     assert np.array_equal(res.object, ref.object) and np.array_equal(res.probe, ref.probe)
+
+
+@pytest.mark.parametrize("name", ["epie", "lsqml"])
+def test_streamed_patterns_feed_a_run_on_a_device(files, name):
+    """On a (virtual) GPU the patterns stay on the host and go to the device a position
+    (ePIE's torch sweep) or a minibatch (LSQML) at a time, from a stream of uint16 counts:
+    the state stays on the device and ends with the bits of the same run on the CPU.
+
+    Would catch: a host row mixed into device arithmetic, or a device run that reads the
+    patterns another way than the CPU one.
+    """
+    from virtual_cuda import VirtualCuda
+
+    ds = _dataset(files["uint16"], mask=True)
+    floats = Measurements.from_dataset(ds, block_patterns=BLOCK)
+    start = initial_state(InitConfig(), ds, floats)
+    ref, _, _ = _run(name, "torch", floats, start, 2)
+    with VirtualCuda() as vc:
+        state = start.clone()
+        state.object, state.probe = state.object.to("cuda"), state.probe.to("cuda")
+        eng = _engine(name, "auto", 2)
+        eng.prepare(open_source(ds, stream=True, block_patterns=BLOCK), state, seed=7)
+        for e in range(2):
+            eng.step(e)
+        assert vc.on_device(state.object) and vc.on_device(state.probe)
+        obj, probe = state.object.cpu(), state.probe.cpu()
+    assert torch.equal(obj, ref.object) and torch.equal(probe, ref.probe)
