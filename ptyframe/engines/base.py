@@ -26,7 +26,7 @@ from ptyframe.distributed.base import Distribution, SingleProcess
 from ptyframe.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ptyframe.data.measurements import Measurements
+    from ptyframe.data.feed import PatternData
     from ptyframe.state import ReconstructionState
 
 
@@ -155,7 +155,9 @@ class Engine(ABC):
     wants_all_angles: bool = False
 
     def __init__(self) -> None:
-        self.measurements: Measurements | None = None
+        #: The patterns: a pattern source or float amplitudes for an engine that streams
+        #: (``Capabilities.streams``), float amplitudes (``Measurements``) for the others.
+        self.measurements: PatternData | None = None
         self.state: ReconstructionState | None = None
         self.distribution: Distribution = SingleProcess()
         self.seed: int = 0
@@ -197,7 +199,7 @@ class Engine(ABC):
 
     def prepare(
         self,
-        measurements: Measurements,
+        measurements: PatternData,
         state: ReconstructionState,
         distribution: Distribution | None = None,
         seed: int = 0,
@@ -211,7 +213,7 @@ class Engine(ABC):
         if self.prior is not None:
             self.prior.observe(measurements, self.distribution)  # e.g. the dose, for cpl_auto
 
-    def add_measurements(self, measurements: Measurements, state: ReconstructionState) -> None:
+    def add_measurements(self, measurements: PatternData, state: ReconstructionState) -> None:
         """Take a grown set of patterns (a scan still being written: ``data.follow=true``).
 
         ``measurements`` holds the tiles so far then the new ones, ``state.positions_px`` has
