@@ -271,18 +271,17 @@ def check_run(
     attributes (``noise_floor`` NaN and ``stalled`` False when the data are not photon counts).
     """
     meas = list(measurements) if isinstance(measurements, Sequence) else [measurements]
-    parts, counts = [], True
+    k = max(int(annulus_index(m.window).max()) + 1 for m in meas)
+    total = AnnulusMoments(np.zeros(k), np.zeros(k), np.zeros(k), 0.0)
+    counts = True
     for m in meas:  # a chunk of patterns at a time (a streamed source: one pass over the file)
         for _, amp, valid in m.amplitude_chunks():
-            parts.append(annulus_moments(amp, valid))
-            counts = counts and are_counts(amp, valid)
-    k = max((len(p.n) for p in parts), default=int(annulus_index(meas[0].window).max()) + 1)
-    total = AnnulusMoments(np.zeros(k), np.zeros(k), np.zeros(k), 0.0)
-    for p in parts:
-        total.n[: len(p.n)] += p.n
-        total.s1[: len(p.n)] += p.s1
-        total.s2[: len(p.n)] += p.s2
-        total.amp_sum += p.amp_sum
+            p = annulus_moments(amp, valid, 1 << 18)  # added at once: no per-chunk object outlives
+            total.n[: len(p.n)] += p.n  # the chunk (they would pin its freed work arrays
+            total.s1[: len(p.n)] += p.s1  # in the heap)
+            total.s2[: len(p.n)] += p.s2
+            total.amp_sum += p.amp_sum
+            counts = counts and are_counts(amp, valid, 1 << 18)
     summed = distribution.sum_scalars(*total.as_scalars(), float(not counts))
     floor = float("nan")
     if summed[-1] == 0:
