@@ -51,7 +51,7 @@ from ptyframe.errors import ConfigError
 FIT_FRACTION = 0.9
 #: Streamed: a block at most this many bytes, and at most this fraction of what is available
 #: (two blocks are in memory: the one in use and the one being read).
-BLOCK_BYTES_MAX = 64 * 2**20
+BLOCK_BYTES_MAX = 32 * 2**20
 BLOCK_FRACTION = 1 / 16
 ENV = "PTYFRAME_MEMORY_AVAILABLE"
 _UNITS = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12}
