@@ -218,7 +218,9 @@ def summary(findings: list[Finding]) -> str:
     """Return counts per kind and per folder."""
     kinds = Counter(f.kind for f in findings)
     folders = Counter(f.path.rsplit("/", 1)[0] for f in findings)
-    lines = [f"{len(findings)} findings: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))]
+    lines = [
+        f"{len(findings)} findings: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+    ]
     lines += [f"  {n:4d}  {d}/" for d, n in sorted(folders.items(), key=lambda kv: -kv[1])]
     return "\n".join(lines)
 
