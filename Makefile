@@ -158,5 +158,6 @@ docstrings:
 	$(BIN)/python tests/docstring_figures.py
 
 clean:
-	rm -rf docs/_build docs/auto_examples docs/reference/generated docs/reference/configuration.md
+	rm -rf docs/_build docs/auto_examples docs/reference/generated docs/reference/configuration.md \
+		docs/reference/config
 	rm -rf $(VENV) $(GPU_WHEELS) $(PHDF5) $(CDT) $(PTYLAB) $(DEMO_DIR) outputs multirun .venv-ptychi .peers-work

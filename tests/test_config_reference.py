@@ -31,8 +31,8 @@ def page_and_registry():
 
 
 def _section(page: str, kind: str, name: str) -> str:
-    start = page.index(f"### {kind} `{name}`")
-    end = page.find("\n### ", start + 1)
+    start = page.index(f"# {kind} `{name}`")
+    end = page.find("\n# ", start + 1)
     return page[start : end if end > 0 else len(page)]
 
 
@@ -40,7 +40,7 @@ def test_every_registered_component_and_field_is_in_the_reference(page_and_regis
     page, registry = page_and_registry
     missing = []
     for comp in registry:
-        if f"### {comp.kind} `{comp.name}`" not in page:
+        if f"# {comp.kind} `{comp.name}`" not in page or f"[`{comp.name}`](config/" not in page:
             missing.append(f"{comp.kind}:{comp.name}")
             continue
         text = _section(page, comp.kind, comp.name)

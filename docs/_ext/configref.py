@@ -15,8 +15,9 @@ from the code:
   the interval (``check_range``'s "must lie in (0.0, 2.0)") or the bound ("must be >= 1")
   it names for that field.
 
-Used by ``docs/conf.py`` (``builder-inited`` writes ``docs/reference/configuration.md``) and
-by ``tests/test_config_reference.py`` (every registered component appears).
+Used by ``docs/conf.py`` (``builder-inited`` writes ``docs/reference/configuration.md``, the
+index, and ``docs/reference/config/<kind>-<name>.md``, one page per component) and by
+``tests/test_config_reference.py`` (every registered component appears).
 """
 
 from __future__ import annotations
@@ -95,9 +96,17 @@ def field_docs(cls: type) -> dict[str, str]:
 
 
 def _first_sentence(text: str) -> str:
+    """Return the text up to the first ``.`` or ``;`` outside brackets (and the ``.``)."""
     text = " ".join(text.split())
-    m = re.match(r"(.+?[.;])(\s|$)", text)
-    return (m.group(1) if m else text).rstrip(";")
+    depth = 0
+    for i, c in enumerate(text):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth = max(0, depth - 1)
+        elif c in ".;" and depth == 0 and (i + 1 == len(text) or text[i + 1] == " "):
+            return text[: i + 1] if c == "." else text[:i]
+    return text
 
 
 def _scalar(tp: Any) -> type | None:
@@ -269,67 +278,99 @@ def _anchor(kind: str, name: str) -> str:
     return f"config-{kind}-{name}".replace("_", "-")
 
 
-def render(registry: Any | None = None) -> str:
-    """Return the configuration reference as MyST Markdown."""
+def _page_name(kind: str, name: str) -> str:
+    return f"{kind}-{name}".replace("_", "-")
+
+
+def component_page(comp: Any) -> str:
+    """Return one component's page: its doc, where it comes from, its fields."""
+    from ptyframe.registry import KINDS, choose_hint
+
+    out = [f"({_anchor(comp.kind, comp.name)})=", f"# {comp.kind} `{comp.name}`\n"]
+    cls = comp.config_cls
+    doc = (cls.__doc__ or "").strip() or comp.doc
+    if doc:
+        out.append(_cell(doc.split("\n\n")[0]) + "\n")
+    out.append(
+        f"- kind: `{comp.kind}` (Hydra group `{KINDS[comp.kind]}`)\n"
+        f"- choose with: `{choose_hint(comp.kind, comp.name)}`\n"
+        f"- config class: `{cls.__module__}.{cls.__qualname__}`\n"
+        f"- provider: `{comp.provider}`\n"
+    )
+    rows = field_rows(cls)
+    if not rows:
+        out.append("No fields besides its name.\n")
+        return "\n".join(out) + "\n"
+    out.append("| field | type | default | range | doc |\n|---|---|---|---|---|")
+    for r in rows:
+        out.append(
+            f"| `{r.name}` | `{_cell(r.type)}` | `{_cell(r.default)}` | "
+            f"{_cell(r.range)} | {_cell(r.doc)} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def pages(registry: Any | None = None) -> dict[str, str]:
+    """Return ``{path under docs/: Markdown}``: the index and one page per component."""
     from ptyframe.registry import KINDS, choose_hint
 
     if registry is None:
         from ptyframe.plugins import default_registry
 
         registry = default_registry()
-    out = [
+    index = [
         "# Configuration reference\n",
         "Generated from the component registry each time the manual is built "
         "(`docs/_ext/configref.py`), so it lists exactly what is installed: every registered "
-        "component of every kind, the fields of its config dataclass with their types, "
-        "defaults, ranges and one-line docs. A range is what the config's own check states "
-        "(a value outside it is refused with a `ConfigError` before any work); an empty cell "
+        "component of every kind, with the fields of its config dataclass, their types, "
+        "defaults, ranges and one-line docs. A range is what the config's own check states (a "
+        "value outside it is refused with a `ConfigError` before any work); an empty cell "
         "means the check states none. `ptyframe plugins` prints the same from the command "
         "line.\n",
     ]
-    kinds = [k for k in registry.kinds() if registry.names(k)]
-    out.append("| kind | chosen with | components |\n|---|---|---|")
-    for kind in kinds:
-        links = ", ".join(f"[{n}](#{_anchor(kind, n)})" for n in registry.names(kind))
-        out.append(f"| {kind} | `{choose_hint(kind)}` | {links} |")
-    out.append("")
-    for kind in kinds:
-        out.append(f"## {kind} (`{KINDS[kind]}`)\n")
-        for name in registry.names(kind):
+    out: dict[str, str] = {}
+    for kind in registry.kinds():
+        names = registry.names(kind)
+        if not names:
+            continue
+        index.append(f"## {kind}\n")
+        index.append(f"Chosen with `{choose_hint(kind)}` (Hydra group `{KINDS[kind]}`).\n")
+        index.append("| component | what it is | provider |\n|---|---|---|")
+        toc = []
+        for name in names:
             comp = registry.get(kind, name)
-            out.append(f"({_anchor(kind, name)})=")
-            out.append(f"### {kind} `{name}`\n")
-            doc = comp.doc or (comp.config_cls.__doc__ or "").strip().split("\n")[0]
-            if doc:
-                out.append(_cell(doc) + "\n")
-            cls = comp.config_cls
-            out.append(
-                f"- config class: `{cls.__module__}.{cls.__qualname__}`\n"
-                f"- provider: `{comp.provider}`\n"
-                f"- choose with: `{choose_hint(kind, name)}`\n"
-            )
-            rows = field_rows(cls)
-            if not rows:
-                out.append("No fields.\n")
-                continue
-            out.append("| field | type | default | range | doc |\n|---|---|---|---|---|")
-            for r in rows:
-                out.append(
-                    f"| `{r.name}` | `{_cell(r.type)}` | `{_cell(r.default)}` | "
-                    f"{_cell(r.range)} | {_cell(r.doc)} |"
-                )
-            out.append("")
-    return "\n".join(out) + "\n"
+            page = _page_name(kind, name)
+            out[f"reference/config/{page}.md"] = component_page(comp)
+            doc = _cell(comp.doc or (comp.config_cls.__doc__ or "").strip().split("\n")[0])
+            index.append(f"| [`{name}`](config/{page}.md) | {doc} | `{comp.provider}` |")
+            toc.append(f"config/{page}")
+        index.append("\n```{toctree}\n:hidden:\n:maxdepth: 1\n\n" + "\n".join(toc) + "\n```\n")
+    out[str(PAGE)] = "\n".join(index) + "\n"
+    return out
 
 
-def write(docs_dir: Path, registry: Any | None = None) -> Path:
-    """Write the page under ``docs_dir`` when its text changed; return its path."""
-    path = Path(docs_dir) / PAGE
-    text = render(registry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
-    return path
+def render(registry: Any | None = None) -> str:
+    """Return every page of the reference, one after another (the index first)."""
+    got = pages(registry)
+    return "\n".join([got[str(PAGE)], *(v for k, v in sorted(got.items()) if k != str(PAGE))])
+
+
+def write(docs_dir: Path, registry: Any | None = None) -> list[Path]:
+    """Write the pages under ``docs_dir`` (only those whose text changed; stale ones go)."""
+    docs_dir = Path(docs_dir)
+    got = pages(registry)
+    folder = docs_dir / "reference" / "config"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.md"):
+        if str(old.relative_to(docs_dir)) not in got:
+            old.unlink()
+    written = []
+    for rel, text in got.items():
+        path = docs_dir / rel
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        written.append(path)
+    return written
 
 
 def setup(app: Any) -> dict[str, Any]:
