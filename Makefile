@@ -142,8 +142,10 @@ docs-install: $(BIN)/.docs-installed
 
 docs: $(BIN)/.docs-installed
 	rm -rf docs/_build/html docs/reference/generated
-	time $(BIN)/python -m sphinx -b html -W --keep-going -n -q -j 2 docs docs/_build/html
-	@echo "docs: open docs/_build/html/index.html"
+	@start=$$(date +%s); \
+	$(BIN)/python -m sphinx -b html -W --keep-going -n -q -j 2 docs docs/_build/html || exit $$?; \
+	echo "docs: $$(find docs/_build/html -name '*.html' | wc -l) pages, no warnings, built in \
+	$$(( $$(date +%s) - start )) s; open docs/_build/html/index.html"
 
 # the quick results pages (minutes): each benchmark writes docs/results/NAME.md with its
 # stamp (date, commit, machine, load, command); a timing takes the lock file RESULTS_LOCK so
