@@ -256,7 +256,7 @@ def _prepare(run: RunContext, callbacks: Sequence[Callback]) -> None:
     cbs = ordered(callbacks)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    elif getattr(engine, "prefers_single_thread", False):
+    elif engine.prefers_single_thread:
         torch.set_num_threads(1)
     torch.manual_seed(int(cfg.seed))
     np.random.seed(int(cfg.seed) % 2**32)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from foreign_h5 import write_foreign
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +20,7 @@ from ptyframe.errors import (
     UnknownComponentError,
 )
 
+from foreign_h5 import write_foreign
 from plain_h5 import write_plain
 from synth import make_dataset
 

@@ -62,7 +62,7 @@ class DncnnConfig:
             )
 
 
-def resolve_device(device: str, run_device: str = "cpu") -> str:
+def denoiser_device(device: str, run_device: str = "cpu") -> str:
     """Return the torch device for ``device`` ('auto' means the run's device)."""
     import torch
 
@@ -79,7 +79,7 @@ def build_dncnn(config: DncnnConfig, context: BuildContext) -> ComplexDenoiser:
     from ptyframe.denoise.apply import ComplexDenoiser
     from ptyframe.denoise.weights import load_denoiser
 
-    device = resolve_device(str(config.device), str(getattr(context, "device", "cpu")))
+    device = denoiser_device(str(config.device), str(getattr(context, "device", "cpu")))
     model = load_denoiser(config.checkpoint, device)
     return ComplexDenoiser(
         model,
@@ -176,7 +176,7 @@ def build_cpl_auto(config: CplAutoConfig, context: BuildContext) -> ComplexDenoi
     from ptyframe.denoise.auto import AutoMixDenoiser, ConvexMix
     from ptyframe.denoise.weights import load_denoiser
 
-    device = resolve_device(str(config.device), str(getattr(context, "device", "cpu")))
+    device = denoiser_device(str(config.device), str(getattr(context, "device", "cpu")))
     mix = ConvexMix(load_denoiser(config.low, device), load_denoiser(config.high, device))
     return AutoMixDenoiser(
         mix,

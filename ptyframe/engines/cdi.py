@@ -30,14 +30,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import Distribution
-from ptyframe.engines.base import Engine, EpochReport, check_range
+from ptyframe.engines.base import Capabilities, Engine, EpochReport, check_range
 from ptyframe.engines.config import EngineConfig
 from ptyframe.errors import ConfigError
 from ptyframe.physics import fft
@@ -73,6 +73,8 @@ class HioConfig(EngineConfig):
 
 class HioEngine(Engine):
     """HIO/ER for one far-field pattern; see the module docstring."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(data="fullfield")
 
     def __init__(self, config: HioConfig | None = None) -> None:
         super().__init__()
