@@ -3,8 +3,9 @@
 Candidates, timed in interleaved rounds (fastest and median of ``--rounds``): torch.fft with
 ``norm="ortho"`` and ``out=`` (the fused sweep before ``ptyframe.engines.pie_fft``), torch.fft
 unscaled, scipy.fft (``workers=1``, ``overwrite_x``), numpy.fft, and FFTW through pyFFTW
-(one thread) planned with ``FFTW_MEASURE`` (the sweep's default, ``pie_fft.PLANNER_EFFORT``)
-and ``FFTW_PATIENT``, with the time each took to plan. Prints a markdown table and writes it
+(one thread) planned with ``FFTW_ESTIMATE`` (the sweep's default: the plan depends on the
+shape alone, so two processes do the same arithmetic), ``FFTW_MEASURE`` and ``FFTW_PATIENT``
+(planned by timing), with the time each took to plan. Prints a markdown table and writes it
 as the results page ``docs/results/fft_pairs.md`` (``--no-page``: print only).
 
     python benchmarks/fft_pairs.py [--rounds 9] [--size 128]
@@ -100,7 +101,7 @@ def main() -> None:
         "numpy.fft": (numpy_pairs(m), None),
     }
     try:
-        for effort in ("FFTW_MEASURE", "FFTW_PATIENT"):
+        for effort in ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT"):
             cands[f"FFTW (pyFFTW), {effort}"] = fftw_pairs(m, effort)
     except ImportError:
         print("pyFFTW not installed: no FFTW rows")
