@@ -62,6 +62,8 @@ def plain(lines: list[str]) -> list[str]:
     in_bullet = False
     escape = _Escaper()
     borders = 0  # inside a simple table: the border lines seen (it ends at the third)
+    forced = False  # a literal block indented by this hook (its source was not)
+    opened_at = 0  # where the lines after the one that opened a literal block start
     for line in lines:
         blank = not line.strip()
         if borders or (_BORDER.match(line) and literal_at is None):
@@ -76,9 +78,19 @@ def plain(lines: list[str]) -> list[str]:
                 prev_blank = True
             continue
         if literal_at is not None:
-            if blank or _indent(line) > literal_at:
-                out.append(line)
+            if blank and forced:
+                forced = False
+                literal_at = None
+            elif blank or _indent(line) > literal_at or forced:
+                out.append(("    " + line) if forced else line)
                 prev_blank = blank
+                continue
+            elif not any(x.strip() for x in out[opened_at:]):
+                # ``::`` followed by a paragraph that is not indented (a docstring's summary
+                # line ends with ``::``): that paragraph is the literal block
+                forced = True
+                out.append("    " + line)
+                prev_blank = False
                 continue
             literal_at = None
             if out and out[-1].strip():
@@ -110,6 +122,7 @@ def plain(lines: list[str]) -> list[str]:
             literal_at = ind
             text = text.rstrip()
             out.append(text)
+            opened_at = len(out)
             out.append("")
             prev_blank = True
             continue
