@@ -143,7 +143,7 @@ docs-install: $(BIN)/.docs-installed
 docs: $(BIN)/.docs-installed
 	rm -rf docs/_build/html docs/reference/generated
 	@start=$$(date +%s); \
-	$(BIN)/python -W ignore::DeprecationWarning -m sphinx -b html -W --keep-going -n -q -j 2 \
+	$(BIN)/python -m sphinx -b html -W --keep-going -n -q -j 2 \
 		docs docs/_build/html || exit $$?; \
 	echo "docs: $$(find docs/_build/html -name '*.html' | wc -l) pages, no warnings, built in \
 	$$(( $$(date +%s) - start )) s; open docs/_build/html/index.html"

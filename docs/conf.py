@@ -8,6 +8,7 @@ configuration reference from the component registry (``_ext/configref.py``).
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -15,6 +16,10 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(DOCS / "_ext"))
 
 import ptyframe  # noqa: E402
+
+# sphinx-autodoc-typehints calls an API that Sphinx 9 deprecates (a Python warning, printed
+# once per docstring; not a warning of the build)
+warnings.filterwarnings("ignore", message=".*set_application.*")
 
 project = "ptyframe"
 author = "the ptyframe developers"
