@@ -34,10 +34,10 @@ data = PtychoDataset(sim.geometry, patterns=sim.patterns, truth=sim.truth)
 print("patterns", sim.patterns.shape, "object", sim.truth.object.shape)
 
 # %%
-# Reconstruct with ePIE at its defaults (a disk probe, a vacuum object) for 100 epochs.
+# Reconstruct with ePIE at its defaults (a disk probe, a vacuum object) for 200 epochs.
 # ``ptyframe.reconstruct`` is the whole run without Hydra: the same engines, callbacks and
 # checks as ``ptyframe reconstruct`` on the command line.
-result = ptyframe.reconstruct(data, "epie", epochs=100, seed=0)
+result = ptyframe.reconstruct(data, "epie", epochs=200, seed=0)
 print(result.status, "data error", f"{result.history.columns['data_error'][-1]:.4f}")
 
 # %%
@@ -52,7 +52,7 @@ fig, ax = plt.subplots(1, 3, figsize=(10, 3.4))
 lit = sim.truth.illumination > 0.01 * sim.truth.illumination.max()
 for a, img, title in (
     (ax[0], np.angle(sim.truth.object[0]), "truth: phase"),
-    (ax[1], np.where(lit, np.angle(pair.aligned), np.nan), "ePIE, 100 epochs: phase"),
+    (ax[1], np.where(lit, np.angle(pair.aligned), np.nan), "ePIE, 200 epochs: phase"),
 ):
     im = a.imshow(img, cmap="gray")
     a.set_title(title)
