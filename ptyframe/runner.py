@@ -377,7 +377,7 @@ def reconstruct(
         result.object  # complex [1, Ny, Nx]
 
     ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``auto``) and ``patterns_on_host`` are the run
-    options of the same names (README, "GPU (prepared, not yet run)").
+    options of the same names (the manual's guide/gpu).
     """
     if registry is None:
         from ptyframe.plugins import default_registry
