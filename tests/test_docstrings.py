@@ -45,15 +45,9 @@ def f():
     assert dsf.scan_source("x.py", good) == []
 
 
-def test_skipped_folders_are_listed() -> None:
-    """The skipped folders are named, so what is left there stays visible."""
-    assert set(dsf.SKIPPED) == {
-        "ptyframe/engines",
-        "ptyframe/physics",
-        "ptyframe/data",
-        "ptyframe/simulation",
-    }
-    assert all(dsf.skipped(s + "/x.py") for s in dsf.SKIPPED)
+def test_no_folder_is_skipped() -> None:
+    """Every folder of ptyframe/ and plugins/ is scanned (the temporary skips are gone)."""
+    assert dsf.SKIPPED == ()
 
 
 def test_what_is_left_in_the_skipped_folders() -> None:
