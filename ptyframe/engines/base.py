@@ -162,6 +162,13 @@ class Engine(ABC):
         report.scalars.update(self.prior.scalars())
         return report
 
+    def backend_attrs(self) -> dict[str, str]:
+        """Return what this engine's arithmetic runs on (kernels, FFT), for ``recon.h5``.
+
+        This base returns nothing (torch operations on the run's device).
+        """
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         """Return engine-internal state beyond the unknowns (optimizer moments, ...).
 

@@ -31,7 +31,7 @@ masks, sub-pixel positions, visiting order) is ``ptyframe.engines.pie``. With
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -45,6 +45,9 @@ from ptyframe.engines.prior import DenoiseStep
 from ptyframe.errors import ConfigError
 from ptyframe.physics.ambiguities import center_probe
 from ptyframe.state import ReconstructionState
+
+if TYPE_CHECKING:
+    from ptyframe.registry import BuildContext
 
 
 @dataclass
@@ -92,8 +95,13 @@ class MpieEngine(PieEngine):
     part of the object's change since the last buffer update.
     """
 
-    def __init__(self, config: MpieConfig, prior: DenoiseStep | None = None) -> None:
-        super().__init__(config, prior)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        config: MpieConfig,
+        prior: DenoiseStep | None = None,
+        context: BuildContext | None = None,
+    ) -> None:
+        super().__init__(config, prior, context)  # type: ignore[arg-type]
         self.step_sizes = (float(config.object_step), float(config.probe_step))
         self.every_positions = int(config.momentum_every)
         self._buffers: dict[str, torch.Tensor] = {}

@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -57,6 +58,9 @@ from ptyframe.physics.patches import check_inside, split_positions
 from ptyframe.physics.projection import detector_delta
 from ptyframe.physics.subpixel import FourierProbe
 from ptyframe.state import ReconstructionState
+
+if TYPE_CHECKING:
+    from ptyframe.registry import BuildContext
 
 
 @dataclass
@@ -111,7 +115,12 @@ class PieEngine(Engine):
     epoch ends with ``O <- (1 - rho) O + rho D(O)``: PINE (``ptyframe.engines.pine``).
     """
 
-    def __init__(self, config: PieConfig, prior: DenoiseStep | None = None) -> None:
+    def __init__(
+        self,
+        config: PieConfig,
+        prior: DenoiseStep | None = None,
+        context: BuildContext | None = None,
+    ) -> None:
         super().__init__()
         if isinstance(prior, str):
             raise TypeError(
@@ -127,6 +136,17 @@ class PieEngine(Engine):
         check_prior(config, prior)
         #: Use the fused numba kernels where they apply (CPU); False forces the torch path.
         self.fused = True
+        #: The run's ``deterministic`` switch (``BuildContext``): FFT plans chosen without
+        #: timing (``pie_fft``), so two processes compute the same bits.
+        self.deterministic = True if context is None else bool(context.deterministic)
+
+    def backend_attrs(self) -> dict[str, str]:
+        """Return the sweep's kernels and FFT for ``recon.h5`` (``Engine.backend_attrs``)."""
+        state = self.state
+        fused = self.fused and (state is None or pie_kernels.usable(state.object[0], state.probe))
+        if not fused:
+            return {"kernels": "torch", "fft": "torch"}
+        return {"kernels": "numba", "fft": pie_fft.describe(self.deterministic)}
 
     @property
     def prefers_single_thread(self) -> bool:  # type: ignore[override]
@@ -318,8 +338,9 @@ class PieEngine(Engine):
     def _window_fft(self, probe: torch.Tensor, subpixel: bool) -> pie_fft.WindowFFT:
         """Return this engine's planned transforms for ``probe``'s shape (made once)."""
         fft = getattr(self, "_fft", None)
-        if fft is None or not fft.matches(tuple(probe.shape), probe.dtype, subpixel):
-            fft = pie_fft.WindowFFT(tuple(probe.shape), probe.dtype, subpixel)
+        shape, det = tuple(probe.shape), self.deterministic
+        if fft is None or not fft.matches(shape, probe.dtype, subpixel, det):
+            fft = pie_fft.WindowFFT(shape, probe.dtype, subpixel, deterministic=det)
             self._fft = fft
         return fft
 
