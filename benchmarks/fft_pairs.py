@@ -3,8 +3,10 @@
 Candidates, timed in interleaved rounds (fastest and median of ``--rounds``): torch.fft with
 ``norm="ortho"`` and ``out=`` (the fused sweep before ``ptyframe.engines.pie_fft``), torch.fft
 unscaled, scipy.fft (``workers=1``, ``overwrite_x``), numpy.fft, and FFTW through pyFFTW
-(one thread) planned with ``FFTW_MEASURE`` (the sweep's default, ``pie_fft.PLANNER_EFFORT``)
-and ``FFTW_PATIENT``, with the time each took to plan. Prints a markdown table.
+(one thread) planned with ``FFTW_ESTIMATE`` (the sweep's default: no timing, the same plan in
+every process, ``pie_fft.planner_effort(True)``), ``FFTW_MEASURE`` (``deterministic=false``)
+and ``FFTW_PATIENT``, each with no wisdom before it, with the time each took to plan. Prints
+a markdown table.
 
     python benchmarks/fft_pairs.py [--rounds 9] [--size 128]
 """
@@ -96,7 +98,7 @@ def main() -> None:
         "numpy.fft": (numpy_pairs(m), None),
     }
     try:
-        for effort in ("FFTW_MEASURE", "FFTW_PATIENT"):
+        for effort in ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT"):
             cands[f"FFTW (pyFFTW), {effort}"] = fftw_pairs(m, effort)
     except ImportError:
         print("pyFFTW not installed: no FFTW rows")
