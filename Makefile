@@ -2,6 +2,10 @@
 #   make demo   install into .venv, simulate a dataset, reconstruct it (images + recon.h5)
 #   make test   install into .venv with the test tools, run the test suite, then the MPI tier
 #               (mpiexec -n 2), and as root with apt the parallel-HDF5 tier (.venv-phdf5)
+#   make fresh-clone   what a newcomer does: clone the committed tree (HEAD) into a temporary
+#               folder, run `make demo` then `make test` there from nothing, report each
+#               command's exit code, wall time and test counts (.ci/fresh_clone.sh; ~the time
+#               of both commands on a bare machine). Run it before calling an issue done.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,7 +20,7 @@ CDT := .venv-cdtools
 PTYLAB := .venv-ptylab
 
 
-.PHONY: install browser demo test parallel-hdf5 test-fast lint bench clean readers-peers peers peers-quick gpu-wheels
+.PHONY: install browser demo test parallel-hdf5 test-fast lint bench clean readers-peers peers peers-quick gpu-wheels fresh-clone
 
 $(BIN)/.installed: pyproject.toml constraints-cpu.txt $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -97,6 +101,9 @@ $(PTYLAB)/bin/.installed:
 
 readers-peers: install $(CDT)/bin/.installed $(PTYLAB)/bin/.installed
 	$(BIN)/python -m pytest -q tests/test_readers_cdtools.py tests/test_readers_ptylab.py
+
+fresh-clone:
+	bash .ci/fresh_clone.sh
 
 lint: install
 	$(BIN)/ruff check ptyframe plugins tests benchmarks
