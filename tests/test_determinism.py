@@ -152,6 +152,20 @@ def test_estimate_plans_ignore_the_wisdom_a_timed_plan_left():
         pyfftw.import_wisdom(saved)
 
 
+@needs_fftw
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_every_planned_transform_of_a_sweep_uses_the_planner_of_its_mode(deterministic):
+    """Would catch: one of the four transforms of a sub-pixel sweep planned by timing in a
+    deterministic run (two processes then differ only when their timings do: rarely, so the
+    two-process tests alone may pass by luck), or the opt-in mode not timing its plans."""
+    w = pie_fft.WindowFFT((2, 16, 16), torch.complex64, True, deterministic=deterministic)
+    plans = [f.__self__ for f in (w.forward, w.inverse, w.shift, w.fold)]
+    want = "FFTW_ESTIMATE" if deterministic else "FFTW_MEASURE"
+    assert [p.flags[0] for p in plans] == [want] * 4
+    assert w.matches((2, 16, 16), torch.complex64, True, deterministic)
+    assert not w.matches((2, 16, 16), torch.complex64, True, not deterministic)
+
+
 def test_the_switch_reaches_the_engine_and_recon_h5(tmp_path):
     """Would catch: ``deterministic=false`` lost between the run config and the engine's
     plans, or a run whose ``recon.h5`` does not say which arithmetic it ran."""
