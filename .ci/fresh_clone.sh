@@ -35,9 +35,10 @@ for cmd in demo test; do
 done
 echo "make demo wrote: $(cd "$dst/demo/result" 2>/dev/null && ls | tr '\n' ' ')"
 echo "test counts (each pytest summary of make test, in order: core + plugins; MPI tier, one"
-echo "line per rank; parallel-HDF5 tier, one line per rank):"
-grep -E '^(=+ )?[0-9]+ (passed|failed|errors?|skipped|deselected)[^=]* in [0-9.]+s|no tests ran' \
-  "$dst/test.log" | sed -E 's/^=+ //; s/ =+$//; s/^/  /'
+echo "per rank; parallel-HDF5 tier, one per rank):"
+# not anchored: two ranks share one stdout, so a summary can follow another rank's dots
+grep -oE '[0-9]+ (passed|failed|errors?|skipped|deselected)[^=]* in [0-9.]+s( \([0-9:]+\))?|no tests ran' \
+  "$dst/test.log" | sed 's/^/  /'
 grep -E '^(FAILED|ERROR) ' "$dst/test.log" | sed 's/^/  /' | head -40
 grep -E 'skipping the parallel-HDF5 tier' "$dst/test.log" | sed 's/^/  /'
 for cmd in demo test; do
@@ -47,8 +48,10 @@ for cmd in demo test; do
   fi
 done
 if [ "${rc[demo]}" -eq 0 ] && [ "${rc[test]}" -eq 0 ] && [ "${KEEP:-0}" != 1 ]; then
+  logs="${root}.logs"
+  mkdir -p "$logs" && cp "$dst/demo.log" "$dst/test.log" "$logs/"
   rm -rf "$root"
-  echo "both green; removed $root"
+  echo "both green; removed $root (its logs: $logs)"
   exit 0
 fi
 echo "kept $root"
