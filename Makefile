@@ -5,6 +5,10 @@
 #               then build the manual (make docs)
 #   make docs   build the manual (docs/ -> docs/_build/html), warnings as errors, offline
 #   make results  re-measure the quick results pages of the manual (docs/results/)
+#   make fresh-clone   what a newcomer does: clone the committed tree (HEAD) into a temporary
+#               folder, run `make demo` then `make test` there from nothing, report each
+#               command's exit code, wall time and test counts (.ci/fresh_clone.sh; ~the time
+#               of both commands on a bare machine). Run it before calling an issue done.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -19,7 +23,7 @@ CDT := .venv-cdtools
 PTYLAB := .venv-ptylab
 
 
-.PHONY: install browser demo test parallel-hdf5 test-fast lint bench clean readers-peers peers peers-quick gpu-wheels docs docs-install results docstrings
+.PHONY: install browser demo test parallel-hdf5 lint bench clean readers-peers peers peers-quick gpu-wheels docs docs-install results docstrings fresh-clone
 
 $(BIN)/.installed: pyproject.toml constraints-cpu.txt $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -101,6 +105,9 @@ $(PTYLAB)/bin/.installed:
 
 readers-peers: install $(CDT)/bin/.installed $(PTYLAB)/bin/.installed
 	$(BIN)/python -m pytest -q tests/test_readers_cdtools.py tests/test_readers_ptylab.py
+
+fresh-clone:
+	bash .ci/fresh_clone.sh
 
 lint: install
 	$(BIN)/ruff check ptyframe plugins tests benchmarks

@@ -5,8 +5,9 @@ Candidates, timed in interleaved rounds (fastest and median of ``--rounds``): to
 unscaled, scipy.fft (``workers=1``, ``overwrite_x``), numpy.fft, and FFTW through pyFFTW
 (one thread) planned with ``FFTW_ESTIMATE`` (the sweep's default: the plan depends on the
 shape alone, so two processes do the same arithmetic), ``FFTW_MEASURE`` and ``FFTW_PATIENT``
-(planned by timing), with the time each took to plan. Prints a markdown table and writes it
-as the results page ``docs/results/fft_pairs.md`` (``--no-page``: print only).
+(planned by timing), each with no wisdom before it, with the time each took to plan. Prints a
+markdown table and writes it as the results page ``docs/results/fft_pairs.md`` (``--no-page``:
+print only).
 
     python benchmarks/fft_pairs.py [--rounds 9] [--size 128]
 """

@@ -111,12 +111,16 @@ class BuildContext:
 
     It holds no run config: collaborators built from the run config (an engine's physics,
     loss, regularizers, prior) are passed to constructors by ``ptyframe.compose``.
+    ``deterministic`` is the run's switch (``ReconstructConfig.deterministic``): True asks
+    every component for arithmetic that does not depend on timings (the same input gives
+    the same bits in any process); False lets it pick by timing (e.g. FFTW_MEASURE plans).
     """
 
     registry: Registry
     device: str = "cpu"
     dtype: str = "complex64"
     seed: int = 0
+    deterministic: bool = True
 
 
 #: ``factory(config, **collaborators)``: a component class or a function (see module doc).

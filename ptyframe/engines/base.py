@@ -27,6 +27,7 @@ from ptyframe.errors import ConfigError
 
 if TYPE_CHECKING:
     from ptyframe.data.measurements import Measurements
+    from ptyframe.registry import BuildContext
     from ptyframe.state import ReconstructionState
 
 
@@ -149,11 +150,16 @@ class Engine(ABC):
     #: ``prepare`` receives a list of ``Measurements`` (one per angle) instead of one.
     wants_all_angles: bool = False
 
-    def __init__(self) -> None:
+    def __init__(self, context: BuildContext | None = None) -> None:
+        """``context``: the run's build context (``ptyframe.registry.BuildContext``), which the
+        registry gives an engine whose constructor names it; its ``deterministic`` is the
+        run's switch (nothing chosen by timing changes the arithmetic)."""
         self.measurements: Measurements | None = None
         self.state: ReconstructionState | None = None
         self.distribution: Distribution = SingleProcess()
         self.seed: int = 0
+        #: The run's determinism switch (``ReconstructConfig.deterministic``).
+        self.deterministic: bool = True if context is None else bool(context.deterministic)
 
     @property
     def epochs(self) -> int:

@@ -53,6 +53,7 @@ non-overlapping windows of a flat object sees the same object, so ``O_b dP_b`` f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -168,8 +169,10 @@ class LsqmlEngine(MinibatchEngine):
 
     config: LsqmlConfig
 
-    def __init__(self, config: LsqmlConfig, prior: PriorStep | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self, config: LsqmlConfig, prior: PriorStep | None = None, context: Any | None = None
+    ) -> None:
+        super().__init__(context)
         self.config = config
         self.prior = prior
         check_prior(config, prior)
