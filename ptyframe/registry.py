@@ -111,12 +111,16 @@ class BuildContext:
 
     It holds no run config: collaborators built from the run config (an engine's physics,
     loss, regularizers, prior) are passed to constructors by ``ptyframe.compose``.
+    ``deterministic`` is the run's switch (``ReconstructConfig.deterministic``): True asks
+    every component for arithmetic that does not depend on timings (the same input gives
+    the same bits in any process); False lets it pick by timing (e.g. FFTW_MEASURE plans).
     """
 
     registry: Registry
     device: str = "cpu"
     dtype: str = "complex64"
     seed: int = 0
+    deterministic: bool = True
 
 
 #: ``factory(config, **collaborators)``: a component class or a function (see module doc).
@@ -315,7 +319,7 @@ class Registry(TypedAdd):
     ) -> Component:
         """Register ``factory`` under ``(kind, config_cls's name)``; return the component.
 
-        The name is the default of ``config_cls.name``. The former spelling
+        The name is the default of ``config_cls.name``. The deprecated spelling
         ``add(kind, name, factory, config_cls)`` still works (with a ``DeprecationWarning``)
         if ``name`` is that default. Raises ``DuplicateComponentError`` naming both providers
         if the name is taken, and ``ConfigError`` for an unknown kind or a config class
@@ -470,7 +474,7 @@ class ScopedRegistry(TypedAdd):
     def add(self, kind: str, config_cls: Any, factory: Any = None, *a: Any, **kw: Any) -> Any:
         """``Registry.add`` with this plugin as the provider."""
         kw.setdefault("provider", self.provider)
-        if isinstance(config_cls, str):  # the old spelling: warn at the plugin's line
+        if isinstance(config_cls, str):  # the deprecated spelling: warn at the plugin's line
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 comp = self.registry.add(kind, config_cls, factory, *a, **kw)

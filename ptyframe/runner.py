@@ -146,7 +146,13 @@ def run(
 
         registry = default_registry()
     cfg = typed_config(cfg)
-    ctx = BuildContext(registry, resolve_device(cfg.device), cfg.dtype, int(cfg.seed))
+    ctx = BuildContext(
+        registry,
+        resolve_device(cfg.device),
+        cfg.dtype,
+        int(cfg.seed),
+        deterministic=bool(cfg.deterministic),
+    )
     dist = compose.build_distribution(cfg, registry, ctx)
     try:
         return _run(cfg, registry, ctx, dist, out_dir, dataset, write, callbacks)
@@ -421,6 +427,8 @@ def reconstruct(
     overwrite: bool = False,
     device: str = "cpu",
     patterns_on_host: bool = False,
+    threads: int = 0,
+    deterministic: bool = True,
     **engine_options: Any,
 ) -> RunResult:
     """Reconstruct ``data`` without Hydra; write files only when ``out_dir`` is given.
@@ -431,8 +439,9 @@ def reconstruct(
         result = ptyframe.reconstruct("demo.h5", "rpie", epochs=50, alpha=0.15, beta=5.0)
         result.object  # complex [1, Ny, Nx]
 
-    ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``auto``) and ``patterns_on_host`` are the run
-    options of the same names (README, "GPU (prepared, not yet run)").
+    ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``auto``), ``patterns_on_host``, ``threads``
+    and ``deterministic`` are the run options of the same names (the manual's guide/gpu and
+    guide/determinism).
     """
     if registry is None:
         from ptyframe.plugins import default_registry
@@ -451,6 +460,8 @@ def reconstruct(
         progress=progress,
         device=device,
         patterns_on_host=patterns_on_host,
+        threads=threads,
+        deterministic=deterministic,
     )
     from ptyframe.config import MetricsConfig, OutputConfig
     from ptyframe.initial import InitConfig

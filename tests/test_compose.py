@@ -257,7 +257,7 @@ def test_add_takes_the_name_from_the_config_class():
     reg = Registry()
     comp = reg.add_engine(ToyEngineConfig, PieEngine)
     assert comp.name == "toy_epie" and reg.get("engine", "toy_epie") is comp
-    assert comp.wants == ("prior",)
+    assert comp.wants == ("prior", "context")
     assert comp.doc.startswith("A third-party engine config")
     eng = reg.build("engine", ToyEngineConfig(epochs=2))
     assert isinstance(eng, PieEngine) and not eng.rule(True).rpie and eng.prior is None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ptyframe.callbacks.base import Callback, RunContext
 from ptyframe.config import OutputConfig
@@ -95,6 +96,8 @@ def result_attrs(run: RunContext, status: str) -> dict[str, Any]:
         "pixel_size_m": float(ds.geometry.pixel_size_m),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "still_improving": False,
+        "deterministic": bool(run.cfg.deterministic),
+        "torch_threads": torch.get_num_threads(),
         **run.attrs,
     }
 

@@ -16,7 +16,7 @@ of the FFT-order array is pixel ``((i + M // 2) % M, (j + N // 2) % N)`` of the 
 
 ``sqrt`` is the correctly rounded float32 square root: a kernel that inlines
 ``stored_amplitude`` must be compiled without numba's ``afn`` fast-math flag (approximate
-functions), which ``ptyframe.engines.pie_kernels`` uses; such a kernel calls
+functions), which ``ptyframe.engines.kernels`` uses; such a kernel calls
 ``amplitude_row`` (compiled here without fast-math) into a scratch row instead.
 
 ``kernels()`` compiles them with numba on first use (``cache=True``, ``nogil=True``); the

@@ -64,8 +64,8 @@ class FileDataConfig:
     #: blocks (``ptyframe.data.stream``): true, false, or auto (stream only when the run
     #: would not fit in the memory available, ``ptyframe.data.memory``).
     stream: Any = "auto"
-    #: Patterns per block of consecutive tiles (null: one block in memory; streamed, about
-    #: 32 MiB of stored rows, ``ptyframe.data.memory.choose_block_patterns``). The visiting
+    #: Patterns per block of consecutive tiles (null: one block in memory; streamed,
+    #: ``ptyframe.data.memory.choose_block_patterns``). The visiting
     #: order keeps blocks in scan order, so an in-memory run given a streamed run's block size
     #: visits in the same order (the same bits).
     block_patterns: int | None = None

@@ -27,6 +27,7 @@ from ptyframe.errors import ConfigError
 
 if TYPE_CHECKING:
     from ptyframe.data.feed import PatternData
+    from ptyframe.registry import BuildContext
     from ptyframe.state import ReconstructionState
 
 
@@ -154,13 +155,18 @@ class Engine(ABC):
     #: ``prepare`` receives a list of ``Measurements`` (one per angle) instead of one.
     wants_all_angles: bool = False
 
-    def __init__(self) -> None:
+    def __init__(self, context: BuildContext | None = None) -> None:
+        """``context``: the run's build context (``ptyframe.registry.BuildContext``), which the
+        registry gives an engine whose constructor names it; its ``deterministic`` is the
+        run's switch (nothing chosen by timing changes the arithmetic)."""
         #: The patterns: a pattern source or float amplitudes for an engine that streams
         #: (``Capabilities.streams``), float amplitudes (``Measurements``) for the others.
         self.measurements: PatternData | None = None
         self.state: ReconstructionState | None = None
         self.distribution: Distribution = SingleProcess()
         self.seed: int = 0
+        #: The run's determinism switch (``ReconstructConfig.deterministic``).
+        self.deterministic: bool = True if context is None else bool(context.deterministic)
 
     @property
     def epochs(self) -> int:

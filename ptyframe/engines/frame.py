@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from ptyframe.data.feed import PatternData
     from ptyframe.distributed.base import Distribution
     from ptyframe.engines.config import PieFamilyConfig
+    from ptyframe.registry import BuildContext
     from ptyframe.state import ReconstructionState
 
 
@@ -84,8 +85,8 @@ class FastEngine(Engine):
 
     config: PieFamilyConfig
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, context: BuildContext | None = None) -> None:
+        super().__init__(context)
         #: The resolved backend of the sweeps (set by ``prepare``).
         self.backend: Backend = Backend()
         #: The nuisances this run refines, in the order their ``end_epoch`` runs.
@@ -155,6 +156,7 @@ class FastEngine(Engine):
             state.object.device,
             numba_ok="numba" in self.capabilities.backends and self.numba_covers(),
             fftw_ok=self.fftw_sweep,
+            deterministic=self.deterministic,
         )
         self.setup()
         for correction in self.corrections:

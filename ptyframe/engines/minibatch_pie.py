@@ -31,7 +31,7 @@ results pages hold the figures).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -78,8 +78,8 @@ class MinibatchPieEngine(MinibatchEngine):
     capabilities: ClassVar[Capabilities] = Capabilities(backends=("torch", "numba"), streams=True)
     config: MinibatchPieConfig
 
-    def __init__(self, config: MinibatchPieConfig) -> None:
-        super().__init__()
+    def __init__(self, config: MinibatchPieConfig, context: Any | None = None) -> None:
+        super().__init__(context)
         self.config = config
 
     def update_batch(self, idx: torch.Tensor, update_probe: bool) -> float:

@@ -90,8 +90,10 @@ class MpieEngine(PieEngine):
 
     config: MpieConfig  # type: ignore[assignment]
 
-    def __init__(self, config: MpieConfig, prior: Any | None = None) -> None:
-        super().__init__(config, prior)  # type: ignore[arg-type]
+    def __init__(
+        self, config: MpieConfig, prior: Any | None = None, context: Any | None = None
+    ) -> None:
+        super().__init__(config, prior, context)  # type: ignore[arg-type]
         self._buffers: dict[str, torch.Tensor] = {}
 
     def setup(self) -> None:

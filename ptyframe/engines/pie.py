@@ -20,7 +20,7 @@ does) and, for PINE, the denoising step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ptyframe.engines.base import Capabilities, PriorStep, check_prior
 from ptyframe.engines.config import PIE_RULES, PieConfig
@@ -28,6 +28,9 @@ from ptyframe.engines.frame import FastEngine
 from ptyframe.engines.rules import PieRule
 from ptyframe.engines.sequential import FusedSweep, SweepPlan, sweep_torch
 from ptyframe.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ptyframe.registry import BuildContext
 
 
 @dataclass
@@ -82,8 +85,13 @@ class PieEngine(FastEngine):
     fftw_sweep = True
     config: PieConfig
 
-    def __init__(self, config: PieConfig, prior: PriorStep | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        config: PieConfig,
+        prior: PriorStep | None = None,
+        context: BuildContext | None = None,
+    ) -> None:
+        super().__init__(context)
         rule = config.pie_rule
         if rule not in PIE_RULES:
             raise ConfigError(f"{config.name}: PIE rule {rule!r}; choose epie or rpie")

@@ -3,7 +3,7 @@
 A fused sweep (``PieEngine._sweep_fused``) transforms the same few ``[K, M, N]`` buffers at
 every position, so the transforms are planned once on those buffers and only executed per
 position. All four are *unscaled* DFTs over the last two axes, ``D x = sum x e^{-2 pi i k.r/N}``
-and its adjoint ``D^H`` (no ``1/N``); the kernels of ``ptyframe.engines.pie_kernels`` fold the
+and its adjoint ``D^H`` (no ``1/N``); the kernels of ``ptyframe.engines.kernels`` fold the
 scale factors into passes they make anyway (``modulus_delta*`` multiplies by ``1/sqrt(N)`` and
 ``1/N``, ``ramp_shift`` by ``1/N``), so no transform makes a pass of its own for scaling:
 
@@ -13,18 +13,47 @@ scale factors into passes they make anyway (``modulus_delta*`` multiplies by ``1
 * ``fold``: ``spec = D wave`` (the probe step's spectrum, as ``torch.fft.fft2``).
 
 ``kind`` says which library runs them, as ``ptyframe.engines.backend`` resolved it: ``fftw``
-(pyFFTW's plans, made on one thread with the backend's planner flag; ``FFTW_ESTIMATE`` by
-default, so that every process runs the same algorithm) or ``torch`` (``torch.fft`` with
-unscaled norms and ``out=``). The sweep's result is the same to float rounding either way
-(``benchmarks/fft_pairs.py`` and ``benchmarks/epie_sweep.py`` time both).
+(pyFFTW's plans on one thread) or ``torch`` (``torch.fft`` with unscaled norms and ``out=``,
+which does not plan by timing). The sweep's result is the same to float rounding either way
+(``benchmarks/fft_pairs.py`` and ``benchmarks/epie_sweep.py`` time both). FFTW's planner flag
+comes from the run's ``deterministic`` switch:
+
+* ``FFTW_ESTIMATE`` (``deterministic=true``, the default), made with FFTW's wisdom set aside
+  (``without_wisdom``), so the plan depends only on the transform's shape, strides, alignment
+  and the CPU, never on timings or on what the process planned before: every process on a
+  machine runs the same algorithm and gets the same bits. (FFTW plans an ``FFTW_ESTIMATE``
+  problem from the wisdom a ``FFTW_MEASURE`` plan of the same problem left in the process,
+  so the flag alone is not enough.)
+* ``FFTW_MEASURE`` (``deterministic=false``) times candidate algorithms and keeps the
+  fastest; two processes may pick different ones, whose results differ in the last bits, so
+  two runs (or a run and its resume) need not agree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
+
+
+@contextmanager
+def without_wisdom() -> Iterator[None]:
+    """Plan inside this block with no FFTW wisdom; the process's wisdom is back after it.
+
+    Wisdom a timed plan left would otherwise decide an estimate plan of the same problem.
+    Not safe against another thread planning at the same time (the sweeps plan on one).
+    """
+    import pyfftw
+
+    saved = pyfftw.export_wisdom()
+    pyfftw.forget_wisdom()
+    try:
+        yield
+    finally:
+        pyfftw.forget_wisdom()
+        pyfftw.import_wisdom(saved)
 
 
 class WindowFFT:
@@ -93,11 +122,13 @@ class WindowFFT:
                 normalise_idft=False,
             )
 
-        self.forward = plan(self.psi, self.wave, "FFTW_FORWARD").execute
-        self.inverse = plan(self.wave, self.psi, "FFTW_BACKWARD").execute
-        if subpixel:
-            self.shift = plan(self.spec, self.shifted, "FFTW_BACKWARD").execute
-            self.fold = plan(self.wave, self.spec, "FFTW_FORWARD").execute
+        estimate = self.planner == "FFTW_ESTIMATE"
+        with without_wisdom() if estimate else nullcontext():
+            self.forward = plan(self.psi, self.wave, "FFTW_FORWARD").execute
+            self.inverse = plan(self.wave, self.psi, "FFTW_BACKWARD").execute
+            if subpixel:
+                self.shift = plan(self.spec, self.shifted, "FFTW_BACKWARD").execute
+                self.fold = plan(self.wave, self.spec, "FFTW_FORWARD").execute
 
     def _bind_torch(self) -> None:
         psi, wave, shifted, spec = self.psi_t, self.wave_t, self.shifted_t, self.spec_t

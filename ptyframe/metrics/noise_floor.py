@@ -20,8 +20,8 @@ limit) and interpolated; above, the limit is used.
 
 Which ``lam``? Only the counts are known, and ``g`` cannot be estimated pixel by pixel from
 one count (the plug-in ``g(N)`` gives 0 for every empty pixel, yet a dark-field pixel of
-mean 0.01 contributes ``g = 0.1``: at 1e5 photons per 128x128 pattern the plug-in estimate
-is 2.5x too low). The counts are therefore pooled: in each detector annulus (pixels at the
+mean 0.01 contributes ``g = 0.1``, so on sparse patterns the plug-in estimate falls far
+below the floor). The counts are therefore pooled: in each detector annulus (pixels at the
 same rounded distance from the zero frequency, over all patterns) the means ``lam`` are
 taken as Gamma-distributed with the moments that the counts imply (``E N = m``,
 ``Var N = m + Var lam``, so ``Var lam = max(Var N - m, 0)``; a Gamma law of shape 1 is the
@@ -62,15 +62,12 @@ LARGE_COUNT_LIMIT = 1.0 / math.sqrt(2.0 * math.pi)
 #: Above this mean count the large-count limit replaces the series.
 SERIES_MAX_COUNT = 1.0e4
 
-#: A final data error above this multiple of the floor counts as stalled. Measured (final
-#: error / floor of ``noise_floor``): on ``+case=particle_film_small`` ePIE runs stuck in a
-#: wrong probe end at 1.31-1.34 (former default disk, two seeds; alpha = beta = 0.25; no
-#: centring), converged ones at 0.94-1.00; on the full ``+case=particle_film`` converged
-#: ePIE ends at 1.05, with a sharper probe (pupil 0.7 M) at 1.10; the tests' 64 px case gives
-#: 0.79-0.92 converged and 2.6 held at a wrong probe. Not caught: wrong solutions that fit
-#: the data as well as the truth (from ``init.probe=mean_pattern`` ePIE locked into a focused
-#: probe at 1.03x the floor with nothing recovered; on a natural image at 1e6 photons a run
-#: that recovered nothing ended at 0.93x, the converged one at 0.83x).
+#: A final data error above this multiple of the floor counts as stalled: it lies between the
+#: ratios of converged runs and of runs stuck at a wrong probe, as measured on the particle
+#: films of ``docs/results/particle_film_defaults.md`` and asserted by
+#: ``tests/test_noise_floor.py``. Not caught: wrong solutions that fit the data as well as
+#: the truth (a focused start locked into a wrong probe; at high counts amplitude fits end
+#: below the floor whether or not they recovered the object).
 STALL_FACTOR = 1.25
 
 _QUANTILES = (np.arange(64) + 0.5) / 64

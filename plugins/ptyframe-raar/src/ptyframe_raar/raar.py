@@ -96,8 +96,10 @@ class RaarEngine(FastEngine):
 
     capabilities: ClassVar[Capabilities] = Capabilities(prior="in_sweep")
 
-    def __init__(self, config: RaarConfig, prior: PriorStep | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self, config: RaarConfig, prior: PriorStep | None = None, context: Any | None = None
+    ) -> None:
+        super().__init__(context)
         self.config = config
         self.prior = prior
         check_prior(config, prior)
