@@ -13,7 +13,8 @@ same bits (checked after the rounds: a row that differs stops the script):
   batch by ``batch``);
 * ``counts inline``: the same, formed in the sweep's own thread (``AmplitudeFeed(ahead=
   False)``; sequential engines only): what the background thread saves;
-* ``stream``: read from the file in blocks (``StreamedSource``), formed by the feed's thread.
+* ``stream``: read from the file in blocks (``StreamedSource``), formed by the feed's thread;
+* ``stream inline``: the same, formed in the sweep's thread (sequential engines only).
 
 Each row gets its own engine and copy of the starting state; one warm-up sweep each, then
 ``--rounds`` rounds run one sweep (``engine.step``) of every row in turn, so the ratios are
@@ -71,6 +72,10 @@ def holders(ds: Any, block: int, sequential: bool) -> dict[str, Any]:
         inline._feed = AmplitudeFeed(inline, ahead=False)
         out["counts inline"] = inline
     out["stream"] = open_source(ds, stream=True, block_patterns=block)
+    if sequential:
+        inline = open_source(ds, stream=True, block_patterns=block)
+        inline._feed = AmplitudeFeed(inline, ahead=False)
+        out["stream inline"] = inline
     return out
 
 
