@@ -14,7 +14,9 @@ same bits (checked after the rounds: a row that differs stops the script):
 * ``counts inline``: the same, formed in the sweep's own thread (``AmplitudeFeed(ahead=
   False)``; sequential engines only): what the background thread saves;
 * ``stream``: read from the file in blocks (``StreamedSource``), formed by the feed's thread;
-* ``stream inline``: the same, formed in the sweep's thread (sequential engines only).
+* ``stream inline``: the same, formed in the sweep's thread (sequential engines only);
+* ``stream one thread``: the feed's thread reads the blocks too (``AmplitudeFeed(reads=
+  True)``: one background thread instead of two; sequential engines only).
 
 Each row gets its own engine and copy of the starting state; one warm-up sweep each, then
 ``--rounds`` rounds run one sweep (``engine.step``) of every row in turn, so the ratios are
@@ -76,6 +78,9 @@ def holders(ds: Any, block: int, sequential: bool) -> dict[str, Any]:
         inline = open_source(ds, stream=True, block_patterns=block)
         inline._feed = AmplitudeFeed(inline, ahead=False)
         out["stream inline"] = inline
+        one = open_source(ds, stream=True, block_patterns=block)
+        one._feed = AmplitudeFeed(one, reads=True)
+        out["stream one thread"] = one
     return out
 
 

@@ -151,13 +151,16 @@ class AmplitudeFeed:
         chunk: int | None = None,
         ring: int = RING,
         ahead: bool = True,
+        reads: bool = False,
     ) -> None:
         self.source = source
         m, n = source.window
         item = torch.empty((), dtype=source.real_dtype).element_size()
         self.chunk = max(1, int(chunk or CHUNK_BYTES // (m * n * item)))
-        self.ring = max(2, int(ring))
         self.ahead = bool(ahead)
+        #: The feed's thread reads a streamed source's blocks itself (no reading thread).
+        self.reads = bool(reads) and self.ahead
+        self.ring = max(2, int(ring)) * (3 if self.reads else 1)
         self._chunks: list[_Chunk] = []
         #: The thread of the last sweep (None before the first, or with ``ahead=False``).
         self.thread: threading.Thread | None = None
@@ -189,7 +192,7 @@ class AmplitudeFeed:
         """Yield ``(rows, local, js)``: up to ``chunk`` visits ``js`` whose stored rows are
         ``rows[local]``, in ``order`` (the source's resident blocks, ``resident``)."""
         c = self.chunk
-        for rows, lo, seg in self.source.resident(order):
+        for rows, lo, seg in self.source.resident(order, ahead=not self.reads):
             for s in range(0, len(seg), c):
                 js = seg[s : s + c]
                 yield rows, js - lo, js

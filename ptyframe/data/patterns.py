@@ -164,9 +164,15 @@ class PatternSource(ABC):
         starts, ends = np.r_[0, cut].tolist(), np.r_[cut, len(order)].tolist()
         return [(int(bid[s]), order[s:e]) for s, e in zip(starts, ends, strict=True)]
 
-    def resident(self, order: np.ndarray) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
+    def resident(
+        self, order: np.ndarray, ahead: bool = True
+    ) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
         """Yield ``(rows, lo, visits)``: runs of ``order`` whose stored rows are
-        ``rows[visits - lo]``, each valid until the next is asked for (the feed's input)."""
+        ``rows[visits - lo]``, each valid until the next is asked for (the feed's input).
+
+        ``ahead``: a streamed source reads the next block in a thread of its own (True) or
+        when it is asked for (``ptyframe.data.stream``); in memory it changes nothing.
+        """
         for b, visits in self.block_runs(order):
             lo = b * self.block_patterns
             yield self.rows(lo, min(lo + self.block_patterns, self.n)), lo, visits
@@ -302,7 +308,9 @@ class MemorySource(PatternSource):
         for j in np.asarray(order, dtype=np.int64).tolist():
             yield j, counts[j]
 
-    def resident(self, order: np.ndarray) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
+    def resident(
+        self, order: np.ndarray, ahead: bool = True
+    ) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
         """Every row is resident: one run, the whole ``order``."""
         yield self.counts, 0, np.asarray(order, dtype=np.int64)
 

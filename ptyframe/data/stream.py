@@ -99,17 +99,41 @@ class StreamedSource(PatternSource):
 
     # ------------------------------------------------------------------ the file
     def file_kwargs(self) -> dict[str, Any]:
-        """Return ``h5py.File`` options: a chunk cache holding one block (and SWMR)."""
+        """Return ``h5py.File`` options: the chunk cache (and SWMR).
+
+        A block is read in one call, so an HDF5 chunk of one pattern (or a contiguous
+        dataset) is read once per sweep: no cache (HDF5 then reads straight into the block
+        buffer, one copy fewer). Chunks of several patterns may straddle two blocks: a cache
+        of one block and a chunk keeps such a chunk from being read (and decompressed) twice.
+        """
         m, n = self.window
         item = np.dtype(self.dtype).itemsize
         nbytes = self.block_patterns * m * n * item
-        kw: dict[str, Any] = {
-            "rdcc_nbytes": int(nbytes + m * n * item),
-            "rdcc_nslots": next_prime(max(521, 10 * (self.block_patterns + 1))),
-        }
-        if self.swmr:
-            kw.update(libver="latest", swmr=True)
+        kw: dict[str, Any] = {"rdcc_nbytes": 0}
+        if self.chunk_patterns() > 1:
+            kw = {
+                "rdcc_nbytes": int(nbytes + self.chunk_patterns() * m * n * item),
+                "rdcc_nslots": next_prime(max(521, 10 * (self.block_patterns + 1))),
+            }
+        kw.update(self._swmr_kwargs())
         return kw
+
+    def chunk_patterns(self) -> int:
+        """Return the patterns per HDF5 chunk along the file's tile axis (1: one pattern or
+        a contiguous dataset; also where the file's layout is not a plain stack)."""
+        if not hasattr(self, "_chunk_patterns"):
+            import h5py
+
+            axis = {"angles_tiles": 1, "tiles": 0}.get(self.reader.layout)
+            chunks = None
+            if axis is not None and self.reader.path is not None:
+                with h5py.File(self.reader.path, "r", **self._swmr_kwargs()) as f:
+                    chunks = f[self.reader.key].chunks
+            self._chunk_patterns = 1 if chunks is None or axis is None else int(chunks[axis])
+        return self._chunk_patterns
+
+    def _swmr_kwargs(self) -> dict[str, Any]:
+        return {"libver": "latest", "swmr": True} if self.swmr else {}
 
     def _read(self, h5: Any, lo: int, hi: int, out: np.ndarray) -> None:
         """Read local patterns ``[lo, hi)`` into ``out``; raise ``PatternReadError``."""
@@ -202,11 +226,8 @@ class StreamedSource(PatternSource):
         A background thread fills one of two buffers while the consumer uses the other;
         an error in the thread is raised here; closing the generator stops the thread.
         """
-        if not self._buffers:
-            shape = (self.block_patterns, *self.window)
-            self._buffers = [np.empty(shape, dtype=self.dtype) for _ in range(2)]
         free: queue.Queue = queue.Queue()
-        for buf in self._buffers:
+        for buf in self._block_buffers():
             free.put(buf)
         ready: queue.Queue = queue.Queue()
         stop = threading.Event()
@@ -253,10 +274,20 @@ class StreamedSource(PatternSource):
             if h5 is not None:
                 h5.close()
 
-    def resident(self, order: np.ndarray) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
-        """Yield ``(block rows, lo, visits)`` per run of ``order`` in one block, each block
-        read one ahead (``stream``); the rows are valid until the next run is asked for."""
+    def resident(
+        self, order: np.ndarray, ahead: bool = True
+    ) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
+        """Yield ``(block rows, lo, visits)`` per run of ``order`` in one block; the rows are
+        valid until the next run is asked for.
+
+        ``ahead``: each block read one ahead by the reading thread (``stream``); False: read
+        in the calling thread when it is asked for (a caller that is itself a thread ahead
+        of the sweep, the amplitude feed).
+        """
         runs = self.block_runs(order)
+        if not ahead:
+            yield from self._read_runs(runs)
+            return
         it = self.stream([b for b, _ in runs])
         try:
             for (b, visits), (nb, rows) in zip(runs, it, strict=False):
@@ -264,6 +295,27 @@ class StreamedSource(PatternSource):
                 yield rows, self._block_range(b)[0], visits
         finally:
             it.close()
+
+    def _read_runs(
+        self, runs: list[tuple[int, np.ndarray]]
+    ) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
+        """``resident(ahead=False)``: read each run's block into one buffer, then yield it."""
+        buf = self._block_buffers()[0]
+        h5 = self.open_file()
+        try:
+            for b, visits in runs:
+                lo, hi = self._block_range(b)
+                self._read(h5, lo, hi, buf[: hi - lo])
+                yield buf[: hi - lo], lo, visits
+        finally:
+            h5.close()
+
+    def _block_buffers(self) -> list[np.ndarray]:
+        """The two block buffers (allocated once, reused by every sweep)."""
+        if not self._buffers:
+            shape = (self.block_patterns, *self.window)
+            self._buffers = [np.empty(shape, dtype=self.dtype) for _ in range(2)]
+        return self._buffers
 
     def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(start, rows)`` in scan order, each block in pieces of ``CHUNK_BYTES`` (the
