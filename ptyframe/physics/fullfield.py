@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ import torch
 from ptyframe.physics.fft import from_centred, to_centred
 from ptyframe.physics.multislice import MultisliceConfig, PtychoModel
 from ptyframe.state import ReconstructionState
+
+if TYPE_CHECKING:
+    from ptyframe.data.dataset import PtychoDataset
 
 
 @dataclass
@@ -40,7 +43,10 @@ class FullFieldConfig(MultisliceConfig):
 class FullFieldModel(PtychoModel):
     """Full-field CDI (see module docstring)."""
 
-    def init_state(self, state: ReconstructionState, dataset: Any) -> ReconstructionState:
+    config: FullFieldConfig
+    config_cls = FullFieldConfig
+
+    def init_state(self, state: ReconstructionState, dataset: PtychoDataset) -> ReconstructionState:
         """Return a plane-wave probe, the autocorrelation support and a supported object."""
         state = super().init_state(state, dataset)
         inten = torch.from_numpy(np.clip(dataset.intensities(0), 0, None).mean(0))

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ptyframe.physics.multislice import MultisliceConfig, PtychoModel
 from ptyframe.state import ReconstructionState
+
+if TYPE_CHECKING:
+    from ptyframe.data.dataset import PtychoDataset
 
 
 @dataclass
@@ -39,7 +42,10 @@ class HolographyConfig(MultisliceConfig):
 class HolographyModel(PtychoModel):
     """Multi-distance holography; the generic model with a flat, fixed illumination."""
 
-    def init_state(self, state: ReconstructionState, dataset: Any) -> ReconstructionState:
+    config: HolographyConfig
+    config_cls = HolographyConfig
+
+    def init_state(self, state: ReconstructionState, dataset: PtychoDataset) -> ReconstructionState:
         """Return the state with a plane-wave probe ``sqrt(flat_field)`` ``[1, M, M]``."""
         state = super().init_state(state, dataset)
         flat = self.config.flat_field

@@ -47,7 +47,7 @@ class Registry(TypedAdd):
                 + ", ".join(sorted(self._tables))
             )
         name = component_name(config_cls, kind, provider)
-        if factory is None or not callable(factory):
+        if not callable(factory):
             raise ConfigError(f"{kind} {name!r} from {provider}: the factory must be callable")
         table = self._tables[kind]
         if name in table:
