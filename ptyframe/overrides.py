@@ -142,7 +142,7 @@ def _check(
     except Exception as exc:  # noqa: BLE001 - every Hydra/OmegaConf error becomes one line
         raise _explain(exc, single, groups, config_of) from None
     _check_no_added_keys(cfg)
-    body = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    body = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
     if validate is not None:
         from hydra.core.hydra_config import HydraConfig
 
@@ -262,7 +262,7 @@ def _unknown_key(key: str, obj_type: Any, entries: Sequence[str] = ()) -> Config
     parent = key.rsplit(".", 1)[0] if "." in key else ""
     fields: list[str] = []
     where = parent or "the config"
-    if obj_type is not None and dataclasses.is_dataclass(obj_type):
+    if isinstance(obj_type, type) and dataclasses.is_dataclass(obj_type):
         fields = [f.name for f in dataclasses.fields(obj_type) if f.name != "name"]
         where = f"{parent or 'the config'} ({obj_type.__name__})"
     hint = did_you_mean(leaf, fields)

@@ -150,6 +150,8 @@ class AutodiffConfig(DenoiseSchedule, EngineConfig):
 class AutodiffEngine(Engine):
     """Adorym-style engine; see the module docstring."""
 
+    config: AutodiffConfig
+
     capabilities: ClassVar[Capabilities] = Capabilities(
         positions=True,
         propagators=("farfield", "nearfield"),
@@ -227,6 +229,16 @@ class AutodiffEngine(Engine):
             raise ConfigError("the measured patterns are all zero; nothing to reconstruct")
         if self._pending is not None:
             self.load_state_dict(self._pending)
+
+    def prepare_angles(
+        self,
+        measurements: list[Measurements],
+        state: ReconstructionState,
+        distribution: Distribution | None = None,
+        seed: int = 0,
+    ) -> None:
+        """Attach every angle's patterns (the model reads them all: ``multi_angle``)."""
+        self.prepare(measurements, state, distribution, seed)
 
     def _make_params(self) -> None:
         self.params: dict[str, torch.Tensor] = {}

@@ -207,6 +207,7 @@ class Simulator:
         if c.photons_per_pattern is not None:
             scale, mode = float(c.photons_per_pattern) / total, "photons_per_pattern"
         else:
+            assert c.i0_origin is not None  # the config holds exactly one dose
             scale, mode = float(c.i0_origin) / origin, "i0_origin"
         clean *= scale
         if c.noise == "poisson":
