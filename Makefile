@@ -16,7 +16,7 @@ CDT := .venv-cdtools
 PTYLAB := .venv-ptylab
 
 
-.PHONY: install browser demo test parallel-hdf5 test-fast lint bench clean readers-peers peers peers-quick gpu-wheels
+.PHONY: install browser demo test parallel-hdf5 lint typecheck bench clean readers-peers peers peers-quick gpu-wheels
 
 $(BIN)/.installed: pyproject.toml constraints-cpu.txt $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,7 @@ browser:
 test: install browser $(CDT)/bin/.installed $(PTYLAB)/bin/.installed
 	$(BIN)/ruff check ptyframe plugins tests benchmarks
 	$(BIN)/ruff format --check ptyframe plugins tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest plugins/ptyframe-lightning/tests plugins/ptyframe-mpi/tests plugins/ptyframe-raar/tests tests; rc=$$?; \
 		if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
 	# the MPI tier: the same pytest inside two ranks (exit 5: nothing selected is fine)
@@ -101,6 +102,11 @@ readers-peers: install $(CDT)/bin/.installed $(PTYLAB)/bin/.installed
 lint: install
 	$(BIN)/ruff check ptyframe plugins tests benchmarks
 	$(BIN)/ruff format --check ptyframe plugins tests benchmarks
+	$(BIN)/mypy
+
+# the type checker over ptyframe/ (config in pyproject.toml: strict on the contracts)
+typecheck: install
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python benchmarks/epie_sweep.py
