@@ -87,7 +87,7 @@ def typed_config(cfg: Any) -> ReconstructConfig:
             obj = OmegaConf.to_object(cfg)
         else:
             obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ReconstructConfig), cfg))
-    except Exception as exc:  # noqa: BLE001 - OmegaConf wraps errors from __post_init__
+    except Exception as exc:
         inner = find_ptyframe_error(exc)
         if inner is not None:
             raise inner from None

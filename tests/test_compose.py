@@ -309,7 +309,7 @@ def test_the_context_holds_no_run_config_and_a_distribution_asks_for_it():
         name: str = "asking"
 
     class Asking(SingleProcess):
-        def __init__(self, config: AskingConfig, run=None) -> None:  # noqa: ANN001
+        def __init__(self, config: AskingConfig, run=None) -> None:
             super().__init__(config)
             self.run = run
 

@@ -87,7 +87,7 @@ def follow(out: Path, stop: Path, parent: int, poll_s: float = 0.1) -> None:
             last = stamp
             try:
                 draw(out)
-            except Exception as exc:  # noqa: BLE001 - a live view must not end the run
+            except Exception as exc:
                 print(f"live_draw: {exc}", file=sys.stderr)
         time.sleep(poll_s)
 

@@ -92,9 +92,12 @@ class OptimizerGroups:
     geometry: Any = None
 
 
-#: The optimizer of a preconditioned group (``autodiff_precondition``) when unset: the
-#: full Gauss-Newton step (lr 1 = the batch average of the PIE projections).
-PRECONDITIONED_OPTIMIZER = lambda: GdConfig(lr=1.0)  # noqa: E731
+def preconditioned_optimizer() -> GdConfig:
+    """Return the optimizer of a preconditioned group (``autodiff_precondition``) when unset:
+    the full Gauss-Newton step (lr 1 = the batch average of the PIE projections)."""
+    return GdConfig(lr=1.0)
+
+
 #: The optimizers whose groups are preconditioned (see ``AutodiffEngine.preconditioned``).
 PRECONDITIONED_OPTIMIZERS = ("gd", "momentum")
 
@@ -280,7 +283,7 @@ class AutodiffEngine(Engine):
         if cfg is not None:
             return cfg
         return (
-            PRECONDITIONED_OPTIMIZER()
+            preconditioned_optimizer()
             if self.preconditioned(group)
             else DEFAULT_OPTIMIZERS[group]()
         )

@@ -87,7 +87,7 @@ def frc_heatmaps(runs: list[Run], out: Path) -> list[Path]:
     return files
 
 
-def _heatmap(fig, ax, runs: list[Run], key: str, title: str) -> None:  # noqa: ANN001
+def _heatmap(fig, ax, runs: list[Run], key: str, title: str) -> None:
     """Draw the (alpha, beta) map of ``key`` on ``ax`` with values written in the cells."""
     plt = pyplot()
     frc = key != "data_error"
