@@ -233,15 +233,8 @@ class AutodiffEngine(Engine):
         if self._pending is not None:
             self.load_state_dict(self._pending)
 
-    def prepare_angles(
-        self,
-        measurements: list[Measurements],
-        state: ReconstructionState,
-        distribution: Distribution | None = None,
-        seed: int = 0,
-    ) -> None:
-        """Attach every angle's patterns (the model reads them all: ``multi_angle``)."""
-        self.prepare(measurements, state, distribution, seed)
+    #: Every angle's patterns at once (a ``multi_angle`` model reads them all).
+    prepare_angles = prepare
 
     def _make_params(self) -> None:
         self.params: dict[str, torch.Tensor] = {}

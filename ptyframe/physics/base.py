@@ -43,17 +43,31 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
+import numpy as np
 import torch
 
 from ptyframe.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ptyframe.data.dataset import PtychoDataset
     from ptyframe.data.geometry import ScanGeometry
     from ptyframe.physics.objects import Unknown
     from ptyframe.state import ReconstructionState
+
+
+class ModelData(Protocol):
+    """What a model reads of the dataset in ``init_state`` (a ``PtychoDataset`` is one)."""
+
+    @property
+    def geometry(self) -> ScanGeometry: ...
+
+    @property
+    def n_angles(self) -> int: ...
+
+    def intensities(self, angle: int = 0) -> np.ndarray:
+        """Return the centred intensities ``[n, M, N]`` of angle ``angle``."""
+        ...
 
 
 @dataclass
@@ -78,11 +92,12 @@ class ForwardModel(ABC):
         """Pixels by which the probe window exceeds the patterns on every side (0: none)."""
         return 0
 
-    def init_state(self, state: ReconstructionState, dataset: PtychoDataset) -> ReconstructionState:
+    def init_state(self, state: ReconstructionState, dataset: ModelData) -> ReconstructionState:
         """Return the starting state for this model (default: ``state`` unchanged).
 
         Models whose unknowns differ from one 2-D slice and a probe of the patterns' size
-        (several slices, a volume, a buffered probe) reshape the runner's state here.
+        (several slices, a volume, a buffered probe) reshape the runner's state here;
+        ``dataset`` is the run's ``PtychoDataset`` (what a model may read of it: ``ModelData``).
         """
         return state
 

@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from ptyframe.physics.base import ModelData
 from ptyframe.physics.multislice import MultisliceConfig, PtychoModel
 from ptyframe.state import ReconstructionState
-
-if TYPE_CHECKING:
-    from ptyframe.data.dataset import PtychoDataset
 
 
 @dataclass
@@ -45,7 +42,7 @@ class HolographyModel(PtychoModel):
     config: HolographyConfig
     config_cls = HolographyConfig
 
-    def init_state(self, state: ReconstructionState, dataset: PtychoDataset) -> ReconstructionState:
+    def init_state(self, state: ReconstructionState, dataset: ModelData) -> ReconstructionState:
         """Return the state with a plane-wave probe ``sqrt(flat_field)`` ``[1, M, M]``."""
         state = super().init_state(state, dataset)
         flat = self.config.flat_field

@@ -32,7 +32,7 @@ import torch
 from ptyframe.data.geometry import ScanGeometry
 from ptyframe.errors import ConfigError
 from ptyframe.physics import refinement
-from ptyframe.physics.base import Batch, ForwardModel
+from ptyframe.physics.base import Batch, ForwardModel, ModelData
 from ptyframe.physics.farfield import FarFieldConfig, FarFieldPtychography
 from ptyframe.physics.fft import from_centred, to_centred
 from ptyframe.physics.objects import ObjectModel, ObjectOptions, Unknown, pow2
@@ -41,7 +41,6 @@ from ptyframe.physics.propagators import Propagator, apply_transfer, make_propag
 from ptyframe.state import ReconstructionState
 
 if TYPE_CHECKING:
-    from ptyframe.data.dataset import PtychoDataset
     from ptyframe.registry import BuildContext
 
 
@@ -153,7 +152,7 @@ class PtychoModel(ForwardModel):
             )
         self.tiles_per_distance = n_tiles // len(self.distances)
 
-    def init_state(self, state: ReconstructionState, dataset: PtychoDataset) -> ReconstructionState:
+    def init_state(self, state: ReconstructionState, dataset: ModelData) -> ReconstructionState:
         """Return the runner's state reshaped to ``n_slices`` slices (and delta/beta)."""
         self.setup(dataset.geometry, dataset.n_angles)
         assert self.obj is not None

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 import torch
 
 from ptyframe.errors import ConfigError
+from ptyframe.physics.base import ModelData
 from ptyframe.physics.multislice import MultisliceConfig, PtychoModel
 from ptyframe.physics.objects import Unknown, pow2, refractive_transmission
 from ptyframe.physics.refinement import rotate_volume, rotation_matrix
 from ptyframe.state import ReconstructionState, real_dtype
 
 if TYPE_CHECKING:
-    from ptyframe.data.dataset import PtychoDataset
     from ptyframe.data.geometry import ScanGeometry
 
 
@@ -67,7 +67,7 @@ class TomographyModel(PtychoModel):
     def n_slices(self) -> int:
         return int(self._nz)
 
-    def init_state(self, state: ReconstructionState, dataset: PtychoDataset) -> ReconstructionState:
+    def init_state(self, state: ReconstructionState, dataset: ModelData) -> ReconstructionState:
         """Return the state with a vacuum volume ``[Nz, Ny, Nx]`` in ``extras``."""
         self.setup(dataset.geometry, max(dataset.n_angles, len(dataset.geometry.theta_rad)))
         ny, nx = state.object.shape[-2:]

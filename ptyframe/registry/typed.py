@@ -31,13 +31,7 @@ class TypedAdd(ABC):
 
     @abstractmethod
     def add(
-        self,
-        kind: str,
-        config_cls: type,
-        factory: Factory,
-        *,
-        provider: str = "ptyframe",
-        doc: str | None = None,
+        self, kind: str, config_cls: type, factory: Factory, **options: Unpack[AddOptions]
     ) -> Component:
         """Register ``factory`` under ``(kind, config_cls's name)``; return the component."""
 
