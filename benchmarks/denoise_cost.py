@@ -170,7 +170,7 @@ def variants(base: object) -> dict[str, tuple[object, Callable]]:
     }
 
 
-class threads:
+class threads:  # a context manager
     """Run the block with ``n`` torch threads."""
 
     def __init__(self, n: int) -> None:

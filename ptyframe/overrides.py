@@ -88,7 +88,7 @@ def check_overrides(
         def groups(name: str) -> list[str]:
             try:
                 return list(loader.get_group_options(name))
-            except Exception:
+            except Exception:  # not a group
                 return []
 
         return _check(config_name, overrides, groups, validate, config_of)
@@ -139,7 +139,7 @@ def _check(
             single.append(text)
     try:
         cfg = compose(config_name, overrides=single, return_hydra_config=True)
-    except Exception as exc:
+    except Exception as exc:  # every Hydra/OmegaConf error becomes one line
         raise _explain(exc, single, groups, config_of) from None
     _check_no_added_keys(cfg)
     body = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
@@ -151,7 +151,7 @@ def _check(
             validate(body)
         except PtyframeError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # OmegaConf wraps errors from __post_init__
             inner = find_ptyframe_error(exc)
             if inner is not None:
                 raise inner from None
@@ -245,7 +245,7 @@ def _entry_type(key: str, node: Any, config_of: ConfigOf | None) -> type | None:
         return None
     try:
         name = node.get("name")
-    except Exception:
+    except Exception:  # not a mapping
         return None
     if not isinstance(name, str):
         return None

@@ -72,7 +72,7 @@ def make_plugin_manager(
             )
         try:
             module = ep.load()
-        except Exception as exc:
+        except Exception as exc:  # any import failure is reported the same way
             raise PluginError(
                 f"plugin {ep.name!r} from {dist} {version} failed to import "
                 f"({ep.value}): {type(exc).__name__}: {exc}. Fix or reinstall it, or skip it "

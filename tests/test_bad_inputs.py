@@ -1,6 +1,6 @@
 """Malformed inputs: each gives one clear error (type and message) and writes nothing.
 
-The table in the README ("What a bad input says") is this list.
+The table "What a bad input says" of the manual (docs/guide/data.md) is this list.
 """
 
 from __future__ import annotations

@@ -213,7 +213,7 @@ def one_run(args, case: str, data: Path, truth: Truth, spec, work: Path) -> Row:
     except RunFailed as exc:
         row.status = str(exc)
         return row
-    except Exception as exc:
+    except Exception as exc:  # reading a broken result is a failure too
         row.status = f"FAILED: {type(exc).__name__}: {exc}"
         return row
     row.extra["wall_s"] = time.perf_counter() - t0

@@ -58,11 +58,11 @@ def install_torchvision_stand_in() -> None:
     try:
         importlib.import_module("torchvision.transforms")
         return
-    except Exception:
+    except Exception:  # absent, or the CUDA wheel failing beside CPU torch
         for key in [k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")]:
             del sys.modules[key]
 
-    class GaussianBlur:
+    class GaussianBlur:  # stand-in
         def __init__(self, *args, **kwargs) -> None:
             raise RuntimeError(
                 "torchvision is not installed beside the CPU torch; this stand-in only lets "

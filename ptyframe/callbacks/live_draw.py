@@ -1,6 +1,6 @@
 """Draw a run directory's PNGs whenever its ``recon.h5`` changes (the live view's drawer).
 
-Started by ``LiveOutputs`` as a process of its own, so that drawing (seconds on a busy CPU)
+Started by ``LiveOutputs`` as a process of its own, so that drawing (slower than a sweep)
 neither stops the sweeps nor waits for them (a thread would share the interpreter lock with
 the per-position loop)::
 
@@ -87,7 +87,7 @@ def follow(out: Path, stop: Path, parent: int, poll_s: float = 0.1) -> None:
             last = stamp
             try:
                 draw(out)
-            except Exception as exc:
+            except Exception as exc:  # a live view must not end the run
                 print(f"live_draw: {exc}", file=sys.stderr)
         time.sleep(poll_s)
 

@@ -66,7 +66,7 @@ def print_plugins(registry: Any, infos: dict[str, Any]) -> None:
                 print(f"      {fname}: {tname} = {default!r}")
         try:
             presets = [p for p in group_options(KINDS[kind]) if p not in names]
-        except Exception:
+        except Exception:  # a kind without a Hydra group
             presets = []
         if presets:
             print(f"  presets ({KINDS[kind]}=<preset>): {', '.join(presets)}")

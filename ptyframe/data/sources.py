@@ -11,11 +11,12 @@ Dataset sources are ``dataset`` components, so ``data=file data.path=f.h5`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ptyframe.data.dataset import PtychoDataset
-from ptyframe.data.holdout import check_fraction, split_validation
+from ptyframe.data.holdout import TileSubset, check_fraction, split_validation
 from ptyframe.errors import ConfigError
 from ptyframe.registry import BuildContext
 
@@ -59,8 +60,20 @@ class FileDataConfig:
     follow: bool = False
     #: Following: end the run (saving it) after this long without a new pattern.
     follow_timeout_s: float = 60.0
+    #: Read the patterns from the file block by block while the engine runs, holding two
+    #: blocks (``ptyframe.data.stream``): true, false, or auto (stream only when the run
+    #: would not fit in the memory available, ``ptyframe.data.memory``).
+    stream: Any = "auto"
+    #: Patterns per block of consecutive tiles (null: one block in memory; streamed,
+    #: ``ptyframe.data.memory.choose_block_patterns``). The visiting
+    #: order keeps blocks in scan order, so an in-memory run given a streamed run's block size
+    #: visits in the same order (the same bits).
+    block_patterns: int | None = None
 
     def __post_init__(self) -> None:
+        self.stream = stream_mode(self.stream)
+        if self.block_patterns is not None and int(self.block_patterns) < 1:
+            raise ConfigError(f"data.block_patterns = {self.block_patterns} must be >= 1 or null")
         check_fraction(self.validation_fraction)
         if self.follow and float(self.validation_fraction) > 0:
             raise ConfigError(
@@ -85,6 +98,14 @@ class FileDataConfig:
             raise ConfigError(f"data.crop = {self.crop} must be >= 4 pixels or null")
         if int(self.orientation_epochs) < 1 or int(self.orientation_tiles) < 4:
             raise ConfigError("data.orientation_epochs must be >= 1 and orientation_tiles >= 4")
+
+
+def stream_mode(value: Any) -> str:
+    """Return ``data.stream`` as ``"true"``, ``"false"`` or ``"auto"`` (raise if neither)."""
+    text = str(value).strip().lower()
+    if text in ("true", "false", "auto"):
+        return text
+    raise ConfigError(f"data.stream = {value!r}; use true, false or auto")
 
 
 def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoDataset:
@@ -150,6 +171,6 @@ def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoD
     idx = np.arange(ds.n_tiles)[:: int(config.decimate)]
     if config.max_tiles is not None:
         idx = idx[: int(config.max_tiles)]
-    if len(idx) < ds.n_tiles:
-        ds = ds.select(idx)
+    if len(idx) < ds.n_tiles:  # a lazy view: the patterns stay in the file until read
+        ds = TileSubset(ds, idx)
     return split_validation(ds, float(config.validation_fraction), int(context.seed))

@@ -100,7 +100,7 @@ def _read(path: Path) -> Any:
             f"(torch.load(weights_only=True) refused it: {first}). If it is your own "
             "checkpoint, re-save only its weights: torch.save(ckpt['state_dict'], 'model.pt')"
         ) from None
-    except Exception as exc:
+    except Exception as exc:  # torch raises many types for a non-torch file
         raise DataValidationError(
             f"denoiser checkpoint {str(path)!r} is not a PyTorch file "
             f"({type(exc).__name__}: {str(exc)[:200]}). {_fix_hint()}"

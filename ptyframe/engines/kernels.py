@@ -23,7 +23,7 @@ What makes them fast (on small windows, one thread):
   scalar code;
 * numpy's error model (a division by zero gives inf/NaN; the kernels never divide by a
   zero they did not guard): Python's raises ``ZeroDivisionError`` from inside the loop,
-  a branch per division that keeps it scalar (rPIE's per-pixel steps were 60x slower);
+  a branch per division that keeps it scalar (rPIE's per-pixel steps the most);
 * every scalar is of the arrays' real dtype: a Python float is float64 in numba and would
   turn complex64 arithmetic into complex128. The per-position coefficients are computed
   inside the update kernels (``rules.pie_coefficients``) from the sweep's ``PieRule.array``

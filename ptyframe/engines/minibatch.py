@@ -181,9 +181,9 @@ def gather_windows(
 ) -> torch.Tensor:
     """Return the windows ``[B, M, N]`` of ``obj`` ``[H, W]`` at integer ``corners`` ``[B, 2]``.
 
-    On a CPU one slice copy per window (5x faster than the flat-index gather of
-    ``ptyframe.physics.patches.extract_patches`` for 32 windows of 128x128); elsewhere that
-    gather (one kernel). Same values either way.
+    On a CPU one slice copy per window (faster there than the flat-index gather of
+    ``ptyframe.physics.patches.extract_patches``); elsewhere that gather (one kernel). Same
+    values either way.
     """
     if obj.device.type != "cpu":
         return extract_patches(obj, corners, window)
@@ -194,7 +194,7 @@ def gather_windows(
 def scatter_windows(target: torch.Tensor, patches: torch.Tensor, corners: torch.Tensor) -> None:
     """Add windows ``patches`` ``[B, M, N]`` into ``target`` ``[H, W]`` in place (overlaps sum).
 
-    On a CPU one in-place slice addition per window, in order (2x faster than
+    On a CPU one in-place slice addition per window, in order (faster there than
     ``index_add_``); elsewhere ``ptyframe.physics.patches.scatter_add_patches``.
     """
     if target.device.type != "cpu":

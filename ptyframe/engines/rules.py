@@ -68,7 +68,7 @@ class PieRule:
 
         The kernels read it back by name with ``constants``. Every value has the arrays' real
         dtype: a Python float is float64 in numba and would turn complex64 arithmetic into
-        complex128. (A plain array crosses into a compiled kernel several times faster than a
+        complex128. (A plain array crosses into a compiled kernel with less overhead than a
         record or a named tuple, and a sweep passes it once per position.)
         """
         return np.array([float(getattr(self, f.name)) for f in fields(self)], dtype=dtype)

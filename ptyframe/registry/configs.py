@@ -53,7 +53,7 @@ def as_config(kind: str, cfg: Any, lookup: Lookup) -> Any:
         _clear_renamed(base, mapping)
         node = OmegaConf.merge(base, mapping)
         return OmegaConf.to_object(node)
-    except Exception as exc:
+    except Exception as exc:  # OmegaConf wraps errors from __post_init__
         inner = find_ptyframe_error(exc)
         if inner is not None:
             raise inner from None
@@ -77,7 +77,7 @@ def _clear_renamed(base: Any, mapping: Mapping[str, Any]) -> None:
         if "name" in value and "name" in current and value["name"] != current["name"]:
             try:
                 base[key] = None
-            except Exception:
+            except Exception:  # a typed field keeps its default
                 pass
         else:
             _clear_renamed(current, value)
