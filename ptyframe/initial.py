@@ -117,7 +117,7 @@ def _read_array(path: str, keys: tuple[str, ...], what: str) -> np.ndarray:
     if p.suffix == ".npy":
         try:
             return np.load(p, allow_pickle=False)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise DataValidationError(f"{path}: cannot read {what} array ({exc})") from exc
     import h5py
 

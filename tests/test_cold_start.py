@@ -190,7 +190,7 @@ def nearfield_case(m: int = 48, n: int = 4, sim_buffer_px: int = 48, seed: int =
 
 def nearfield_prediction_error(buffer_px: int) -> float:
     """Return the amplitude error of the model (true object and probe) against the big sim."""
-    from ptyframe.physics.multislice import Batch
+    from ptyframe.physics.base import Batch
 
     inten, obj, probe, geom, b = nearfield_case()
     m = geom.window[0]

@@ -27,7 +27,7 @@ def _geometry(n: int) -> ScanGeometry:
     return ScanGeometry(pos, (M, M), shape, 8000.0, 2e-8)
 
 
-def _write(path, data, **kw):  # noqa: ANN001, ANN003, ANN202
+def _write(path, data, **kw):
     with h5py.File(path, "w") as f:
         d = f.create_dataset("exchange/data", data=data[None], chunks=(1, 1, M, M), **kw)
         d.attrs["quantity"] = "intensity"
@@ -36,7 +36,7 @@ def _write(path, data, **kw):  # noqa: ANN001, ANN003, ANN202
     return path
 
 
-def _counts(n: int, seed: int = 0, dtype=np.uint16) -> np.ndarray:  # noqa: ANN001
+def _counts(n: int, seed: int = 0, dtype=np.uint16) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.poisson(rng.gamma(0.6, 40.0, size=(n, M, M))).astype(dtype)
 
@@ -192,7 +192,7 @@ def test_a_growing_file_is_streamed_through_swmr(tmp_path):
     scan.close()
 
 
-def _epie(source, corners: np.ndarray, epochs: int) -> torch.Tensor:  # noqa: ANN001
+def _epie(source, corners: np.ndarray, epochs: int) -> torch.Tensor:
     """A plain ePIE (Maiden & Rodenburg 2009) reading its patterns only through ``source``:
     ``visits`` (stored rows) and ``amplitudes`` on each row; returns the object."""
     from ptyframe.data.counts import amplitudes

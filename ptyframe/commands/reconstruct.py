@@ -17,7 +17,10 @@ from ptyframe.errors import DivergenceError
 def main(argv: list[str]) -> int:
     """Reconstruct a dataset (data.path=FILE.h5 engine=...)."""
     app = cli.current_app()
-    check = lambda body: validate(body, app.registry)  # noqa: E731
+
+    def check(body: Any) -> None:
+        validate(body, app.registry)
+
     return cli.run_hydra_command("reconstruct", argv, _task(app.registry), check, app)
 
 

@@ -35,13 +35,13 @@ import numpy as np
 _compiled: SimpleNamespace | None = None
 
 
-def fft_source(i, m):  # noqa: ANN001, ANN201
+def fft_source(i, m):
     """Return the centred index of FFT-order index ``i`` on an axis of length ``m``."""
     k = i + m // 2
     return k - m if k >= m else k
 
 
-def stored_amplitude(c, squared, ok, saturation):  # noqa: ANN001, ANN201
+def stored_amplitude(c, squared, ok, saturation):
     """Return ``(A, valid)`` of one stored value ``c`` (float32 ``A``).
 
     ``ok`` is the shared mask's value at that pixel (True where no mask), ``saturation`` a
@@ -54,7 +54,7 @@ def stored_amplitude(c, squared, ok, saturation):  # noqa: ANN001, ANN201
     return np.float32(0.0), False
 
 
-def amplitude_row(counts, mask, use_mask, saturation, squared, amp, valid):  # noqa: ANN001, ANN201
+def amplitude_row(counts, mask, use_mask, saturation, squared, amp, valid):
     """Write the FFT-order amplitudes of one centred stored row ``counts`` ``[M, N]``.
 
     ``amp`` ``[M, N]`` real (float32 or float64: the float32 value is converted), ``valid``

@@ -252,9 +252,10 @@ class MemorySource(PatternSource):
         idx = np.arange(dataset.n_tiles, dtype=np.int64) if indices is None else indices
         idx = np.asarray(idx, dtype=np.int64)
         info = source_info(reader, dataset, idx, angle)
-        whole = reader.array is not None and reader.tiles is None and reader.pre is None
-        if whole and reader.fallback is None and np.array_equal(idx, np.arange(len(reader.array))):
-            counts = reader.array
+        array = reader.array
+        as_stored = reader.tiles is None and reader.pre is None and reader.fallback is None
+        if array is not None and as_stored and np.array_equal(idx, np.arange(len(array))):
+            counts = array
         else:
             counts = reader.read(idx, chunk_bytes)
         return cls(counts, info, block_patterns, real_dtype)

@@ -132,7 +132,7 @@ def choose_reader(
         try:
             if reader.sniff(f):
                 return reader
-        except Exception:  # noqa: BLE001,S112 - a reader that cannot tell is no match
+        except Exception:  # a reader that cannot tell is no match
             continue
     names = ", ".join(r.name for r in candidates) or "(none registered)"
     try:

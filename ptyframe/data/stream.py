@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import numpy as np
@@ -178,7 +178,7 @@ class StreamedSource(PatternSource):
                 out[k] = self.rows(j, j + 1)[0]
         return out
 
-    def stream(self, seq: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+    def stream(self, seq: list[int]) -> Generator[tuple[int, np.ndarray], None, None]:
         """Yield ``(block, rows)`` for the blocks ``seq`` in order, each read one ahead.
 
         A background thread fills one of two buffers while the consumer uses the other;
@@ -229,7 +229,7 @@ class StreamedSource(PatternSource):
                 self._read(h5, lo, hi, buf[: hi - lo])
                 ready.put((b, buf, hi - lo))
             ready.put(_END)
-        except BaseException as exc:  # noqa: BLE001 - carried to the consumer's thread
+        except BaseException as exc:  # carried to the consumer's thread
             ready.put(_Failure(exc))
         finally:
             if h5 is not None:

@@ -74,6 +74,7 @@ class HioConfig(EngineConfig):
 class HioEngine(Engine):
     """HIO/ER for one far-field pattern; see the module docstring."""
 
+    config: HioConfig
     capabilities: ClassVar[Capabilities] = Capabilities(data="fullfield")
 
     def __init__(self, config: HioConfig | None = None) -> None:

@@ -38,7 +38,7 @@ LABELS = {
 }
 
 
-def pyplot():  # noqa: ANN202
+def pyplot():
     """Return ``matplotlib.pyplot`` on the non-interactive Agg backend (imported on first use)."""
     import matplotlib
 
@@ -48,7 +48,7 @@ def pyplot():  # noqa: ANN202
     return plt
 
 
-def save_figure(fig, path: Path) -> Path:  # noqa: ANN001
+def save_figure(fig, path: Path) -> Path:
     """Write ``fig`` to ``path`` (PNG, through a temporary name), close it, return ``path``."""
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")

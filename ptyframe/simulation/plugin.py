@@ -7,7 +7,7 @@ from ptyframe.hookspecs import hookimpl
 
 
 @hookimpl
-def ptyframe_register(registry) -> None:  # noqa: ANN001
+def ptyframe_register(registry) -> None:
     """Add phantom, probe, scan, simulation and the simulated dataset to ``registry``."""
     from ptyframe.simulation import phantoms, probes, scans, simulate, source
 
