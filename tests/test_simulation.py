@@ -69,7 +69,7 @@ def test_components_registered_and_hydra_compatible(reg: Registry) -> None:
     assert reg.names("phantom") == ["natural", "particles", "siemens_star"]
     assert reg.names("probe") == ["disk", "focused", "gaussian", "kb", "zone_plate"]
     assert reg.names("scan") == ["fermat", "raster"]
-    assert reg.names("simulation") == ["conebeam", "ptycho2d"]
+    assert reg.names("simulation") == ["conebeam", "multislice", "ptycho2d"]
     assert reg.names("dataset") == ["simulated"]  # data=simulated lives with the simulation
     for comp in reg:
         OmegaConf.structured(comp.config_cls)  # Hydra-compatible field types
