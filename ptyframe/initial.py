@@ -15,6 +15,8 @@ Probe choices (``init.probe``):
   floor (NRMSE 0.22, as from the true probe); see the README's "ePIE/rPIE defaults" section.
 * ``mean_pattern``: ``F^-1 sqrt(mean_r I_r)`` centred in the window (flat-phase estimate from
   the data; a sharp spot, so poor for strongly defocused probes).
+* ``flat_field``: ``sqrt(mean_r I_r)`` itself, flat phase (near field: the mean hologram is the
+  illumination's intensity, what holography calls the flat field).
 * ``file``: ``/probe`` (or ``/truth/probe``) of an HDF5 file, or a ``.npy`` array.
 * ``truth``: the dataset's ``/truth/probe`` (for studies).
 * ``zone_plate``, ``kb``: the beam of a Fresnel zone plate or of a KB mirror pair (slits)
@@ -49,7 +51,7 @@ from ptyframe.simulation.optics import OpticsOptions
 from ptyframe.state import ReconstructionState, complex_dtype
 
 OPTICS_PROBES = ("zone_plate", "kb")
-PROBE_KINDS = ("disk", "mean_pattern", "file", "truth", *OPTICS_PROBES)
+PROBE_KINDS = ("disk", "mean_pattern", "flat_field", "file", "truth", *OPTICS_PROBES)
 OBJECT_KINDS = ("vacuum", "file", "truth")
 
 
@@ -126,6 +128,12 @@ def mean_pattern_probe(meas: Measurements) -> np.ndarray:
     return fft.to_centred(wave).numpy()
 
 
+def flat_field_probe(meas: Measurements) -> np.ndarray:
+    """Return ``sqrt(mean I)`` as recorded (detector order undone), flat phase (complex128)."""
+    mean_int = meas.amplitudes.double().square().mean(0)
+    return fft.to_centred(mean_int).sqrt().numpy().astype(np.complex128)
+
+
 def _read_array(path: str, keys: tuple[str, ...], what: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
@@ -183,6 +191,8 @@ def initial_probe(
         p0 = disk_probe(window, radius)[None]
     elif cfg.probe == "mean_pattern":
         p0 = mean_pattern_probe(meas)[None]
+    elif cfg.probe == "flat_field":
+        p0 = flat_field_probe(meas)[None]
     elif cfg.probe in OPTICS_PROBES:
         p0 = optics_probe(cfg, dataset, window)[None]
     elif cfg.probe == "file":

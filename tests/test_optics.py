@@ -129,3 +129,16 @@ def test_init_probe_from_kb_optics_in_the_cone_beam_frame() -> None:
     assert np.ptp(np.angle(centre)) < 0.3  # no sphere of radius 3.65 mm left in the phase
     with pytest.raises(ConfigError, match="aperture_m"):
         initial_probe(InitConfig(probe="kb"), ds, meas)
+
+
+def test_flat_field_probe_is_the_root_of_the_mean_image_as_recorded() -> None:
+    """``init.probe=flat_field``: sqrt of the mean hologram in the recorded (not the detector)
+    order, so a beam off the centre of the frame stays where it is."""
+    m = 16
+    img = np.zeros((m, m))
+    img[2:6, 9:14] = 4.0
+    amps = torch.from_numpy(np.sqrt(np.fft.ifftshift(np.stack([img, img]), axes=(-2, -1))))
+    ds = dataset(m, {})
+    meas = Measurements(amps, None, np.arange(2), ds.geometry)
+    probe = initial_probe(InitConfig(probe="flat_field"), ds, meas)
+    assert np.allclose(probe[0], np.sqrt(img))
