@@ -226,3 +226,24 @@ def test_the_field_options_are_checked(registry, tmp_path) -> None:
     cfg = ReconstructConfig(data=FileDataConfig(path="o.cxi", field="near"))
     with pytest.raises(ConfigError, match="engine=epie reconstructs in the far field"):
         data_config(cfg, registry)
+
+
+def test_auto_field_follows_the_physics(registry) -> None:
+    """``data.field=auto`` reads near field for a near-field physics, far field otherwise."""
+    from ptyframe.compose import data_config
+    from ptyframe.config import ReconstructConfig
+    from ptyframe.data.sources import FileDataConfig
+    from ptyframe.engines.autodiff import AutodiffConfig
+    from ptyframe.physics.multislice import MultisliceConfig
+
+    near = ReconstructConfig(
+        data=FileDataConfig(path="f.cxi"), engine=AutodiffConfig(), physics=NearFieldConfig()
+    )
+    assert data_config(near, registry).field == "near"
+    far = ReconstructConfig(
+        data=FileDataConfig(path="f.cxi"), engine=AutodiffConfig(), physics=MultisliceConfig()
+    )
+    assert data_config(far, registry).field == "far"
+    assert (
+        data_config(ReconstructConfig(data=FileDataConfig(path="f.cxi")), registry).field == "far"
+    )
