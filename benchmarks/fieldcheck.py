@@ -52,9 +52,9 @@ PLANE = {"plane, beam 1/2 frame": 32.0, "plane, beam > frame": 90.0}
 DOSES = (1e2, 1e3, 1e4, 1e6)
 #: Words of each error message -> what decided it.
 REASONS = {
-    "bright centre": "bright centre",
-    "the frames move": "shift vs pixel",
     "lights the whole detector": "lit everywhere",
+    "mean frame is a bright centre": "bright centre",
+    "the frames move": "shift vs pixel",
     "positions span": "object too large",
 }
 
