@@ -247,3 +247,14 @@ def test_auto_field_follows_the_physics(registry) -> None:
     assert (
         data_config(ReconstructConfig(data=FileDataConfig(path="f.cxi")), registry).field == "far"
     )
+
+
+def test_holograms_of_one_position_at_several_distances_decide_nothing() -> None:
+    """Multi-distance holography stores tiles that did not move: the shift statistic has no
+    pair to measure and says nothing (no pixel implied from a zero step)."""
+    from ptyframe.data.fieldcheck import hologram_shift
+
+    rng = np.random.default_rng(0)
+    frames = rng.poisson(1e3, (6, 32, 32)).astype(float)
+    pairs = np.array([[0, 3], [1, 4], [2, 5], [3, 0], [4, 1]])
+    assert hologram_shift(frames, pairs, np.zeros(5)) is None

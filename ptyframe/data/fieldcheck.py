@@ -107,8 +107,13 @@ def hologram_shift(
     """Return (implied pixel m, median shift px, median step m), or None if inconclusive.
 
     ``pairs`` ``[P, 2]`` index ``frames``; ``steps_m`` ``[P]`` are the scan distances between
-    the two frames of each pair.
+    the two frames of each pair. Pairs that did not move (holograms of one position at several
+    distances) are left out; fewer than four moving pairs decide nothing.
     """
+    moved = np.asarray(steps_m) > 0  # frames of one position (several distances) say nothing
+    pairs, steps_m = np.asarray(pairs)[moved], np.asarray(steps_m)[moved]
+    if len(pairs) < 4:
+        return None
     mean = np.clip(frames, 0, None).mean(axis=0)
     h, w = mean.shape
     lit = mean > 0.1 * float(np.percentile(mean, 99.0))
