@@ -14,11 +14,12 @@ run's truth metrics), for
   (``simulation=multislice``), far field, reconstructed with ``+imaging=multislice`` and the
   known probe.
 
-The reconstructions run one at a time, each under ``flock LOCK`` when ``--lock LOCK`` names
-the machine's benchmark lock, with one torch thread (``threads=1``); the table and
-``docs/results/nearfield.md`` give the load average beside them.
+The reconstructions run one at a time with one torch thread (``threads=1``); run the script
+under the machine's benchmark lock (``flock LOCK python benchmarks/nearfield.py``) so that no
+other timing overlaps. The table and ``docs/results/nearfield.md`` give the load average
+beside them.
 
-    .venv/bin/python benchmarks/nearfield.py [--lock FILE] [--epochs-cone 40] [--epochs-ms 60]
+    .venv/bin/python benchmarks/nearfield.py [--epochs-cone 40] [--epochs-ms 60]
 """
 
 from __future__ import annotations
@@ -62,13 +63,12 @@ def simulate(out: Path) -> dict[str, Path]:
     return {"cone": out / "cone.cxi", "ms": out / "ms.h5", "gap": data.attrs["slice_gap_m"]}  # type: ignore[dict-item]
 
 
-def reconstruct(overrides: list[str], out_dir: Path, lock: str | None) -> dict[str, float]:
-    """Run ``ptyframe reconstruct`` (under ``flock lock``); return the figures of ``recon.h5``."""
+def reconstruct(overrides: list[str], out_dir: Path) -> dict[str, float]:
+    """Run ``ptyframe reconstruct``; return the figures of its ``recon.h5``."""
     from ptyframe.io.results import read_result
 
     load = os.getloadavg()[0]
     cmd = [PTYFRAME, "reconstruct", *overrides, f"output.dir={out_dir}", "threads=1"]
-    cmd = ["flock", lock, *cmd] if lock else cmd
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
@@ -118,7 +118,6 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs-cone", type=int, default=40)
     p.add_argument("--epochs-ms", type=int, default=60)
-    p.add_argument("--lock", default=None, help="run each reconstruction under flock LOCK")
     args = p.parse_args()
     stamp = Stamp()
     rows = []
@@ -139,7 +138,7 @@ def main() -> None:
                                                      f"engine.epochs={args.epochs_ms}"]),
         ]  # fmt: skip
         for i, (case, variant, ov) in enumerate(runs):
-            f = reconstruct(ov, t / f"run{i}", args.lock)
+            f = reconstruct(ov, t / f"run{i}")
             if case.startswith("multislice"):
                 c = slice_correlations(t / f"run{i}" / "recon.h5", files["ms"])
                 variant += (
