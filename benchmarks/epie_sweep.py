@@ -9,7 +9,7 @@ jitter), focused probe of ~64 px diameter, noiseless. Prints a markdown table.
 Every row (engines and peers, both cases) is set up first; then each of ``--sweeps`` rounds
 runs one sweep of every row in turn, with the FFT floors timed between them, so all ratios
 are measured interleaved. Rows: ``fused`` is the default CPU path (numba kernels,
-``ptyframe.engines.pie_kernels``, on the planned transforms of ``ptyframe.engines.pie_fft``:
+``ptyframe.engines.kernels``, on the planned transforms of ``ptyframe.engines.pie_fft``:
 FFTW when pyFFTW is installed), ``fused-torchfft`` the same kernels on ``torch.fft``
 transforms, ``torch`` the same maths in torch ops (the path on other devices). The FFT floor
 of a row is one forward and one inverse 128x128 transform per position, alone, of the FFT
@@ -51,6 +51,7 @@ from ptyframe.data.exchange import write_dataset
 from ptyframe.data.geometry import ScanGeometry, object_frame
 from ptyframe.data.measurements import Measurements
 from ptyframe.engines import pie_fft
+from ptyframe.engines.backend import fftw_available
 from ptyframe.engines.pie import EpieConfig, PieEngine, RpieConfig
 from ptyframe.initial import InitConfig, initial_state
 from ptyframe.physics.farfield import FarFieldPtychography
@@ -129,22 +130,23 @@ class Row:
 
 def engine_row(ds: PtychoDataset, meas: Measurements, rule: str, path: str, kind: str) -> Row:
     """Return the row of ptyframe's ``rule`` on ``path`` (fused, fused-torchfft, torch)."""
-    cfg = EpieConfig(epochs=10**6) if rule == "epie" else RpieConfig(epochs=10**6)
+    fftw = path == "fused" and fftw_available()
+    backend = {"backend": "torch" if path == "torch" else "numba"}
+    backend["fft"] = "fftw" if fftw else "auto" if path == "torch" else "torch"
+    cls = EpieConfig if rule == "epie" else RpieConfig
+    cfg = cls(epochs=10**6, **backend)
     state = initial_state(InitConfig(), ds, meas)
     eng = PieEngine(cfg)
-    eng.fused = path != "torch"
-    fftw = path == "fused" and pie_fft.fftw_available()
     epoch = [0]
 
     def sweep() -> float:
-        pie_fft.USE_FFTW = fftw
         report = eng.step(epoch[0])
         epoch[0] += 1
         return report.seconds
 
     eng.prepare(meas, state, seed=0)
     sweep()  # warm-up (numba compile / cache load, FFT plans)
-    fft = "fftw" if fftw else ("torch unscaled" if eng.fused else "torch ortho")
+    fft = "fftw" if fftw else ("torch unscaled" if eng.backend.fused else "torch ortho")
     return Row(rule, kind, path, fft, sweep)
 
 
@@ -236,7 +238,8 @@ def main() -> None:
     torch.set_num_threads(1)
     print(
         f"fastest of {args.sweeps} interleaved rounds per row (after one warm-up sweep each); "
-        f"one torch thread; FFT backend of the fused path: {pie_fft.backend()}; "
+        f"one torch thread; FFT backend of the fused path: "
+        f"{'fftw' if fftw_available() else 'torch'}; "
         f"load average at start {os.getloadavg()[0]:.2f}\n",
         flush=True,
     )

@@ -37,7 +37,7 @@ CORE_COMMANDS = "ptyframe.commands"
 #: A subcommand: ``main(argv) -> exit code``; its docstring's first line is its help.
 Command = Callable[[list[str]], int]
 
-#: The console script's exit codes (README, "Exit codes"); 1 is an uncaught bug (traceback).
+#: The console script's exit codes (the manual's guide/exit-codes); 1 is an uncaught bug.
 EXIT_BAD_INPUT = 2  # PtyframeError.exit_code: a mistake in the input, or a diverged run
 EXIT_FOLLOW_ERROR = 3  # data.follow: the followed file broke; the patterns before it are saved
 EXIT_FOLLOW_TIMEOUT = 4  # data.follow: data.follow_timeout_s passed before scan_complete; saved

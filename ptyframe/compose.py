@@ -29,6 +29,7 @@ import dataclasses
 from typing import Any
 
 from ptyframe.engines.base import Engine
+from ptyframe.engines.config import SchedulesPrior
 from ptyframe.errors import ConfigError
 from ptyframe.registry import BuildContext, Component, Registry
 
@@ -149,7 +150,7 @@ def build_prior(
     The step's config is ``engine_cfg.prior_config()`` (``DenoiseSchedule``); a config with
     only ``rho`` gets the step every epoch.
     """
-    if hasattr(engine_cfg, "prior_config"):
+    if isinstance(engine_cfg, SchedulesPrior):
         step_cfg = engine_cfg.prior_config()
     elif hasattr(engine_cfg, "rho"):
         step_cfg = registry.config("prior_step", {"name": "denoise", "rho": engine_cfg.rho})

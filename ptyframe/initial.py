@@ -6,13 +6,10 @@ Probe choices (``init.probe``):
   ``r <= r_outer / 2`` falling as a cosine to 0 at ``r_outer``, flat phase. ``r_outer`` is
   ``init.probe_radius_px``, by default 1.5 scan steps (the step: the median distance between
   neighbouring positions) kept within ``[M / 16, M / 4]`` (``default_disk_radius_px``): a
-  flat-phase start no larger than the beam. A disk as large as a defocused beam (the former
-  default ``M / 4``) carries the beam's whole defocus phase error and ePIE can lock into a
-  wrong probe: on the particle film of ``ptyframe simulate +case=particle_film_small`` (81
-  patterns, 1e5 photons, a defocused beam of 90 %-power diameter 45 px in a 128 px window)
-  ePIE with ``M / 4`` stalled at 1.3x the noise floor (NRMSE 0.99, i.e. nothing recovered),
-  while outer radii of 16, 24 and 28 px (and PtyLab's ``M / 3``-diameter circle) reached the
-  floor (NRMSE 0.22, as from the true probe); see the README's "ePIE/rPIE defaults" section.
+  flat-phase start no larger than the beam. A disk as large as a defocused beam (such as
+  ``M / 4``) carries the beam's whole defocus phase error and ePIE can lock into a wrong
+  probe, where smaller starts reach the noise floor (the measurements:
+  ``docs/results/particle_film_defaults.md``).
 * ``mean_pattern``: ``F^-1 sqrt(mean_r I_r)`` centred in the window (flat-phase estimate from
   the data; a sharp spot, so poor for strongly defocused probes).
 * ``flat_field``: ``sqrt(mean_r I_r)`` itself, flat phase (near field: the mean hologram is the
@@ -107,8 +104,8 @@ def default_disk_radius_px(window: tuple[int, int], positions_px: np.ndarray) ->
     outer radius 1.5 steps holds 90 % of its power within a diameter of 2.1 steps, i.e. it is
     the beam of a scan at ~52 % linear overlap: smaller than the beam of any scan with more
     overlap (see the module docstring for why a start larger than the beam is unsafe). The
-    upper limit ``M / 4`` is the former default; below ~1.5 steps rPIE converged more slowly
-    on the noiseless test of ``tests/test_pie.py``.
+    upper limit ``M / 4`` keeps the disk inside the window; much below 1.5 steps the start
+    lights too little of the object between positions.
     """
     lo, hi = min(window) / 16.0, min(window) / 4.0
     pos = np.asarray(positions_px, dtype=np.float64).reshape(-1, 2)
@@ -122,8 +119,7 @@ def default_disk_radius_px(window: tuple[int, int], positions_px: np.ndarray) ->
 
 def mean_pattern_probe(meas: Measurements) -> np.ndarray:
     """Return ``F^-1 sqrt(mean I)`` centred in the window (complex128)."""
-    amp = meas.amplitudes.double()
-    mean_int = amp.square().mean(0)
+    mean_int = meas.mean_intensity()  # summed a chunk of patterns at a time
     wave = fft.far_field_adjoint(mean_int.sqrt().to(torch.complex128))
     return fft.to_centred(wave).numpy()
 

@@ -315,7 +315,7 @@ class Registry(TypedAdd):
     ) -> Component:
         """Register ``factory`` under ``(kind, config_cls's name)``; return the component.
 
-        The name is the default of ``config_cls.name``. The former spelling
+        The name is the default of ``config_cls.name``. The deprecated spelling
         ``add(kind, name, factory, config_cls)`` still works (with a ``DeprecationWarning``)
         if ``name`` is that default. Raises ``DuplicateComponentError`` naming both providers
         if the name is taken, and ``ConfigError`` for an unknown kind or a config class
@@ -470,7 +470,7 @@ class ScopedRegistry(TypedAdd):
     def add(self, kind: str, config_cls: Any, factory: Any = None, *a: Any, **kw: Any) -> Any:
         """``Registry.add`` with this plugin as the provider."""
         kw.setdefault("provider", self.provider)
-        if isinstance(config_cls, str):  # the old spelling: warn at the plugin's line
+        if isinstance(config_cls, str):  # the deprecated spelling: warn at the plugin's line
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 comp = self.registry.add(kind, config_cls, factory, *a, **kw)

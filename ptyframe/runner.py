@@ -256,11 +256,12 @@ def _prepare(run: RunContext, callbacks: Sequence[Callback]) -> None:
     cbs = ordered(callbacks)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    elif getattr(engine, "prefers_single_thread", False):
+    elif engine.prefers_single_thread:
         torch.set_num_threads(1)
     torch.manual_seed(int(cfg.seed))
     np.random.seed(int(cfg.seed) % 2**32)
     indices = dist.shard_tiles(np.asarray(ds.geometry.positions_px))
+    _memory_plan(run, len(indices))  # before any pattern is read; refuses what cannot fit
     rdt = torch.float64 if cfg.dtype == "complex128" else torch.float32
     device = run.context.device
     where = "cpu" if cfg.patterns_on_host else device  # on the host: streamed per batch
@@ -286,6 +287,45 @@ def _prepare(run: RunContext, callbacks: Sequence[Callback]) -> None:
     engine.prepare(meas, run.state, dist, int(cfg.seed))
     for cb in cbs:
         cb.on_prepared(run)
+
+
+def _memory_plan(run: RunContext, n_local: int) -> None:
+    """Estimate the run's memory, log it, and refuse a run that cannot fit (before any work).
+
+    ``ptyframe.data.memory``: with ``data.stream=auto`` a run that does not fit in memory is
+    streamed when its engine reads a pattern source, else it stops with one error line naming
+    the fixes (``InsufficientMemoryError``, exit 2). Every rank decides on its own share; the
+    runner aborts all ranks when one refuses.
+    """
+    from ptyframe.data import memory
+    from ptyframe.data.counts import frame_reader
+
+    cfg, engine, ds = run.cfg, run.engine, run.dataset
+    reader = frame_reader(ds, 0)
+    angles = ds.n_angles if engine.wants_all_angles else 1
+    ny, nx = ds.geometry.object_shape
+    shape = memory.run_shape(
+        engine,
+        n_local * angles,
+        ds.window,
+        object_px=int(ny) * int(nx),
+        modes=int(cfg.init.probe_modes),
+        complex_bytes=16 if cfg.dtype == "complex128" else 8,
+        stored_bytes=int(reader.dtype.itemsize),
+        mask_per_pattern=reader.rule.saturation is not None,
+    )
+    stream = str(getattr(cfg.data, "stream", "auto"))
+    block = getattr(cfg.data, "block_patterns", None)
+    can = engine_name(engine) in memory.STREAMING_ENGINES
+    available = memory.available_bytes()
+    plan = memory.plan(shape, stream, available, block, can)
+    if run.distribution.is_root:
+        log.info("%s; %s available", plan.message, memory.gib(available))
+    run.attrs.update(
+        memory_estimate_bytes=int(plan.estimate.total),
+        patterns_streamed=bool(plan.stream),
+        stream_block_patterns=int(plan.block),
+    )
 
 
 def _finished_result(path: Path, fp: str) -> RunResult | None:
@@ -337,7 +377,7 @@ def reconstruct(
         result.object  # complex [1, Ny, Nx]
 
     ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``auto``) and ``patterns_on_host`` are the run
-    options of the same names (README, "GPU (prepared, not yet run)").
+    options of the same names (the manual's guide/gpu).
     """
     if registry is None:
         from ptyframe.plugins import default_registry

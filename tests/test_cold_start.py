@@ -8,7 +8,8 @@ does: a vacuum object, and a flat disk probe (far field, near field) or the know
 illumination (holography's flat field, multislice and tomography's probe), with the engine's
 defaults (the preconditioned gradient steps of ``ptyframe.engines.autodiff_precondition``).
 The figures asserted and the ones measured before the preconditioner (Adam lr 1e-2 for
-object and probe) are in each docstring; the README's autodiff table repeats them.
+object and probe) are in each docstring; the results page docs/results/autodiff_study.md
+repeats them.
 """
 
 from __future__ import annotations

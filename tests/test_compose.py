@@ -149,7 +149,7 @@ def test_pine_is_the_pie_config_plus_a_prior():
     cfg = reg.config("engine", {"name": "pine", "alpha": 0.5, "rho": 0.3, "inner": "rpie"})
     assert isinstance(cfg, PineConfig) and cfg.pie_rule == "rpie"
     eng = compose.build_engine(SimpleNamespace(engine=cfg, denoiser="halve"), reg)
-    assert type(eng) is PieEngine and eng.rule == "rpie" and eng.config.alpha == 0.5
+    assert type(eng) is PieEngine and eng.rule(True).rpie and eng.config.alpha == 0.5
     assert eng.prior.config.rho == 0.3 and not eng.prefers_single_thread
     plain = compose.build_engine(SimpleNamespace(engine="epie"), reg)
     assert plain.prior is None and plain.prefers_single_thread
@@ -260,7 +260,7 @@ def test_add_takes_the_name_from_the_config_class():
     assert comp.wants == ("prior",)
     assert comp.doc.startswith("A third-party engine config")
     eng = reg.build("engine", ToyEngineConfig(epochs=2))
-    assert isinstance(eng, PieEngine) and eng.rule == "epie" and eng.prior is None
+    assert isinstance(eng, PieEngine) and not eng.rule(True).rpie and eng.prior is None
 
 
 def test_a_config_class_without_a_name_default_is_refused():
@@ -294,11 +294,6 @@ def test_factories_get_the_collaborators_their_parameters_name():
     ) == (ctx, 5)
     with pytest.raises(ConfigError, match="needs `physics`"):
         call_factory(lambda c, prior, physics: None, 1, ctx, prior=2)
-
-
-def test_pie_engine_refuses_the_old_rule_argument():
-    with pytest.raises(TypeError, match="rule now comes from the config"):
-        PieEngine(EpieConfig(), "epie")
 
 
 def test_an_engine_with_rho_but_no_prior_is_refused():

@@ -16,16 +16,15 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from virtual_cuda import DeviceMismatch, VirtualCuda
 
 import ptyframe.runner
 from ptyframe.callbacks.base import Callback
 from ptyframe.io.checkpoint import load_checkpoint
 
+from registered import PTYCHO_ENGINES as ENGINES
 from signalled import StopAfter
 from synth import make_dataset
-
-ENGINES = ["epie", "rpie", "mpie", "minibatch_pie", "lsqml", "pine", "raar", "autodiff"]
+from virtual_cuda import DeviceMismatch, VirtualCuda
 
 
 def test_the_virtual_device_enforces_cudas_rules() -> None:

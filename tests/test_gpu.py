@@ -23,6 +23,7 @@ import torch
 import ptyframe.runner
 from ptyframe.io.checkpoint import load_checkpoint
 
+from registered import PTYCHO_ENGINES as ENGINES
 from signalled import StopAfter
 from synth import make_dataset
 
@@ -30,8 +31,6 @@ pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
 ]
-
-ENGINES = ["epie", "rpie", "mpie", "minibatch_pie", "lsqml", "pine", "raar", "autodiff"]
 
 
 @pytest.fixture(scope="module")

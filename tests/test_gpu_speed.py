@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from unittest import mock
 
 import torch
+
 from virtual_cuda import VirtualCuda
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_speed.py"

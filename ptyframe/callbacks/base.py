@@ -120,11 +120,8 @@ class RunContext:
         return self._whole[1]
 
     def estimate(self, state: ReconstructionState) -> np.ndarray:
-        """Return the 2-D object the metrics compare (the product of slices for multislice)."""
-        if hasattr(self.engine, "projected_object"):
-            return np.asarray(self.engine.projected_object(state))  # type: ignore[attr-defined]
-        obj = state.object.detach().cpu().numpy()
-        return np.prod(obj, axis=0) if obj.shape[0] > 1 else obj[0]
+        """Return the 2-D object the metrics compare (``Engine.projected_object``)."""
+        return np.asarray(self.engine.projected_object(state))
 
     def engine_state(self) -> dict[str, Any]:
         """Return the engine state to checkpoint (collective when the object is split).

@@ -5,11 +5,11 @@ first epoch after that much time), ``recon.h5`` with status ``running`` (the obj
 positions and history so far; ``ptyframe.io.results.write_result`` writes it to a temporary
 name and renames it) and the PNG images (each drawn into a hidden temporary folder beside
 them and renamed into place), so a viewer never reads a half-written file. Drawing the PNGs
-takes seconds on a busy CPU, so a drawer process of its own (``ptyframe.callbacks.live_draw``)
-redraws them from every new ``recon.h5`` while the sweeps go on (a thread would share the
-interpreter lock with the per-position loop and draw only when the run ends); the run's end
-stops it before the final outputs. The root decides when (ranks could disagree on the clock)
-and writes; ``whole()`` gathers the state.
+takes longer than a sweep of a small scan, so a drawer process of its own
+(``ptyframe.callbacks.live_draw``) redraws them from every new ``recon.h5`` while the sweeps
+go on (a thread would share the interpreter lock with the per-position loop and draw only
+when the run ends); the run's end stops it before the final outputs. The root decides when
+(ranks could disagree on the clock) and writes; ``whole()`` gathers the state.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Draw a run directory's PNGs whenever its ``recon.h5`` changes (the live view's drawer).
 
-Started by ``LiveOutputs`` as a process of its own, so that drawing (seconds on a busy CPU)
+Started by ``LiveOutputs`` as a process of its own, so that drawing (slower than a sweep)
 neither stops the sweeps nor waits for them (a thread would share the interpreter lock with
 the per-position loop)::
 

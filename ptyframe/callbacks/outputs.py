@@ -26,7 +26,7 @@ WRITTEN = ("finished", "interrupted", "diverged")
 
 def engine_name(engine: Any) -> str:
     """Return the registered name of ``engine`` (its config's ``name``)."""
-    return str(getattr(engine.config, "name", type(engine).__name__))
+    return engine.name
 
 
 class OutputsCallback(Callback):
@@ -71,11 +71,13 @@ class OutputsCallback(Callback):
 
 
 def source_attrs(run: RunContext) -> dict[str, Any]:
-    """Return what every ``recon.h5`` of ``run`` names: config, engine, data file, conventions."""
+    """Return what every ``recon.h5`` of ``run`` names: config, engine (and how it ran: its
+    backend, ``engine_backend``, ``engine_fft``, ...), data file, conventions."""
     ds = run.dataset
     return {
         "config": run.config_yaml,
         "engine": engine_name(run.engine),
+        **{f"engine_{k}": v for k, v in run.engine.describe().items()},
         "data_path": str(getattr(ds, "path", "") or "(in memory)"),
         "data_conventions": json.dumps(getattr(ds, "conventions", {}), default=str),
     }

@@ -11,12 +11,13 @@ Dataset sources are ``dataset`` components, so ``data=file data.path=f.h5`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ptyframe.data.conebeam import FIELDS
 from ptyframe.data.dataset import PtychoDataset
-from ptyframe.data.holdout import check_fraction, split_validation
+from ptyframe.data.holdout import TileSubset, check_fraction, split_validation
 from ptyframe.errors import ConfigError
 from ptyframe.registry import BuildContext
 
@@ -71,8 +72,20 @@ class FileDataConfig:
     #: centre read as near field, a hologram read as far field, a pixel the holograms' shifts
     #: contradict (``ptyframe.data.fieldcheck``).
     check_field: bool = True
+    #: Read the patterns from the file block by block while the engine runs, holding two
+    #: blocks (``ptyframe.data.stream``): true, false, or auto (stream only when the run
+    #: would not fit in the memory available, ``ptyframe.data.memory``).
+    stream: Any = "auto"
+    #: Patterns per block of consecutive tiles (null: one block in memory; streamed,
+    #: ``ptyframe.data.memory.choose_block_patterns``). The visiting
+    #: order keeps blocks in scan order, so an in-memory run given a streamed run's block size
+    #: visits in the same order (the same bits).
+    block_patterns: int | None = None
 
     def __post_init__(self) -> None:
+        self.stream = stream_mode(self.stream)
+        if self.block_patterns is not None and int(self.block_patterns) < 1:
+            raise ConfigError(f"data.block_patterns = {self.block_patterns} must be >= 1 or null")
         check_fraction(self.validation_fraction)
         if self.follow and float(self.validation_fraction) > 0:
             raise ConfigError(
@@ -113,6 +126,14 @@ def resolved_field(config: FileDataConfig) -> str:
     if field == "auto":
         return "near" if config.focus_to_sample_m is not None else "far"
     return field
+
+
+def stream_mode(value: Any) -> str:
+    """Return ``data.stream`` as ``"true"``, ``"false"`` or ``"auto"`` (raise if neither)."""
+    text = str(value).strip().lower()
+    if text in ("true", "false", "auto"):
+        return text
+    raise ConfigError(f"data.stream = {value!r}; use true, false or auto")
 
 
 def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoDataset:
@@ -187,6 +208,6 @@ def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoD
     idx = np.arange(ds.n_tiles)[:: int(config.decimate)]
     if config.max_tiles is not None:
         idx = idx[: int(config.max_tiles)]
-    if len(idx) < ds.n_tiles:
-        ds = ds.select(idx)
+    if len(idx) < ds.n_tiles:  # a lazy view: the patterns stay in the file until read
+        ds = TileSubset(ds, idx)
     return split_validation(ds, float(config.validation_fraction), int(context.seed))

@@ -32,7 +32,8 @@ MAX_DETECTOR_PX = 8192
 MAX_OBJECT_PX = 65536
 ENERGY_RANGE_EV = (1.0, 1.0e7)
 PSIZE_RANGE_CM = (1.0e-12, 1.0)
-_SCAN_CHUNK_BYTES = 64 * 2**20
+#: float64 bytes of the patterns scanned at a time (the work arrays are a few times this).
+_SCAN_CHUNK_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def scan_values(ds, path: str, key: str = "/exchange/data") -> int:
     lead = tuple(int(s) for s in ds.shape[:-2])
     h, w = (int(s) for s in ds.shape[-2:])
     n_frames = int(np.prod(lead))
-    per_tile = h * w * max(ds.dtype.itemsize, 4)
+    per_tile = h * w * 8  # scanned as float64
     step = max(1, _SCAN_CHUNK_BYTES // per_tile)
     inner = lead[-1]
     unmeasured = 0

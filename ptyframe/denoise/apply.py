@@ -36,9 +36,8 @@ the whole-image run also sees zero padding) and the cores are written side by si
 blending weights are needed because overlapping outputs agree. With ``overlap_px`` below the
 receptive radius the seams differ slightly from the whole-image result (a warning is logged).
 Network activations take ``O(batch * channels * (tile_px + 2 overlap_px)^2)`` floats whatever
-the object size, besides a few object-sized real buffers (measured: a 2048 x 2048 complex64
-object with the shipped net and 512 px tiles raised peak memory by ~210 MB and took 1.3 s on
-2 CPU threads; untiled, two layers of activations alone take ~0.8 GB).
+the object size, besides a few object-sized real buffers; untiled, the activations grow with
+the object (``channels`` object-sized float32 maps per layer).
 
 Shapes: ``obj`` is complex ``[..., Ny, Nx]`` (complex64 or complex128; a real tensor is
 denoised as one part); the result has the same shape, dtype and device. The network runs in

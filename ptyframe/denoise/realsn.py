@@ -187,7 +187,7 @@ class RealSNConv2d(nn.Conv2d):
     i.e. the circular conv/transposed-conv power iteration restricted to each Fourier
     subspace. Tracking every frequency matters: a single spatial-domain vector (Ryu et al.'s
     form, ``power_iteration_norm``) lags when the top singular value moves to another
-    frequency, and we measured layer norms drifting to 1.2 after 300 Adam steps that way.
+    frequency, and the layer norms then drift above 1 during training.
     ``sec_factor`` is the Ehlich-Zeller factor of ``operator_norm_bound`` for this grid, so
     with converged vectors ``sigma`` bounds the zero-padded layer at every image size and the
     network trains under the same constraint that ``exact_normalise`` certifies. In eval

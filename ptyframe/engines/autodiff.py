@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -52,9 +52,15 @@ from ptyframe.engines.autodiff_precondition import (
     precondition,
     supports,
 )
-from ptyframe.engines.base import Engine, EpochReport, check_prior, visiting_order
+from ptyframe.engines.base import (
+    Capabilities,
+    Engine,
+    EpochReport,
+    PriorStep,
+    check_prior,
+    visiting_order,
+)
 from ptyframe.engines.config import DenoiseSchedule, EngineConfig
-from ptyframe.engines.prior import DenoiseStep
 from ptyframe.errors import ConfigError, DivergenceError
 from ptyframe.losses.base import LsqLoss, safe_sqrt
 from ptyframe.optimizers import BUILTIN as OPTIMIZERS
@@ -136,9 +142,18 @@ class AutodiffConfig(DenoiseSchedule, EngineConfig):
 class AutodiffEngine(Engine):
     """Adorym-style engine; see the module docstring."""
 
-    wants_all_angles = False  # set per instance from the forward model (tomography: True)
-    #: Small batched ops collapse with 2 torch threads on a busy 2-core machine.
-    prefers_single_thread = True
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        positions=True,
+        propagators=("farfield", "nearfield"),
+        slices=True,
+        prior="after_epoch",
+        single_thread=True,
+    )
+
+    @property
+    def prefers_single_thread(self) -> bool:
+        """Its small batched ops run fastest on one torch thread, with a denoiser too."""
+        return True
 
     def __init__(
         self,
@@ -146,7 +161,7 @@ class AutodiffEngine(Engine):
         physics: Any = None,
         loss: Any = None,
         regularizers: list[Any] | None = None,
-        prior: DenoiseStep | None = None,
+        prior: PriorStep | None = None,
         registry: Any = None,
     ) -> None:
         """Optimise ``physics`` (a forward model; None: far field) under ``loss`` (None: LSQ).

@@ -74,7 +74,9 @@ class PoissonConfig:
     """Poisson negative log-likelihood (Adorym supp. eq. S15)."""
 
     name: str = "poisson"
+    #: Multiplier ``s`` of both intensities (Adorym's Poisson multiplier, eq. S15).
     scale: float = 1.0
+    #: Added inside the logarithm, ``log(s I_pred + eps)``, to keep it finite.
     eps: float = 1e-6
     #: Epochs of amplitude least squares first (a warm start; see ``PoissonLoss``).
     lsq_warmup_epochs: int = 10

@@ -65,8 +65,12 @@ class FrcMetricConfig:
     """FRC against the truth (PINE paper eq. 23 with its preprocessing)."""
 
     name: str = "frc"
+    #: Sub-pixel alignment step: ``1 / upsample`` pixel.
     upsample: int = 20
+    #: The compared region: lit by at least this share of the maximum
+    #: total photons (the PINE paper: 0.01).
     illumination_threshold: float = 0.01
+    #: Width of the comparison window's smooth edge; null: the default.
     taper_px: float | None = None
 
     def __post_init__(self) -> None:
@@ -78,8 +82,12 @@ class NrmseMetricConfig:
     """NRMSE against the truth over the lit region, optimal complex scale."""
 
     name: str = "nrmse"
+    #: Sub-pixel alignment step: ``1 / upsample`` pixel.
     upsample: int = 20
+    #: The compared region: lit by at least this share of the maximum
+    #: total photons (the PINE paper: 0.01).
     illumination_threshold: float = 0.01
+    #: Width of the comparison window's smooth edge; null: the default.
     taper_px: float | None = None
 
     def __post_init__(self) -> None:
@@ -91,8 +99,12 @@ class SsimMetricConfig:
     """SSIM of amplitude and phase against the truth over the lit region."""
 
     name: str = "ssim"
+    #: Sub-pixel alignment step: ``1 / upsample`` pixel.
     upsample: int = 20
+    #: The compared region: lit by at least this share of the maximum
+    #: total photons (the PINE paper: 0.01).
     illumination_threshold: float = 0.01
+    #: Width of the comparison window's smooth edge; null: the default.
     taper_px: float | None = None
 
     def __post_init__(self) -> None:

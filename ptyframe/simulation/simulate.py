@@ -106,6 +106,20 @@ class SimulationConfig:
 
 
 @dataclass
+class Scene:
+    """What a simulation images: random streams, probe modes ``[K, M, M]`` complex128 (unit
+    dose), the probe's 90 %-power diameter, positions ``[T, 2]``, the object frame and the
+    object ``[Ny, Nx]`` complex128."""
+
+    rng: dict[str, np.random.Generator]
+    modes: np.ndarray
+    diameter_px: float
+    positions_px: np.ndarray
+    shape: tuple[int, int]
+    object: np.ndarray
+
+
+@dataclass
 class SimulatedData:
     """A simulated dataset: centred patterns ``[1, T, M, M]`` float32, geometry, truth."""
 
@@ -183,8 +197,8 @@ class Simulator:
             scatter_add_patches(illum, lit, corners)
         return out, illum.cpu().numpy()
 
-    def run(self, phantom: Any, probe: Any, scan: Any) -> SimulatedData:
-        """Simulate the dataset (module docstring, steps 1-6)."""
+    def scene(self, phantom: Any, probe: Any, scan: Any) -> Scene:
+        """Return the probe modes, positions and object (module docstring, steps 1-3)."""
         c = self.config
         rng = self.streams()
         m = int(c.window_px)
@@ -201,13 +215,30 @@ class Simulator:
         obj = np.asarray(phantom.generate(shape, rng["phantom"]), dtype=np.complex128)
         if obj.shape != shape:
             raise ConfigError(f"phantom returned shape {obj.shape}, expected {shape}")
-        clean, illum = self.noiseless(obj, modes, positions)
-        total = float(clean.sum(axis=(1, 2)).mean())
-        origin = float(clean[:, m // 2, m // 2].mean())
+        return Scene(rng, modes, diameter, positions, shape, obj)
+
+    def dose_scale(self, totals: np.ndarray, origins: np.ndarray) -> tuple[float, str]:
+        """Return the intensity scale ``s`` and the dose mode (module docstring, step 5).
+
+        ``totals`` ``[T]`` and ``origins`` ``[T]``: each noiseless pattern's sum and its
+        zero-frequency pixel.
+        """
+        c = self.config
         if c.photons_per_pattern is not None:
-            scale, mode = float(c.photons_per_pattern) / total, "photons_per_pattern"
-        else:
-            scale, mode = float(c.i0_origin) / origin, "i0_origin"
+            return float(c.photons_per_pattern) / float(totals.mean()), "photons_per_pattern"
+        return float(c.i0_origin) / float(origins.mean()), "i0_origin"
+
+    def run(self, phantom: Any, probe: Any, scan: Any) -> SimulatedData:
+        """Simulate the dataset (module docstring, steps 1-6)."""
+        c = self.config
+        sc = self.scene(phantom, probe, scan)
+        rng, modes, positions, shape, obj = sc.rng, sc.modes, sc.positions_px, sc.shape, sc.object
+        diameter = sc.diameter_px
+        m = int(c.window_px)
+        clean, illum = self.noiseless(obj, modes, positions)
+        totals, origins = clean.sum(axis=(1, 2)), clean[:, m // 2, m // 2]
+        total, origin = float(totals.mean()), float(origins.mean())
+        scale, mode = self.dose_scale(totals, origins)
         clean *= scale
         if c.noise == "poisson":
             patterns = rng["noise"].poisson(clean).astype(np.float32)

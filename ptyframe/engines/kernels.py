@@ -1,4 +1,4 @@
-"""Fused CPU kernels for one PIE position (ePIE/rPIE), compiled with numba when it is present.
+"""Fused CPU kernels for one PIE position (the numba backend), compiled with numba.
 
 The per-position PIE update is three passes over the window, each one loop here instead of
 a dozen torch calls (PIE's time on a CPU goes to elementwise complex maths, not to FFTs):
@@ -8,10 +8,12 @@ a dozen torch calls (PIE's time on a CPU goes to elementwise complex maths, not 
    inverse DFT), exactly the rule of
    ``ptyframe.physics.projection.detector_delta`` (modulus replacement of the mode sum,
    ``Xi(0) = 1``, unmeasured pixels left free) and the amplitude error of the position;
-3. ``update`` (after ``dpsi = F^-1 (Psi' - Psi)``): the ePIE or rPIE object and probe steps of
-   ``ptyframe.engines.pie`` (both from the values before this position's update).
+3. ``update`` (after ``dpsi = F^-1 (Psi' - Psi)``): the object and probe steps of
+   ``ptyframe.engines.rules.pie_update`` (both from the values before this position's
+   update), with the coefficients of the same ``rules.pie_coefficients``, compiled.
 
-What makes them fast (each measured on 128x128 windows, one thread):
+The torch functions they compile are the specification; tests hold each kernel equal to it.
+What makes them fast (on small windows, one thread):
 
 * the object is passed whole with the window's corner ``(y0, x0)``: a numpy view of the
   window is a strided 2-D array that numba does not vectorise, its rows ``obj[y0 + i,
@@ -21,11 +23,11 @@ What makes them fast (each measured on 128x128 windows, one thread):
   scalar code;
 * numpy's error model (a division by zero gives inf/NaN; the kernels never divide by a
   zero they did not guard): Python's raises ``ZeroDivisionError`` from inside the loop,
-  a branch per division that keeps it scalar (rPIE's per-pixel steps were 60x slower);
+  a branch per division that keeps it scalar (rPIE's per-pixel steps the most);
 * every scalar is of the arrays' real dtype: a Python float is float64 in numba and would
-  turn complex64 arithmetic into complex128. The per-position step scalars are computed
-  inside the update kernels (``step_scalars``) from a per-sweep array of the real dtype
-  (``step_rule``) and the position's maxima, so no Python scalar crosses per position;
+  turn complex64 arithmetic into complex128. The per-position coefficients are computed
+  inside the update kernels (``rules.pie_coefficients``) from the sweep's ``PieRule.array``
+  of the real dtype and the position's maxima, so no Python scalar crosses per position;
 * the maxima ``max|O_r|^2`` and ``max sum_k |P_k|^2`` of one mode are taken inside
   ``exit_wave1`` as an unsigned-integer max of the squared moduli's bit patterns (numba
   compiles a float max-reduction with NaN propagation to scalar code; the integer one is
@@ -34,38 +36,37 @@ What makes them fast (each measured on 128x128 windows, one thread):
   ``1/sqrt(N)`` and ``1/N`` factors of the unitary transforms ride on the modulus and ramp
   kernels' passes (their ``inv_s``, ``inv_n``, ``scale`` arguments).
 
-``kernels()`` compiles them with numba on first use; ``available()`` says whether numba is
-installed. Without it the engine runs the same maths in torch. Arrays are numpy views of the
-CPU tensors (no copies).
+``kernels()`` compiles them with numba on first use. Arrays are numpy views of the CPU
+tensors (no copies).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from types import SimpleNamespace
 
 import numpy as np
+import torch
+
+from ptyframe.engines.rules import constants, pie_coefficients
 
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}  # no nnan/ninf: NaN propagate
 _compiled: SimpleNamespace | None = None
 
 
-def available() -> bool:
-    """Return True when numba is importable (the kernels can be compiled)."""
-    return importlib.util.find_spec("numba") is not None
-
-
-def usable(*tensors) -> bool:  # noqa: ANN002
-    """Return True when the kernels can run on ``tensors``: numba present, each a contiguous
-    CPU tensor (the kernels take numpy views of them)."""
-    return available() and all(t.device.type == "cpu" and t.is_contiguous() for t in tensors)
+def usable(*tensors: torch.Tensor) -> bool:
+    """Return True when the kernels can run on ``tensors``: each a contiguous CPU tensor (the
+    kernels take numpy views of them). Whether numba is present is the backend's question
+    (``ptyframe.engines.backend``)."""
+    return all(t.device.type == "cpu" and t.is_contiguous() for t in tensors)
 
 
 def kernels() -> SimpleNamespace:
     """Return the kernels of this module compiled with numba (on first use; cached on disk).
 
-    numba is imported here, not at module import, so that importing ptyframe stays quick.
+    numba is imported here, not at module import, so that importing ptyframe stays quick. The
+    rule's helpers (``rules.constants``, ``rules.pie_coefficients``) are compiled first and
+    bound to this module's names, which the kernels call.
     """
     global _compiled
     if _compiled is None:
@@ -88,56 +89,6 @@ def real_scalars(dtype: np.dtype, *values: float) -> tuple:
     """Return ``values`` as numpy scalars of the real dtype of the complex ``dtype``."""
     kind = real_dtype(dtype)
     return tuple(kind(v) for v in values)
-
-
-def step_rule(
-    dtype: np.dtype,
-    rpie: bool,
-    alpha: float,
-    beta: float,
-    update_probe: bool,
-    step_o: float,
-    step_p: float,
-    accumulate: bool,
-) -> np.ndarray:
-    """Return the sweep's constants for ``step_scalars`` as a real array of ``dtype``.
-
-    ``[acc, step_o, step_p, alpha, beta, rpie, update_probe, 1, 0]``: made once per sweep,
-    so that a position passes no Python scalars (``acc = 1`` adds the probe step to the
-    probe, 0 writes it alone).
-    """
-    flags = (float(rpie), float(update_probe), 1.0, 0.0)
-    values = [float(accumulate), step_o, step_p, alpha, beta, *flags]
-    return np.array(values, dtype=real_dtype(dtype))
-
-
-def step_scalars(rule, maxima):  # noqa: ANN001, ANN201
-    """Return the seven scalars of ``update``/``update1``: ``(acc, fo, co, do, fp, cp, dp)``.
-
-    ``rule`` from ``step_rule``, ``maxima = [max|O_r|^2, max sum_k |P_k|^2]`` (from
-    ``exit_wave*``). The object step is ``fo conj(P) dpsi / (co sum_k|P_k|^2 + do)`` and the
-    probe step ``fp conj(O) dpsi / (cp |O|^2 + dp)``: rPIE ``co = 1 - alpha``, ``do = alpha
-    max|P|^2`` (likewise with ``beta``, ``max|O|^2``); ePIE ``co = 0``, ``do = max|P|^2 /
-    alpha``. A step that must not happen (``max = 0`` or NaN, or the probe fixed) gets
-    ``f = 0`` and ``d = 1`` so that it stays finite. Every value is of ``rule``'s dtype
-    (compiled with ``kernels()``, called from the update kernels).
-    """
-    acc, step_o, step_p, alpha, beta = rule[0], rule[1], rule[2], rule[3], rule[4]
-    rpie, update_probe, one, zero = rule[5], rule[6], rule[7], rule[8]
-    o_max, p_max = maxima[0], maxima[1]
-    on_o = p_max > zero
-    on_p = update_probe != zero and o_max > zero
-    fo = step_o if on_o else zero
-    fp = step_p if on_p else zero
-    if rpie != zero:
-        co, do = one - alpha, (alpha * p_max if on_o else one)
-        cp, dp = one - beta, (beta * o_max if on_p else one)
-    else:
-        co, do = zero, (p_max / alpha if on_o and alpha > zero else one)
-        cp, dp = zero, (o_max / beta if on_p and beta > zero else one)
-        fo = fo if alpha > zero else zero
-        fp = fp if beta > zero else zero
-    return acc, fo, co, do, fp, cp, dp
 
 
 # ---------------------------------------------------------------- K probe modes ([K, M, N])
@@ -204,10 +155,14 @@ def update(obj, y0, x0, p, d, p_out, maxima, rule):  # noqa: ANN001, ANN201, PLR
     """The object step on ``obj``'s window and the probe step into ``p_out`` (``[K, M, N]``).
 
     ``O_r += fo sum_k conj(P_k) dpsi_k / (co sum_k |P_k|^2 + do)`` and
-    ``p_out_k = acc P_k + fp conj(O_r) dpsi_k / (cp |O_r|^2 + dp)`` with the scalars of
-    ``step_scalars(rule, maxima)``; ``p_out`` must not be ``p`` (see the module docstring).
+    ``p_out_k = acc P_k + fp conj(O_r) dpsi_k / (cp |O_r|^2 + dp)``: ``rules.pie_update``
+    with the coefficients of ``rules.pie_coefficients`` (``rule``: ``PieRule.array``;
+    ``maxima = [max|O_r|^2, max sum_k |P_k|^2]``); ``p_out`` must not be ``p`` (see the
+    module docstring).
     """
-    acc, fo, co, do, fp, cp, dp = step_scalars(rule, maxima)
+    c = constants(rule)
+    acc = c.accumulate
+    fo, co, do, fp, cp, dp = pie_coefficients(c, maxima[0], maxima[1])
     n_modes, m, n = p.shape
     for i in range(m):
         orow = obj[y0 + i, x0 : x0 + n]
@@ -291,7 +246,9 @@ def update1(obj, y0, x0, p, d, p_out, maxima, rule):  # noqa: ANN001, ANN201, PL
 
     ePIE (``co = cp = 0``) takes constant steps and skips the per-pixel division.
     """
-    acc, fo, co, do, fp, cp, dp = step_scalars(rule, maxima)
+    c = constants(rule)
+    acc = c.accumulate
+    fo, co, do, fp, cp, dp = pie_coefficients(c, maxima[0], maxima[1])
     m, n = p.shape
     if co == 0 and cp == 0:
         so = fo / do
@@ -361,7 +318,7 @@ def momentum(x, buf, v, eta, gamma):  # noqa: ANN001, ANN201
 
 
 #: Compiled in place by ``kernels()`` (the module name then refers to the compiled function).
-HELPERS = ("step_scalars",)
+HELPERS = ("constants", "pie_coefficients")
 KERNELS = (
     "exit_wave",
     "modulus_delta",
