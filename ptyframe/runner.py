@@ -218,7 +218,7 @@ def _compose(
     if dataset is None:
         if cfg.data is None:
             raise ConfigError("no data source: give `data.path=FILE.h5` or `data=simulated`")
-        dataset = registry.build("dataset", cfg.data, ctx)
+        dataset = registry.build("dataset", compose.data_config(cfg, registry), ctx)
     if dataset.n_angles > 1 and not engine.wants_all_angles:
         raise ConfigError(
             f"the dataset has {dataset.n_angles} angles but engine {engine.name!r} "

@@ -67,9 +67,9 @@ def test_components_registered_and_hydra_compatible(reg: Registry) -> None:
     from omegaconf import OmegaConf
 
     assert reg.names("phantom") == ["natural", "particles", "siemens_star"]
-    assert reg.names("probe") == ["disk", "focused", "gaussian"]
+    assert reg.names("probe") == ["disk", "focused", "gaussian", "kb", "zone_plate"]
     assert reg.names("scan") == ["fermat", "raster"]
-    assert reg.names("simulation") == ["ptycho2d"]
+    assert reg.names("simulation") == ["conebeam", "multislice", "ptycho2d"]
     assert reg.names("dataset") == ["simulated"]  # data=simulated lives with the simulation
     for comp in reg:
         OmegaConf.structured(comp.config_cls)  # Hydra-compatible field types

@@ -100,6 +100,16 @@ def result_attrs(run: RunContext, status: str) -> dict[str, Any]:
     }
 
 
+def optics_start(run: RunContext) -> np.ndarray | None:
+    """Return the starting probe ``[K, M, M]`` of ``init.probe=zone_plate|kb``, else None."""
+    from ptyframe.initial import OPTICS_PROBES, initial_probe
+
+    init = getattr(run.cfg, "init", None)
+    if init is None or init.probe not in OPTICS_PROBES or not run.measurements:
+        return None
+    return initial_probe(init, run.dataset, run.measurements[0])
+
+
 def images(
     run: RunContext, state: ReconstructionState, estimate: np.ndarray, final: FrcResult | None
 ) -> list[Path]:
@@ -115,6 +125,9 @@ def images(
     pixel_m = float(ds.geometry.pixel_size_m)
     files = img.object_images(estimate, out, pixel_m, illum)
     files.append(img.probe_image(probe, out, pixel_m))
+    start = optics_start(run)
+    if start is not None:  # the beam of the optics the run started from
+        files.append(img.probe_image(start, out, pixel_m, "initial_probe.png", "initial probe"))
     if run.history.epochs:
         files.append(img.convergence_image(run.history, out))
     m = img.metrics_image(run.history, out)

@@ -31,9 +31,10 @@ def validate(body: Any, registry: Any = None) -> None:
 
     cfg = typed_config(body)
     if registry is not None:
-        from ptyframe.compose import check_fit
+        from ptyframe.compose import check_fit, data_config
 
         check_fit(cfg, registry)
+        data_config(cfg, registry)  # data.field against the physics
 
 
 def _task(registry: Any) -> Any:

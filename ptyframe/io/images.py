@@ -181,14 +181,20 @@ def probe_panels(
             ax.set_ylabel(f"y ({unit})")
 
 
-def probe_image(probe: np.ndarray, out_dir: Path, pixel_size_m: float | None = None) -> Path:
-    """Write ``probe.png``: amplitude and phase of every mode ``[K, M, M]`` with its power."""
+def probe_image(
+    probe: np.ndarray,
+    out_dir: Path,
+    pixel_size_m: float | None = None,
+    name: str = "probe.png",
+    what: str = "reconstructed probe",
+) -> Path:
+    """Write ``name``: amplitude and phase of every mode ``[K, M, M]`` with its power."""
     plt = pyplot()
     k = probe.shape[0]
     fig, axes = plt.subplots(2, k, figsize=(4.8 * k, 8.6), squeeze=False)
     fig.subplots_adjust(hspace=0.35)
-    probe_panels(fig, axes, probe, pixel_size_m, "reconstructed probe")
-    return save_figure(fig, out_dir / "probe.png")
+    probe_panels(fig, axes, probe, pixel_size_m, what)
+    return save_figure(fig, out_dir / name)
 
 
 def convergence_image(history: History, out_dir: Path) -> Path:

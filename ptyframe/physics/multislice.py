@@ -136,8 +136,9 @@ class PtychoModel(ForwardModel):
         dists = c.free_prop_m if c.free_prop_m is not None else list(geometry.free_prop_m)
         if not self.far and not dists:
             raise ConfigError(
-                f"{c.name}: near-field propagation to the detector needs a distance; the data "
-                f"file has no metadata/free_prop_cm: set {c.name}.free_prop_m=[0.01]"
+                f"{c.name}: near-field propagation to the detector needs a distance and the data "
+                "file gives none (data-exchange: /metadata/free_prop_cm; CXI: the detector "
+                "distance, read with +imaging=nearfield); set physics.free_prop_m=[D] in metres"
             )
         self.distances = [float(d) for d in dists] if not self.far else [0.0]
         if self.far and self.buffer_px:
@@ -315,7 +316,11 @@ class PtychoModel(ForwardModel):
         return out
 
     def predict(self, v: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
-        """Return modelled intensities ``[B, M, M]`` (FFT order if far field) for ``batch``."""
+        """Return modelled intensities ``[B, M, M]`` for ``batch`` in detector order.
+
+        Detector order is how ``Measurements`` holds every stored frame (``from_centred``): FFT
+        order for far-field patterns, the real-space image rolled by ``-(M // 2)`` for near field.
+        """
         slices = self.slices(v, batch.angle)
         probe = self.probe_at(v, batch.angle)
         pos = self.positions(v, batch)
@@ -326,6 +331,8 @@ class PtychoModel(ForwardModel):
             inten = (wave.real.square() + wave.imag.square()).sum(dim=1)
         if "affine" in v:
             inten = self.warp(inten, v["affine"], batch)
+        if not self.far:  # detector order: the stored image through from_centred, as measured
+            inten = from_centred(inten)
         return inten
 
     def warp(self, inten: torch.Tensor, affine: torch.Tensor, batch: Batch) -> torch.Tensor:
