@@ -51,8 +51,8 @@ from ptyframe.physics import fft
 from ptyframe.physics.detector import NearFieldPropagator, fringe_reach_px
 from ptyframe.physics.patches import extract_patches, scatter_add_patches, split_positions
 from ptyframe.physics.subpixel import shifted_probes
-from ptyframe.simulation.phantoms import require
 from ptyframe.simulation.optics import KBProbeConfig, ZonePlateProbeConfig
+from ptyframe.simulation.phantoms import require
 from ptyframe.simulation.probes import incoherent_modes
 
 NOISE_MODELS = ("poisson", "none")
