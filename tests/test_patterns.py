@@ -46,7 +46,7 @@ def _write(path, data, quantity="intensity", extra=None):
 
 
 def _dataset(path, registry, **opts):
-    return build_dataset(read_scan(path, registry), DetectorOptions(**opts))
+    return build_dataset(read_scan(path, registry), DetectorOptions(check_field=False, **opts))
 
 
 def _reference(ds: PtychoDataset, dtype=torch.float32):

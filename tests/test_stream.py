@@ -63,7 +63,10 @@ def test_streamed_source_yields_the_rows_of_the_in_memory_one(tmp_path, registry
     detector option applied on one path only, or a share that reads other ranks' tiles.
     """
     raw = _counts(40)
-    ds = build_dataset(read_scan(_write(tmp_path / "s.h5", raw), registry), DetectorOptions(**opts))
+    ds = build_dataset(
+        read_scan(_write(tmp_path / "s.h5", raw), registry),
+        DetectorOptions(check_field=False, **opts),
+    )
     for share in (None, np.arange(1, 40, 2)):
         mem = open_source(ds, 0, share, block_patterns=7)
         st = open_source(ds, 0, share, stream=True, block_patterns=7)
@@ -93,7 +96,8 @@ def test_prefetch_thread_stops_at_the_end_and_when_the_consumer_stops(tmp_path, 
     sweep), or a generator that keeps reading after it was closed.
     """
     ds = build_dataset(
-        read_scan(_write(tmp_path / "t.h5", _counts(30)), registry), DetectorOptions()
+        read_scan(_write(tmp_path / "t.h5", _counts(30)), registry),
+        DetectorOptions(check_field=False),
     )
     st = open_source(ds, stream=True, block_patterns=4)
     for _ in st.visits(st.order(0, 0)):
@@ -121,7 +125,9 @@ def test_a_damaged_chunk_is_one_clear_error_naming_pattern_and_file(tmp_path, re
     with open(path, "r+b") as fh:
         fh.seek(info.byte_offset + info.size // 3)
         fh.write(b"\x00\xff" * 8)
-    ds = build_dataset(read_scan(path, registry), DetectorOptions(check_values=False))
+    ds = build_dataset(
+        read_scan(path, registry), DetectorOptions(check_values=False, check_field=False)
+    )
     with pytest.raises(PatternReadError, match="pattern 17"):
         open_source(ds, stream=True, block_patterns=5)  # its first pass meets it
     reader = frame_reader(ds)
@@ -144,7 +150,7 @@ def test_a_file_truncated_under_a_stream_is_one_clear_error(tmp_path, registry):
     Would catch: h5py's own multi-line ``OSError`` escaping from the reading thread.
     """
     path = _write(tmp_path / "cut.h5", _counts(30))
-    ds = build_dataset(read_scan(path, registry), DetectorOptions())
+    ds = build_dataset(read_scan(path, registry), DetectorOptions(check_field=False))
     st = open_source(ds, stream=True, block_patterns=6)
     size = path.stat().st_size
     with open(path, "r+b") as fh:
@@ -226,7 +232,7 @@ def test_a_streamed_epie_gives_the_bits_of_an_in_memory_one(tmp_path, registry):
     """
     raw = _counts(40, 9)
     path = _write(tmp_path / "e.h5", raw)
-    ds = build_dataset(read_scan(path, registry), DetectorOptions(mask="/bad"))
+    ds = build_dataset(read_scan(path, registry), DetectorOptions(mask="/bad", check_field=False))
     corners = np.round(ds.geometry.positions_px).astype(int)
     mem = open_source(ds, block_patterns=6)
     st = open_source(ds, stream=True, block_patterns=6)
