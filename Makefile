@@ -23,7 +23,7 @@ CDT := .venv-cdtools
 PTYLAB := .venv-ptylab
 
 
-.PHONY: install browser demo test parallel-hdf5 lint bench clean readers-peers peers peers-quick gpu-wheels docs docs-install results docstrings fresh-clone
+.PHONY: install browser demo test parallel-hdf5 lint typecheck bench clean readers-peers peers peers-quick gpu-wheels docs docs-install results docstrings fresh-clone
 
 $(BIN)/.installed: pyproject.toml constraints-cpu.txt $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,7 @@ browser:
 test: install browser $(CDT)/bin/.installed $(PTYLAB)/bin/.installed
 	$(BIN)/ruff check ptyframe plugins tests benchmarks
 	$(BIN)/ruff format --check ptyframe plugins tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest plugins/ptyframe-lightning/tests plugins/ptyframe-mpi/tests plugins/ptyframe-raar/tests tests; rc=$$?; \
 		if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
 	# the MPI tier: the same pytest inside two ranks (exit 5: nothing selected is fine)
@@ -112,6 +113,11 @@ fresh-clone:
 lint: install
 	$(BIN)/ruff check ptyframe plugins tests benchmarks
 	$(BIN)/ruff format --check ptyframe plugins tests benchmarks
+	$(BIN)/mypy
+
+# the type checker over ptyframe/ (config in pyproject.toml: strict on the contracts)
+typecheck: install
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python benchmarks/epie_sweep.py

@@ -17,13 +17,14 @@ import os
 import time
 
 import torch
-from engines_table import prepared_engine
-from epie_sweep import benchmark_case
 
 from ptyframe.data.measurements import Measurements
 from ptyframe.engines import minibatch_delta
 from ptyframe.physics.projection import detector_delta
 from ptyframe.plugins import default_registry
+
+from _lib.cases import benchmark_case
+from _lib.engines import prepared_engine
 
 
 def calls(batches: list[int]) -> None:

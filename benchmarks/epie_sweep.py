@@ -51,50 +51,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _lib.results import Stamp, markdown_table, write_page
 
 from ptyframe.data.dataset import PtychoDataset
 from ptyframe.data.exchange import write_dataset
-from ptyframe.data.geometry import ScanGeometry, object_frame
+from ptyframe.data.geometry import ScanGeometry
 from ptyframe.data.measurements import Measurements
 from ptyframe.engines import pie_fft
 from ptyframe.engines.backend import fftw_available
 from ptyframe.engines.pie import EpieConfig, PieEngine, RpieConfig
 from ptyframe.initial import InitConfig, initial_state
-from ptyframe.physics.farfield import FarFieldPtychography
-from ptyframe.physics.fft import to_centred
+
+from _lib.cases import benchmark_case
+from _lib.results import Stamp, markdown_table, write_page
 
 HERE = Path(__file__).resolve().parent
-
-
-def benchmark_case(
-    m: int = 128, n: int = 25, step: float = 16.0, seed: int = 0, jitter_px: float = 0.0
-) -> PtychoDataset:
-    """Return the in-memory benchmark dataset (noiseless)."""
-    rng = np.random.default_rng(seed)
-    g = np.arange(n) * step
-    pos = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
-    pos = pos + rng.uniform(0, jitter_px, pos.shape)
-    shape = object_frame(pos, (m, m))
-    f = np.fft.fftfreq(shape[0])[:, None] ** 2 + np.fft.fftfreq(shape[1])[None, :] ** 2
-    field = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal(shape)) * np.exp(-f / 0.002)))
-    field /= np.abs(field).max()
-    obj = (0.9 + 0.1 * field) * np.exp(0.5j * field)
-    y, x = np.mgrid[:m, :m] - m / 2
-    r = np.hypot(y, x) / 32.0
-    probe = (np.clip(1.5 - r, 0, 1) * np.exp(1.5j * r**2))[None] * 100.0
-    model = FarFieldPtychography()
-    inten = []
-    for s in range(0, len(pos), 125):
-        inten.append(
-            model.intensities(
-                torch.from_numpy(obj[None]),
-                torch.from_numpy(probe),
-                torch.from_numpy(pos[s : s + 125]),
-            ).float()
-        )
-    pats = to_centred(torch.cat(inten)).numpy()[None]
-    return PtychoDataset(ScanGeometry(pos, (m, m), shape, 8000.0, 20e-9), patterns=pats)
 
 
 def fft_seconds(n: int, m: int, reps: int = 1) -> float:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import scipy.fft
 import torch
+
 from _lib.results import Stamp, markdown_table, write_page
 
 N_PAIRS = 625

@@ -24,7 +24,6 @@ import argparse
 import math
 
 import numpy as np
-from _lib.results import Stamp, markdown_table, write_page
 
 from ptyframe.metrics.align import prepare_pair, windowed_deviation
 from ptyframe.metrics.frc import frc, frc_against_truth
@@ -32,6 +31,8 @@ from ptyframe.metrics.illumination import illumination_map
 from ptyframe.simulation.phantoms import ParticlesConfig, ParticlesPhantom
 from ptyframe.simulation.probes import FocusedProbe, FocusedProbeConfig
 from ptyframe.simulation.simulate import simulate_dataset
+
+from _lib.results import Stamp, markdown_table, write_page
 
 BANDS = (0.25, 0.5, 0.75)
 RASTERS = {"lowdose": (10, 0.7), "overlap_375": (5, 0.375), "overlap_500": (6, 0.5),

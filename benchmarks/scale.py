@@ -64,9 +64,9 @@ from pathlib import Path
 
 import numpy as np
 
+from _lib.results import Stamp, load_average, markdown_table, write_page
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from _lib.results import Stamp, load_average, markdown_table, write_page  # noqa: E402
 
 #: name -> (positions per side, window px, raster step px)
 CASES = {

@@ -63,9 +63,10 @@ def fail(exc: BaseException | str, code: int = 2) -> int:
 
 def flush_logs() -> None:
     """Flush every logging handler (the job log ``cli.log`` too) and the standard streams."""
-    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    known = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    loggers = [lg for lg in known if isinstance(lg, logging.Logger)]  # not the placeholders
     for lg in loggers:
-        for h in list(getattr(lg, "handlers", [])):
+        for h in list(lg.handlers):
             try:
                 h.flush()
             except (OSError, ValueError):  # a closed stream: nothing left to flush
@@ -279,9 +280,10 @@ def _drop_file_handlers(folder: Any) -> None:
     from pathlib import Path
 
     root = Path(folder).resolve()
-    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    known = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    loggers = [lg for lg in known if isinstance(lg, logging.Logger)]  # not the placeholders
     for lg in loggers:
-        for h in list(getattr(lg, "handlers", [])):
+        for h in list(lg.handlers):
             path = getattr(h, "baseFilename", None)
             if path and root in Path(path).resolve().parents:
                 h.close()

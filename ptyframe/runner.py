@@ -29,7 +29,6 @@ from ptyframe import compose
 from ptyframe.callbacks.base import Callback, RunContext
 from ptyframe.callbacks.checkpoint import CHECKPOINT_FILE
 from ptyframe.callbacks.core import all_callbacks
-from ptyframe.callbacks.outputs import engine_name
 from ptyframe.callbacks.truth import TruthMetrics
 from ptyframe.config import ReconstructConfig
 from ptyframe.data.dataset import PtychoDataset
@@ -89,7 +88,7 @@ def typed_config(cfg: Any) -> ReconstructConfig:
             obj = OmegaConf.to_object(cfg)
         else:
             obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ReconstructConfig), cfg))
-    except Exception as exc:  # noqa: BLE001 - OmegaConf wraps errors from __post_init__
+    except Exception as exc:  # OmegaConf wraps errors from __post_init__
         inner = find_ptyframe_error(exc)
         if inner is not None:
             raise inner from None
@@ -105,8 +104,10 @@ def typed_config(cfg: Any) -> ReconstructConfig:
             raise ConfigError(f"{key} is required: give `{key}=...`{hint}") from None
         raise ConfigError(f"invalid configuration: {exc}") from None
     if isinstance(obj, dict):
-        obj = ReconstructConfig(**obj)
-    return obj  # type: ignore[return-value]
+        obj = ReconstructConfig(**{str(k): v for k, v in obj.items()})
+    if not isinstance(obj, ReconstructConfig):
+        raise ConfigError(f"invalid configuration: a {type(obj).__name__}, not a run config")
+    return obj
 
 
 def config_yaml(cfg: ReconstructConfig) -> str:
@@ -224,10 +225,10 @@ def _compose(
     if dataset is None:
         if cfg.data is None:
             raise ConfigError("no data source: give `data.path=FILE.h5` or `data=simulated`")
-        dataset = registry.build("dataset", cfg.data, ctx)
+        dataset = registry.build("dataset", compose.data_config(cfg, registry), ctx)
     if dataset.n_angles > 1 and not engine.wants_all_angles:
         raise ConfigError(
-            f"the dataset has {dataset.n_angles} angles but engine {engine_name(engine)!r} "
+            f"the dataset has {dataset.n_angles} angles but engine {engine.name!r} "
             "reconstructs a single angle; use engine=autodiff with a tomography forward model"
         )
     out = Path(out_dir if out_dir is not None else (cfg.output.dir or ".")).resolve()
@@ -294,8 +295,10 @@ def _prepare(run: RunContext, callbacks: Sequence[Callback]) -> None:
         cb.on_run_start(run)
     run.state = dist.localize_state(run.state, indices)
     run.state_changed()
-    meas = run.measurements if engine.wants_all_angles else first
-    engine.prepare(meas, run.state, dist, int(cfg.seed))
+    if engine.wants_all_angles:
+        engine.prepare_angles(run.measurements, run.state, dist, int(cfg.seed))
+    else:
+        engine.prepare(first, run.state, dist, int(cfg.seed))
     for cb in cbs:
         cb.on_prepared(run)
 

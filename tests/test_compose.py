@@ -7,7 +7,6 @@ here from an engine run without it; ``rho = 0`` must be that engine bit for bit.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -274,15 +273,13 @@ def test_a_config_class_without_a_name_default_is_refused():
         Registry().add_metric(object, PieEngine)
 
 
-def test_the_old_spelling_still_registers_with_a_warning():
+def test_the_old_spelling_is_refused_with_the_new_one_named():
+    """``add(kind, name, factory, config_cls)`` (never released) is one clear error."""
     reg = Registry()
-    with pytest.warns(DeprecationWarning, match="add_engine"):
-        comp = reg.add("engine", "toy_epie", PieEngine, ToyEngineConfig)
-    assert comp.name == "toy_epie"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        with pytest.raises(ConfigError, match="needs a field"):
-            reg.add("engine", "other_name", PieEngine, EpieConfig)
+    with pytest.raises(ConfigError, match=r"not a name; use registry\.add_engine"):
+        reg.add("engine", "toy_epie", PieEngine)  # type: ignore[arg-type]
+    assert reg.names("engine") == []
+    assert reg.add_engine(ToyEngineConfig, PieEngine).name == "toy_epie"
 
 
 def test_factories_get_the_collaborators_their_parameters_name():
@@ -312,7 +309,7 @@ def test_the_context_holds_no_run_config_and_a_distribution_asks_for_it():
         name: str = "asking"
 
     class Asking(SingleProcess):
-        def __init__(self, config: AskingConfig, run=None) -> None:  # noqa: ANN001
+        def __init__(self, config: AskingConfig, run=None) -> None:
             super().__init__(config)
             self.run = run
 

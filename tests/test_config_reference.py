@@ -21,7 +21,7 @@ from ptyframe.errors import ConfigError
 from ptyframe.plugins import default_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "_ext"))
-import configref  # noqa: E402
+import configref
 
 
 @pytest.fixture(scope="module")

@@ -96,7 +96,7 @@ def test_two_processes_of_a_torch_engine_on_two_threads_give_the_same_bits(data,
     _assert_same_bits(a, b)
 
 
-def _chain(forward, psi: np.ndarray, wave: np.ndarray) -> str:  # noqa: ANN001
+def _chain(forward, psi: np.ndarray, wave: np.ndarray) -> str:
     """Return a hash of 20 chained forward transforms ``wave = D psi`` of a fixed ``psi``."""
     rng = np.random.default_rng(5)
     psi[...] = rng.standard_normal(psi.shape) + 1j * rng.standard_normal(psi.shape)

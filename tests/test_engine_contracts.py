@@ -62,7 +62,7 @@ def contrast_error(est: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> floa
     return aligned_nrmse(est, truth, mask) * float(np.linalg.norm(t) / np.linalg.norm(t - t.mean()))
 
 
-def engine(name: str, backend: str, epochs: int, **options) -> Engine:  # noqa: ANN003
+def engine(name: str, backend: str, epochs: int, **options) -> Engine:
     """Build registered engine ``name`` as a run would (``compose.build_engine``)."""
     fields = {"name": name, "epochs": epochs, **options}
     if issubclass(REGISTRY.get("engine", name).factory, FastEngine):

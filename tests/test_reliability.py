@@ -206,7 +206,7 @@ def test_a_diverging_job_does_not_stop_a_sweep_and_is_not_redone(tmp_path, data)
     assert again.stderr.count("skipping") + again.stdout.count("skipping") == 2
 
 
-def _kill_at_checkpoint(cmd: list[str], ckpt, at: int = 4) -> int | None:  # noqa: ANN001
+def _kill_at_checkpoint(cmd: list[str], ckpt, at: int = 4) -> int | None:
     """Start ``cmd``; SIGKILL it once ``ckpt`` says epoch ``at`` is next; return that epoch."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline, killed_at = time.time() + 240, None

@@ -84,7 +84,7 @@ def gpu_name() -> str | None:
 
         if torch.cuda.is_available():
             return str(torch.cuda.get_device_name(0))
-    except Exception:  # noqa: BLE001 - a stamp must never fail the benchmark
+    except Exception:  # a stamp must never fail the benchmark
         return None
     return None
 

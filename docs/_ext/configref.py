@@ -178,7 +178,7 @@ def _probe(cls: type, name: str, kind: type, others: dict[str, Any]) -> str:
             if not re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", message):
                 continue  # the check names another field: no range of this one
             return _read_range(message, name)
-        except Exception:  # noqa: BLE001 - a check that fails another way states no range
+        except Exception:  # a check that fails another way states no range
             continue
     return ""
 
@@ -200,7 +200,7 @@ def _name_dependence(cls: type, name: str, kind: type, text: str) -> str:
             moved = value + (0.25 * abs(value) or 0.5)
             try:
                 cls(**{f.name: type(value)(moved) if isinstance(value, float) else moved})
-            except Exception:  # noqa: BLE001 - cannot move it: keep the number
+            except Exception:  # cannot move it: keep the number
                 continue
             if _probe(cls, name, kind, {f.name: moved}) != text:
                 text = text.replace(number, f.name, 1)
@@ -251,7 +251,7 @@ def field_rows(cls: type, prefix: str = "") -> list[FieldRow]:
     """Return the rows of a config class (nested dataclass fields as ``outer.inner``)."""
     try:
         hints = typing.get_type_hints(cls)
-    except Exception:  # noqa: BLE001 - unresolvable hints: the annotations as written
+    except Exception:  # unresolvable hints: the annotations as written
         hints = {f.name: f.type for f in dataclasses.fields(cls)}
     docs = field_docs(cls)
     rows: list[FieldRow] = []

@@ -63,7 +63,7 @@ class LiveOutputs(Callback):
         self.last = time.monotonic()
         #: ``(epochs done, unix time, tiles used)`` of every live write.
         self.written: list[tuple[int, float, int]] = []
-        self.drawer: subprocess.Popen | None = None
+        self.drawer: subprocess.Popen[bytes] | None = None
 
     def setup(self, run: RunContext) -> None:
         self.active = isinstance(run.dataset, GrowingDataset) and bool(run.write)
@@ -107,7 +107,7 @@ class LiveOutputs(Callback):
 STOP_FILE = ".live-stop"
 
 
-def _start_drawer(out: Path) -> subprocess.Popen:
+def _start_drawer(out: Path) -> subprocess.Popen[bytes]:
     """Start ``ptyframe.callbacks.live_draw`` on ``out`` (stops on ``out/.live-stop``)."""
     (out / STOP_FILE).unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "ptyframe.callbacks.live_draw", str(out)]

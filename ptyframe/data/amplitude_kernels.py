@@ -36,13 +36,13 @@ import numpy as np
 _compiled: SimpleNamespace | None = None
 
 
-def fft_source(i, m):  # noqa: ANN001, ANN201
+def fft_source(i, m):
     """Return the centred index of FFT-order index ``i`` on an axis of length ``m``."""
     k = i + m // 2
     return k - m if k >= m else k
 
 
-def stored_amplitude(c, squared, ok, saturation):  # noqa: ANN001, ANN201
+def stored_amplitude(c, squared, ok, saturation):
     """Return ``(A, valid)`` of one stored value ``c`` (float32 ``A``).
 
     ``ok`` is the shared mask's value at that pixel (True where no mask), ``saturation`` a
@@ -55,7 +55,7 @@ def stored_amplitude(c, squared, ok, saturation):  # noqa: ANN001, ANN201
     return np.float32(0.0), False
 
 
-def amplitude_row(counts, mask, use_mask, saturation, squared, amp, valid):  # noqa: ANN001, ANN201
+def amplitude_row(counts, mask, use_mask, saturation, squared, amp, valid):
     """Write the FFT-order amplitudes of one centred stored row ``counts`` ``[M, N]``.
 
     ``amp`` ``[M, N]`` real (float32 or float64: the float32 value is converted), ``valid``
@@ -84,10 +84,10 @@ def amplitude_row(counts, mask, use_mask, saturation, squared, amp, valid):  # n
     return bad
 
 
-def amplitude_run(c, mk, use_mask, saturation, squared, a, v):  # noqa: ANN001, ANN201
+def amplitude_run(c, mk, use_mask, saturation, squared, a, v):
     """``a[j], v[j] = stored_amplitude(c[j], squared, mk[j] or not use_mask, saturation)``
     over a contiguous run; returns the unmeasured count."""
-    bad = 0
+    bad = np.int64(0)
     free = not use_mask
     zero = np.float32(0.0)
     for j in range(c.shape[0]):
@@ -100,7 +100,7 @@ def amplitude_run(c, mk, use_mask, saturation, squared, a, v):  # noqa: ANN001, 
     return bad
 
 
-def amplitude_take(rows, idx, mask, use_mask, saturation, squared, amp, valid, bad):  # noqa: ANN001, ANN201
+def amplitude_take(rows, idx, mask, use_mask, saturation, squared, amp, valid, bad):
     """Write the FFT-order amplitudes of rows ``rows[idx[c]]`` into ``amp[c]``, ``valid[c]``.
 
     ``rows`` ``[n, M, N]`` stored, centred; ``idx`` ``[k]`` int64; ``amp`` ``[>= k, M, N]``

@@ -228,7 +228,7 @@ def frame_reader(dataset: PtychoDataset, angle: int = 0) -> FrameReader:
     """
     from ptyframe.data.holdout import TileSubset
 
-    window = tuple(int(s) for s in dataset.shape[2:])
+    window = (int(dataset.shape[2]), int(dataset.shape[3]))
     if type(dataset).intensities not in (PtychoDataset.intensities, TileSubset.intensities):
         return FrameReader(
             window, np.dtype(np.float32), PixelRule(), "intensity", angle, via=dataset

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
@@ -61,7 +61,7 @@ class _Failure:
         self.exc = exc
 
 
-def rows(data: PatternData, order: np.ndarray | list[int]) -> Iterator[Row]:
+def rows(data: PatternData, order: np.ndarray | list[int]) -> Generator[Row, None, None]:
     """Yield ``(j, A_j, valid_j)`` for ``j`` in ``order`` as host numpy arrays (module
     docstring). ``data`` on a GPU has no host rows: use ``tensor_rows``."""
     if isinstance(data, Measurements):
@@ -69,7 +69,7 @@ def rows(data: PatternData, order: np.ndarray | list[int]) -> Iterator[Row]:
     return data.feed().rows(order)
 
 
-def _views(meas: Measurements, order: np.ndarray | list[int]) -> Iterator[Row]:
+def _views(meas: Measurements, order: np.ndarray | list[int]) -> Generator[Row, None, None]:
     """Yield views of ``meas``'s arrays in ``order`` (nothing formed, nothing copied)."""
     amps = meas.amplitudes.numpy()
     valid = None if meas.valid is None else meas.valid.numpy()
@@ -79,7 +79,7 @@ def _views(meas: Measurements, order: np.ndarray | list[int]) -> Iterator[Row]:
 
 def tensor_rows(
     data: PatternData, order: np.ndarray | list[int], device: torch.device
-) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None]]:
+) -> Generator[tuple[int, torch.Tensor, torch.Tensor | None], None, None]:
     """Yield ``(j, A_j [1, M, N], valid_j [1, M, N] or None)`` on ``device`` in ``order``.
 
     Measurements on ``device`` are indexed; rows on the host are sent one at a time (the
@@ -188,7 +188,9 @@ class AmplitudeFeed:
         return self._chunks
 
     # ------------------------------------------------------------------ forming
-    def _pieces(self, order: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _pieces(
+        self, order: np.ndarray
+    ) -> Generator[tuple[np.ndarray, np.ndarray, np.ndarray], None, None]:
         """Yield ``(rows, local, js)``: up to ``chunk`` visits ``js`` whose stored rows are
         ``rows[local]``, in ``order`` (the source's resident blocks, ``resident``)."""
         c = self.chunk
@@ -204,7 +206,7 @@ class AmplitudeFeed:
         return len(js)
 
     # ------------------------------------------------------------------ the sweep's rows
-    def rows(self, order: np.ndarray | list[int]) -> Iterator[Row]:
+    def rows(self, order: np.ndarray | list[int]) -> Generator[Row, None, None]:
         """Yield ``(j, A_j, valid_j)`` in ``order`` (valid None where all were measured)."""
         order = np.asarray(order, dtype=np.int64)
         ring = self._ring()
@@ -240,7 +242,7 @@ class AmplitudeFeed:
             thread.join()
 
     @staticmethod
-    def _emit(buf: _Chunk, k: int) -> Iterator[Row]:
+    def _emit(buf: _Chunk, k: int) -> Generator[Row, None, None]:
         amp, valid = buf.amp, buf.valid
         for c, (j, bad) in enumerate(zip(buf.j[:k].tolist(), buf.bad[:k].tolist(), strict=True)):
             yield j, amp[c], valid[c] if bad else None
@@ -255,7 +257,7 @@ class AmplitudeFeed:
                     return
                 ready.put((buf, self._form(buf, rows_, local, js)))
             ready.put(_END)
-        except BaseException as exc:  # noqa: BLE001 - carried to the consumer's thread
+        except BaseException as exc:
             ready.put(_Failure(exc))
         finally:
             pieces.close()  # a stream's reading thread stops with it

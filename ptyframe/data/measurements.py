@@ -19,7 +19,7 @@ The amplitudes are bit for bit those of ``sqrt(clamp(I, 0))`` on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,7 +75,7 @@ class Measurements:
 
         return block_order(self.n, self.block_patterns, seed, epoch)
 
-    def blocks(self) -> Iterator[tuple[int, torch.Tensor]]:
+    def blocks(self) -> Generator[tuple[int, torch.Tensor], None, None]:
         """Yield ``(start, amplitudes of the block)`` block by block in scan order."""
         step = self.block_patterns
         for s in range(0, self.n, step):

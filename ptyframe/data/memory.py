@@ -326,7 +326,7 @@ def run_shape(engine: Any, n: int, window: tuple[int, int], **kw: Any) -> RunSha
     name = str(getattr(cfg, "name", "") or type(engine).__name__.lower())
     batch = int(getattr(cfg, "batch_size", 0) or getattr(cfg, "minibatch", 0) or 64)
     prior = getattr(engine, "prior", None) is not None
-    shape = RunShape(name, int(n), tuple(window), batch=batch, prior=prior, **kw)
+    shape = RunShape(name, int(n), (window[0], window[1]), batch=batch, prior=prior, **kw)
     den = getattr(getattr(engine, "prior", None), "denoiser", None)
     if den is not None and hasattr(den, "tile_px"):
         shape.prior_tile_px = int(den.tile_px) + 2 * int(getattr(den, "overlap_px", 0))

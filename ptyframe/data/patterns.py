@@ -31,7 +31,7 @@ returns a mask, else None).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -127,12 +127,12 @@ class PatternSource(ABC):
     def take(self, idx: np.ndarray) -> np.ndarray:
         """Return the stored rows ``[len(idx), M, M]`` of local patterns ``idx`` (a copy)."""
 
-    def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+    def blocks(self) -> Generator[tuple[int, np.ndarray], None, None]:
         """Yield ``(start, rows)`` block by block in scan order."""
         for s in range(0, self.n, self.block_patterns):
             yield s, self.rows(s, min(s + self.block_patterns, self.n))
 
-    def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+    def chunks(self) -> Generator[tuple[int, np.ndarray], None, None]:
         """Yield ``(start, rows)`` in scan order in pieces of bounded size (statistics)."""
         yield from self.blocks()
 
@@ -140,7 +140,7 @@ class PatternSource(ABC):
         """Return the visiting order of ``epoch`` (``block_order``)."""
         return block_order(self.n, self.block_patterns, seed, epoch)
 
-    def visits(self, order: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    def visits(self, order: np.ndarray) -> Generator[tuple[int, np.ndarray], None, None]:
         """Yield ``(j, row)``: pattern ``j``'s stored row ``[M, M]``, centred, in ``order``."""
         for j in np.asarray(order, dtype=np.int64).tolist():
             yield j, self.rows(j, j + 1)[0]
@@ -166,7 +166,7 @@ class PatternSource(ABC):
 
     def resident(
         self, order: np.ndarray, ahead: bool = True
-    ) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
+    ) -> Generator[tuple[np.ndarray, int, np.ndarray], None, None]:
         """Yield ``(rows, lo, visits)``: runs of ``order`` whose stored rows are
         ``rows[visits - lo]``, each valid until the next is asked for (the feed's input).
 
@@ -182,9 +182,10 @@ class PatternSource(ABC):
         ring of buffers serves every sweep)."""
         from ptyframe.data.feed import AmplitudeFeed
 
-        if getattr(self, "_feed", None) is None:
-            self._feed = AmplitudeFeed(self)
-        return self._feed
+        feed = getattr(self, "_feed", None)
+        if feed is None:
+            feed = self._feed = AmplitudeFeed(self)
+        return feed
 
     def batch(
         self, idx: torch.Tensor | np.ndarray, device: str | torch.device = "cpu"
@@ -210,7 +211,9 @@ class PatternSource(ABC):
         return amp, (valid if self.has_unmeasured else None)
 
     # ------------------------------------------------------------------ statistics
-    def amplitude_chunks(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None]]:
+    def amplitude_chunks(
+        self,
+    ) -> Generator[tuple[int, torch.Tensor, torch.Tensor | None], None, None]:
         """Yield ``(start, A [k, M, M], valid [k, M, M] or None)`` in scan order, a chunk at
         a time (FFT order, the run's real dtype; streamed: one pass over the file)."""
         for s, rows in self.chunks():
@@ -297,20 +300,20 @@ class MemorySource(PatternSource):
     def resident_rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.counts, np.asarray(idx, dtype=np.int64)
 
-    def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+    def chunks(self) -> Generator[tuple[int, np.ndarray], None, None]:
         m, n = self.window
         step = max(1, CHUNK_BYTES // (m * n * max(np.dtype(self.dtype).itemsize, 4)))
         for s in range(0, self.n, step):
             yield s, self.counts[s : s + step]
 
-    def visits(self, order: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    def visits(self, order: np.ndarray) -> Generator[tuple[int, np.ndarray], None, None]:
         counts = self.counts
         for j in np.asarray(order, dtype=np.int64).tolist():
             yield j, counts[j]
 
     def resident(
         self, order: np.ndarray, ahead: bool = True
-    ) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
+    ) -> Generator[tuple[np.ndarray, int, np.ndarray], None, None]:
         """Every row is resident: one run, the whole ``order``."""
         yield self.counts, 0, np.asarray(order, dtype=np.int64)
 
@@ -332,9 +335,10 @@ class MemorySource(PatternSource):
         idx = np.arange(dataset.n_tiles, dtype=np.int64) if indices is None else indices
         idx = np.asarray(idx, dtype=np.int64)
         info = source_info(reader, dataset, idx, angle)
-        whole = reader.array is not None and reader.tiles is None and reader.pre is None
-        if whole and reader.fallback is None and np.array_equal(idx, np.arange(len(reader.array))):
-            counts = reader.array
+        array = reader.array
+        as_stored = reader.tiles is None and reader.pre is None and reader.fallback is None
+        if array is not None and as_stored and np.array_equal(idx, np.arange(len(array))):
+            counts = array
         else:
             counts = reader.read(idx, chunk_bytes)
         return cls(counts, info, block_patterns, real_dtype)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 import numpy as np
@@ -220,7 +220,7 @@ class StreamedSource(PatternSource):
             return cur[1], idx - cur[0]
         return self.take(idx), np.arange(len(idx))
 
-    def stream(self, seq: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+    def stream(self, seq: list[int]) -> Generator[tuple[int, np.ndarray], None, None]:
         """Yield ``(block, rows)`` for the blocks ``seq`` in order, each read one ahead.
 
         A background thread fills one of two buffers while the consumer uses the other;
@@ -268,7 +268,7 @@ class StreamedSource(PatternSource):
                 self._read(h5, lo, hi, buf[: hi - lo])
                 ready.put((b, buf, hi - lo))
             ready.put(_END)
-        except BaseException as exc:  # noqa: BLE001 - carried to the consumer's thread
+        except BaseException as exc:  # carried to the consumer's thread
             ready.put(_Failure(exc))
         finally:
             if h5 is not None:
@@ -276,7 +276,7 @@ class StreamedSource(PatternSource):
 
     def resident(
         self, order: np.ndarray, ahead: bool = True
-    ) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
+    ) -> Generator[tuple[np.ndarray, int, np.ndarray], None, None]:
         """Yield ``(block rows, lo, visits)`` per run of ``order`` in one block; the rows are
         valid until the next run is asked for.
 
@@ -298,7 +298,7 @@ class StreamedSource(PatternSource):
 
     def _read_runs(
         self, runs: list[tuple[int, np.ndarray]]
-    ) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
+    ) -> Generator[tuple[np.ndarray, int, np.ndarray], None, None]:
         """``resident(ahead=False)``: read each run's block into one buffer, then yield it."""
         buf = self._block_buffers()[0]
         h5 = self.open_file()
@@ -317,7 +317,7 @@ class StreamedSource(PatternSource):
             self._buffers = [np.empty(shape, dtype=self.dtype) for _ in range(2)]
         return self._buffers
 
-    def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+    def chunks(self) -> Generator[tuple[int, np.ndarray], None, None]:
         """Yield ``(start, rows)`` in scan order, each block in pieces of ``CHUNK_BYTES`` (the
         statistics' float work arrays stay that small, whatever the block)."""
         m, n = self.window
@@ -326,13 +326,13 @@ class StreamedSource(PatternSource):
             for k in range(0, len(rows), step):
                 yield s + k, rows[k : k + step]
 
-    def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+    def blocks(self) -> Generator[tuple[int, np.ndarray], None, None]:
         """Yield ``(start, rows)`` block by block in scan order (read one ahead)."""
         n_blocks = -(-self.n // self.block_patterns)
         for b, rows in self.stream(list(range(n_blocks))):
             yield self._block_range(b)[0], rows
 
-    def visits(self, order: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    def visits(self, order: np.ndarray) -> Generator[tuple[int, np.ndarray], None, None]:
         """Yield ``(j, row)`` in ``order``; each block is read once, one block ahead.
 
         An ``order`` that leaves a block and comes back to it (not one of ``order``'s) is

@@ -148,7 +148,8 @@ class ComplexDenoiser:
         self.model = model.to(self.device).eval()
         self.channels_last = self.device.type == "cpu"
         if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            # Module.to takes memory_format (torch's stubs lack it): 4-D weights channels-last
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.normalisation = normalisation
         self.frozen: tuple[Tensor, Tensor, Tensor] | None = None
         self.differentiable = False  # True: no torch.no_grad (for Jacobian checks)
@@ -191,7 +192,8 @@ class ComplexDenoiser:
         """Restore what ``state_dict`` returned."""
         frozen = state.get("frozen")
         if frozen is not None:
-            self.frozen = tuple(t.to(self.device) for t in frozen)  # type: ignore[assignment]
+            lo, scale, constant = (t.to(self.device) for t in frozen)
+            self.frozen = (lo, scale, constant)
 
     def scalars(self) -> dict[str, float]:
         """Return per-run numbers for the history (none for a fixed net)."""

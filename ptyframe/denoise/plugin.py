@@ -205,12 +205,12 @@ def stored_bound(stem: str) -> float | None:
 
 def auto_certificate_line(low: str = CplAutoConfig.low, high: str = CplAutoConfig.high) -> str:
     """Return the noise-aware mix's bound: ``max`` of the two nets' stored bounds."""
-    bounds = [stored_bound(low), stored_bound(high)]
-    if any(b is None for b in bounds):
+    b_low, b_high = stored_bound(low), stored_bound(high)
+    if b_low is None or b_high is None:
         return f"(1-t) {low} + t {high}: no certificate recorded for one of them"
     return (
         f"(1-t) {low} + t {high}, t frozen at the first call: Lip(D as applied, frozen "
-        f"normalisation) <= max({bounds[0]:.4f}, {bounds[1]:.4f}) = {max(bounds):.4f} certified"
+        f"normalisation) <= max({b_low:.4f}, {b_high:.4f}) = {max(b_low, b_high):.4f} certified"
     )
 
 

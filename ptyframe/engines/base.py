@@ -26,7 +26,10 @@ from ptyframe.distributed.base import Distribution, SingleProcess
 from ptyframe.errors import ConfigError
 
 if TYPE_CHECKING:
+    from ptyframe.data.dataset import PtychoDataset
     from ptyframe.data.feed import PatternData
+    from ptyframe.data.measurements import Measurements
+    from ptyframe.engines.config import EngineConfig
     from ptyframe.registry import BuildContext
     from ptyframe.state import ReconstructionState
 
@@ -146,13 +149,14 @@ class Engine(ABC):
     ``ptyframe.compose.build_engine`` from the run config, or by hand.
     """
 
-    #: The engine's typed config (a dataclass of ``ptyframe.engines.config``).
-    config: Any
+    #: The engine's typed config (a dataclass extending ``ptyframe.engines.config``'s
+    #: ``EngineConfig``; each engine narrows it to its own class).
+    config: EngineConfig
     #: The denoising step run after each epoch, or None.
     prior: PriorStep | None = None
     #: What the engine can do (see ``Capabilities``).
     capabilities: ClassVar[Capabilities] = Capabilities()
-    #: ``prepare`` receives a list of ``Measurements`` (one per angle) instead of one.
+    #: The run prepares it with one ``Measurements`` per angle (``prepare_angles``).
     wants_all_angles: bool = False
 
     def __init__(self, context: BuildContext | None = None) -> None:
@@ -175,7 +179,7 @@ class Engine(ABC):
     @property
     def name(self) -> str:
         """The registered name of the engine (its config's ``name``)."""
-        return str(getattr(self.config, "name", type(self).__name__))
+        return str(self.config.name)
 
     @property
     def prefers_single_thread(self) -> bool:
@@ -193,9 +197,9 @@ class Engine(ABC):
     def projected_object(self, state: ReconstructionState) -> np.ndarray:
         """Return the 2-D object the metrics compare: the product of the slices."""
         obj = state.object.detach().cpu().numpy()
-        return np.prod(obj, axis=0) if obj.shape[0] > 1 else obj[0]
+        return np.asarray(np.prod(obj, axis=0)) if obj.shape[0] > 1 else obj[0]
 
-    def init_state(self, state: ReconstructionState, dataset: Any) -> ReconstructionState:
+    def init_state(self, state: ReconstructionState, dataset: PtychoDataset) -> ReconstructionState:
         """Return the starting state for this engine (default: the runner's state unchanged).
 
         Engines whose unknowns differ from one 2-D slice (multislice, 3-D tomography) reshape
@@ -214,10 +218,23 @@ class Engine(ABC):
         self.measurements = measurements
         self.state = state
         self.distribution = distribution or SingleProcess()
-        cfg_seed = getattr(self.config, "seed", None)
+        cfg_seed = self.config.seed
         self.seed = int(seed if cfg_seed is None else cfg_seed)
         if self.prior is not None:
             self.prior.observe(measurements, self.distribution)  # e.g. the dose, for cpl_auto
+
+    def prepare_angles(
+        self,
+        measurements: list[Measurements],
+        state: ReconstructionState,
+        distribution: Distribution | None = None,
+        seed: int = 0,
+    ) -> None:
+        """Attach one ``Measurements`` per angle (engines with ``wants_all_angles``).
+
+        The default prepares on the first angle's patterns; a multi-angle engine overrides it.
+        """
+        self.prepare(measurements[0], state, distribution, seed)
 
     def add_measurements(self, measurements: PatternData, state: ReconstructionState) -> None:
         """Take a grown set of patterns (a scan still being written: ``data.follow=true``).

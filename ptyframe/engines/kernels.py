@@ -37,7 +37,8 @@ What makes them fast (on small windows, one thread):
   kernels' passes (their ``inv_s``, ``inv_n``, ``scale`` arguments).
 
 ``kernels()`` compiles them with numba on first use. Arrays are numpy views of the CPU
-tensors (no copies).
+tensors (no copies); a ``float`` argument is a numpy scalar of the arrays' real dtype.
+The annotations are for readers and the type checker: numba compiles from the values.
 """
 
 from __future__ import annotations
@@ -85,14 +86,16 @@ def real_dtype(dtype: np.dtype) -> type:
     return np.float32 if np.dtype(dtype) == np.complex64 else np.float64
 
 
-def real_scalars(dtype: np.dtype, *values: float) -> tuple:
+def real_scalars(dtype: np.dtype, *values: float) -> tuple[np.floating, ...]:
     """Return ``values`` as numpy scalars of the real dtype of the complex ``dtype``."""
     kind = real_dtype(dtype)
     return tuple(kind(v) for v in values)
 
 
 # ---------------------------------------------------------------- K probe modes ([K, M, N])
-def exit_wave(obj, y0, x0, p, psi, maxima):  # noqa: ANN001, ANN201
+def exit_wave(
+    obj: np.ndarray, y0: int, x0: int, p: np.ndarray, psi: np.ndarray, maxima: np.ndarray
+) -> None:
     """``psi_k = O_r P_k`` (``O_r = obj[y0:y0+M, x0:x0+N]``, ``p`` ``[K, M, N]``).
 
     Writes ``maxima = [max|O_r|^2, max sum_k|P_k|^2]`` (a real array of 2).
@@ -118,7 +121,14 @@ def exit_wave(obj, y0, x0, p, psi, maxima):  # noqa: ANN001, ANN201
     maxima[1] = p_max
 
 
-def modulus_delta(w, amp, valid, use_valid, inv_s, inv_n):  # noqa: ANN001, ANN201
+def modulus_delta(
+    w: np.ndarray,
+    amp: np.ndarray,
+    valid: np.ndarray,
+    use_valid: bool,
+    inv_s: float,
+    inv_n: float,
+) -> float:
     """Replace ``w`` ``[K, M, N]`` by ``(Psi' - Psi) / sqrt(N)`` in place; return the error.
 
     ``w`` holds the unscaled far field ``D psi = sqrt(N) Psi`` (``pie_fft``); ``inv_s =
@@ -151,7 +161,16 @@ def modulus_delta(w, amp, valid, use_valid, inv_s, inv_n):  # noqa: ANN001, ANN2
     return err
 
 
-def update(obj, y0, x0, p, d, p_out, maxima, rule):  # noqa: ANN001, ANN201, PLR0913
+def update(
+    obj: np.ndarray,
+    y0: int,
+    x0: int,
+    p: np.ndarray,
+    d: np.ndarray,
+    p_out: np.ndarray,
+    maxima: np.ndarray,
+    rule: np.ndarray,
+) -> None:
     """The object step on ``obj``'s window and the probe step into ``p_out`` (``[K, M, N]``).
 
     ``O_r += fo sum_k conj(P_k) dpsi_k / (co sum_k |P_k|^2 + do)`` and
@@ -182,7 +201,18 @@ def update(obj, y0, x0, p, d, p_out, maxima, rule):  # noqa: ANN001, ANN201, PLR
 
 
 # ---------------------------------------------------------------- one probe mode ([M, N])
-def exit_wave1(obj, y0, x0, p, psi, o_abs2, p_abs2, o_bits, p_bits, max_bits):  # noqa: ANN001, ANN201, PLR0913
+def exit_wave1(
+    obj: np.ndarray,
+    y0: int,
+    x0: int,
+    p: np.ndarray,
+    psi: np.ndarray,
+    o_abs2: np.ndarray,
+    p_abs2: np.ndarray,
+    o_bits: np.ndarray,
+    p_bits: np.ndarray,
+    max_bits: np.ndarray,
+) -> None:
     """``psi = O_r P`` for one mode (``[M, N]``); ``o_abs2 = |O_r|^2``, ``p_abs2 = |P|^2``.
 
     Writes their maxima into ``max_bits`` (``[max|O_r|^2, max|P|^2]``): ``o_bits``,
@@ -217,7 +247,7 @@ def exit_wave1(obj, y0, x0, p, psi, o_abs2, p_abs2, o_bits, p_bits, max_bits):  
     max_bits[1] = pm
 
 
-def modulus_delta1(w, amp, inv_s, inv_n):  # noqa: ANN001, ANN201
+def modulus_delta1(w: np.ndarray, amp: np.ndarray, inv_s: float, inv_n: float) -> float:
     """``modulus_delta`` for one mode and every pixel measured (``w`` ``[M, N]``).
 
     The error is summed per row in the patterns' dtype, the rows in float64.
@@ -241,7 +271,16 @@ def modulus_delta1(w, amp, inv_s, inv_n):  # noqa: ANN001, ANN201
     return err
 
 
-def update1(obj, y0, x0, p, d, p_out, maxima, rule):  # noqa: ANN001, ANN201, PLR0913
+def update1(
+    obj: np.ndarray,
+    y0: int,
+    x0: int,
+    p: np.ndarray,
+    d: np.ndarray,
+    p_out: np.ndarray,
+    maxima: np.ndarray,
+    rule: np.ndarray,
+) -> None:
     """``update`` for one mode (``p``, ``d``, ``p_out`` ``[M, N]``); ``p_out`` is not ``p``.
 
     ePIE (``co = cp = 0``) takes constant steps and skips the per-pixel division.
@@ -280,7 +319,9 @@ def update1(obj, y0, x0, p, d, p_out, maxima, rule):  # noqa: ANN001, ANN201, PL
                 orow[j] = a + b.conjugate() * dd * so
 
 
-def ramp_shift(spec, ry, rx, out, scale):  # noqa: ANN001, ANN201
+def ramp_shift(
+    spec: np.ndarray, ry: np.ndarray, rx: np.ndarray, out: np.ndarray, scale: float
+) -> None:
     """``out = scale * spec * ry[:, None] * rx[None, :]`` over the last two axes (``[K, M, N]``).
 
     ``scale = 1/N`` makes the unscaled inverse ``D^H out`` the shifted probe ``F^-1(...)``.
@@ -295,7 +336,7 @@ def ramp_shift(spec, ry, rx, out, scale):  # noqa: ANN001, ANN201
                 orow[j] = srow[j] * (y * rx[j])
 
 
-def ramp_fold_back(spec, step, ry, rx):  # noqa: ANN001, ANN201
+def ramp_fold_back(spec: np.ndarray, step: np.ndarray, ry: np.ndarray, rx: np.ndarray) -> None:
     """``spec += step * conj(ry[:, None] * rx[None, :])`` (``T_-f`` in Fourier space)."""
     n_modes, m, n = spec.shape
     for k in range(n_modes):
@@ -307,7 +348,7 @@ def ramp_fold_back(spec, step, ry, rx):  # noqa: ANN001, ANN201
                 srow[j] += trow[j] * (y * rx[j].conjugate())
 
 
-def momentum(x, buf, v, eta, gamma):  # noqa: ANN001, ANN201
+def momentum(x: np.ndarray, buf: np.ndarray, v: np.ndarray, eta: float, gamma: float) -> None:
     """mPIE momentum on flat arrays: ``v = eta v + x - buf``, ``x += gamma v``, ``buf = x``."""
     for i in range(x.shape[0]):
         vi = eta * v[i] + (x[i] - buf[i])

@@ -109,7 +109,7 @@ class LsqmlConfig(DenoiseSchedule, MinibatchConfig):
         check_range("lsqml", "friction", self.friction, 0.0, 1.0, lo_open=False, hi_open=True)
 
 
-def poisson_step(wave: torch.Tensor, inten: torch.Tensor, valid: torch.Tensor | None):  # noqa: ANN201
+def poisson_step(wave: torch.Tensor, inten: torch.Tensor, valid: torch.Tensor | None):
     """Return ``(Psi' - Psi, xi)`` of the Poisson exit-wave update (eqs. 12b, 17) per position.
 
     ``alpha_b`` minimises ``L(a) = sum_valid [A^2 (1 - a xi)^2 - I log(A^2 (1 - a xi)^2)]``.

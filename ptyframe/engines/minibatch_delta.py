@@ -31,7 +31,7 @@ def _fused_ok(wave: torch.Tensor, amplitudes: torch.Tensor) -> bool:
     )
 
 
-def _run(w, amp, valid, err, inv):  # noqa: ANN001, ANN202
+def _run(w, amp, valid, err, inv):
     """Every position ``b``: ``w[b]`` becomes ``Psi' - Psi`` in place, ``err[b]`` the error."""
     k = kernel_module.kernels()
     if valid is None and w.shape[1] == 1:

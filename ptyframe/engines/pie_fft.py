@@ -111,7 +111,7 @@ class WindowFFT:
     def _plan_fftw(self, subpixel: bool) -> None:
         import pyfftw
 
-        def plan(src: np.ndarray, dst: np.ndarray, direction: str):  # noqa: ANN202
+        def plan(src: np.ndarray, dst: np.ndarray, direction: str):
             return pyfftw.FFTW(
                 src,
                 dst,

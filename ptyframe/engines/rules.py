@@ -86,12 +86,17 @@ class PieConstants(NamedTuple):
     accumulate: float
 
 
-def constants(a):  # noqa: ANN001, ANN201 - compiled by numba as is
-    """Return ``PieRule.array``'s values ``a`` as ``PieConstants`` (read by name)."""
+def constants(a: np.ndarray) -> PieConstants:
+    """Return ``PieRule.array``'s values ``a`` as ``PieConstants`` (read by name).
+
+    Compiled by numba as it stands (annotations are ignored there), like ``pie_coefficients``.
+    """
     return PieConstants(a[0], a[1], a[2], a[3], a[4], a[5], a[6])
 
 
-def pie_coefficients(rule, o_max, p_max):  # noqa: ANN001, ANN201 - compiled by numba as is
+def pie_coefficients(
+    rule: PieRule | PieConstants, o_max: float, p_max: float
+) -> tuple[float, float, float, float, float, float]:
     """Return ``(fo, co, do, fp, cp, dp)`` of one position (module docstring).
 
     ``o_max = max |O_r|^2``, ``p_max = max sum_k |P_k|^2`` of the position; ``rule`` a

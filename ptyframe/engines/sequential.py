@@ -68,7 +68,7 @@ def _probe_shifter(probe: torch.Tensor, scan: ScanWindows) -> FourierProbe | Non
     return FourierProbe(probe, scan.frac, scan.ramps(probe.dtype))
 
 
-def _run_hook(plan: SweepPlan, obj: torch.Tensor, probe: torch.Tensor, shifter) -> None:  # noqa: ANN001
+def _run_hook(plan: SweepPlan, obj: torch.Tensor, probe: torch.Tensor, shifter) -> None:
     """Run ``plan.hook`` on the object and the real-space probe (made from the spectrum)."""
     assert plan.hook is not None
     if shifter is None:

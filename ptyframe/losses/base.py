@@ -55,6 +55,9 @@ class Loss:
     config: object
     curvature: float = 2.0
 
+    def set_epoch(self, epoch: int) -> None:
+        """Hear that epoch ``epoch`` starts (default: nothing; the Poisson loss's warm start)."""
+
     def __call__(
         self, predicted: torch.Tensor, amplitudes: torch.Tensor, valid: torch.Tensor | None
     ) -> torch.Tensor:
@@ -118,6 +121,8 @@ class PoissonLoss(Loss):
     approximation, has the bounded ``(1 - sqrt(I_meas/I_pred)) Psi`` and brings the model
     close enough for the likelihood (measured in ``benchmarks/autodiff_study.py``).
     """
+
+    config: PoissonConfig
 
     def __init__(self, config: PoissonConfig | None = None) -> None:
         self.config = config or PoissonConfig()

@@ -53,7 +53,9 @@ class FourierProbe:
         (the scan's ``ScanWindows`` keeps them across sweeps)."""
         self.spectrum = torch.fft.fft2(probe)
         if ramps is None:
-            ramps = shift_ramp_factors(fractions_px, tuple(probe.shape[-2:]), probe.dtype)
+            ramps = shift_ramp_factors(
+                fractions_px, (probe.shape[-2], probe.shape[-1]), probe.dtype
+            )
         self.ry, self.rx = ramps
         self._buf = torch.empty_like(self.spectrum)
 

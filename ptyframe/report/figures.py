@@ -75,21 +75,19 @@ def frc_heatmaps(runs: list[Run], out: Path) -> list[Path]:
             len(rows), cols, figsize=(5.2 * cols, 4.6 * len(rows)), squeeze=False
         )
         for ri, r in enumerate(rows):
-            mine = sorted(
-                ((e, g) for v, e, g in drawn if v == r), key=lambda t: _engine_order(t[0])
-            )
+            row = sorted(((e, g) for v, e, g in drawn if v == r), key=lambda t: _engine_order(t[0]))
             for ci in range(cols):
-                if ci >= len(mine):
+                if ci >= len(row):
                     axes[ri, ci].axis("off")
                     continue
-                e, g = mine[ci]
+                e, g = row[ci]
                 _heatmap(fig, axes[ri, ci], g, key, f"{e}\n{label(g[0], keys)}")
         fig.tight_layout()
         files.append(save_figure(fig, out / "heatmaps.png"))
     return files
 
 
-def _heatmap(fig, ax, runs: list[Run], key: str, title: str) -> None:  # noqa: ANN001
+def _heatmap(fig, ax, runs: list[Run], key: str, title: str) -> None:
     """Draw the (alpha, beta) map of ``key`` on ``ax`` with values written in the cells."""
     plt = pyplot()
     frc = key != "data_error"
@@ -366,8 +364,9 @@ def panels(runs: list[Run], out: Path) -> Path | None:
     groups = sorted(
         _groups(runs, keys).items(), key=lambda kv: (_engine_order(kv[0][0]), str(kv[0][1:]))
     )
-    cells = [_best(mine) for _, mine in groups]
-    heads = [label(r, keys) for r in cells]
+    best = [_best(mine) for _, mine in groups]
+    heads = [label(r, keys) for r in best]
+    cells: list[Run | None] = list(best)
     return _draw_panels([cells], heads, out, with_engine_titles=True)
 
 
@@ -385,7 +384,7 @@ def _draw_panels(
         2 * len(grid), n_cols, figsize=(2.7 * n_cols + 0.6, 2.6 * 2 * len(grid)), squeeze=False
     )
     for gi, cells in enumerate(grid):
-        imgs = []
+        imgs: list[tuple[np.ndarray, np.ndarray] | None] = []
         for r in cells:
             if r is None:
                 imgs.append(None)

@@ -226,6 +226,7 @@ class Simulator:
         c = self.config
         if c.photons_per_pattern is not None:
             return float(c.photons_per_pattern) / float(totals.mean()), "photons_per_pattern"
+        assert c.i0_origin is not None  # the config holds exactly one dose
         return float(c.i0_origin) / float(origins.mean()), "i0_origin"
 
     def run(self, phantom: Any, probe: Any, scan: Any) -> SimulatedData:

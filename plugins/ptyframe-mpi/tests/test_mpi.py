@@ -20,9 +20,9 @@ import h5py
 import numpy as np
 import pytest
 
+from plain_h5 import write_plain
+
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "tests"))
-from plain_h5 import write_plain  # noqa: E402
 
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
 pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not installed")

@@ -10,17 +10,16 @@ from pathlib import Path
 import h5py
 import pytest
 import torch
+from ptyframe_raar.raar import RaarConfig, RaarEngine
+
+from ptyframe.data.measurements import Measurements
+from ptyframe.errors import ConfigError
+from ptyframe.initial import InitConfig, initial_state
+
+from plain_h5 import write_plain
+from synth import aligned_nrmse, illumination, make_dataset
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "tests"))
-from ptyframe_raar.raar import RaarConfig, RaarEngine  # noqa: E402
-
-from ptyframe.data.measurements import Measurements  # noqa: E402
-from ptyframe.errors import ConfigError  # noqa: E402
-from ptyframe.initial import InitConfig, initial_state  # noqa: E402
-
-from plain_h5 import write_plain  # noqa: E402
-from synth import aligned_nrmse, illumination, make_dataset  # noqa: E402
 
 
 @pytest.mark.parametrize("beta,limit", [(0.9, 0.04), (1.0, 0.04)])

@@ -1,4 +1,7 @@
-"""The simulated cases of the peer table, written as data-exchange files.
+"""The simulated cases of the benchmarks: the peer table's, written as data-exchange files,
+and the in-memory ones of the engine and sweep timings.
+
+The peer table's cases (``cases``; ``small_cases`` are two smaller ones of the same kind):
 
 Every case is simulated by ``ptyframe.simulation.simulate_dataset`` (ptyframe's own far-field
 model; Poisson noise; ``/truth`` object, probe and illumination) and written with
@@ -19,6 +22,17 @@ model; Poisson noise; ``/truth`` object, probe and illumination) and written wit
 
 ``--quick`` shrinks each case to 64 x 64 windows on a 7 x 7 raster with an 8 px step and
 20 sweeps (lowdose keeps its geometry): a smoke run of the whole pipeline in minutes.
+
+In memory (``PtychoDataset``, no file):
+
+``natural_case``
+    ``phantom=natural`` (seeded, procedural), a 25 x 25 raster (linear overlap 0.7) of
+    128 x 128 patterns from the registered ``ptycho2d`` simulation with the ``focused``
+    probe, 1e6 photons per pattern (Poisson); the engines table's case.
+``benchmark_case``
+    The ePIE sweep's case: 625 noiseless patterns of 128 x 128 (25 x 25 raster, step 16 px,
+    optional uniform jitter), a smooth random object, a soft disc probe with a quadratic
+    phase.
 """
 
 from __future__ import annotations
@@ -28,7 +42,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from ptyframe.data.dataset import PtychoDataset
+from ptyframe.data.geometry import ScanGeometry, object_frame
+from ptyframe.physics.farfield import FarFieldPtychography
+from ptyframe.physics.fft import to_centred
+from ptyframe.registry import BuildContext, Registry
 from ptyframe.simulation.simulate import simulate_dataset
 
 
@@ -103,3 +123,80 @@ def cases(quick: bool = False) -> dict[str, Case]:
         out[key] = Case(case.name, case.sweeps, case.phantom, scan, settings)
     out["lowdose"] = Case("lowdose", small, {"name": "particles"}, LOWDOSE_SCAN, LOWDOSE)
     return out
+
+
+def small_cases(sweeps: int) -> dict[str, Case]:
+    """Return ``natural`` (11 x 11 raster, 1e6 photons) and ``film`` (9 x 9, the particle film,
+    1e5 photons): 128 x 128 windows, 16 px step, +-2 px jitter, Poisson noise."""
+    common = {"window_px": 128, "noise": "poisson", "seed": 0}
+    return {
+        "natural": Case(
+            "natural",
+            sweeps,
+            {"name": "natural"},
+            StepRaster(11, 16, 2.0),
+            {**common, "photons_per_pattern": 1e6},
+        ),
+        "film": Case(
+            "film",
+            sweeps,
+            PARTICLE_FILM,
+            StepRaster(9, 16, 2.0),
+            {**common, "photons_per_pattern": 1e5},
+        ),
+    }
+
+
+def natural_case(
+    registry: Registry,
+    photons: float = 1e6,
+    seed: int = 0,
+    phantom: str = "natural",
+    overlap: float = 0.7,
+) -> PtychoDataset:
+    """Return the engines table's in-memory dataset (see the module docstring).
+
+    ``seed`` draws the phantom, the scan jitter and the noise; ``phantom`` is any registered
+    phantom (``natural``, ``particles``, ...) and ``overlap`` the raster's linear overlap.
+    """
+    ctx = BuildContext(registry)
+    phantom_c = registry.build("phantom", phantom, ctx)
+    probe = registry.build("probe", "focused", ctx)
+    scan = registry.build("scan", {"name": "raster", "n_y": 25, "n_x": 25, "overlap": overlap}, ctx)
+    sim = registry.build(
+        "simulation",
+        {"name": "ptycho2d", "photons_per_pattern": photons, "object_margin_px": 3, "seed": seed},
+        ctx,
+    )
+    sim_data = sim.run(phantom_c, probe, scan)
+    return PtychoDataset(sim_data.geometry, patterns=sim_data.patterns, truth=sim_data.truth)
+
+
+def benchmark_case(
+    m: int = 128, n: int = 25, step: float = 16.0, seed: int = 0, jitter_px: float = 0.0
+) -> PtychoDataset:
+    """Return the in-memory benchmark dataset (noiseless)."""
+    rng = np.random.default_rng(seed)
+    g = np.arange(n) * step
+    pos = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    pos = pos + rng.uniform(0, jitter_px, pos.shape)
+    shape = object_frame(pos, (m, m))
+    f = np.fft.fftfreq(shape[0])[:, None] ** 2 + np.fft.fftfreq(shape[1])[None, :] ** 2
+    field = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal(shape)) * np.exp(-f / 0.002)))
+    field /= np.abs(field).max()
+    obj = (0.9 + 0.1 * field) * np.exp(0.5j * field)
+    y, x = np.mgrid[:m, :m] - m / 2
+    r = np.hypot(y, x) / 32.0
+    probe = (np.clip(1.5 - r, 0, 1) * np.exp(1.5j * r**2))[None] * 100.0
+    model = FarFieldPtychography()
+    inten = []
+    for s in range(0, len(pos), 125):
+        inten.append(
+            model.intensities(
+                torch.from_numpy(obj[None]),
+                torch.from_numpy(probe),
+                torch.from_numpy(pos[s : s + 125]),
+            ).float()
+        )
+    pats = to_centred(torch.cat(inten)).numpy()[None]
+    return PtychoDataset(ScanGeometry(pos, (m, m), shape, 8000.0, 20e-9), patterns=pats)

@@ -101,7 +101,7 @@ def score(row: Row, obj: np.ndarray | None, seconds: np.ndarray, truth: Truth) -
         return row
     try:
         m = truth.measure(obj)
-    except Exception as exc:  # noqa: BLE001 - reported in the table
+    except Exception as exc:  # reported in the table
         row.status = f"FAILED: scorer raised {type(exc).__name__}: {exc}"
         return row
     row.nrmse = m["nrmse"]
