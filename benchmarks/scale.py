@@ -18,13 +18,25 @@ integer counts a photon-counting detector stores). The patterns are computed and
 by chunk (``ptyframe.simulation.large``: the patterns ``ptyframe simulate`` makes, without
 holding them all).
 
-Rows, each one child process (``ePIE``, ``--sweeps`` sweeps, one thread, seed 0):
+Rows, each one child process (``--sweeps`` sweeps, one thread for the sweep, seed 0):
 
 * ``ptyframe memory``: ``ptyframe reconstruct data.path=F engine=epie`` (no truth metrics,
-  no checkpoints, no images);
+  no checkpoints, no images): float32 amplitudes in memory, or the counts in their stored
+  dtype where it is narrower (``--dtype uint16``);
 * ``ptyframe stream``: the same with ``data.stream=true`` (patterns read from the file in
-  blocks while the engine runs); a run that refuses it says so in the table;
-* ``PtyLab``: ``benchmarks/peers/run_ptylab.py`` in PtyLab's venv (``--ptylab-python``).
+  blocks while the engine runs, amplitudes formed by the feed's thread,
+  ``ptyframe.data.feed``); a run that refuses it says so in the table;
+* ``PtyLab``: ``benchmarks/peers/run_ptylab.py`` in PtyLab's venv (``--ptylab-python``);
+* ``lsqml memory``, ``lsqml stream``: the two ptyframe rows with ``engine=lsqml`` (its
+  defaults), on the cases of ``--lsqml-cases`` only;
+* ``baseline memory`` (and ``baseline lsqml memory``): with ``--baseline DIR``, the in-memory
+  rows run from another checkout of ptyframe (the child's ``PYTHONPATH`` is ``DIR``, the
+  same interpreter and packages): a before/after comparison measured interleaved in one
+  invocation.
+
+The process gets one torch thread (``threads=1``) and one thread for numba and BLAS; a
+streamed run's file-reading and amplitude threads run beside it (the second core, where the
+machine has one free).
 
 Measured: seconds per sweep (the median of the sweeps after the first, which carries numba's
 compilation in ptyframe; the same rule for PtyLab) and the child's peak resident memory as the
@@ -32,7 +44,7 @@ OS counts it (``ru_maxrss`` of ``os.wait4`` on that child: the whole process, im
 buffers, output writing). The load average is taken before each row. Rows run one after the
 other, never two at once (their memory would add up).
 
-    python benchmarks/scale.py [--cases 625 3364 1024x256] [--rows memory stream ptylab]
+    python benchmarks/scale.py [--cases 625 3364 1024x256] [--rows memory stream ptylab ...]
         [--sweeps 3] [--dtype float32] [--ptylab-python .venv-ptylab/bin/python]
 
 The table goes to stdout and ``docs/results/scale.md``.
@@ -65,7 +77,7 @@ CASES = {
 }
 #: A small case to try the script on (not in the default list).
 SMOKE = {"100": (10, 128, 16.0)}
-ROWS = ("memory", "stream", "ptylab")
+ROWS = ("memory", "stream", "ptylab", "lsqml-memory", "lsqml-stream")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 ONE_THREAD = dict.fromkeys(THREAD_VARS, "1")
 
@@ -127,9 +139,16 @@ print(os.waitstatus_to_exitcode(status), usage.ru_maxrss, file=sys.stderr)
 """
 
 
-def run_child(cmd: list[str], cwd: Path, log: Path) -> tuple[int, int]:
-    """Run ``cmd``; return (exit code, peak RSS in bytes of that child, from ``wait4``)."""
+def run_child(
+    cmd: list[str], cwd: Path, log: Path, pythonpath: str | None = None
+) -> tuple[int, int]:
+    """Run ``cmd``; return (exit code, peak RSS in bytes of that child, from ``wait4``).
+
+    ``pythonpath``: the child imports ptyframe from there (a baseline checkout).
+    """
     env = {**os.environ, **ONE_THREAD, "MPLBACKEND": "Agg"}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     with open(log, "w") as out:
         res = subprocess.run(
             [sys.executable, "-S", "-c", LAUNCHER, *cmd],
@@ -163,11 +182,23 @@ def last_line(log: Path) -> str:
     return (errs or lines or ["(no output)"])[-1][:300]
 
 
-def run_ptyframe(case: str, data: Path, work: Path, sweeps: int, stream: bool) -> Row:
-    """Run ``ptyframe reconstruct`` on ``data`` in a child; read its history."""
+def run_ptyframe(
+    case: str,
+    data: Path,
+    work: Path,
+    sweeps: int,
+    stream: bool,
+    engine: str = "epie",
+    baseline: str | None = None,
+) -> Row:
+    """Run ``ptyframe reconstruct`` on ``data`` in a child; read its history.
+
+    ``baseline``: a checkout of ptyframe the child imports instead (``--baseline``).
+    """
     from ptyframe.io.results import read_result
 
-    tag = "stream" if stream else "memory"
+    tag = ("stream" if stream else "memory") + ("" if engine == "epie" else f"_{engine}")
+    tag = f"baseline_{tag}" if baseline else tag
     out = work / f"{case}_{tag}"
     cmd = [
         sys.executable,
@@ -175,7 +206,7 @@ def run_ptyframe(case: str, data: Path, work: Path, sweeps: int, stream: bool) -
         "ptyframe.cli",
         "reconstruct",
         f"data.path={data}",
-        "engine=epie",
+        f"engine={engine}",
         f"engine.epochs={sweeps}",
         "threads=1",
         "seed=0",
@@ -189,10 +220,11 @@ def run_ptyframe(case: str, data: Path, work: Path, sweeps: int, stream: bool) -
         cmd.append("data.stream=true")
     load = load_average()
     log = work / f"{case}_{tag}.log"
-    rc, rss = run_child(cmd, work, log)
+    rc, rss = run_child(cmd, work, log, baseline)
+    label = f"ptyframe {tag.replace('_', ' ')}"
     if rc != 0:
         note = f"exit {rc}: " + last_line(log)
-        return Row(case, f"ptyframe {tag}", None, rss, None, None, load, note)
+        return Row(case, label, None, rss, None, None, load, note)
     res = read_result(out / "recon.h5")
     secs = [float(s) for s in res.history.columns.get("seconds", [])]
     if len(secs) != sweeps:
@@ -201,7 +233,16 @@ def run_ptyframe(case: str, data: Path, work: Path, sweeps: int, stream: bool) -
     if not np.isfinite(err) or not np.isfinite(res.object).all():
         raise SystemExit(f"{case} {tag}: the run produced a non-finite object or error")
     per, first = steady(secs)
-    return Row(case, f"ptyframe {tag}", per, rss, first, err, load)
+    how = (
+        "streamed"
+        if res.attrs.get("patterns_streamed")
+        else ("counts" if res.attrs.get("patterns_as_counts") else "float amplitudes")
+    )
+    block = int(res.attrs.get("stream_block_patterns", 0) or 0)
+    note = f"{how}" + (f", blocks of {block}" if block else "")
+    if baseline:
+        note += f"; checkout {git_commit(baseline)}"
+    return Row(case, label, per, rss, first, err, load, note)
 
 
 def run_ptylab(case: str, data: Path, work: Path, sweeps: int, python: str) -> Row:
@@ -234,6 +275,17 @@ def run_ptylab(case: str, data: Path, work: Path, sweeps: int, python: str) -> R
     return Row(case, "PtyLab", per, rss, first, None, load, f"PtyLab {info.get('version')}")
 
 
+def git_commit(folder: str) -> str:
+    """Return the short commit of the checkout ``folder`` (or ``?``)."""
+    res = subprocess.run(
+        ["git", "-C", folder, "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return res.stdout.strip() or "?"
+
+
 def fmt_bytes(b: float | None) -> str:
     return "-" if b is None else (f"{b / 2**30:.2f} GiB" if b >= 2**30 else f"{b / 2**20:.0f} MiB")
 
@@ -247,6 +299,14 @@ def main() -> None:
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=[*CASES, *SMOKE])
     p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     p.add_argument("--sweeps", type=int, default=3)
+    p.add_argument(
+        "--lsqml-cases", nargs="*", default=["3364"], help="cases that get the lsqml rows"
+    )
+    p.add_argument(
+        "--baseline",
+        default=None,
+        help="a checkout of ptyframe whose in-memory rows run first (before/after)",
+    )
     p.add_argument("--dtype", default="float32", choices=("float32", "uint16", "uint32"))
     p.add_argument("--ptylab-python", default=str(HERE.parent / ".venv-ptylab/bin/python"))
     p.add_argument("--page", default="scale", help="results page name (docs/results/NAME.md)")
@@ -263,12 +323,21 @@ def main() -> None:
             described[case] = info
             print(f"# case {case}: {json.dumps(info)}", flush=True)
             for row in args.rows:
+                if row.startswith("lsqml") and case not in args.lsqml_cases:
+                    continue
                 if row == "ptylab":
-                    r = run_ptylab(case, data, work, args.sweeps, args.ptylab_python)
+                    done = [run_ptylab(case, data, work, args.sweeps, args.ptylab_python)]
+                    print(f"  {done[0]}", flush=True)
                 else:
-                    r = run_ptyframe(case, data, work, args.sweeps, row == "stream")
-                rows.append(r)
-                print(f"  {r}", flush=True)
+                    engine = "lsqml" if row.startswith("lsqml") else "epie"
+                    stream = row.endswith("stream")
+                    checkouts = [args.baseline] if args.baseline and not stream else []
+                    done = []
+                    for checkout in [*checkouts, None]:  # the baseline first, then this one
+                        r = run_ptyframe(case, data, work, args.sweeps, stream, engine, checkout)
+                        print(f"  {r}", flush=True)
+                        done.append(r)
+                rows.extend(done)
             data.unlink()
     header = [
         "scan",
@@ -306,7 +375,8 @@ def main() -> None:
     body = markdown_table(header, table)
     print(body)
     about = (
-        "ePIE, one thread, seconds per sweep (median of the sweeps after the first) and the "
+        "ePIE (and LSQML where named), one torch thread, seconds per sweep (median of the "
+        "sweeps after the first) and the "
         "peak resident memory of each run's process as the OS counts it (`ru_maxrss`), on "
         "simulated scans (natural phantom, focused probe, 1e6 photons per pattern, Poisson "
         "noise). Rows run one after the other in one invocation; `load` is the 1-minute load "

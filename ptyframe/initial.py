@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from ptyframe.data.dataset import PtychoDataset
-from ptyframe.data.measurements import Measurements
+from ptyframe.data.feed import PatternData
 from ptyframe.errors import ConfigError, DataValidationError
 from ptyframe.physics import fft
 from ptyframe.simulation.optics import OpticsOptions
@@ -117,16 +117,16 @@ def default_disk_radius_px(window: tuple[int, int], positions_px: np.ndarray) ->
     return float(np.clip(1.5 * np.median(dist[:, 1]), lo, hi))
 
 
-def mean_pattern_probe(meas: Measurements) -> np.ndarray:
+def mean_pattern_probe(meas: PatternData) -> np.ndarray:
     """Return ``F^-1 sqrt(mean I)`` centred in the window (complex128)."""
     mean_int = meas.mean_intensity()  # summed a chunk of patterns at a time
     wave = fft.far_field_adjoint(mean_int.sqrt().to(torch.complex128))
     return fft.to_centred(wave).numpy()
 
 
-def flat_field_probe(meas: Measurements) -> np.ndarray:
+def flat_field_probe(meas: PatternData) -> np.ndarray:
     """Return ``sqrt(mean I)`` as recorded (detector order undone), flat phase (complex128)."""
-    mean_int = meas.amplitudes.double().square().mean(0)
+    mean_int = meas.mean_intensity().double()  # summed a chunk of patterns at a time
     return fft.to_centred(mean_int).sqrt().numpy().astype(np.complex128)
 
 
@@ -171,7 +171,7 @@ def _checked(arr: np.ndarray, shape: tuple[int, ...], path: str, what: str) -> n
 def initial_probe(
     cfg: InitConfig,
     dataset: PtychoDataset,
-    meas: Measurements,
+    meas: PatternData,
     photons_per_pattern: float | None = None,
 ) -> np.ndarray:
     """Return the starting probe ``[K, M, N]`` complex128 scaled to the measured photons.
@@ -256,7 +256,7 @@ def initial_object(cfg: InitConfig, dataset: PtychoDataset) -> np.ndarray:
 def initial_state(
     cfg: InitConfig,
     dataset: PtychoDataset,
-    meas: Measurements,
+    meas: PatternData,
     *,
     dtype: str = "complex64",
     device: str = "cpu",

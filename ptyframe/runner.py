@@ -37,6 +37,7 @@ from ptyframe.engines.base import Engine
 from ptyframe.errors import (
     ConfigError,
     DivergenceError,
+    InputLostError,
     OutputExistsError,
     PtyframeError,
     find_ptyframe_error,
@@ -188,6 +189,12 @@ def _run(
         raise
     try:
         run_loop(run, callbacks)
+    except InputLostError as exc:
+        where = run.out_dir / RESULT_FILE if run.writer else "(not written)"
+        raise type(exc)(
+            f"{exc}. The last good state (epoch {len(run.history.epochs)}) is saved in {where}; "
+            "resume=true continues once the file is readable"
+        ) from None
     except DivergenceError as exc:
         where = run.out_dir / RESULT_FILE if run.writer else "(not written)"
         raise DivergenceError(
@@ -268,12 +275,9 @@ def _prepare(run: RunContext, callbacks: Sequence[Callback]) -> None:
     torch.manual_seed(int(cfg.seed))
     np.random.seed(int(cfg.seed) % 2**32)
     indices = dist.shard_tiles(np.asarray(ds.geometry.positions_px))
-    _memory_plan(run, len(indices))  # before any pattern is read; refuses what cannot fit
-    rdt = torch.float64 if cfg.dtype == "complex128" else torch.float32
-    device = run.context.device
-    where = "cpu" if cfg.patterns_on_host else device  # on the host: streamed per batch
+    plan = _memory_plan(run, len(indices))  # before any pattern is read; refuses what cannot fit
     run.measurements = [
-        Measurements.from_dataset(ds, a, indices, where, rdt)
+        _pattern_data(run, a, indices, plan)
         for a in range(ds.n_angles if engine.wants_all_angles else 1)
     ]
     first = run.measurements[0]
@@ -281,6 +285,7 @@ def _prepare(run: RunContext, callbacks: Sequence[Callback]) -> None:
     for cb in cbs:
         cb.setup(run)
     photons_per_pattern = photons / max(n_local, 1.0)
+    device = run.context.device
     state = initial_state(
         cfg.init, ds, first, dtype=cfg.dtype, device=device, photons_per_pattern=photons_per_pattern
     )
@@ -298,13 +303,49 @@ def _prepare(run: RunContext, callbacks: Sequence[Callback]) -> None:
         cb.on_prepared(run)
 
 
-def _memory_plan(run: RunContext, n_local: int) -> None:
+def _pattern_data(run: RunContext, angle: int, indices: np.ndarray, plan: Any) -> Any:
+    """Return the patterns of ``angle`` as the memory plan holds them (``PatternData``).
+
+    Streamed: a ``StreamedSource`` (blocks of ``plan.block``); in memory as the stored
+    counts (an engine that streams, data stored narrower than the run's real dtype): a
+    ``MemorySource``; else float amplitudes (``Measurements``), in the blocks of
+    ``data.block_patterns`` (one block by default).
+    """
+    from ptyframe.data.patterns import MemorySource
+    from ptyframe.data.stream import open_source
+
+    cfg, ds = run.cfg, run.dataset
+    rdt = torch.float64 if cfg.dtype == "complex128" else torch.float32
+    block = _data_option(run, "block_patterns", None)
+    if plan.stream:
+        return open_source(
+            ds, angle, indices, stream=True, block_patterns=plan.block, real_dtype=rdt
+        )
+    if plan.counts:
+        return MemorySource.load(ds, angle, indices, block, rdt)
+    where = "cpu" if cfg.patterns_on_host else run.context.device  # on the host: sent per batch
+    return Measurements.from_dataset(ds, angle, indices, where, rdt, block_patterns=block)
+
+
+def _data_option(run: RunContext, key: str, default: Any) -> Any:
+    """Return the data config's ``key`` (its typed dataclass, also for a mapping given in
+    code), or ``default`` for a data source without it (a dataset given in code)."""
+    data = run.cfg.data
+    if data is None:
+        return default
+    return getattr(run.registry.config("dataset", data), key, default)
+
+
+def _memory_plan(run: RunContext, n_local: int) -> Any:
     """Estimate the run's memory, log it, and refuse a run that cannot fit (before any work).
 
     ``ptyframe.data.memory``: with ``data.stream=auto`` a run that does not fit in memory is
-    streamed when its engine reads a pattern source, else it stops with one error line naming
-    the fixes (``InsufficientMemoryError``, exit 2). Every rank decides on its own share; the
-    runner aborts all ranks when one refuses.
+    streamed when its engine streams (``Capabilities.streams``), else it stops with one error
+    line naming the fixes (``InsufficientMemoryError``, exit 2). Every rank decides on its own
+    share; the runner aborts all ranks when one refuses. An engine that streams holds the
+    counts in their stored dtype where that is narrower than the run's real dtype (on the
+    host: a CPU run, or ``patterns_on_host``). A followed file (``data.follow``) and an
+    engine of several angles keep float amplitudes in memory.
     """
     from ptyframe.data import memory
     from ptyframe.data.counts import frame_reader
@@ -313,19 +354,31 @@ def _memory_plan(run: RunContext, n_local: int) -> None:
     reader = frame_reader(ds, 0)
     angles = ds.n_angles if engine.wants_all_angles else 1
     ny, nx = ds.geometry.object_shape
+    from ptyframe.data.follow import GrowingDataset
+
+    follow = bool(_data_option(run, "follow", False)) or isinstance(ds, GrowingDataset)
+    can = engine.capabilities.streams and not engine.wants_all_angles and not follow
+    complex_bytes = 16 if cfg.dtype == "complex128" else 8
+    host = cfg.patterns_on_host or torch.device(run.context.device).type == "cpu"
+    narrower = int(reader.dtype.itemsize) < complex_bytes // 2
     shape = memory.run_shape(
         engine,
         n_local * angles,
         ds.window,
         object_px=int(ny) * int(nx),
         modes=int(cfg.init.probe_modes),
-        complex_bytes=16 if cfg.dtype == "complex128" else 8,
+        complex_bytes=complex_bytes,
         stored_bytes=int(reader.dtype.itemsize),
         mask_per_pattern=reader.rule.saturation is not None,
+        holds_counts=can and narrower and host,
     )
-    stream = str(getattr(cfg.data, "stream", "auto"))
-    block = getattr(cfg.data, "block_patterns", None)
-    can = engine.name in memory.STREAMING_ENGINES
+    stream = str(_data_option(run, "stream", "auto"))
+    block = _data_option(run, "block_patterns", None)
+    if follow and stream == "true":
+        raise ConfigError(
+            "data.follow=true keeps the patterns in memory (streaming a growing file is not "
+            "supported yet); set data.stream=auto or false"
+        )
     available = memory.available_bytes()
     plan = memory.plan(shape, stream, available, block, can)
     if run.distribution.is_root:
@@ -334,7 +387,9 @@ def _memory_plan(run: RunContext, n_local: int) -> None:
         memory_estimate_bytes=int(plan.estimate.total),
         patterns_streamed=bool(plan.stream),
         stream_block_patterns=int(plan.block),
+        patterns_as_counts=bool(plan.counts),
     )
+    return plan
 
 
 def _finished_result(path: Path, fp: str) -> RunResult | None:

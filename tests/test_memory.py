@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ptyframe import cli
-from ptyframe.data import memory
+from ptyframe.data import feed, memory
 from ptyframe.data.memory import InsufficientMemoryError, RunShape, estimate, plan
 from ptyframe.errors import ConfigError
 
@@ -40,8 +40,9 @@ def test_available_memory_can_be_set_and_is_parsed(monkeypatch):
 
 
 def test_estimate_counts_what_the_run_holds():
-    """The patterns part is exactly the amplitudes (and a shared mask) today's engines hold,
-    the object and probe their complex arrays; streamed, two blocks of stored counts.
+    """The patterns part is exactly the amplitudes (and a shared mask) a run holds as float
+    amplitudes, or the counts (and the feed's ring) it holds as counts; the object and probe
+    their complex arrays; streamed, two blocks of stored counts and the ring.
 
     Would catch: an estimate in the wrong units, one that forgot the real dtype or the
     modes, or a streamed estimate that still counts every pattern.
@@ -56,7 +57,12 @@ def test_estimate_counts_what_the_run_holds():
     st = estimate(
         RunShape("epie", 1000, (128, 128), 1024**2, stored_bytes=2), stream=True, block=50
     )
-    assert st.parts["patterns"] == 2 * 50 * 128 * 128 * 2
+    ring = feed.RING * feed.CHUNK_BYTES * 5 // 4  # float32 rows and their masks
+    assert st.parts["patterns"] == 2 * 50 * 128 * 128 * 2 + 128 * 128 + ring
+    counts = estimate(
+        RunShape("epie", 1000, (128, 128), 1024**2, stored_bytes=2, holds_counts=True), base=0
+    )
+    assert counts.parts["patterns"] == 1000 * 128 * 128 * 2 + 128 * 128 + ring
     raar = estimate(RunShape("raar", 1000, (128, 128), 1024**2), base=0)
     assert raar.parts["engine"] == 3 * 1000 * 128 * 128 * 8  # every exit wave, twice more
     assert "memory: this run needs about" in e.line()
@@ -84,7 +90,7 @@ def test_plan_keeps_streams_or_refuses_with_the_fixes():
     n_fit = int(msg.split("data.max_tiles=")[1].split()[0])
     assert 0 < n_fit < s.n
     assert not plan(RunShape(**{**s.__dict__, "n": n_fit}), "false", need // 2).stream
-    with pytest.raises(ConfigError, match="data.stream=true: engine 'epie'"):
+    with pytest.raises(ConfigError, match="data.stream=true: engine 'epie' holds every"):
         plan(s, "true", 2 * need)
     assert plan(s, "true", 2 * need, can_stream=True).stream
     with pytest.raises(InsufficientMemoryError, match="data.stream=true"):

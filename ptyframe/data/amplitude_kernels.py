@@ -22,7 +22,8 @@ functions), which ``ptyframe.engines.kernels`` uses; such a kernel calls
 ``kernels()`` compiles them with numba on first use (``cache=True``, ``nogil=True``); the
 plain Python functions are the same code, usable without numba (slowly) and in tests.
 A kernel compiled elsewhere calls ``fft_source`` and ``stored_amplitude`` per pixel (numba
-inlines them), or ``amplitude_row`` once per position into a scratch row.
+inlines them), or ``amplitude_row`` once per position into a scratch row; the amplitude feed
+(``ptyframe.data.feed``) converts a chunk of positions per call with ``amplitude_take``.
 """
 
 from __future__ import annotations
@@ -60,8 +61,13 @@ def amplitude_row(counts, mask, use_mask, saturation, squared, amp, valid):
     ``amp`` ``[M, N]`` real (float32 or float64: the float32 value is converted), ``valid``
     ``[M, N]`` bool; ``mask`` ``[M, N]`` bool, centred (read only when ``use_mask``);
     ``saturation`` float32. Returns the number of unmeasured pixels.
+
+    Each FFT-order row is two contiguous runs of a centred row (``fft_source``: columns
+    ``[0, N - N//2)`` come from ``[N//2, N)``, the rest from ``[0, N//2)``), each converted
+    by ``amplitude_run``, a branch-free loop the compiler vectorises.
     """
     m, n = counts.shape
+    h = n // 2
     bad = 0
     for i in range(m):
         si = fft_source(i, m)
@@ -69,19 +75,45 @@ def amplitude_row(counts, mask, use_mask, saturation, squared, amp, valid):
         mrow = mask[si]
         arow = amp[i]
         vrow = valid[i]
-        for j in range(n):
-            sj = fft_source(j, n)
-            ok = mrow[sj] if use_mask else True
-            a, good = stored_amplitude(crow[sj], squared, ok, saturation)
-            arow[j] = a
-            vrow[j] = good
-            if not good:
-                bad += 1
+        bad += amplitude_run(
+            crow[h:], mrow[h:], use_mask, saturation, squared, arow[: n - h], vrow[: n - h]
+        )
+        bad += amplitude_run(
+            crow[:h], mrow[:h], use_mask, saturation, squared, arow[n - h :], vrow[n - h :]
+        )
     return bad
 
 
-HELPERS = ("fft_source", "stored_amplitude")
-KERNELS = ("amplitude_row",)
+def amplitude_run(c, mk, use_mask, saturation, squared, a, v):
+    """``a[j], v[j] = stored_amplitude(c[j], squared, mk[j] or not use_mask, saturation)``
+    over a contiguous run; returns the unmeasured count."""
+    bad = np.int64(0)
+    free = not use_mask
+    zero = np.float32(0.0)
+    for j in range(c.shape[0]):
+        s = np.float32(c[j])
+        x = s * s if squared else s
+        ok = (s >= zero) & (mk[j] | free) & (x < saturation)
+        a[j] = np.float32(math.sqrt(x)) if ok else zero
+        v[j] = ok
+        bad += np.int64(not ok)
+    return bad
+
+
+def amplitude_take(rows, idx, mask, use_mask, saturation, squared, amp, valid, bad):
+    """Write the FFT-order amplitudes of rows ``rows[idx[c]]`` into ``amp[c]``, ``valid[c]``.
+
+    ``rows`` ``[n, M, N]`` stored, centred; ``idx`` ``[k]`` int64; ``amp`` ``[>= k, M, N]``
+    real, ``valid`` ``[>= k, M, N]`` bool; ``bad[c]`` the unmeasured pixels of row ``c``
+    (``amplitude_row`` for each, in one call: a chunk of positions converted with the GIL
+    released throughout).
+    """
+    for c in range(idx.shape[0]):
+        bad[c] = amplitude_row(rows[idx[c]], mask, use_mask, saturation, squared, amp[c], valid[c])
+
+
+HELPERS = ("fft_source", "stored_amplitude", "amplitude_run", "amplitude_row")
+KERNELS = ("amplitude_row", "amplitude_take")
 
 
 def kernels() -> SimpleNamespace:
@@ -95,8 +127,8 @@ def kernels() -> SimpleNamespace:
             if not isinstance(globals()[name], numba.core.dispatcher.Dispatcher):
                 globals()[name] = jit(globals()[name])
         _compiled = SimpleNamespace(
-            **{name: jit(globals()[name]) for name in KERNELS},
             **{name: globals()[name] for name in HELPERS},
+            **{name: jit(globals()[name]) for name in KERNELS if name not in HELPERS},
         )
     return _compiled
 

@@ -1,12 +1,17 @@
-"""Turn stored patterns into what today's engines consume: FFT-order amplitudes and a mask.
+"""Hold a process's patterns as FFT-order float amplitudes and a mask, in memory.
 
-``Measurements`` holds the float amplitudes of a process's patterns, the form the engines of
-``ptyframe.engines`` read until they consume a pattern source (``ptyframe.data.patterns``:
-counts in their stored dtype, amplitudes formed when used). It is built chunk by chunk
-(``ptyframe.data.counts.FrameReader``) into one preallocated tensor, with no full-size
-temporary, and its statistics are summed pattern by pattern. Where every pattern has the
-same unmeasured pixels (a detector's gaps and bad pixels) the mask is one ``[M, M]`` array
-seen as ``[n, M, M]`` (``expand``: a view with stride 0), not a copy per pattern.
+``Measurements`` holds the float amplitudes of a process's patterns: what the engines that
+read a whole scan at once take (RAAR, HIO, autodiff), and what the streaming engines take
+when the stored dtype is as wide as the run's real dtype (nothing to save by keeping the
+counts; ``ptyframe.data.patterns`` holds them otherwise, amplitudes formed when used). It
+answers the same questions as a pattern source (``order``, ``blocks``, ``batch``,
+``amplitude_chunks``, the sums), so a sweep reads either through ``ptyframe.data.feed``.
+
+It is built chunk by chunk (``ptyframe.data.counts.FrameReader``) into one preallocated
+tensor, with no full-size temporary, and its statistics are summed pattern by pattern.
+Where every pattern has the same unmeasured pixels (a detector's gaps and bad pixels) the
+mask is one ``[M, M]`` array seen as ``[n, M, M]`` (``expand``: a view with stride 0), not a
+copy per pattern.
 
 The amplitudes are bit for bit those of ``sqrt(clamp(I, 0))`` on
 ``PtychoDataset.intensities`` (``ptyframe.data.counts``, module docstring).
@@ -14,7 +19,7 @@ The amplitudes are bit for bit those of ``sqrt(clamp(I, 0))`` on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,10 +46,45 @@ class Measurements:
     indices: np.ndarray
     geometry: ScanGeometry
     angle: int = 0
+    #: Patterns per block of the visiting order (``patterns.block_order``; 0: one block).
+    block_size: int = 0
 
     @property
     def n(self) -> int:
         return int(self.amplitudes.shape[0])
+
+    @property
+    def real_dtype(self) -> torch.dtype:
+        """The real dtype the amplitudes are held in (the run's)."""
+        return self.amplitudes.dtype
+
+    @property
+    def has_unmeasured(self) -> bool:
+        """Whether any pixel of any pattern is unmeasured (``valid`` is not None)."""
+        return self.valid is not None
+
+    @property
+    def block_patterns(self) -> int:
+        """Patterns per block (``block_size``, or all of them: one block)."""
+        return max(1, int(self.block_size or self.n))
+
+    def order(self, seed: int, epoch: int) -> np.ndarray:
+        """Return the visiting order of ``epoch`` (``patterns.block_order``; one block:
+        ``np.random.default_rng([seed, epoch]).permutation(n)``)."""
+        from ptyframe.data.patterns import block_order
+
+        return block_order(self.n, self.block_patterns, seed, epoch)
+
+    def blocks(self) -> Generator[tuple[int, torch.Tensor], None, None]:
+        """Yield ``(start, amplitudes of the block)`` block by block in scan order."""
+        step = self.block_patterns
+        for s in range(0, self.n, step):
+            yield s, self.amplitudes[s : s + step]
+
+    def amplitude_chunks(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None]]:
+        """Yield ``(start, A [k, M, M], valid [k, M, M] or None)`` views of ``CHUNK_BYTES``."""
+        for s, a in self.chunks():
+            yield s, a, None if self.valid is None else self.valid[s : s + a.shape[0]]
 
     @property
     def window(self) -> tuple[int, int]:
@@ -78,6 +118,10 @@ class Measurements:
         Summed per pattern in float64, then over the patterns.
         """
         return float(self.pattern_sums()[0].sum())
+
+    def intensity_sum(self) -> float:
+        """Return ``sum_j sum_q A_jq^2`` (measured photons): per pattern, then over them."""
+        return float(self.pattern_sums()[1].sum())
 
     def mean_intensity_sum(self) -> float:
         """Return the mean over tiles of ``sum I`` over measured pixels (photons per pattern)."""
@@ -119,8 +163,12 @@ class Measurements:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         chunk_bytes: int = CHUNK_BYTES,
+        block_patterns: int | None = None,
     ) -> Measurements:
-        """Read tiles ``indices`` (all by default) of ``angle`` and convert them, chunk by chunk."""
+        """Read tiles ``indices`` (all by default) of ``angle`` and convert them, chunk by chunk.
+
+        ``block_patterns``: the blocks of the visiting order (None: one block).
+        """
         if indices is None:
             indices = np.arange(dataset.n_tiles, dtype=np.int64)
         reader = frame_reader(dataset, angle)
@@ -131,7 +179,8 @@ class Measurements:
             if valid is not None:
                 shared = valid.stride(0) == 0 and valid.shape[0] > 1
                 valid = valid[0].to(device).expand_as(amps) if shared else valid.to(device)
-        return cls(amps, valid, np.asarray(indices, dtype=np.int64), dataset.geometry, angle)
+        idx = np.asarray(indices, dtype=np.int64)
+        return cls(amps, valid, idx, dataset.geometry, angle, int(block_patterns or 0))
 
 
 def _convert(

@@ -2,11 +2,13 @@
 
 ``estimate(...)`` adds up what a run will hold (bytes):
 
-* patterns: today's engines read float amplitudes (``ptyframe.data.measurements``): ``n M^2``
-  values of the run's real dtype, plus the mask (one ``[M, M]`` shared by every pattern; a
-  mask per pattern, ``n M^2`` bools, when a saturation level makes it differ between
-  patterns); an engine that reads a pattern source holds the counts in their stored dtype
-  (``n M^2`` of its size), streamed only two blocks of them;
+* patterns: float amplitudes (``ptyframe.data.measurements``): ``n M^2`` values of the run's
+  real dtype, plus the mask (one ``[M, M]`` shared by every pattern; a mask per pattern,
+  ``n M^2`` bools, when a saturation level makes it differ between patterns); the counts in
+  their stored dtype (``n M^2`` of its size; ``RunShape.holds_counts``: an engine that
+  streams, ``Capabilities.streams``, on data stored narrower than the run's real dtype),
+  streamed only two blocks of them; either way of counts, the amplitude feed's ring
+  (``ptyframe.data.feed``, ``RING`` chunks of ``CHUNK_BYTES`` and their masks);
 * object ``S H W`` and probe ``K M^2`` complex values;
 * the engine's own buffers, per family, as read from their code (``c`` bytes per complex
   value, ``P = M^2``, ``O = S H W``, ``B`` the batch size):
@@ -49,12 +51,8 @@ from ptyframe.errors import ConfigError
 FIT_FRACTION = 0.9
 #: Streamed: a block at most this many bytes, and at most this fraction of what is available
 #: (two blocks are in memory: the one in use and the one being read).
-BLOCK_BYTES_MAX = 64 * 2**20
+BLOCK_BYTES_MAX = 32 * 2**20
 BLOCK_FRACTION = 1 / 16
-#: Engines that read their patterns from a pattern source and can stream them. Empty until
-#: the engines consume ``ptyframe.data.patterns`` (the epoch frame); the runner refuses
-#: ``data.stream=true`` for the others.
-STREAMING_ENGINES: frozenset[str] = frozenset()
 ENV = "PTYFRAME_MEMORY_AVAILABLE"
 _UNITS = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12}
 _UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "k": 2**10})
@@ -147,6 +145,8 @@ class RunShape:
     complex_bytes: int = 8
     stored_bytes: int = 4  # bytes per stored value
     mask_per_pattern: bool = False
+    #: Held in memory as the stored counts (a pattern source), not as float amplitudes.
+    holds_counts: bool = False
     batch: int = 64
     prior: bool = False
     prior_tile_px: int = 512 + 2 * 32
@@ -205,20 +205,22 @@ def estimate(
 ) -> Estimate:
     """Return the estimate of a run of shape ``s`` (module docstring).
 
-    ``stream`` False and ``s.engine`` not in ``STREAMING_ENGINES``: float amplitudes (today's
-    engines); in ``STREAMING_ENGINES``: the stored counts; ``stream`` True: two blocks of
-    ``block`` patterns.
+    ``stream`` False: float amplitudes, or the stored counts (``s.holds_counts``); ``stream``
+    True: two blocks of ``block`` patterns. Counts add the amplitude feed's ring.
     """
+    from ptyframe.data import feed
     from ptyframe.data.counts import CHUNK_BYTES
 
     m, n_px = s.window
     p = m * n_px
     real = s.complex_bytes // 2
     mask = s.n * p if s.mask_per_pattern else p
+    ring = feed.RING * feed.CHUNK_BYTES * (real + 1) // real
     if stream:
-        pats, how = 2 * max(block, 1) * p * s.stored_bytes, f"two streamed blocks of {block}"
-    elif s.engine in STREAMING_ENGINES:
-        pats, how = s.n * p * s.stored_bytes + mask, "stored counts"
+        pats = 2 * max(block, 1) * p * s.stored_bytes + p + ring
+        how = f"two streamed blocks of {block}"
+    elif s.holds_counts:
+        pats, how = s.n * p * s.stored_bytes + p + ring, "stored counts"
     else:
         pats, how = s.n * p * real + mask, f"float{8 * real} amplitudes"
     parts = {
@@ -241,6 +243,8 @@ class Plan:
     estimate: Estimate
     message: str
     block: int = 0
+    #: In memory as the stored counts (``RunShape.holds_counts``), not float amplitudes.
+    counts: bool = False
 
 
 def max_tiles_that_fit(s: RunShape, available: int) -> int:
@@ -266,7 +270,7 @@ def plan(
     """Decide how the run holds its patterns, or raise ``InsufficientMemoryError``.
 
     ``stream`` is ``data.stream``: ``"true"``, ``"false"`` or ``"auto"``. ``can_stream``:
-    the engine reads a pattern source (``STREAMING_ENGINES``).
+    the engine reads a pattern source (``Capabilities.streams``).
     """
     row = s.window[0] * s.window[1] * s.stored_bytes
     blk = int(block) if block else choose_block_patterns(row, s.n, available)
@@ -276,15 +280,15 @@ def plan(
     fits_stream = streamed.adds <= FIT_FRACTION * available
     if stream == "true" and not can_stream:
         raise ConfigError(
-            f"data.stream=true: engine {s.engine!r} reads its patterns from memory (streaming "
-            "reaches the engines with the epoch frame); set data.stream=auto or false"
+            f"data.stream=true: engine {s.engine!r} holds every pattern in memory and cannot "
+            "stream them; set data.stream=auto or false"
         )
     if stream == "true":
         if fits_stream:
             return Plan(True, streamed, streamed.line(), blk)
         raise InsufficientMemoryError(_refusal(s, streamed, available, streamed=True))
     if fits_mem:
-        return Plan(False, mem, mem.line())
+        return Plan(False, mem, mem.line(), counts=s.holds_counts)
     if stream == "auto" and can_stream and fits_stream:
         why = (
             f"{gib(mem.total)} in memory does not fit in {gib(available)} available: "

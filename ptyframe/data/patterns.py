@@ -31,8 +31,9 @@ returns a mask, else None).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -40,6 +41,9 @@ import torch
 from ptyframe.data.counts import CHUNK_BYTES, FrameReader, PixelRule, amplitudes, frame_reader
 from ptyframe.data.dataset import PtychoDataset
 from ptyframe.data.geometry import ScanGeometry
+
+if TYPE_CHECKING:
+    from ptyframe.data.feed import AmplitudeFeed
 
 
 def block_order(n: int, block: int, seed: int, epoch: int) -> np.ndarray:
@@ -77,6 +81,7 @@ class PatternSource(ABC):
     #: Whether any pixel of any pattern is unmeasured (known after ``scan``).
     has_unmeasured: bool = False
     real_dtype: torch.dtype = torch.float32
+    _feed: AmplitudeFeed | None = None
 
     # ------------------------------------------------------------------ shape
     @property
@@ -122,12 +127,12 @@ class PatternSource(ABC):
     def take(self, idx: np.ndarray) -> np.ndarray:
         """Return the stored rows ``[len(idx), M, M]`` of local patterns ``idx`` (a copy)."""
 
-    def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+    def blocks(self) -> Generator[tuple[int, np.ndarray], None, None]:
         """Yield ``(start, rows)`` block by block in scan order."""
         for s in range(0, self.n, self.block_patterns):
             yield s, self.rows(s, min(s + self.block_patterns, self.n))
 
-    def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+    def chunks(self) -> Generator[tuple[int, np.ndarray], None, None]:
         """Yield ``(start, rows)`` in scan order in pieces of bounded size (statistics)."""
         yield from self.blocks()
 
@@ -135,22 +140,69 @@ class PatternSource(ABC):
         """Return the visiting order of ``epoch`` (``block_order``)."""
         return block_order(self.n, self.block_patterns, seed, epoch)
 
-    def visits(self, order: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    def visits(self, order: np.ndarray) -> Generator[tuple[int, np.ndarray], None, None]:
         """Yield ``(j, row)``: pattern ``j``'s stored row ``[M, M]``, centred, in ``order``."""
         for j in np.asarray(order, dtype=np.int64).tolist():
             yield j, self.rows(j, j + 1)[0]
+
+    def resident_rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(rows, local)`` with ``rows[local]`` the stored rows of ``idx`` (a copy
+        here; the resident array itself where every row is in memory)."""
+        return self.take(idx), np.arange(len(idx))
+
+    def block_runs(self, order: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Split ``order`` into runs of visits in one block: ``[(block, visits), ...]``.
+
+        An order of ``order()`` has one run per block; another order may have more (a block
+        left and visited again is read again).
+        """
+        order = np.asarray(order, dtype=np.int64)
+        if len(order) == 0:
+            return []
+        bid = order // self.block_patterns
+        cut = np.flatnonzero(np.diff(bid)) + 1
+        starts, ends = np.r_[0, cut].tolist(), np.r_[cut, len(order)].tolist()
+        return [(int(bid[s]), order[s:e]) for s, e in zip(starts, ends, strict=True)]
+
+    def resident(
+        self, order: np.ndarray, ahead: bool = True
+    ) -> Generator[tuple[np.ndarray, int, np.ndarray], None, None]:
+        """Yield ``(rows, lo, visits)``: runs of ``order`` whose stored rows are
+        ``rows[visits - lo]``, each valid until the next is asked for (the feed's input).
+
+        ``ahead``: a streamed source reads the next block in a thread of its own (True) or
+        when it is asked for (``ptyframe.data.stream``); in memory it changes nothing.
+        """
+        for b, visits in self.block_runs(order):
+            lo = b * self.block_patterns
+            yield self.rows(lo, min(lo + self.block_patterns, self.n)), lo, visits
+
+    def feed(self) -> AmplitudeFeed:
+        """Return this source's amplitude feed (``ptyframe.data.feed``; made once, so its
+        ring of buffers serves every sweep)."""
+        from ptyframe.data.feed import AmplitudeFeed
+
+        feed = getattr(self, "_feed", None)
+        if feed is None:
+            feed = self._feed = AmplitudeFeed(self)
+        return feed
 
     def batch(
         self, idx: torch.Tensor | np.ndarray, device: str | torch.device = "cpu"
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return FFT-order amplitudes ``[B, M, M]`` (and the mask, or None) of ``idx``.
 
-        Formed from the stored rows on the host, then sent to ``device`` (page-locked memory
-        for a GPU).
+        Formed from the stored rows on the host (``feed.form``, bit for bit
+        ``counts.amplitudes``), then sent to ``device`` (page-locked memory for a GPU).
         """
+        from ptyframe.data.feed import form
+
         i = np.asarray(torch.as_tensor(idx).cpu(), dtype=np.int64)
-        rows = torch.from_numpy(self.take(i))
-        amp, valid = amplitudes(rows, self.rule, self.real_dtype)
+        rows, local = self.resident_rows(i)
+        shape = (len(i), *self.window)
+        amp = torch.empty(shape, dtype=self.real_dtype)
+        valid = torch.empty(shape, dtype=torch.bool)
+        form(self.rule, rows, local, amp.numpy(), valid.numpy(), np.empty(len(i), np.int64))
         device = torch.device(device)
         if device.type != "cpu":
             pin = device.type == "cuda"
@@ -159,11 +211,27 @@ class PatternSource(ABC):
         return amp, (valid if self.has_unmeasured else None)
 
     # ------------------------------------------------------------------ statistics
+    def amplitude_chunks(
+        self,
+    ) -> Generator[tuple[int, torch.Tensor, torch.Tensor | None], None, None]:
+        """Yield ``(start, A [k, M, M], valid [k, M, M] or None)`` in scan order, a chunk at
+        a time (FFT order, the run's real dtype; streamed: one pass over the file)."""
+        for s, rows in self.chunks():
+            a, ok = amplitudes(torch.from_numpy(np.asarray(rows)), self.rule, self.real_dtype)
+            yield s, a, (ok if self.has_unmeasured else None)
+
+    def mean_intensity(self) -> torch.Tensor:
+        """Return the mean pattern ``(1/n) sum_j A_j^2`` ``[M, M]`` float64, FFT order."""
+        total = torch.zeros(self.window, dtype=torch.float64)
+        for _, a, _ in self.amplitude_chunks():
+            total += a.double().square().sum(0)
+        return total / max(self.n, 1)
+
     def scan(self) -> None:
         """Read every pattern once (in chunks): per-pattern sums and ``has_unmeasured``.
 
-        ``A^2`` is the float32 square of the float32 amplitude, as the engines' own sums of
-        ``amplitudes.square()`` have it.
+        ``A`` and ``A^2`` in the run's real dtype, as ``Measurements.pattern_sums`` has them
+        (the same sums whether a run holds float amplitudes or counts).
         """
         from ptyframe.data.counts import valid_of
 
@@ -173,7 +241,7 @@ class PatternSource(ABC):
         unmeasured = rule.mask is not None and not bool(rule.mask.all())
         for s, rows in self.chunks():
             c = torch.from_numpy(np.asarray(rows))
-            a, _ = amplitudes(c, rule, torch.float32)
+            a, _ = amplitudes(c, rule, self.real_dtype)
             k = a.shape[0]
             amp_sum[s : s + k] = a.sum(dim=(-2, -1), dtype=torch.float64).numpy()
             sq_sum[s : s + k] = a.square().sum(dim=(-2, -1), dtype=torch.float64).numpy()
@@ -188,7 +256,13 @@ class PatternSource(ABC):
         """
         if not hasattr(self, "_sums"):
             self.scan()
-        return float(self._sums[0].sum())
+        return float(torch.from_numpy(self._sums[0]).sum())
+
+    def intensity_sum(self) -> float:
+        """Return ``sum_j sum_q A_jq^2`` (measured photons): per pattern, then over them."""
+        if not hasattr(self, "_sums"):
+            self.scan()
+        return float(torch.from_numpy(self._sums[1]).sum())
 
     def mean_intensity_sum(self) -> float:
         """Return the mean over patterns of ``sum I`` over measured pixels."""
@@ -223,16 +297,25 @@ class MemorySource(PatternSource):
     def take(self, idx: np.ndarray) -> np.ndarray:
         return self.counts[np.asarray(idx, dtype=np.int64)]
 
-    def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+    def resident_rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.counts, np.asarray(idx, dtype=np.int64)
+
+    def chunks(self) -> Generator[tuple[int, np.ndarray], None, None]:
         m, n = self.window
         step = max(1, CHUNK_BYTES // (m * n * max(np.dtype(self.dtype).itemsize, 4)))
         for s in range(0, self.n, step):
             yield s, self.counts[s : s + step]
 
-    def visits(self, order: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    def visits(self, order: np.ndarray) -> Generator[tuple[int, np.ndarray], None, None]:
         counts = self.counts
         for j in np.asarray(order, dtype=np.int64).tolist():
             yield j, counts[j]
+
+    def resident(
+        self, order: np.ndarray, ahead: bool = True
+    ) -> Generator[tuple[np.ndarray, int, np.ndarray], None, None]:
+        """Every row is resident: one run, the whole ``order``."""
+        yield self.counts, 0, np.asarray(order, dtype=np.int64)
 
     @classmethod
     def load(

@@ -16,7 +16,8 @@ same order, so a streamed and an in-memory run give the same bits. A row yielded
 Errors. A block that cannot be read (a truncated file, a damaged or corrupt chunk) is read
 again pattern by pattern to find the first bad one; the error (``PatternReadError``, a
 ``DataValidationError``) names that pattern, its tile in the file and the file, and is
-raised in the thread that asked for the rows. The reading thread stops at the end of a
+raised in the thread that asked for the rows; met during a run, the run stops with its
+last good state saved (status ``interrupted``). The reading thread stops at the end of a
 sweep, on an error, and when the consumer stops early (the generator is closed).
 
 A growing file (``data.follow=true``) is read the same way, through SWMR (``swmr=True``);
@@ -29,24 +30,28 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from typing import Any
 
 import numpy as np
 import torch
 
-from ptyframe.data.counts import FrameReader, frame_reader
+from ptyframe.data.counts import CHUNK_BYTES, FrameReader, frame_reader
 from ptyframe.data.dataset import PtychoDataset
 from ptyframe.data.patterns import PatternSource, SourceInfo, source_info
-from ptyframe.errors import DataValidationError
+from ptyframe.errors import InputLostError
 
 log = logging.getLogger("ptyframe")
 
 _END = object()
 
 
-class PatternReadError(DataValidationError):
-    """A pattern could not be read from its file (truncated or damaged); names which."""
+class PatternReadError(InputLostError):
+    """A pattern could not be read from its file (truncated or damaged); names which.
+
+    Raised during a sweep, it stops the run as an interruption does (``ptyframe.loop``):
+    the last good state, a checkpoint and ``recon.h5`` are saved.
+    """
 
 
 class _Failure:
@@ -94,17 +99,41 @@ class StreamedSource(PatternSource):
 
     # ------------------------------------------------------------------ the file
     def file_kwargs(self) -> dict[str, Any]:
-        """Return ``h5py.File`` options: a chunk cache holding one block (and SWMR)."""
+        """Return ``h5py.File`` options: the chunk cache (and SWMR).
+
+        A block is read in one call, so an HDF5 chunk of one pattern (or a contiguous
+        dataset) is read once per sweep: no cache (HDF5 then reads straight into the block
+        buffer, one copy fewer). Chunks of several patterns may straddle two blocks: a cache
+        of one block and a chunk keeps such a chunk from being read (and decompressed) twice.
+        """
         m, n = self.window
         item = np.dtype(self.dtype).itemsize
         nbytes = self.block_patterns * m * n * item
-        kw: dict[str, Any] = {
-            "rdcc_nbytes": int(nbytes + m * n * item),
-            "rdcc_nslots": next_prime(max(521, 10 * (self.block_patterns + 1))),
-        }
-        if self.swmr:
-            kw.update(libver="latest", swmr=True)
+        kw: dict[str, Any] = {"rdcc_nbytes": 0}
+        if self.chunk_patterns() > 1:
+            kw = {
+                "rdcc_nbytes": int(nbytes + self.chunk_patterns() * m * n * item),
+                "rdcc_nslots": next_prime(max(521, 10 * (self.block_patterns + 1))),
+            }
+        kw.update(self._swmr_kwargs())
         return kw
+
+    def chunk_patterns(self) -> int:
+        """Return the patterns per HDF5 chunk along the file's tile axis (1: one pattern or
+        a contiguous dataset; also where the file's layout is not a plain stack)."""
+        if not hasattr(self, "_chunk_patterns"):
+            import h5py
+
+            axis = {"angles_tiles": 1, "tiles": 0}.get(self.reader.layout)
+            chunks = None
+            if axis is not None and self.reader.path is not None:
+                with h5py.File(self.reader.path, "r", **self._swmr_kwargs()) as f:
+                    chunks = f[self.reader.key].chunks
+            self._chunk_patterns = 1 if chunks is None or axis is None else int(chunks[axis])
+        return self._chunk_patterns
+
+    def _swmr_kwargs(self) -> dict[str, Any]:
+        return {"libver": "latest", "swmr": True} if self.swmr else {}
 
     def _read(self, h5: Any, lo: int, hi: int, out: np.ndarray) -> None:
         """Read local patterns ``[lo, hi)`` into ``out``; raise ``PatternReadError``."""
@@ -178,17 +207,27 @@ class StreamedSource(PatternSource):
                 out[k] = self.rows(j, j + 1)[0]
         return out
 
+    def resident_rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The block in use and the local indices where it holds every row of ``idx``."""
+        idx = np.asarray(idx, dtype=np.int64)
+        cur = self._current
+        if (
+            cur is not None
+            and len(idx)
+            and cur[0] <= idx.min()
+            and idx.max() < cur[0] + len(cur[1])
+        ):
+            return cur[1], idx - cur[0]
+        return self.take(idx), np.arange(len(idx))
+
     def stream(self, seq: list[int]) -> Generator[tuple[int, np.ndarray], None, None]:
         """Yield ``(block, rows)`` for the blocks ``seq`` in order, each read one ahead.
 
         A background thread fills one of two buffers while the consumer uses the other;
         an error in the thread is raised here; closing the generator stops the thread.
         """
-        if not self._buffers:
-            shape = (self.block_patterns, *self.window)
-            self._buffers = [np.empty(shape, dtype=self.dtype) for _ in range(2)]
         free: queue.Queue = queue.Queue()
-        for buf in self._buffers:
+        for buf in self._block_buffers():
             free.put(buf)
         ready: queue.Queue = queue.Queue()
         stop = threading.Event()
@@ -235,13 +274,65 @@ class StreamedSource(PatternSource):
             if h5 is not None:
                 h5.close()
 
-    def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+    def resident(
+        self, order: np.ndarray, ahead: bool = True
+    ) -> Generator[tuple[np.ndarray, int, np.ndarray], None, None]:
+        """Yield ``(block rows, lo, visits)`` per run of ``order`` in one block; the rows are
+        valid until the next run is asked for.
+
+        ``ahead``: each block read one ahead by the reading thread (``stream``); False: read
+        in the calling thread when it is asked for (a caller that is itself a thread ahead
+        of the sweep, the amplitude feed).
+        """
+        runs = self.block_runs(order)
+        if not ahead:
+            yield from self._read_runs(runs)
+            return
+        it = self.stream([b for b, _ in runs])
+        try:
+            for (b, visits), (nb, rows) in zip(runs, it, strict=False):
+                assert nb == b
+                yield rows, self._block_range(b)[0], visits
+        finally:
+            it.close()
+
+    def _read_runs(
+        self, runs: list[tuple[int, np.ndarray]]
+    ) -> Generator[tuple[np.ndarray, int, np.ndarray], None, None]:
+        """``resident(ahead=False)``: read each run's block into one buffer, then yield it."""
+        buf = self._block_buffers()[0]
+        h5 = self.open_file()
+        try:
+            for b, visits in runs:
+                lo, hi = self._block_range(b)
+                self._read(h5, lo, hi, buf[: hi - lo])
+                yield buf[: hi - lo], lo, visits
+        finally:
+            h5.close()
+
+    def _block_buffers(self) -> list[np.ndarray]:
+        """The two block buffers (allocated once, reused by every sweep)."""
+        if not self._buffers:
+            shape = (self.block_patterns, *self.window)
+            self._buffers = [np.empty(shape, dtype=self.dtype) for _ in range(2)]
+        return self._buffers
+
+    def chunks(self) -> Generator[tuple[int, np.ndarray], None, None]:
+        """Yield ``(start, rows)`` in scan order, each block in pieces of ``CHUNK_BYTES`` (the
+        statistics' float work arrays stay that small, whatever the block)."""
+        m, n = self.window
+        step = max(1, CHUNK_BYTES // (m * n * max(np.dtype(self.dtype).itemsize, 4)))
+        for s, rows in self.blocks():
+            for k in range(0, len(rows), step):
+                yield s + k, rows[k : k + step]
+
+    def blocks(self) -> Generator[tuple[int, np.ndarray], None, None]:
         """Yield ``(start, rows)`` block by block in scan order (read one ahead)."""
         n_blocks = -(-self.n // self.block_patterns)
         for b, rows in self.stream(list(range(n_blocks))):
             yield self._block_range(b)[0], rows
 
-    def visits(self, order: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    def visits(self, order: np.ndarray) -> Generator[tuple[int, np.ndarray], None, None]:
         """Yield ``(j, row)`` in ``order``; each block is read once, one block ahead.
 
         An ``order`` that leaves a block and comes back to it (not one of ``order``'s) is

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
+from ptyframe.data.feed import PatternData
 from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import Distribution
 from ptyframe.engines.autodiff_precondition import (
@@ -202,12 +203,15 @@ class AutodiffEngine(Engine):
 
     def prepare(
         self,
-        measurements: Measurements | list[Measurements],
+        measurements: PatternData | list[Measurements],
         state: ReconstructionState,
         distribution: Distribution | None = None,
         seed: int = 0,
     ) -> None:
-        meas = list(measurements) if isinstance(measurements, (list, tuple)) else [measurements]
+        given = list(measurements) if isinstance(measurements, (list, tuple)) else [measurements]
+        meas = [m for m in given if isinstance(m, Measurements)]
+        if len(meas) != len(given):  # autodiff does not declare streams
+            raise ConfigError("engine=autodiff reads its patterns in memory: set data.stream=false")
         if not meas:
             raise ConfigError("autodiff: no measurements to reconstruct from")
         super().prepare(meas[0], state, distribution, seed)

@@ -27,6 +27,7 @@ from ptyframe.errors import ConfigError
 
 if TYPE_CHECKING:
     from ptyframe.data.dataset import PtychoDataset
+    from ptyframe.data.feed import PatternData
     from ptyframe.data.measurements import Measurements
     from ptyframe.engines.config import EngineConfig
     from ptyframe.registry import BuildContext
@@ -75,6 +76,11 @@ class Capabilities:
     #: The data it reconstructs: ``ptychography`` (many overlapping patterns) or
     #: ``fullfield`` (one pattern of an isolated object, full-field CDI).
     data: str = "ptychography"
+    #: It reads its patterns through the run's pattern data (``ptyframe.data.feed``, a
+    #: block at a time), so they may stay in their stored dtype or stream from the file
+    #: (``data.stream``); engines that hold every pattern's exit wave or read the whole
+    #: amplitude array (RAAR, HIO) do not.
+    streams: bool = False
 
 
 class PriorStep(Protocol):
@@ -157,7 +163,9 @@ class Engine(ABC):
         """``context``: the run's build context (``ptyframe.registry.BuildContext``), which the
         registry gives an engine whose constructor names it; its ``deterministic`` is the
         run's switch (nothing chosen by timing changes the arithmetic)."""
-        self.measurements: Measurements | None = None
+        #: The patterns: a pattern source or float amplitudes for an engine that streams
+        #: (``Capabilities.streams``), float amplitudes (``Measurements``) for the others.
+        self.measurements: PatternData | None = None
         self.state: ReconstructionState | None = None
         self.distribution: Distribution = SingleProcess()
         self.seed: int = 0
@@ -201,7 +209,7 @@ class Engine(ABC):
 
     def prepare(
         self,
-        measurements: Measurements,
+        measurements: PatternData,
         state: ReconstructionState,
         distribution: Distribution | None = None,
         seed: int = 0,
@@ -228,7 +236,7 @@ class Engine(ABC):
         """
         self.prepare(measurements[0], state, distribution, seed)
 
-    def add_measurements(self, measurements: Measurements, state: ReconstructionState) -> None:
+    def add_measurements(self, measurements: PatternData, state: ReconstructionState) -> None:
         """Take a grown set of patterns (a scan still being written: ``data.follow=true``).
 
         ``measurements`` holds the tiles so far then the new ones, ``state.positions_px`` has

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ptyframe.data.feed import PatternData
 from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import Distribution
 from ptyframe.engines.base import Capabilities, Engine, EpochReport, check_range
@@ -83,11 +84,13 @@ class HioEngine(Engine):
 
     def prepare(
         self,
-        measurements: Measurements,
+        measurements: PatternData,
         state: ReconstructionState,
         distribution: Distribution | None = None,
         seed: int = 0,
     ) -> None:
+        if not isinstance(measurements, Measurements):  # hio does not declare streams
+            raise ConfigError("engine=hio reads its pattern in memory: set data.stream=false")
         super().prepare(measurements, state, distribution, seed)
         if self.distribution.size > 1:
             raise ConfigError("engine=hio runs in one process: use distribution=single")

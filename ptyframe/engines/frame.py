@@ -15,6 +15,14 @@ of an epoch, in this order::
     error              sum over ranks of the numerators / sum of the measured amplitudes
     prior step         PINE's O <- (1 - rho) O + rho D(O) (Yamada et al. 2024, eq. 20)
 
+The frame reaches the patterns only through the run's pattern data (``Measurements`` or a
+pattern source, ``ptyframe.data.feed``): the visiting order of an epoch is the data's
+``order(seed, epoch)`` (one block in memory: a permutation of every pattern; streamed: the
+blocks in scan order, each shuffled), and the sweeps read the amplitudes through
+``ptyframe.data.feed`` (sequential) or ``batch`` inside the block in use (minibatch).
+Because the order depends on the block size, the frame records it in its ``state_dict``
+and refuses a resume with another one.
+
 The frame also resolves the backend once per ``prepare`` (``ptyframe.engines.backend``),
 keeps the scan's windows (``ptyframe.engines.scan``), checks that the patterns fit the
 probe and the windows the object, and runs the sweep on one torch thread where the engine
@@ -33,7 +41,7 @@ import numpy as np
 import torch
 
 from ptyframe.engines.backend import Backend, resolve
-from ptyframe.engines.base import Engine, EpochReport, visiting_order
+from ptyframe.engines.base import Engine, EpochReport
 from ptyframe.engines.scan import ScanWindows
 from ptyframe.errors import ConfigError
 from ptyframe.physics.ambiguities import center_probe
@@ -41,7 +49,7 @@ from ptyframe.physics.ambiguities import center_probe
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from ptyframe.data.measurements import Measurements
+    from ptyframe.data.feed import PatternData
     from ptyframe.distributed.base import Distribution
     from ptyframe.engines.config import PieFamilyConfig
     from ptyframe.registry import BuildContext
@@ -110,7 +118,7 @@ class FastEngine(Engine):
     # ------------------------------------------------------------------ prepare
     def prepare(
         self,
-        measurements: Measurements,
+        measurements: PatternData,
         state: ReconstructionState,
         distribution: Distribution | None = None,
         seed: int = 0,
@@ -163,9 +171,16 @@ class FastEngine(Engine):
 
     # ------------------------------------------------------------------ the epoch
     def visiting_order(self, epoch: int) -> np.ndarray:
-        """Return the order in which epoch ``epoch`` visits this rank's patterns."""
+        """Return the order in which epoch ``epoch`` visits this rank's patterns (the
+        data's ``order``: blocks in scan order, shuffled inside each)."""
         assert self.measurements is not None
-        return visiting_order(self.measurements.n, self.seed, epoch)
+        return self.measurements.order(self.seed, epoch)
+
+    @property
+    def block_patterns(self) -> int:
+        """Patterns per block of the data's visiting order (all of them: one block)."""
+        assert self.measurements is not None
+        return int(self.measurements.block_patterns)
 
     def update_probe(self, epoch: int) -> bool:
         """Return whether epoch ``epoch`` updates the probe (``fix_probe``, the start)."""
@@ -212,14 +227,29 @@ class FastEngine(Engine):
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, Any]:
-        """Return the prior's state and each correction's (by name)."""
+        """Return the prior's state, each correction's (by name) and the block size."""
         out = super().state_dict()
         for correction in self.corrections:
             out[f"correction/{correction.name}"] = correction.state_dict()
+        if self.measurements is not None:
+            out["block_patterns"] = self.block_patterns
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what ``state_dict`` returned."""
+        """Restore what ``state_dict`` returned (after ``prepare``).
+
+        A state saved with another block size would continue in another visiting order:
+        refused with the setting that resumes it.
+        """
+        saved = state.get("block_patterns")
+        if saved is not None and self.measurements is not None:
+            saved = int(saved)
+            if saved != self.block_patterns:
+                raise ConfigError(
+                    f"the checkpoint was made visiting the patterns in blocks of {saved}, this "
+                    f"run uses blocks of {self.block_patterns}: resume with "
+                    f"data.block_patterns={saved}"
+                )
         super().load_state_dict(state)
         for correction in self.corrections:
             correction.load_state_dict(state.get(f"correction/{correction.name}", {}))

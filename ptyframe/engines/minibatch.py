@@ -20,6 +20,7 @@ Guizar-Sicairos, Opt. Express 26, 3108 (2018), sec. 4, "compact" and "sparse" gr
 from __future__ import annotations
 
 import math
+from contextlib import closing
 from typing import Any, ClassVar
 
 import numpy as np
@@ -81,7 +82,14 @@ def sparse_groups(
 
 
 class BatchPlan:
-    """The groups of one engine: fixed (compact, sparse) or drawn per epoch (random)."""
+    """The groups of one engine: fixed (compact, sparse) or drawn per epoch (random).
+
+    Groups never cross a block of the data (``block_patterns`` consecutive patterns, the
+    unit a streamed run holds; ``ptyframe.data.patterns``): each block is grouped on its own
+    and an epoch visits the blocks in scan order, the groups of each in a random order, all
+    drawn from one generator seeded by ``(seed, epoch)``. With one block (the default) that
+    is one grouping of the whole scan.
+    """
 
     def __init__(
         self,
@@ -90,22 +98,45 @@ class BatchPlan:
         batching: str,
         batch_size: int,
         seed: int,
+        block_patterns: int | None = None,
     ) -> None:
         self.n = len(positions_px)
         self.batching, self.batch_size, self.seed = batching, int(batch_size), int(seed)
-        self.fixed: list[np.ndarray] | None = None
+        block = max(1, int(block_patterns or self.n))
+        #: ``(lo, hi)`` of each block, in scan order.
+        self.blocks = [(lo, min(lo + block, self.n)) for lo in range(0, self.n, block)]
+        #: Per block, its fixed groups (local indices of the whole scan), or None (random).
+        self.fixed: list[list[np.ndarray]] | None = None
+        if batching in ("compact", "sparse"):
+            self.fixed = [
+                [lo + g for g in self._groups(batching, positions_px[lo:hi], window)]
+                for lo, hi in self.blocks
+            ]
+
+    def _groups(
+        self, batching: str, positions_px: np.ndarray, window: tuple[int, int]
+    ) -> list[np.ndarray]:
         if batching == "compact":
-            self.fixed = compact_groups(positions_px, self.batch_size, self.seed)
-        elif batching == "sparse":
-            self.fixed = sparse_groups(positions_px, window, self.batch_size, self.seed)
+            return compact_groups(positions_px, self.batch_size, self.seed)
+        return sparse_groups(positions_px, window, self.batch_size, self.seed)
+
+    def epoch_blocks(self, epoch: int) -> list[list[np.ndarray]]:
+        """Return the groups of ``epoch``, block by block, in their visiting order."""
+        rng = np.random.default_rng([self.seed, int(epoch)])
+        out = []
+        for b, (lo, hi) in enumerate(self.blocks):
+            if self.fixed is None:
+                order = lo + rng.permutation(hi - lo)
+                bs = self.batch_size
+                out.append([order[i : i + bs] for i in range(0, hi - lo, bs)])
+            else:
+                fixed = self.fixed[b]
+                out.append([fixed[i] for i in rng.permutation(len(fixed))])
+        return out
 
     def epoch(self, epoch: int) -> list[np.ndarray]:
         """Return the groups of ``epoch`` in their visiting order (depends on seed, epoch)."""
-        rng = np.random.default_rng([self.seed, int(epoch)])
-        if self.fixed is None:
-            order = rng.permutation(self.n)
-            return [order[i : i + self.batch_size] for i in range(0, self.n, self.batch_size)]
-        return [self.fixed[i] for i in rng.permutation(len(self.fixed))]
+        return [g for block in self.epoch_blocks(epoch) for g in block]
 
 
 class BatchedWaves:
@@ -220,7 +251,7 @@ class MinibatchEngine(FastEngine):
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        prior="after_epoch", backends=("torch", "numba")
+        prior="after_epoch", backends=("torch", "numba"), streams=True
     )
     config: MinibatchConfig
 
@@ -235,6 +266,7 @@ class MinibatchEngine(FastEngine):
             str(cfg.batching),
             int(cfg.batch_size),
             self.seed,
+            self.block_patterns,
         )
         self._start: dict[str, torch.Tensor] = {}
         self._velocity: dict[str, torch.Tensor] = {}
@@ -269,16 +301,23 @@ class MinibatchEngine(FastEngine):
         return meas.batch(idx, state.object.device)
 
     def sweep(self, epoch: int, update_probe: bool) -> float:
-        """Run every group of ``epoch`` once, then the epoch's momentum (``momentum > 0``)."""
-        assert self.state is not None
+        """Run every group of ``epoch`` once, then the epoch's momentum (``momentum > 0``).
+
+        The groups of a block run while the data holds that block (``blocks()``), so a
+        streamed source serves ``batch`` from memory.
+        """
+        assert self.state is not None and self.measurements is not None
         cfg = self.config
         err = 0.0
         gain = float(cfg.momentum)
         if gain > 0 and not self._start:
             self._start = {"object": self.state.object.clone(), "probe": self.state.probe.clone()}
             self._velocity = {k: torch.zeros_like(v) for k, v in self._start.items()}
-        for group in self.plan.epoch(epoch):
-            err += self.update_batch(torch.as_tensor(group), update_probe)
+        groups = self.plan.epoch_blocks(epoch)
+        with closing(self.measurements.blocks()) as blocks:  # streamed: read one ahead
+            for _, block_groups in zip(blocks, groups, strict=True):  # while the block is in
+                for group in block_groups:  # memory, its groups read their patterns from it
+                    err += self.update_batch(torch.as_tensor(group), update_probe)
         if gain > 0:
             self._epoch_momentum(gain, float(cfg.friction), update_probe)
         return err

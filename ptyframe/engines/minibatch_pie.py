@@ -75,7 +75,7 @@ class MinibatchPieConfig(MinibatchConfig):
 class MinibatchPieEngine(MinibatchEngine):
     """Minibatch ePIE/rPIE; see the module docstring."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(backends=("torch", "numba"))
+    capabilities: ClassVar[Capabilities] = Capabilities(backends=("torch", "numba"), streams=True)
     config: MinibatchPieConfig
 
     def __init__(self, config: MinibatchPieConfig, context: Any | None = None) -> None:

@@ -80,7 +80,7 @@ class PieEngine(FastEngine):
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        prior="after_epoch", single_thread=True, backends=("torch", "numba")
+        prior="after_epoch", single_thread=True, backends=("torch", "numba"), streams=True
     )
     fftw_sweep = True
     config: PieConfig

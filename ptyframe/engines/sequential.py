@@ -18,18 +18,25 @@ during such a sweep the probe lives as its spectrum (``ptyframe.physics.subpixel
 ``sweep_torch`` is the specification, in torch on any device. ``FusedSweep`` runs the same
 maths with the fused numba kernels of ``ptyframe.engines.kernels`` and the planned DFTs of
 ``ptyframe.engines.pie_fft``; tests hold the two equal for every engine that runs them.
+
+Both read ``sqrt(I_r)`` (and the measured pixels) visit by visit from ``ptyframe.data.feed``:
+views of float amplitudes in memory, or rows formed from the stored counts ahead of the
+sweep in a background thread (in memory or streamed from the file); the sweep's arithmetic
+is the same either way.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ptyframe.data.measurements import Measurements
+from ptyframe.data import feed
+from ptyframe.data.feed import PatternData
 from ptyframe.engines import kernels as kernel_module
 from ptyframe.engines import pie_fft
 from ptyframe.engines.backend import Backend
@@ -73,38 +80,37 @@ def _run_hook(plan: SweepPlan, obj: torch.Tensor, probe: torch.Tensor, shifter) 
 
 
 def sweep_torch(
-    state: ReconstructionState, meas: Measurements, scan: ScanWindows, plan: SweepPlan
+    state: ReconstructionState, data: PatternData, scan: ScanWindows, plan: SweepPlan
 ) -> float:
-    """Run the sweep in torch (any device); return the error numerator (module docstring)."""
+    """Run the sweep in torch (any device); return the error numerator (module docstring).
+
+    ``a`` ``[1, M, N]``: the visit's measured amplitudes, ``v`` its measured pixels or None
+    (``ptyframe.data.feed.tensor_rows``).
+    """
     obj = state.object[0]
     probe = state.probe
     m, n = probe.shape[-2:]
-    amps, valid = meas.amplitudes, meas.valid
     shifter = _probe_shifter(probe, scan)
     err = torch.zeros((), dtype=torch.float64, device=obj.device)
-    host = amps.device != obj.device  # patterns kept on the host: sent one at a time
-    for count, j in enumerate(plan.order, 1):
-        y, x = scan.cy[j], scan.cx[j]
-        patch = obj[y : y + m, x : x + n]
-        o_old = patch.clone()
-        p = shifter.shifted(j) if shifter is not None else probe
-        wave = torch.fft.fft2(o_old * p, norm="ortho")  # [K, M, N]
-        if host:
-            a, v = meas.batch(torch.tensor([j]), obj.device)
-        else:
-            a, v = amps[j : j + 1], None if valid is None else valid[j : j + 1]
-        dwave, e = detector_delta(wave[None], a, v)
-        err += e[0]
-        dpsi = torch.fft.ifft2(dwave[0], norm="ortho")  # F^-1 Psi' - psi
-        o_step, p_step = pie_update(o_old, p, dpsi, plan.rule)
-        patch.add_(o_step)
-        if p_step is not None:
-            if shifter is not None:
-                shifter.add_shifted_back(j, p_step)
-            else:
-                probe.add_(p_step)
-        if plan.every and count % plan.every == 0:
-            _run_hook(plan, obj, probe, shifter)
+    with closing(feed.tensor_rows(data, plan.order, obj.device)) as visits:
+        for count, (j, a, v) in enumerate(visits, 1):
+            y, x = scan.cy[j], scan.cx[j]
+            patch = obj[y : y + m, x : x + n]
+            o_old = patch.clone()
+            p = shifter.shifted(j) if shifter is not None else probe
+            wave = torch.fft.fft2(o_old * p, norm="ortho")  # [K, M, N]
+            dwave, e = detector_delta(wave[None], a, v)
+            err += e[0]
+            dpsi = torch.fft.ifft2(dwave[0], norm="ortho")  # F^-1 Psi' - psi
+            o_step, p_step = pie_update(o_old, p, dpsi, plan.rule)
+            patch.add_(o_step)
+            if p_step is not None:
+                if shifter is not None:
+                    shifter.add_shifted_back(j, p_step)
+                else:
+                    probe.add_(p_step)
+            if plan.every and count % plan.every == 0:
+                _run_hook(plan, obj, probe, shifter)
     if shifter is not None:
         probe.copy_(shifter.probe())
     return float(err)
@@ -133,12 +139,16 @@ class FusedSweep:
     def run(
         self,
         state: ReconstructionState,
-        meas: Measurements,
+        data: PatternData,
         scan: ScanWindows,
         plan: SweepPlan,
         backend: Backend,
     ) -> float:
         """Run the sweep with the fused kernels (CPU); return the error numerator.
+
+        ``data``'s rows come from ``ptyframe.data.feed.rows`` (host arrays of the run's
+        real dtype); the single-mode kernels run where there is one mode and no pattern has
+        an unmeasured pixel.
 
         The transforms are the unscaled DFTs of ``pie_fft.WindowFFT``; the kernels apply the
         scale factors. With integer positions the probe alternates between ``state.probe``
@@ -152,10 +162,8 @@ class FusedSweep:
         subpixel = shifter is not None
         rule = plan.rule if not subpixel else _writes_step_alone(plan.rule)
         obj_np = state.object[0].numpy()
-        amps = meas.amplitudes.numpy()
-        use_valid = meas.valid is not None
-        valid = meas.valid.numpy() if meas.valid is not None else kernel_module.no_mask((m, n))
-        one = probe.shape[0] == 1 and not use_valid  # the single-mode kernels
+        one = probe.shape[0] == 1 and not data.has_unmeasured  # the single-mode kernels
+        all_measured = kernel_module.no_mask((m, n))
         bufs = _Buffers(probe, one, self.window_fft(probe, subpixel, backend))
         fft = bufs.fft
         kern = kernel_module.kernels()
@@ -173,34 +181,36 @@ class FusedSweep:
         cy, cx, every = scan.cy, scan.cx, plan.every
         probe_steps = bool(rule.update_probe)
         err = 0.0
-        for count, j in enumerate(plan.order, 1):
-            y0, x0 = cy[j], cx[j]
-            if shifter is not None:  # T_f P = F^-1[F(P) r_f]
-                kern.ramp_shift(spec, ry[j], rx[j], fft.spec, inv_n)
-                fft.shift()
-                p, p_out = bufs.shifted, wave  # wave is free once F^-1 is taken
-            else:
-                p, p_out = bufs.current(), bufs.other()
-            if one:
-                exit1(obj_np, y0, x0, p, psi, *views, max_bits)
-            else:
-                exit_k(obj_np, y0, x0, p, psi, maxima)
-            forward()
-            if one:
-                err += modulus1(wave, amps[j], inv_s, inv_n)
-            else:
-                v = valid[j] if use_valid else valid
-                err += modulus_k(wave, amps[j], v, use_valid, inv_s, inv_n)
-            inverse()
-            update(obj_np, y0, x0, p, dpsi, p_out, maxima, rule_a)
-            if shifter is None:
-                bufs.swap()
-            elif probe_steps and maxima[0] > 0:  # F(P) += F(step) conj(r_f)
-                fft.fold()
-                kern.ramp_fold_back(spec, fft.spec, ry[j], rx[j])
-            if every and count % every == 0:
-                bufs.settle()
-                _run_hook(plan, state.object[0], probe, shifter)
+        with closing(feed.rows(data, plan.order)) as visits:
+            for count, (j, a, v) in enumerate(visits, 1):  # a: sqrt(I_j), v: measured or None
+                y0, x0 = cy[j], cx[j]
+                if shifter is not None:  # T_f P = F^-1[F(P) r_f]
+                    kern.ramp_shift(spec, ry[j], rx[j], fft.spec, inv_n)
+                    fft.shift()
+                    p, p_out = bufs.shifted, wave  # wave is free once F^-1 is taken
+                else:
+                    p, p_out = bufs.current(), bufs.other()
+                if one:
+                    exit1(obj_np, y0, x0, p, psi, *views, max_bits)
+                else:
+                    exit_k(obj_np, y0, x0, p, psi, maxima)
+                forward()
+                if one:
+                    err += modulus1(wave, a, inv_s, inv_n)
+                elif v is None:  # every pixel of this pattern measured
+                    err += modulus_k(wave, a, all_measured, False, inv_s, inv_n)
+                else:
+                    err += modulus_k(wave, a, v, True, inv_s, inv_n)
+                inverse()
+                update(obj_np, y0, x0, p, dpsi, p_out, maxima, rule_a)
+                if shifter is None:
+                    bufs.swap()
+                elif probe_steps and maxima[0] > 0:  # F(P) += F(step) conj(r_f)
+                    fft.fold()
+                    kern.ramp_fold_back(spec, fft.spec, ry[j], rx[j])
+                if every and count % every == 0:
+                    bufs.settle()
+                    _run_hook(plan, state.object[0], probe, shifter)
         bufs.settle()
         if shifter is not None:
             probe.copy_(shifter.probe())

@@ -262,21 +262,23 @@ def check_run(
 ) -> dict[str, float | bool]:
     """Compare a run's final data error with the noise floor of its counts (collective).
 
-    ``measurements``: the ``Measurements`` of this rank (one, or one per angle). Every rank
-    calls this (the count moments are summed over ranks); the root logs one warning line
-    through ``log`` if the run stalled. Returns the ``recon.h5`` attributes (``noise_floor``
-    NaN and ``stalled`` False when the data are not photon counts).
+    ``measurements``: the patterns of this rank (``Measurements`` or a pattern source; one,
+    or one per angle). Every rank calls this (the count moments are summed over ranks); the
+    root logs one warning line through ``log`` if the run stalled. Returns the ``recon.h5``
+    attributes (``noise_floor`` NaN and ``stalled`` False when the data are not photon counts).
     """
     meas = list(measurements) if isinstance(measurements, Sequence) else [measurements]
-    parts = [annulus_moments(m.amplitudes, m.valid) for m in meas]
-    counts = all(are_counts(m.amplitudes, m.valid) for m in meas)
-    k = max(len(p.n) for p in parts)
+    k = max(int(annulus_index(m.window).max()) + 1 for m in meas)
     total = AnnulusMoments(np.zeros(k), np.zeros(k), np.zeros(k), 0.0)
-    for p in parts:
-        total.n[: len(p.n)] += p.n
-        total.s1[: len(p.n)] += p.s1
-        total.s2[: len(p.n)] += p.s2
-        total.amp_sum += p.amp_sum
+    counts = True
+    for m in meas:  # a chunk of patterns at a time (a streamed source: one pass over the file)
+        for _, amp, valid in m.amplitude_chunks():
+            p = annulus_moments(amp, valid, 1 << 18)  # added at once: no per-chunk object outlives
+            total.n[: len(p.n)] += p.n  # the chunk (they would pin its freed work arrays
+            total.s1[: len(p.n)] += p.s1  # in the heap)
+            total.s2[: len(p.n)] += p.s2
+            total.amp_sum += p.amp_sum
+            counts = counts and are_counts(amp, valid, 1 << 18)
     summed = distribution.sum_scalars(*total.as_scalars(), float(not counts))
     floor = float("nan")
     if summed[-1] == 0:
