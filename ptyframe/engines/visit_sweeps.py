@@ -1,0 +1,158 @@
+"""Run the fast engines' visits through a near-field propagator or several slices (torch).
+
+The general form of the sweeps of ``ptyframe.engines.sequential`` (the PIE family) and of
+LSQML's group update (``ptyframe.engines.lsqml``), with the exit-wave model and the
+propagator of a ``ptyframe.engines.visit.VisitModel`` in place of ``O_r P`` and the FFT::
+
+    windows  = read_box(O, c - b)                              [S, M', N'] (vacuum outside)
+    psi      = exit_wave.forward(windows, T_f P)               [B, K, M', N']
+    Psi      = propagator.forward(psi)                         [B, K, M, N]
+    delta, e = detector_delta(Psi, sqrt(I), valid)             (PINE eqs. 14-15)
+    chi      = propagator.adjoint(delta)                       [B, K, M', N']
+    steps    = exit_wave.backward(chi, rule)                   slice by slice, last first
+
+With the far-field propagator and one slice each reduces to its engine's plain sweep (tests
+hold them equal). The frame routes a run here when its physics is not the plain far field
+(``VisitModel.plain``); the numba kernels do not run it.
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from typing import TYPE_CHECKING
+
+import torch
+
+from ptyframe.data import feed
+from ptyframe.engines.minibatch import gather_windows, mode_sum, scatter_windows
+from ptyframe.engines.visit import VisitModel, add_box, pie_slice_rule, read_box
+from ptyframe.physics.exitwave import gradient_rule
+from ptyframe.physics.projection import detector_delta, model_modulus
+from ptyframe.physics.subpixel import FourierProbe
+
+if TYPE_CHECKING:
+    from ptyframe.data.feed import PatternData
+    from ptyframe.engines.lsqml import LsqmlEngine
+    from ptyframe.engines.scan import ScanWindows
+    from ptyframe.engines.sequential import SweepPlan
+    from ptyframe.state import ReconstructionState
+
+
+def sweep_visits(
+    state: ReconstructionState,
+    data: PatternData,
+    scan: ScanWindows,
+    plan: SweepPlan,
+    visit: VisitModel,
+) -> float:
+    """Run the PIE family's sequential sweep through ``visit``; return the error numerator.
+
+    Per position the e3PIE chain (``visit.pie_slice_rule``): each slice's window takes its
+    PIE step, the first slice's incident step is the probe step (mapped back through the
+    sub-pixel shift as in ``sequential.sweep_torch``). The hook (mPIE's momentum) sees the
+    object ``[H, W]`` for one slice, ``[S, H, W]`` for several, and the real-space probe.
+    """
+    obj = state.object  # [S, H, W]
+    probe = state.probe  # [K, M', N']
+    m, n = probe.shape[-2:]
+    b = visit.buffer_px
+    shifter = FourierProbe(probe, scan.frac, scan.ramps(probe.dtype)) if scan.shifted else None
+    rule = pie_slice_rule(plan.rule)
+    hook_obj = obj[0] if obj.shape[0] == 1 else obj
+    err = torch.zeros((), dtype=torch.float64, device=obj.device)
+    with closing(feed.tensor_rows(data, plan.order, obj.device)) as visits:
+        for count, (j, a, v) in enumerate(visits, 1):
+            y, x = scan.cy[j] - b, scan.cx[j] - b
+            windows = read_box(obj, y, x, m, n).clone()  # [S, M', N'], before this update
+            p = shifter.shifted(j) if shifter is not None else probe
+            psi, cache = visit.exit_wave.forward(windows.unsqueeze(1), p.unsqueeze(0))
+            dwave, e = detector_delta(visit.propagator.forward(psi), a, v)
+            err += e[0]
+            chain = visit.exit_wave.backward(visit.propagator.adjoint(dwave), cache, rule)
+            add_box(obj, chain.window_steps[:, 0], y, x)
+            if plan.rule.update_probe:
+                p_step = chain.probe_step[0]
+                if shifter is not None:
+                    shifter.add_shifted_back(j, p_step)
+                else:
+                    probe.add_(p_step)
+            if plan.every and count % plan.every == 0 and plan.hook is not None:
+                if shifter is None:
+                    plan.hook(hook_obj, probe)
+                else:
+                    real = shifter.probe()
+                    plan.hook(hook_obj, real)
+                    shifter.spectrum.copy_(torch.fft.fft2(real))
+    if shifter is not None:
+        probe.copy_(shifter.probe())
+    return float(err)
+
+
+def lsqml_visits(engine: LsqmlEngine, idx: torch.Tensor, update_probe: bool) -> float:
+    """Run one LSQML group through the engine's visit model; return its error numerator.
+
+    The exit-wave update of ``ptyframe.engines.lsqml`` (eqs. 12-17) at the detector, then the
+    chain back with the steepest-descent directions (``physics.exitwave.gradient_rule``;
+    pty-chi's multislice LSQML): slice ``s`` sees ``chi_s`` and its incident waves ``u_s``
+    and gets the preconditioned direction (eqs. 24-25 with ``u_s`` for the probe)::
+
+        dO_s = sum_b S_b^T sum_k conj(u_sbk) chi_sbk / (sum_b S_b^T sum_k |u_sbk|^2 + d_O max)
+
+    and its own optimal step ``a_O,s`` (eqs. 22-23 on ``chi_s``); the probe's direction and
+    step are solved jointly with the first slice's, as in the one-slice engine. Windows are
+    cut from the object padded with vacuum (``visit.read_box``); the border's steps are
+    dropped (``visit.add_box``).
+    """
+    from ptyframe.engines.lsqml import optimal_steps, poisson_step
+
+    state, cfg, visit = engine.state, engine.config, engine.visit
+    assert state is not None
+    waves = engine.waves
+    b = visit.buffer_px
+    y0, y1, x0, x1 = waves.box(idx)  # on the padded object
+    box = read_box(state.object, y0 - b, x0 - b, y1 - y0, x1 - x0)  # [S, h, w]
+    probe = state.probe
+    corners = waves.corners_of(idx, box.device)
+    corners = corners - torch.tensor([y0, x0], device=corners.device)
+    window = waves.window
+    o_b = torch.stack([gather_windows(box[s], corners, window) for s in range(box.shape[0])])
+    ramps = waves.ramps(idx, probe)
+    p_b = waves.probes(probe, idx, ramps)  # [B, K, M', N']
+    psi, cache = visit.exit_wave.forward(o_b, p_b)
+    amps, valid = engine.data(idx)
+    wave = visit.propagator.forward(psi)
+    if cfg.likelihood == "gaussian":
+        delta, e = engine.detector_step(wave, amps, valid)
+        err = float(e.sum())
+    else:
+        diff = (model_modulus(wave) - amps).abs_()
+        err = float((diff if valid is None else diff * valid).sum(dtype=torch.float64))
+        delta, _ = poisson_step(wave, amps.square(), valid)
+    chain = visit.exit_wave.backward(visit.propagator.adjoint(delta), cache, gradient_rule)
+    damping = float(cfg.damping)
+    steps = torch.zeros_like(box)
+    d_probe = None
+    a_p = 0.0
+    for s in range(box.shape[0]):
+        u_s, chi_s = cache.incident[s], chain.chi[s]
+        num = torch.zeros(box.shape[1:], dtype=box.dtype, device=box.device)
+        w_o = torch.zeros(box.shape[1:], dtype=box.real.dtype, device=box.device)
+        scatter_windows(num, mode_sum(u_s.conj() * chi_s), corners)
+        scatter_windows(w_o, mode_sum(u_s.real.square() + u_s.imag.square()), corners)
+        d_obj = num.div_(w_o.add_(float(cfg.object_reg) * float(w_o.max())))
+        u = gather_windows(d_obj, corners, window).unsqueeze(1) * u_s
+        v = None
+        if s == 0 and update_probe:
+            o_0 = o_b[0]
+            w_p = (o_0.real.square() + o_0.imag.square()).sum(0)
+            n_p = waves.shift_back_sum(o_0.conj().unsqueeze(1) * chi_s, idx, ramps)
+            d_probe = n_p.div_(w_p.add_(float(cfg.probe_reg) * float(w_p.max())))
+            v = o_0.unsqueeze(1) * waves.probes(d_probe, idx, ramps)
+        a_o, a_ps = optimal_steps(chi_s, u, v, float(cfg.step_reg))
+        if s == 0:
+            a_p = a_ps
+        steps[s] = d_obj.mul_(damping * a_o)
+    add_box(state.object, steps, y0 - b, x0 - b)
+    if d_probe is not None:
+        probe.add_(d_probe, alpha=damping * float(cfg.probe_damping) * a_p)
+    return err
