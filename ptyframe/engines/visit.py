@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ptyframe.engines.rules import PieRule, pie_update
+from ptyframe.engines.rules import PieRule, abs2, pie_coefficients
 from ptyframe.errors import ConfigError
 from ptyframe.physics.detector import (
     FarFieldPropagator,
@@ -78,6 +78,8 @@ class VisitModel:
     exit_wave: SingleSliceExitWave | MultisliceExitWave
     propagator: FarFieldPropagator | NearFieldPropagator
     n_slices: int = 1
+    #: Run the general visit even through the plain far field (tests compare the two).
+    general: bool = False
 
     @property
     def buffer_px(self) -> int:
@@ -91,7 +93,7 @@ class VisitModel:
     @property
     def plain(self) -> bool:
         """Far field through one slice: the engines' own sweeps (and numba kernels) run."""
-        return not self.near_field and self.n_slices == 1
+        return not (self.general or self.near_field or self.n_slices > 1)
 
     @property
     def name(self) -> str:
@@ -243,24 +245,42 @@ def add_box(obj: torch.Tensor, step: torch.Tensor, y: int, x: int) -> None:
 def pie_slice_rule(rule: PieRule) -> SliceRule:
     """Return the PIE family's rule applied to each slice (e3PIE, Maiden, Humphry & Rodenburg,
     J. Opt. Soc. Am. A 29, 1606 (2012), with the ePIE/rPIE/mPIE steps of
-    ``ptyframe.engines.rules.pie_update`` on one position)::
+    ``ptyframe.engines.rules`` on one position)::
 
         dO_s = f_O sum_k conj(u_sk) chi_sk / (c_O sum_k |u_sk|^2 + d_O)
         du_s = f_P conj(O_s)       chi_s  / (c_P |O_s|^2         + d_P)
 
-    the incident wave ``u_s`` in the probe's place. The first slice's ``du_0`` is the probe
-    step (taken only when the rule updates the probe); a later slice always takes its
-    ``du_s``, which carries the change back to the slice before (``chi_{s-1} = Q^H du_s``).
-    Windows ``[1, M, N]``, incident waves and ``chi`` ``[1, K, M, N]`` (one position).
+    the incident wave ``u_s`` in the probe's place, the coefficients from
+    ``rules.pie_coefficients`` (as ``rules.pie_update``, which this equals to rounding; the
+    ePIE denominators, ``c = 0``, are applied as one real factor). The first slice's ``du_0``
+    is the probe step (taken only when the rule updates the probe); a later slice always
+    takes its ``du_s``, which carries the change back to the slice before
+    (``chi_{s-1} = Q^H du_s``). Windows ``[1, M, N]``, incident waves and ``chi``
+    ``[1, K, M, N]`` (one position).
     """
     inner = replace(rule, update_probe=True, accumulate=True)
 
     def step(
         s: int, window: torch.Tensor, incident: torch.Tensor, chi: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        o_step, u_step = pie_update(window[0], incident[0], chi[0], rule if s == 0 else inner)
-        if u_step is None:
-            u_step = torch.zeros_like(incident[0])
+        o, u, c = window[0], incident[0], chi[0]  # [M, N], [K, M, N], [K, M, N]
+        u_abs2 = abs2(u).sum(0) if u.shape[0] > 1 else abs2(u[0])
+        o_abs2 = abs2(o)
+        fo, co, do, fp, cp, dp = pie_coefficients(
+            rule if s == 0 else inner, float(o_abs2.max()), float(u_abs2.max())
+        )
+        num = (u.conj() * c).sum(0) if u.shape[0] > 1 else u[0].conj() * c[0]
+        o_step = (
+            num.mul_(fo / do)
+            if co == 0
+            else num.mul_(u_abs2.mul_(co).add_(do).reciprocal_().mul_(fo))
+        )
+        if fp == 0:
+            u_step = torch.zeros_like(u)
+        elif cp == 0:
+            u_step = (o.conj() * c).mul_(fp / dp)
+        else:
+            u_step = (o.conj() * c).mul_(o_abs2.mul_(cp).add_(dp).reciprocal_().mul_(fp))
         return o_step.unsqueeze(0), u_step.unsqueeze(0)
 
     return step

@@ -63,7 +63,7 @@ def sweep_visits(
     with closing(feed.tensor_rows(data, plan.order, obj.device)) as visits:
         for count, (j, a, v) in enumerate(visits, 1):
             y, x = scan.cy[j] - b, scan.cx[j] - b
-            windows = read_box(obj, y, x, m, n).clone()  # [S, M', N'], before this update
+            windows = read_box(obj, y, x, m, n)  # [S, M', N'] (steps are added after the chain)
             p = shifter.shifted(j) if shifter is not None else probe
             psi, cache = visit.exit_wave.forward(windows.unsqueeze(1), p.unsqueeze(0))
             dwave, e = detector_delta(visit.propagator.forward(psi), a, v)
