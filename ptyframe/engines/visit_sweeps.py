@@ -26,7 +26,7 @@ import torch
 from ptyframe.data import feed
 from ptyframe.engines.minibatch import gather_windows, mode_sum, scatter_windows
 from ptyframe.engines.visit import VisitModel, add_box, pie_slice_rule, read_box
-from ptyframe.physics.exitwave import gradient_rule
+from ptyframe.physics.exitwave import MultisliceExitWave, gradient_rule
 from ptyframe.physics.projection import detector_delta, model_modulus
 from ptyframe.physics.subpixel import FourierProbe
 
@@ -103,7 +103,7 @@ def lsqml_visits(engine: LsqmlEngine, idx: torch.Tensor, update_probe: bool) -> 
     cut from the object padded with vacuum (``visit.read_box``); the border's steps are
     dropped (``visit.add_box``).
     """
-    from ptyframe.engines.lsqml import optimal_steps, poisson_step
+    from ptyframe.engines.lsqml import poisson_step
 
     state, cfg, visit = engine.state, engine.config, engine.visit
     assert state is not None
@@ -129,30 +129,68 @@ def lsqml_visits(engine: LsqmlEngine, idx: torch.Tensor, update_probe: bool) -> 
         err = float((diff if valid is None else diff * valid).sum(dtype=torch.float64))
         delta, _ = poisson_step(wave, amps.square(), valid)
     chain = visit.exit_wave.backward(visit.propagator.adjoint(delta), cache, gradient_rule)
-    damping = float(cfg.damping)
-    steps = torch.zeros_like(box)
-    d_probe = None
-    a_p = 0.0
-    for s in range(box.shape[0]):
+    n_s = box.shape[0]
+    d_objs, effects = [], []  # each direction and its change of the exit wave [B, K, M', N']
+    for s in range(n_s):
         u_s, chi_s = cache.incident[s], chain.chi[s]
         num = torch.zeros(box.shape[1:], dtype=box.dtype, device=box.device)
         w_o = torch.zeros(box.shape[1:], dtype=box.real.dtype, device=box.device)
         scatter_windows(num, mode_sum(u_s.conj() * chi_s), corners)
         scatter_windows(w_o, mode_sum(u_s.real.square() + u_s.imag.square()), corners)
         d_obj = num.div_(w_o.add_(float(cfg.object_reg) * float(w_o.max())))
-        u = gather_windows(d_obj, corners, window).unsqueeze(1) * u_s
-        v = None
-        if s == 0 and update_probe:
-            o_0 = o_b[0]
-            w_p = (o_0.real.square() + o_0.imag.square()).sum(0)
-            n_p = waves.shift_back_sum(o_0.conj().unsqueeze(1) * chi_s, idx, ramps)
-            d_probe = n_p.div_(w_p.add_(float(cfg.probe_reg) * float(w_p.max())))
-            v = o_0.unsqueeze(1) * waves.probes(d_probe, idx, ramps)
-        a_o, a_ps = optimal_steps(chi_s, u, v, float(cfg.step_reg))
-        if s == 0:
-            a_p = a_ps
-        steps[s] = d_obj.mul_(damping * a_o)
+        d_objs.append(d_obj)
+        effects.append(
+            _carry(visit, o_b, s, gather_windows(d_obj, corners, window).unsqueeze(1) * u_s)
+        )
+    d_probe = None
+    if update_probe:
+        o_0, chi_0 = o_b[0], chain.chi[0]
+        w_p = (o_0.real.square() + o_0.imag.square()).sum(0)
+        n_p = waves.shift_back_sum(o_0.conj().unsqueeze(1) * chi_0, idx, ramps)
+        d_probe = n_p.div_(w_p.add_(float(cfg.probe_reg) * float(w_p.max())))
+        effects.append(_carry(visit, o_b, 0, o_0.unsqueeze(1) * waves.probes(d_probe, idx, ramps)))
+    steps_ab = joint_steps(chain.chi[-1], effects, float(cfg.step_reg))
+    damping = float(cfg.damping)
+    steps = torch.stack([d.mul_(damping * a) for d, a in zip(d_objs, steps_ab, strict=False)])
     add_box(state.object, steps, y0 - b, x0 - b)
     if d_probe is not None:
-        probe.add_(d_probe, alpha=damping * float(cfg.probe_damping) * a_p)
+        probe.add_(d_probe, alpha=damping * float(cfg.probe_damping) * steps_ab[-1])
     return err
+
+
+def _carry(visit: VisitModel, o_b: torch.Tensor, s: int, change: torch.Tensor) -> torch.Tensor:
+    """Return the exit wave's change ``[B, K, M', N']`` from a change of slice ``s``'s exit
+    ``change``: propagated and multiplied through the slices after ``s`` (linear in it)."""
+    chain = visit.exit_wave
+    for t in range(s + 1, o_b.shape[0]):
+        assert isinstance(chain, MultisliceExitWave)
+        change = o_b[t].unsqueeze(1) * chain.propagate(change, t - 1)
+    return change
+
+
+def joint_steps(chi: torch.Tensor, effects: list[torch.Tensor], lam: float) -> list[float]:
+    """Return the group's mean least-squares steps ``a_i`` of the directions whose exit-wave
+    changes are ``effects`` (LSQML eqs. 22-23 for several unknowns at once)::
+
+        min_a || chi_b - sum_i a_i w_ib ||^2   per position b:   G a = r,
+        G_ij = Re sum conj(w_i) w_j,   r_i = Re sum conj(w_i) chi
+
+    with ``lam`` times the mean of each diagonal entry added (Tikhonov) and negative steps
+    clipped to 0; the mean over the positions. With one slice and the probe this is
+    ``lsqml.optimal_steps``. The slices explain the same residual together, so solving
+    them jointly keeps their summed step from overshooting.
+    """
+    from ptyframe.engines.lsqml import re_dot
+
+    n = len(effects)
+    g = torch.empty((chi.shape[0], n, n), dtype=torch.float64, device=chi.device)
+    r = torch.empty((chi.shape[0], n), dtype=torch.float64, device=chi.device)
+    for i in range(n):
+        r[:, i] = re_dot(effects[i], chi)
+        for j in range(i, n):
+            g[:, i, j] = g[:, j, i] = re_dot(effects[i], effects[j])
+    diag = torch.diagonal(g, dim1=-2, dim2=-1)
+    diag += lam * diag.mean(0)
+    diag.clamp_(min=1e-30)
+    a = torch.linalg.solve(g, r.unsqueeze(-1))[..., 0].clamp_min(0)
+    return [float(v) for v in a.mean(0)]
