@@ -18,6 +18,7 @@ hold them equal). The frame routes a run here when its physics is not the plain 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import closing
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,9 @@ import torch
 from ptyframe.data import feed
 from ptyframe.engines.minibatch import gather_windows, mode_sum, scatter_windows
 from ptyframe.engines.visit import VisitModel, add_box, pie_slice_rule, read_box
+from ptyframe.physics.detector import NearFieldPropagator
 from ptyframe.physics.exitwave import MultisliceExitWave, gradient_rule
+from ptyframe.physics.fft import to_centred
 from ptyframe.physics.projection import detector_delta, model_modulus
 from ptyframe.physics.subpixel import FourierProbe
 
@@ -59,6 +62,7 @@ def sweep_visits(
     shifter = FourierProbe(probe, scan.frac, scan.ramps(probe.dtype)) if scan.shifted else None
     rule = pie_slice_rule(plan.rule)
     hook_obj = obj[0] if obj.shape[0] == 1 else obj
+    forward, adjoint, to_image = image_order(visit)
     err = torch.zeros((), dtype=torch.float64, device=obj.device)
     with closing(feed.tensor_rows(data, plan.order, obj.device)) as visits:
         for count, (j, a, v) in enumerate(visits, 1):
@@ -66,9 +70,9 @@ def sweep_visits(
             windows = read_box(obj, y, x, m, n)  # [S, M', N'] (steps are added after the chain)
             p = shifter.shifted(j) if shifter is not None else probe
             psi, cache = visit.exit_wave.forward(windows.unsqueeze(1), p.unsqueeze(0))
-            dwave, e = detector_delta(visit.propagator.forward(psi), a, v)
+            dwave, e = detector_delta(forward(psi), *to_image(a, v))
             err += e[0]
-            chain = visit.exit_wave.backward(visit.propagator.adjoint(dwave), cache, rule)
+            chain = visit.exit_wave.backward(adjoint(dwave), cache, rule)
             add_box(obj, chain.window_steps[:, 0], y, x)
             if plan.rule.update_probe:
                 p_step = chain.probe_step[0]
@@ -86,6 +90,32 @@ def sweep_visits(
     if shifter is not None:
         probe.copy_(shifter.probe())
     return float(err)
+
+
+def image_order(visit: VisitModel) -> tuple[Callable, Callable, Callable]:
+    """Return ``(forward, adjoint, to_image)``: the propagator's pair and what the measured
+    rows pass through first.
+
+    A near-field propagator with a buffer zone compares in the stored image's order
+    (``NearFieldPropagator.forward_image``): the rows (amplitudes ``[B, M, N]`` and measured
+    pixels or None) are rolled there (``fft.to_centred``, real arrays) instead of the complex
+    waves to detector order and back; the modulus constraint is pixel-wise, so the steps
+    are the same. Otherwise the rows stay as they are.
+    """
+    prop = visit.propagator
+    if isinstance(prop, NearFieldPropagator) and prop.buffer_px > 0:
+
+        def to_image(
+            a: torch.Tensor, v: torch.Tensor | None
+        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+            return to_centred(a), None if v is None else to_centred(v)
+
+        return prop.forward_image, prop.adjoint_image, to_image
+
+    def as_is(a: torch.Tensor, v: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return a, v
+
+    return prop.forward, prop.adjoint, as_is
 
 
 def lsqml_visits(engine: LsqmlEngine, idx: torch.Tensor, update_probe: bool) -> float:
@@ -119,8 +149,9 @@ def lsqml_visits(engine: LsqmlEngine, idx: torch.Tensor, update_probe: bool) -> 
     ramps = waves.ramps(idx, probe)
     p_b = waves.probes(probe, idx, ramps)  # [B, K, M', N']
     psi, cache = visit.exit_wave.forward(o_b, p_b)
-    amps, valid = engine.data(idx)
-    wave = visit.propagator.forward(psi)
+    forward, adjoint, to_image = image_order(visit)
+    amps, valid = to_image(*engine.data(idx))
+    wave = forward(psi)
     if cfg.likelihood == "gaussian":
         delta, e = engine.detector_step(wave, amps, valid)
         err = float(e.sum())
@@ -128,7 +159,7 @@ def lsqml_visits(engine: LsqmlEngine, idx: torch.Tensor, update_probe: bool) -> 
         diff = (model_modulus(wave) - amps).abs_()
         err = float((diff if valid is None else diff * valid).sum(dtype=torch.float64))
         delta, _ = poisson_step(wave, amps.square(), valid)
-    chain = visit.exit_wave.backward(visit.propagator.adjoint(delta), cache, gradient_rule)
+    chain = visit.exit_wave.backward(adjoint(delta), cache, gradient_rule)
     n_s = box.shape[0]
     d_objs, effects = [], []  # each direction and its change of the exit wave [B, K, M', N']
     for s in range(n_s):
