@@ -64,7 +64,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _lib.results import Stamp, load_average, markdown_table, write_page
+from _lib.results import Stamp, load_average, markdown_table, tree_commit, write_page
 
 HERE = Path(__file__).resolve().parent
 
@@ -241,7 +241,7 @@ def run_ptyframe(
     block = int(res.attrs.get("stream_block_patterns", 0) or 0)
     note = f"{how}" + (f", blocks of {block}" if block else "")
     if baseline:
-        note += f"; checkout {git_commit(baseline)}"
+        note += f"; checkout {tree_commit(baseline)}"
     return Row(case, label, per, rss, first, err, load, note)
 
 
@@ -273,17 +273,6 @@ def run_ptylab(case: str, data: Path, work: Path, sweeps: int, python: str) -> R
         raise SystemExit(f"{case} PtyLab: {len(secs)} sweeps or an object that did not move")
     per, first = steady(secs)
     return Row(case, "PtyLab", per, rss, first, None, load, f"PtyLab {info.get('version')}")
-
-
-def git_commit(folder: str) -> str:
-    """Return the short commit of the checkout ``folder`` (or ``?``)."""
-    res = subprocess.run(
-        ["git", "-C", folder, "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return res.stdout.strip() or "?"
 
 
 def fmt_bytes(b: float | None) -> str:
