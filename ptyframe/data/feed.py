@@ -32,19 +32,17 @@ import queue
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 
 from ptyframe.data.forming import form
 from ptyframe.data.measurements import Measurements
-
-if TYPE_CHECKING:
-    from ptyframe.data.patterns import PatternSource
+from ptyframe.data.patterns import PatternSource
 
 #: The patterns a run holds: float amplitudes, or a source of stored counts.
-PatternData = Union[Measurements, "PatternSource"]
+PatternData = Measurements | PatternSource
 #: ``(j, A_j [M, N], valid_j [M, N] or None)``: one visit's pattern, host arrays.
 Row = tuple[int, np.ndarray, "np.ndarray | None"]
 #: Bytes of amplitudes per chunk of the feed (a chunk of ``128 x 128`` float32 rows: 32 rows).
