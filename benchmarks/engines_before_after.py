@@ -2,8 +2,9 @@
 
 Each round runs the older checkout's script, then this checkout's, as child processes (one
 torch thread each, the same engines, sweeps and case), so the two share the machine's load
-round by round. The table gives, per engine, the median over rounds of each checkout's
-seconds per sweep, their ratio (now / then), and both checkouts' data error and FRC at 1/2
+round by round. The table gives, per engine, the fastest round of each checkout's seconds per
+sweep (a busy machine only ever slows a round down) and their ratio (now / then), the median
+ratio over rounds beside it, and both checkouts' data error and FRC at 1/2
 Nyquist from the last round (the quality must not move: the same case, seeds and defaults).
 
     python benchmarks/engines_before_after.py --old-tree ../before [--rounds 3] [--sweeps 20]
@@ -77,6 +78,7 @@ def main() -> None:
         "s / sweep then",
         "s / sweep now",
         "now / then",
+        "median round now / then",
         "data error then",
         "data error now",
         "FRC @ 1/2 then",
@@ -100,8 +102,9 @@ def main() -> None:
             "Every fast engine at its defaults on the natural-image case of "
             "`benchmarks/engines_table.py` (625 patterns of 128x128, 1e6 photons), an older "
             "checkout and this one alternating round by round in one invocation. Seconds per "
-            "sweep are the median over rounds of each run's median sweep (metric steps "
-            "included); data error and FRC (the registered `frc` metric at 1/2 Nyquist "
+            "sweep: the fastest round's median sweep (metric steps included) of each checkout, "
+            "and the median over rounds of the per-round ratio; data error and FRC (the "
+            "registered `frc` metric at 1/2 Nyquist "
             "against the truth) from the last round. 2-core machine: above a load of about "
             "1 the runs share a core."
         )
