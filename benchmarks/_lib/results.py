@@ -57,6 +57,17 @@ def commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
+def tree_commit(folder: str | Path) -> str:
+    """Return the short commit of another checkout ``folder`` (``?`` where git cannot tell)."""
+    res = subprocess.run(
+        ["git", "-C", str(folder), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return res.stdout.strip() or "?"
+
+
 def cpu_model() -> str:
     """Return the CPU's model name (``/proc/cpuinfo``), or the platform's processor string."""
     try:

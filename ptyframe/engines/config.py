@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from ptyframe.engines.backend import check_choice
-from ptyframe.engines.base import check_range
+from ptyframe.engines.checks import check_range
 from ptyframe.engines.prior import DenoiseStepConfig
 from ptyframe.errors import ConfigError
 
