@@ -135,7 +135,8 @@ class FastEngine(Engine):
         """Return the state the physics needs (slices, the buffered probe); far field: as is."""
         if is_plain(self.physics):
             return state
-        return self.physics.init_state(state, dataset)
+        shaped: ReconstructionState = self.physics.init_state(state, dataset)
+        return shaped
 
     def prepare(
         self,
