@@ -5,7 +5,7 @@ the low dose: i0_origin = 1e2, 2.56e4 photons per pattern, 100 patterns of 64x64
 noise), both engines at (alpha, beta) = (0.1, 0.1), 150 sweeps, the default initial guess
 (vacuum object, disk probe), the same seed; PINE adds ``O <- (1 - rho) O + rho D(O)`` with
 rho = 0.49 and the shipped DnCNN. Scored by ``frc_against_truth`` (windowed deviations, the
-metric whose floor tests/test_metrics.py checks), band values at 1/4 and 1/2 Nyquist.
+metric whose floor tests/unit/test_metrics.py checks), band values at 1/4 and 1/2 Nyquist.
 
 Measured (dataset seeds 0 / 1 / 2): ePIE 0.583 / 0.606 / 0.623 at 1/4 Nyquist and
 0.156 / 0.168 / 0.179 at 1/2; PINE 0.707 / 0.711 / 0.730 and 0.303 / 0.247 / 0.315;
@@ -17,7 +17,7 @@ What it catches: a denoiser that no longer denoises (weights not loaded, wrong i
 the Re/Im split broken), a PINE step that drifts from eq. 20 (e.g. rho applied to the wrong
 term), and, through the check that ePIE itself exceeds 0.5 at 1/4 Nyquist, a broken ePIE
 that would make the margin vacuous. It does not guard the metric's floor (that is
-tests/test_metrics.py: the pre-fix metric gave a larger margin, 0.50 against 0.20). About
+tests/unit/test_metrics.py: the pre-fix metric gave a larger margin, 0.50 against 0.20). About
 25 s on a free core (150 sweeps of each engine; ~2.5 min on the loaded shared machine).
 """
 

@@ -17,8 +17,8 @@ Paper constants, defaults and the definitions of the conventions are not results
 explicit ``ALLOWED`` list names the few lines that look like one but are not. Folders other
 branches are rewriting are skipped for now (``SKIPPED``) and listed with their count.
 
-Run ``python tests/docstring_figures.py`` for the list (``--all`` includes the skipped
-folders); ``tests/test_docstrings.py`` asserts that none is left outside ``SKIPPED``.
+Run ``python tests/_support/docstring_figures.py`` for the list (``--all`` includes the skipped
+folders); ``tests/unit/test_docstrings.py`` asserts that none is left outside ``SKIPPED``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: What is scanned (every ``*.py`` below these folders).
 SCANNED = ("ptyframe", "plugins")
 #: Folders being rewritten on other branches: reported, not failed (remove once they land).

@@ -29,7 +29,7 @@ from ptyframe.registry import BuildContext, Registry, call_factory
 
 from synth import make_dataset
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 class Halve:

@@ -23,7 +23,7 @@ from ptyframe.registry import BuildContext
 from foreign_h5 import write_foreign
 from synth import make_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PTYLAB = ROOT / ".venv-ptylab" / "bin" / "python"
 
 # `make test` builds the venv; under CI a missing one is a failure, not a skip

@@ -463,7 +463,7 @@ def test_farfield_defaults_on_the_natural_image_case_of_issue_12() -> None:
 
     from ptyframe.metrics.plugin import FrcMetric, FrcMetricConfig
 
-    path = Path(__file__).parents[1] / "benchmarks" / "autodiff_study.py"
+    path = Path(__file__).parents[2] / "benchmarks" / "autodiff_study.py"
     spec = importlib.util.spec_from_file_location("autodiff_study", path)
     study = importlib.util.module_from_spec(spec)
     assert spec.loader is not None

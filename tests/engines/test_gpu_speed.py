@@ -18,7 +18,7 @@ import torch
 
 from virtual_cuda import VirtualCuda
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_speed.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_speed.py"
 ARGS = ["--small", "--cases", "64x32", "--budget-s", "0.2", "--max-epochs", "3"]
 
 

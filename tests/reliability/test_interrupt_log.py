@@ -237,7 +237,7 @@ class _Saver(Callback):
 @pytest.mark.parametrize("stop_at", [1, None], ids=["interrupted", "finished"])
 def test_a_signal_while_the_end_is_saved_is_held_until_it_is_written(tmp_path, stop_at) -> None:
     """Would catch: a second Ctrl-C (or one right after the last epoch) stopping the save."""
-    from test_callbacks import make_run
+    from fake_run import make_run
 
     def hook(epoch):
         if epoch == stop_at:

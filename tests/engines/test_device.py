@@ -1,11 +1,11 @@
 """``device=cuda`` on the CPU: every engine, the outputs, checkpoints, on a simulated device.
 
-``tests/virtual_cuda.py`` gives tensors a virtual ``cuda:0`` device and enforces CUDA's
+``tests/_support/virtual_cuda.py`` gives tensors a virtual ``cuda:0`` device and enforces CUDA's
 rules (no host/device mixing, no ``.numpy()`` of a device tensor, factories without
 ``device=`` make host tensors). A tensor made on the wrong device, a ``.numpy()`` on the
 object or the measurements, or a device tensor pickled into a checkpoint fails these tests
 as it would fail on a GPU. They cannot see CUDA's own numerics or speed: that is the ``gpu``
-tier (``tests/test_gpu.py``), which needs a real device.
+tier (``tests/engines/test_gpu.py``), which needs a real device.
 """
 
 from __future__ import annotations

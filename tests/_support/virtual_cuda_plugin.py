@@ -1,6 +1,7 @@
 """A pytest plugin that runs the ``gpu`` tier on the virtual CUDA device (a CPU dry run).
 
-``PYTHONPATH=tests python -m pytest -p virtual_cuda_plugin -m gpu tests/test_gpu.py``:
+``PYTHONPATH=tests/_support python -m pytest -p virtual_cuda_plugin -m gpu
+tests/engines/test_gpu.py``:
 every test runs inside ``virtual_cuda.VirtualCuda``, so the tier's own logic (device moves,
 tolerances between the CPU paths, files) is checked without a GPU. It proves nothing about
 CUDA's numerics or speed; only a run on a real device does.

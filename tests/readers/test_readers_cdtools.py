@@ -19,7 +19,7 @@ from ptyframe.registry import BuildContext
 
 from synth import make_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CDTOOLS = ROOT / ".venv-cdtools" / "bin" / "python"
 WRITER = ROOT / "benchmarks" / "readers" / "cdtools_write_cxi.py"
 

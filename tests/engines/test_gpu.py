@@ -1,4 +1,4 @@
-"""The GPU tier: CPU and CUDA agree on small cases (``pytest -m gpu tests/test_gpu.py``).
+"""The GPU tier: CPU and CUDA agree on small cases (``pytest -m gpu tests/engines/test_gpu.py``).
 
 Every engine, the shipped denoiser, the outputs (``recon.h5``, images, a checkpoint written
 on the GPU and read without one) and host-resident patterns. Without a CUDA device every
@@ -6,8 +6,9 @@ test skips (and the default run deselects the ``gpu`` marker). The engine compar
 in complex128, where cuFFT and the CPU's FFT agree to ~1e-12 and any difference beyond
 1e-6 after three epochs is a difference of algorithm, not of rounding (PINE: 1e-4, its
 denoiser runs in float32); one float32 run per engine family checks the default dtype to
-1e-3. A CPU dry run of this file on the simulated device of ``tests/virtual_cuda.py``:
-``PYTHONPATH=tests python -m pytest -p virtual_cuda_plugin -m gpu tests/test_gpu.py``.
+1e-3. A CPU dry run of this file on the simulated device of ``tests/_support/virtual_cuda.py``:
+``PYTHONPATH=tests/_support python -m pytest -p virtual_cuda_plugin -m gpu
+tests/engines/test_gpu.py``.
 TF32 is off for the denoiser comparison (cuDNN's TF32 convolutions round to ~1e-3).
 """
 

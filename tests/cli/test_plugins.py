@@ -23,7 +23,7 @@ from ptyframe.registry import KINDS, Registry
 
 from plain_h5 import write_plain
 
-HERE = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]
 CORE_KINDS = (
     "dataset",
     "forward_model",
@@ -118,7 +118,7 @@ def _install_thirdparty(name: str, tmp_path: Path) -> tuple[dict[str, str], Path
     target = tmp_path / "site"
     pip = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
-        + ["--target", str(target), str(HERE / "thirdparty" / name)],
+        + ["--target", str(target), str(TESTS / "thirdparty" / name)],
         capture_output=True,
         text=True,
         timeout=300,

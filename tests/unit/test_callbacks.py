@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import signal
-from pathlib import Path
 from types import SimpleNamespace
 
 import h5py
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from ptyframe.callbacks.base import Callback, RunContext
+from ptyframe.callbacks.base import Callback
 from ptyframe.callbacks.checkpoint import CHECKPOINT_FILE, CheckpointCallback
 from ptyframe.callbacks.convergence import ConvergenceCallback
 from ptyframe.callbacks.early_stop import EarlyStop, EarlyStopConfig
@@ -32,65 +31,10 @@ from ptyframe.callbacks.truth import TruthMetricsCallback
 from ptyframe.config import GuardConfig, MetricsConfig, OutputConfig
 from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import SingleProcess
-from ptyframe.engines.base import Engine, EpochReport
 from ptyframe.errors import ConfigError, DivergenceError
 from ptyframe.loop import run_loop
-from ptyframe.state import ReconstructionState
 
-
-class FakeEngine(Engine):
-    """Multiply the object by ``factor`` each epoch; report ``errors[epoch]``."""
-
-    def __init__(self, errors: list[float], factor: float = 2.0, hook=None) -> None:
-        super().__init__()
-        self.config = SimpleNamespace(name="fake", epochs=len(errors))
-        self.errors, self.factor, self.hook = errors, factor, hook
-        self.steps: list[int] = []
-
-    def step(self, epoch: int) -> EpochReport:
-        assert self.state is not None
-        if self.hook is not None:
-            self.hook(epoch)
-        self.state.object.mul_(self.factor)
-        self.steps.append(epoch)
-        return EpochReport(epoch, self.errors[epoch], 0.01, {"k": float(epoch)})
-
-    def state_dict(self):
-        return {"steps": list(self.steps)}
-
-    def load_state_dict(self, state):
-        self.steps = list(state["steps"])
-
-
-def make_run(errors, tmp_path: Path, factor: float = 2.0, hook=None, **kw) -> RunContext:
-    engine = FakeEngine(errors, factor, hook)
-    state = ReconstructionState(
-        torch.ones(1, 8, 8, dtype=torch.complex64),
-        torch.ones(1, 4, 4, dtype=torch.complex64),
-        torch.zeros(3, 2),
-    )
-    engine.state = state
-    dataset = SimpleNamespace(
-        geometry=SimpleNamespace(pixel_size_m=1e-8, positions_px=np.zeros((3, 2))),
-        path="fake.h5",
-        conventions={},
-    )
-    cfg = SimpleNamespace(seed=0, dtype="complex64", deterministic=True)
-    run = RunContext(
-        cfg=cfg,
-        registry=None,
-        context=SimpleNamespace(device="cpu"),
-        distribution=SingleProcess(),
-        engine=engine,
-        dataset=dataset,
-        out_dir=tmp_path,
-        state=state,
-        end_epoch=len(errors),
-        fingerprint="fp",
-        config_yaml="engine: fake\n",
-        **kw,
-    )
-    return run
+from fake_run import make_run
 
 
 class Recorder(Callback):

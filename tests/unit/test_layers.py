@@ -41,7 +41,7 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "ptyframe"
 
 #: Bottom first; each entry is one layer: the units in it (without the ``ptyframe.`` prefix).

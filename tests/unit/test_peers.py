@@ -14,7 +14,7 @@ from ptyframe.simulation.simulate import simulate_dataset
 from _lib.cases import StepRaster
 from _lib.score import Row, Truth, score
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PEERS = ROOT / "benchmarks" / "peers"
 
 

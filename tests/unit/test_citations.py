@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 #: Files that are no part of this repository, and absolute paths of the machine it was made on.
 OUTSIDE = re.compile(r"\b(ENVIRONMENT|NOTES|PEERS|DESIGN)\.md\b|(?<![\w.])/work/|\bshared/")

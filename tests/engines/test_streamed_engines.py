@@ -227,8 +227,8 @@ def test_the_feed_thread_stops_at_the_end_on_close_and_on_error(tmp_path, files)
     after the error.
     """
     import h5py
-    from test_stream import _counts
-    from test_stream import _write as write_chunked
+
+    from chunked_h5 import poisson_counts, write_chunked
 
     ds = _dataset(files["uint16"])
     src = open_source(ds, stream=True, block_patterns=BLOCK)
@@ -246,7 +246,7 @@ def test_the_feed_thread_stops_at_the_end_on_close_and_on_error(tmp_path, files)
     assert not feed.amplitude_feed(src).thread.is_alive() and not _feed_threads()
     src.close()
 
-    path = write_chunked(tmp_path / "bad.h5", _counts(30), compression="gzip")
+    path = write_chunked(tmp_path / "bad.h5", poisson_counts(30), compression="gzip")
     with h5py.File(path, "r") as f:
         info = f["exchange/data"].id.get_chunk_info_by_coord((0, 17, 0, 0))
     with open(path, "r+b") as fh:

@@ -10,35 +10,13 @@ import pytest
 import torch
 
 from ptyframe.data.counts import frame_reader
-from ptyframe.data.exchange import write_metadata
-from ptyframe.data.geometry import ScanGeometry
 from ptyframe.data.patterns import MemorySource, source_info
 from ptyframe.data.reader import read_scan
 from ptyframe.data.scanfile import DetectorOptions, build_dataset
 from ptyframe.data.stream import PatternReadError, StreamedSource, open_source
 from ptyframe.errors import DataValidationError, PtyframeError
 
-M = 16
-
-
-def _geometry(n: int) -> ScanGeometry:
-    pos = np.stack([np.arange(n) % 7 * 3.0, np.arange(n) // 7 * 3.0], axis=1)
-    shape = (int(pos[:, 0].max()) + M, int(pos[:, 1].max()) + M)
-    return ScanGeometry(pos, (M, M), shape, 8000.0, 2e-8)
-
-
-def _write(path, data, **kw):
-    with h5py.File(path, "w") as f:
-        d = f.create_dataset("exchange/data", data=data[None], chunks=(1, 1, M, M), **kw)
-        d.attrs["quantity"] = "intensity"
-        write_metadata(f, _geometry(data.shape[0]))
-        f["bad"] = np.eye(M, dtype=np.uint8)
-    return path
-
-
-def _counts(n: int, seed: int = 0, dtype=np.uint16) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.poisson(rng.gamma(0.6, 40.0, size=(n, M, M))).astype(dtype)
+from chunked_h5 import M, geometry, poisson_counts, write_chunked
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +40,9 @@ def test_streamed_source_yields_the_rows_of_the_in_memory_one(tmp_path, registry
     thread refilled it, an order that differs between the two (no bit-equal runs), a
     detector option applied on one path only, or a share that reads other ranks' tiles.
     """
-    raw = _counts(40)
+    raw = poisson_counts(40)
     ds = build_dataset(
-        read_scan(_write(tmp_path / "s.h5", raw), registry),
+        read_scan(write_chunked(tmp_path / "s.h5", raw), registry),
         DetectorOptions(check_field=False, **opts),
     )
     for share in (None, np.arange(1, 40, 2)):
@@ -96,7 +74,7 @@ def test_prefetch_thread_stops_at_the_end_and_when_the_consumer_stops(tmp_path, 
     sweep), or a generator that keeps reading after it was closed.
     """
     ds = build_dataset(
-        read_scan(_write(tmp_path / "t.h5", _counts(30)), registry),
+        read_scan(write_chunked(tmp_path / "t.h5", poisson_counts(30)), registry),
         DetectorOptions(check_field=False),
     )
     st = open_source(ds, stream=True, block_patterns=4)
@@ -119,7 +97,7 @@ def test_a_damaged_chunk_is_one_clear_error_naming_pattern_and_file(tmp_path, re
     Would catch: an error lost in the background thread (a hang, or zeros handed out), a
     message that does not say which pattern, or a thread left running after it.
     """
-    path = _write(tmp_path / "bad.h5", _counts(30), compression="gzip")
+    path = write_chunked(tmp_path / "bad.h5", poisson_counts(30), compression="gzip")
     with h5py.File(path, "r") as f:
         info = f["exchange/data"].id.get_chunk_info_by_coord((0, 17, 0, 0))
     with open(path, "r+b") as fh:
@@ -149,7 +127,7 @@ def test_a_file_truncated_under_a_stream_is_one_clear_error(tmp_path, registry):
 
     Would catch: h5py's own multi-line ``OSError`` escaping from the reading thread.
     """
-    path = _write(tmp_path / "cut.h5", _counts(30))
+    path = write_chunked(tmp_path / "cut.h5", poisson_counts(30))
     ds = build_dataset(read_scan(path, registry), DetectorOptions(check_field=False))
     st = open_source(ds, stream=True, block_patterns=6)
     size = path.stat().st_size
@@ -172,10 +150,10 @@ def test_a_growing_file_is_streamed_through_swmr(tmp_path):
     from ptyframe.data.patterns import SourceInfo
     from ptyframe.simulation.stream import append
 
-    raw = _counts(20, 3).astype(np.float32)
-    pos = _geometry(20).positions_px
+    raw = poisson_counts(20, 3).astype(np.float32)
+    pos = geometry(20).positions_px
     src = tmp_path / "src.h5"
-    _write(src, raw)
+    write_chunked(src, raw)
     live = tmp_path / "live.h5"
     from ptyframe.simulation.stream import create
 
@@ -186,7 +164,7 @@ def test_a_growing_file_is_streamed_through_swmr(tmp_path):
     scan = GrowingScan(live, timeout_s=2.0)
     assert scan.poll().n == 8
     reader = scan.reader()
-    info = SourceInfo(8, (M, M), reader.dtype, reader.rule, np.arange(8), _geometry(8))
+    info = SourceInfo(8, (M, M), reader.dtype, reader.rule, np.arange(8), geometry(8))
     st = StreamedSource(reader, info, 3, swmr=True, has_unmeasured=False)
     np.testing.assert_array_equal(np.stack([r.copy() for _, r in st.visits(np.arange(8))]), raw[:8])
     append(f, raw[8:], pos[8:])
@@ -230,8 +208,8 @@ def test_a_streamed_epie_gives_the_bits_of_an_in_memory_one(tmp_path, registry):
     Would catch: any row handed out late, early or from a recycled buffer, or an order
     that differs between the two sources (what the engines will rely on).
     """
-    raw = _counts(40, 9)
-    path = _write(tmp_path / "e.h5", raw)
+    raw = poisson_counts(40, 9)
+    path = write_chunked(tmp_path / "e.h5", raw)
     ds = build_dataset(read_scan(path, registry), DetectorOptions(mask="/bad", check_field=False))
     corners = np.round(ds.geometry.positions_px).astype(int)
     mem = open_source(ds, block_patterns=6)

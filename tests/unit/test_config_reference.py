@@ -20,7 +20,7 @@ import pytest
 from ptyframe.errors import ConfigError
 from ptyframe.plugins import default_registry
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "_ext"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "docs" / "_ext"))
 import configref
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 PAPER_10 = [round(0.1 * m, 10) for m in range(1, 11)]
 
 

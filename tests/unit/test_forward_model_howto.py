@@ -26,7 +26,7 @@ from ptyframe.state import ReconstructionState
 
 from synth import make_dataset
 
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "extending" / "forward-models.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "extending" / "forward-models.md"
 
 
 @pytest.fixture

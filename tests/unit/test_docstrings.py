@@ -5,7 +5,7 @@ those numbers were measured with has changed once already); it belongs in a resu
 the manual (``docs/results/``), written by its benchmark with the date, commit and machine.
 This test would catch a new ``FRC 0.93``, ``0.3 s per sweep``, ``2x faster``, "see the
 README's ... section", "the former default" or "on a busy 2-core machine" in ``ptyframe/``
-or ``plugins/`` (``tests/docstring_figures.py`` lists them; it skips the folders that other
+or ``plugins/`` (``tests/_support/docstring_figures.py`` lists them; it skips the folders that other
 branches are rewriting, ``SKIPPED``, and prints what is left there).
 """
 
@@ -59,5 +59,5 @@ def test_what_is_left_in_the_skipped_folders() -> None:
     pytest.skip(
         f"{len(left)} findings left in the skipped folders ("
         + ", ".join(f"{k} {v}" for k, v in per.items())
-        + "): python tests/docstring_figures.py --all lists them"
+        + "): python tests/_support/docstring_figures.py --all lists them"
     )
