@@ -25,19 +25,15 @@ from __future__ import annotations
 
 import numpy as np
 
-LOWDOSE_SCAN = {"name": "raster", "n_y": 10, "n_x": 10, "overlap": 0.7, "jitter_px": 1.0}
+import ptyframe
 
 
 def test_pine_beats_epie_at_matched_settings_on_the_lowdose_case() -> None:
     from ptyframe.data.dataset import PtychoDataset
     from ptyframe.metrics.frc import frc_against_truth
     from ptyframe.runner import reconstruct
-    from ptyframe.simulation.simulate import simulate_dataset
 
-    sim = simulate_dataset(
-        "particles", "focused", LOWDOSE_SCAN, window_px=64, pixel_size_m=20e-9,
-        i0_origin=1e2, noise="poisson", seed=0,
-    )  # fmt: skip
+    sim = ptyframe.simulate_case("lowdose")  # conf/case/lowdose.yaml
     ds = PtychoDataset(sim.geometry, patterns=sim.patterns, truth=sim.truth)
     bands = {}
     for engine in ("epie", "pine"):

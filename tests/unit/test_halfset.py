@@ -8,19 +8,16 @@ import math
 import numpy as np
 import pytest
 
+import ptyframe
 from ptyframe.data.dataset import PtychoDataset
 from ptyframe.metrics.halfset import split_halves
 from ptyframe.simulation.simulate import simulate_dataset
 
-LOWDOSE_SCAN = {"name": "raster", "n_y": 10, "n_x": 10, "overlap": 0.7, "jitter_px": 1.0}
-
 
 def _lowdose_geometry(i0: float, noise: str) -> PtychoDataset:
-    """The ``+experiment=lowdose`` geometry at dose ``i0_origin`` (in memory)."""
-    sim = simulate_dataset(
-        "particles", "focused", LOWDOSE_SCAN, window_px=64, pixel_size_m=20e-9,
-        i0_origin=i0, noise=noise, seed=0,
-    )  # fmt: skip
+    """The case ``conf/case/lowdose.yaml`` at dose ``i0_origin`` (in memory)."""
+    overrides = [f"simulation.i0_origin={i0!r}", f"simulation.noise={noise}"]
+    sim = ptyframe.simulate_case("lowdose", overrides)
     return PtychoDataset(sim.geometry, patterns=sim.patterns, truth=sim.truth)
 
 

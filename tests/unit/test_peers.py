@@ -11,7 +11,6 @@ import pytest
 
 from ptyframe.simulation.simulate import simulate_dataset
 
-from _lib.cases import StepRaster
 from _lib.score import Row, Truth, score
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,21 +24,13 @@ def tiny_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sim = simulate_dataset(
         phantom={"name": "particles", "max_phase_rad": 1.0, "radius_max_px": 6.0},
         probe={"name": "focused"},
-        scan=StepRaster(6, 5, 1.0),
+        scan={"name": "step_raster", "n": 6, "step_px": 5.0, "jitter_px": 1.0},
         window_px=32,
         photons_per_pattern=1e6,
         seed=0,
     )
     sim.write(path)
     return path
-
-
-def test_step_raster_is_whole_pixels_with_the_step() -> None:
-    pos = StepRaster(5, 16, 2.0).generate(40.0, np.random.default_rng(1))
-    assert pos.shape == (25, 2)
-    assert np.array_equal(pos, np.round(pos)) and pos.min() == 0.0
-    steps = np.diff(pos.reshape(5, 5, 2)[:, :, 1], axis=1)
-    assert np.abs(steps - 16).max() <= 4 and abs(steps.mean() - 16) < 2
 
 
 def test_scorer_flags_constant_nan_and_shifted_check(tiny_case: Path) -> None:

@@ -68,7 +68,7 @@ def test_components_registered_and_hydra_compatible(reg: Registry) -> None:
 
     assert reg.names("phantom") == ["natural", "particles", "siemens_star"]
     assert reg.names("probe") == ["disk", "focused", "gaussian", "kb", "zone_plate"]
-    assert reg.names("scan") == ["fermat", "raster"]
+    assert reg.names("scan") == ["fermat", "raster", "step_raster"]
     assert reg.names("simulation") == ["conebeam", "multislice", "ptycho2d"]
     assert reg.names("dataset") == ["simulated"]  # data=simulated lives with the simulation
     for comp in reg:
@@ -390,3 +390,15 @@ def test_simulation_config_roundtrip_in_attrs(reg: Registry) -> None:
     d = small(reg, noise="none", seed=4)
     cfg = SimulationConfig(**json.loads(d.attrs["simulation_config"]))
     assert dataclasses.asdict(cfg)["seed"] == 4 and cfg.window_px == 32
+
+
+def test_step_raster_is_whole_pixels_with_the_step() -> None:
+    """The benchmarks' step raster: whole pixels, minimum 0, the pitch kept under jitter."""
+    from ptyframe.simulation.scans import StepRasterScan, StepRasterScanConfig
+
+    scan = StepRasterScan(StepRasterScanConfig(n=5, step_px=16.0, jitter_px=2.0))
+    pos = scan.generate(40.0, np.random.default_rng(1))
+    assert pos.shape == (25, 2)
+    assert np.array_equal(pos, np.round(pos)) and pos.min() == 0.0
+    steps = np.diff(pos.reshape(5, 5, 2)[:, :, 1], axis=1)
+    assert np.abs(steps - 16).max() <= 4 and abs(steps.mean() - 16) < 2
