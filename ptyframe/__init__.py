@@ -25,6 +25,7 @@ __all__ = [
     "__version__",
     "hookimpl",
     "reconstruct",
+    "case_components",
     "registry",
     "simulate_case",
 ]
@@ -49,9 +50,19 @@ def reconstruct(data: Any, engine: Any = "epie", **kwargs: Any) -> RunResult:
 
 
 def simulate_case(
-    name: str, overrides: Any = (), registry: Registry | None = None
+    name: str, overrides: Any = (), registry: Registry | None = None, device: str = "cpu"
 ) -> SimulatedData:
     """Simulate the named case ``conf/case/NAME.yaml`` with Hydra ``overrides`` (in memory)."""
     from ptyframe.commands.simulate import simulate_case as _simulate_case
 
-    return _simulate_case(name, list(overrides), registry)
+    return _simulate_case(name, list(overrides), registry, device)
+
+
+def case_components(
+    name: str, overrides: Any = (), registry: Registry | None = None, device: str = "cpu"
+) -> tuple[Any, ...]:
+    """Return ``(simulator, phantom, probe, scan)`` of the named case (for a script that
+    drives the simulator itself)."""
+    from ptyframe.commands.simulate import case_components as _case_components
+
+    return _case_components(name, list(overrides), registry, device)

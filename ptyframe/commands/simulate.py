@@ -76,15 +76,27 @@ def compose_case(name: str, overrides: Sequence[str] = ()) -> Any:
         GlobalHydra.instance().clear()
 
 
+def case_components(
+    name: str, overrides: Sequence[str] = (), registry: Registry | None = None, device: str = "cpu"
+) -> tuple[Any, ...]:
+    """Return ``(simulator, phantom, probe, scan)`` of the named case, built on ``device``.
+
+    For a script that drives the simulator itself (a chunked writer, a device of its own).
+    """
+    from ptyframe.simulation.command import build_components
+
+    reg = registry if registry is not None else cli.current_app().registry
+    return build_components(compose_case(name, overrides), reg, device)
+
+
 def simulate_case(
-    name: str, overrides: Sequence[str] = (), registry: Registry | None = None
+    name: str, overrides: Sequence[str] = (), registry: Registry | None = None, device: str = "cpu"
 ) -> SimulatedData:
     """Simulate the named case of ``conf/case/`` with ``overrides``; return the data in memory.
 
     The same data, bit for bit, as ``ptyframe simulate +case=NAME OVERRIDES out=FILE.h5``
-    writes (``SimulatedData.write`` writes it).
+    writes (``SimulatedData.write`` writes it); ``device`` is where the simulator computes.
     """
-    from ptyframe.simulation.command import simulate_config
-
-    cfg = compose_case(name, overrides)
-    return simulate_config(cfg, registry if registry is not None else cli.current_app().registry)
+    simulator, phantom, probe, scan = case_components(name, overrides, registry, device)
+    data: SimulatedData = simulator.run(phantom, probe, scan)
+    return data

@@ -54,19 +54,27 @@ def run_simulate(cfg: Any, registry: Registry) -> Path:
     return path
 
 
-def simulate_config(cfg: Any, registry: Registry) -> SimulatedData:
-    """Build the simulation, phantom, probe and scan of a ``simulate`` config and run it.
+def build_components(cfg: Any, registry: Registry, device: str = "cpu") -> tuple[Any, ...]:
+    """Return ``(simulator, phantom, probe, scan)`` built from a ``simulate`` config.
 
     ``cfg`` holds ``simulation``, ``phantom``, ``probe`` and ``scan`` (each a registered name
     or a config mapping; absent: ``ptycho2d``, ``particles``, ``focused``, ``raster``): what
-    ``ptyframe simulate`` and ``ptyframe.simulate_case`` compose from ``conf/``.
+    ``ptyframe simulate`` and ``ptyframe.simulate_case`` compose from ``conf/``. ``device``
+    is where the simulator computes (the data it returns are numpy arrays).
     """
-    ctx = BuildContext(registry)
+    ctx = BuildContext(registry, device)
     phantom = registry.build("phantom", cfg.phantom or "particles", ctx)
     probe = registry.build("probe", cfg.probe or "focused", ctx)
     scan = registry.build("scan", cfg.scan or "raster", ctx)
     simulator = registry.build("simulation", cfg.simulation or "ptycho2d", ctx)
-    return simulator.run(phantom, probe, scan)
+    return simulator, phantom, probe, scan
+
+
+def simulate_config(cfg: Any, registry: Registry, device: str = "cpu") -> SimulatedData:
+    """Simulate the dataset of a ``simulate`` config (``build_components``, then ``run``)."""
+    simulator, phantom, probe, scan = build_components(cfg, registry, device)
+    data: SimulatedData = simulator.run(phantom, probe, scan)
+    return data
 
 
 def _preview(data: Any, path: Path) -> None:
