@@ -1,4 +1,13 @@
-"""Synthesise small far-field ptychography datasets in tests (fixed seeds, no files needed)."""
+"""Synthesise tiny far-field ptychography datasets in tests (fixed seeds, no files needed).
+
+Tiny in-test data, not a named case: a 32 x 32 window on a 7 x 7 raster simulates in
+milliseconds and the tests' tolerances were set on exactly these bits (smooth object, soft
+probe, optional probe modes and Poisson noise, Fourier intensities from ptyframe's own
+``FarFieldPtychography``). The named cases that users and benchmarks refer to live in
+``conf/case/`` and are simulated by ``ptyframe.simulate_case`` (one simulator,
+``ptyframe.simulation``); a test that needs one of them uses that loader
+(``tests/unit/test_halfset.py``, ``tests/engines/test_pine_claim.py``).
+"""
 
 from __future__ import annotations
 

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-import ptyframe
 from ptyframe.data.measurements import Measurements
 from ptyframe.data.reader import EV_J
 from ptyframe.errors import ConfigError, DataValidationError
@@ -26,11 +25,6 @@ from ptyframe.registry import BuildContext
 from ptyframe.simulation.simulate import simulate_dataset
 
 Z1, Z2, PITCH = 3.65e-3, 1.12, 55e-6
-
-
-@pytest.fixture(scope="module")
-def registry() -> ptyframe.Registry:
-    return ptyframe.registry()
 
 
 def cone_scan(registry, path: Path, photons: float = 1e7, z1: float | None = Z1, **kw):

@@ -73,13 +73,6 @@ def test_amplitudes_are_todays_within_one_unit_in_the_last_place(tmp_path, regis
     assert bool(((now - today).abs() <= ulp).all())
 
 
-@pytest.fixture(scope="module")
-def registry():
-    from ptyframe.plugins import default_registry
-
-    return default_registry()
-
-
 @pytest.mark.parametrize("dtype", ["uint16", "uint32", "float16", "float32"])
 def test_stored_dtype_round_trip(tmp_path, registry, dtype):
     """A file of ``dtype`` is held in ``dtype`` and gives today's amplitudes bit for bit.

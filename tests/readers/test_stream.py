@@ -19,13 +19,6 @@ from ptyframe.errors import DataValidationError, PtyframeError
 from chunked_h5 import M, geometry, poisson_counts, write_chunked
 
 
-@pytest.fixture(scope="module")
-def registry():
-    from ptyframe.plugins import default_registry
-
-    return default_registry()
-
-
 def _prefetch_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "ptyframe-prefetch"]
 
