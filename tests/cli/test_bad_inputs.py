@@ -8,7 +8,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import ptyframe
@@ -383,6 +383,7 @@ def valid_bytes(tmp_path_factory):
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+@example(cut=0, flips=[(832, 1)])  # a corrupt object header: h5py raised KeyError
 @given(
     cut=st.integers(min_value=0, max_value=20000),
     flips=st.lists(
