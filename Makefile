@@ -105,7 +105,7 @@ $(PTYLAB)/bin/.installed:
 	touch $@
 
 readers-peers: install $(CDT)/bin/.installed $(PTYLAB)/bin/.installed
-	$(BIN)/python -m pytest -q tests/test_readers_cdtools.py tests/test_readers_ptylab.py
+	$(BIN)/python -m pytest -q tests/readers/test_readers_cdtools.py tests/readers/test_readers_ptylab.py
 
 fresh-clone:
 	bash .ci/fresh_clone.sh
@@ -171,7 +171,7 @@ results: install
 
 # measured figures, README citations, history and machine facts in docstrings and comments
 docstrings:
-	$(BIN)/python tests/docstring_figures.py
+	$(BIN)/python tests/_support/docstring_figures.py
 
 clean:
 	rm -rf docs/_build docs/auto_examples docs/reference/generated docs/reference/configuration.md \

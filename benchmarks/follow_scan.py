@@ -34,21 +34,10 @@ ENGINE = ["engine=epie", "engine.alpha=0.3", "engine.beta=0.2", "progress=false"
 
 
 def simulate(path: Path) -> None:
-    """Write the low-dose case (conf/experiment/lowdose.yaml's data block) to ``path``."""
-    from ptyframe.simulation.simulate import simulate_dataset
+    """Write the low-dose case (``conf/case/lowdose.yaml``) to ``path``."""
+    import ptyframe
 
-    sim = simulate_dataset(
-        phantom={"name": "particles"},
-        probe={"name": "focused"},
-        scan={"name": "raster", "n_y": 10, "n_x": 10, "overlap": 0.7, "jitter_px": 1.0},
-        window_px=64,
-        pixel_size_m=2e-8,
-        energy_ev=8000.0,
-        photons_per_pattern=None,
-        i0_origin=1e2,
-        noise="poisson",
-        seed=0,
-    )
+    sim = ptyframe.simulate_case("lowdose")
     sim.write(path, overwrite=True)
 
 

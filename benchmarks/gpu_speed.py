@@ -108,28 +108,15 @@ def timing_callback(timing: Timing):
 
 
 def make_case(window: int, rows: int, cols: int, device: str, seed: int = 0):
-    """Simulate the case on ``device``; return a ``PtychoDataset`` without the truth."""
+    """Simulate ``conf/case/gpu_speed.yaml`` at this size on ``device``; return a
+    ``PtychoDataset`` without the truth."""
+    import ptyframe
     from ptyframe.data.dataset import PtychoDataset
-    from ptyframe.plugins import default_registry
-    from ptyframe.registry import BuildContext
 
-    reg = default_registry()
-    ctx = BuildContext(reg, device)
-    phantom = reg.build("phantom", "natural", ctx)
-    probe = reg.build("probe", "focused", ctx)
-    scan = reg.build("scan", {"name": "raster", "n_y": rows, "n_x": cols}, ctx)
-    sim = reg.build(
-        "simulation",
-        {
-            "name": "ptycho2d",
-            "window_px": window,
-            "photons_per_pattern": 1e6,
-            "noise": "none",
-            "seed": seed,
-        },
-        ctx,
+    overrides = [f"simulation.window_px={window}", f"scan.n_y={rows}", f"scan.n_x={cols}"]
+    data = ptyframe.simulate_case(
+        "gpu_speed", [*overrides, f"simulation.seed={seed}"], None, device
     )
-    data = sim.run(phantom, probe, scan)
     return PtychoDataset(data.geometry, patterns=data.patterns.astype("float32"))
 
 

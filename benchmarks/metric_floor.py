@@ -104,7 +104,7 @@ above 1/4 Nyquist), a random phase (unrelated; expect ~0), the truth plus noise 
 SNR 1 (expect sqrt(1/2) = 0.707) and the truth (expect 1). `new` is the metric the runner
 records (windowed deviations, band values at 1/4, 1/2 and 3/4 Nyquist); `old` is the
 vacuum-substitution protocol read at one ring, kept in the script for this comparison only.
-No peer is involved; `tests/test_metrics.py` asserts the new floors on every geometry.
+No peer is involved; `tests/unit/test_metrics.py` asserts the new floors on every geometry.
 """
 
 

@@ -49,21 +49,8 @@ def simulate(out: Path) -> dict[str, Path]:
     """Write the two simulated scans into ``out``; return their paths (not timed)."""
     import ptyframe
 
-    reg = ptyframe.registry()
-    cone = reg.build("simulation", {"name": "conebeam"})
-    probe = reg.build(
-        "probe", {"name": "kb", "aperture_m": [1.35e-3, 1.35e-3], "focal_lengths_m": [0.25, 0.25]}
-    )
-    scan = reg.build("scan", {"name": "fermat", "n_points": 200, "jitter_px": 0.3})
-    cone.run(reg.build("phantom", "siemens_star"), probe, scan).write(out / "cone.cxi")
-    ms = reg.build(
-        "simulation", {"name": "multislice", "window_px": 64, "photons_per_pattern": 1e6}
-    )
-    data = ms.run(
-        reg.build("phantom", "particles"),
-        reg.build("probe", "focused"),
-        reg.build("scan", {"name": "raster", "n_y": 8, "n_x": 8}),
-    )
+    ptyframe.simulate_case("nearfield_conebeam").write(out / "cone.cxi")
+    data = ptyframe.simulate_case("multislice_film")
     data.write(out / "ms.h5")
     return {"cone": out / "cone.cxi", "ms": out / "ms.h5", "gap": data.attrs["slice_gap_m"]}  # type: ignore[dict-item]
 

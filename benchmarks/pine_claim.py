@@ -3,7 +3,7 @@
 The case of ``+experiment=lowdose`` (i0_origin = 1e2, 100 patterns of 64x64, Poisson noise)
 for several dataset seeds; ePIE and PINE (shipped DnCNN, rho = 0.49) both at
 (alpha, beta) = (0.1, 0.1), default initial guess, reconstruction seed 0; FRC band values at
-1/4, 1/2, 3/4 Nyquist from ``frc_against_truth``. tests/test_pine_claim.py asserts seed 0.
+1/4, 1/2, 3/4 Nyquist from ``frc_against_truth``. tests/engines/test_pine_claim.py asserts seed 0.
 
     python benchmarks/pine_claim.py [--epochs 150] [--seeds 0,1,2]
 """

@@ -20,7 +20,6 @@ import numpy as np
 import ptyframe
 from ptyframe.data.dataset import PtychoDataset
 from ptyframe.errors import DivergenceError
-from ptyframe.simulation.simulate import simulate_dataset
 
 GRIDS = {
     "epie": [(a, b) for a in (0.1, 0.3, 0.5) for b in (0.1, 0.2, 0.5)],
@@ -30,14 +29,18 @@ GRIDS = {
 
 
 def make_case(window: int, n: int, photons: float, seed: int) -> PtychoDataset:
-    """Return the simulated low-dose dataset (in memory, with truth)."""
-    sim = simulate_dataset(
-        phantom={"name": "particles"},
-        probe={"name": "focused"},
-        scan={"name": "raster", "n_y": n, "n_x": n, "overlap": 0.7},
-        window_px=window,
-        photons_per_pattern=photons,
-        seed=seed,
+    """Return ``conf/case/lowdose.yaml`` at this size and dose in photons per pattern (in
+    memory, with truth)."""
+    sim = ptyframe.simulate_case(
+        "lowdose",
+        [
+            "simulation.i0_origin=null",
+            f"simulation.photons_per_pattern={float(photons)!r}",
+            f"simulation.window_px={window}",
+            f"scan.n_y={n}",
+            f"scan.n_x={n}",
+            f"simulation.seed={seed}",
+        ],
     )
     return PtychoDataset(sim.geometry, patterns=sim.patterns, truth=sim.truth)
 

@@ -68,7 +68,7 @@ from _lib.results import Stamp, load_average, markdown_table, tree_commit, write
 
 HERE = Path(__file__).resolve().parent
 
-#: name -> (positions per side, window px, raster step px)
+#: name -> (positions per side, window px, raster step px) of ``conf/case/scale.yaml``
 CASES = {
     "625": (25, 128, 16.0),
     "3364": (58, 128, 16.0),
@@ -98,17 +98,18 @@ class Row:
 
 def make_case(name: str, folder: Path, dtype: str) -> tuple[Path, dict]:
     """Write case ``name`` into ``folder``; return its path and a description."""
-    from ptyframe.plugins import default_registry
+    import ptyframe
     from ptyframe.simulation.large import write_simulation
 
     side, m, step = {**CASES, **SMOKE}[name]
-    reg = default_registry()
-    sim = reg.build("simulation", {"name": "ptycho2d", "window_px": m, "seed": 0})
-    phantom = reg.build("phantom", {"name": "natural"})
-    probe = reg.build("probe", {"name": "focused"})
-    scan = reg.build(
-        "scan",
-        {"name": "raster", "n_y": side, "n_x": side, "step_px": step, "integer_positions": True},
+    sim, phantom, probe, scan = ptyframe.case_components(
+        "scale",
+        [
+            f"scan.n_y={side}",
+            f"scan.n_x={side}",
+            f"simulation.window_px={m}",
+            f"scan.step_px={step}",
+        ],
     )
     path = folder / f"scale_{name}.h5"
     t0 = time.perf_counter()

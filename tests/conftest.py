@@ -1,4 +1,8 @@
-"""Shared test settings."""
+"""Shared test settings and fixtures (every folder of ``tests/`` sees them).
+
+Shared helper modules live in ``tests/_support/`` (on pytest's ``pythonpath``): import them by
+module name, ``from synth import make_dataset``.
+"""
 
 from __future__ import annotations
 
@@ -13,3 +17,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    """The registry of every installed plugin (``ptyframe.registry()``, built once)."""
+    import ptyframe
+
+    return ptyframe.registry()

@@ -7,7 +7,7 @@
 #   nvidia-smi.txt   the GPU before and after
 #   env.txt          python, torch, CUDA, the ptyframe that was imported, the engines found
 #   steps.log        each step's start, exit code and seconds
-#   gpu-tier.log     pytest -m gpu (tests/test_gpu.py, tests/test_denoise.py's GPU test)
+#   gpu-tier.log     pytest -m gpu (tests/engines/test_gpu.py, tests/unit/test_denoise.py's GPU test)
 #   gpu-junit.xml    the same as JUnit XML
 #   gpu_speed.md     the benchmark table (benchmarks/gpu_speed.py), rows as they finish
 #   gpu_speed.log    the benchmark's output
@@ -67,7 +67,7 @@ EOF
 
 case " $STEPS " in *" tier "*) ;; *) log "gpu-tier: not asked for (STEPS=$STEPS)"; false ;; esac &&
 step gpu-tier 150 "$PY" -m pytest -m gpu -q -p no:cacheprovider -o addopts="" \
-  --junitxml="$OUT/gpu-junit.xml" tests/test_gpu.py tests/test_denoise.py \
+  --junitxml="$OUT/gpu-junit.xml" tests/engines/test_gpu.py tests/unit/test_denoise.py \
   >"$OUT/gpu-tier.log" 2>&1
 
 case " $STEPS " in *" bench "*) ;; *) log "benchmark: not asked for (STEPS=$STEPS)"; false ;; esac &&

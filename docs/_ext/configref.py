@@ -17,7 +17,7 @@ from the code:
 
 Used by ``docs/conf.py`` (``builder-inited`` writes ``docs/reference/configuration.md``, the
 index, and ``docs/reference/config/<kind>-<name>.md``, one page per component) and by
-``tests/test_config_reference.py`` (every registered component appears).
+``tests/unit/test_config_reference.py`` (every registered component appears).
 """
 
 from __future__ import annotations

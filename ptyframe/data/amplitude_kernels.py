@@ -4,7 +4,7 @@ The helpers a kernel calls to use a pattern in the dtype it was stored in (``uin
 ``uint32``, ``float16``, ``float32``, ...), centred as stored, with the square root taken on
 the fly, instead of reading a float amplitude array prepared for the whole scan. They apply
 the ``PixelRule`` of ``ptyframe.data.counts`` (whose ``amplitudes`` is their torch
-reference; ``tests/test_patterns.py`` holds them equal bit for bit)::
+reference; ``tests/readers/test_patterns.py`` holds them equal bit for bit)::
 
     x     = float32(c)   (float32(c)^2 for stored magnitudes)
     valid = x >= 0 and mask and x < saturation

@@ -1,7 +1,7 @@
 """Catch a far-field scan read as near field, or the reverse, from the frames themselves.
 
 Two statistics of the frames, each tested on simulated scans of both kinds at several doses
-(``tests/test_fieldcheck.py``):
+(``tests/readers/test_nearfield_data.py``):
 
 Lit fraction ``L``
     The mean of up to ``N_FRAMES`` frames (spread over the scan), blurred by a 5 x 5 box, and

@@ -296,14 +296,17 @@ def plan(
         )
         return Plan(True, streamed, f"{streamed.line()}; {why}", blk)
     raise InsufficientMemoryError(
-        _refusal(s, mem, available, streamed=False, can_stream=can_stream)
+        _refusal(s, mem, available, streamed=False, can_stream=can_stream and fits_stream)
     )
 
 
 def _refusal(
     s: RunShape, e: Estimate, available: int, streamed: bool, can_stream: bool = True
 ) -> str:
-    """Return the one-line refusal: what it needs, what there is, the fixes."""
+    """Return the one-line refusal: what it needs, what there is, the fixes.
+
+    ``can_stream``: streaming would fit (only then is ``data.stream=true`` offered).
+    """
     fixes = []
     if not streamed and can_stream:
         fixes.append("data.stream=true (patterns read from the file in blocks)")
@@ -313,10 +316,12 @@ def _refusal(
     fixes.append("data.bin=2 (2x2 detector binning: a quarter of the pattern memory)")
     if streamed:
         fixes.append("a smaller data.block_patterns")
-    parts = ", ".join(f"{k} {gib(v)}" for k, v in e.parts.items() if v)
+    parts = ", ".join(f"{k} {gib(v)}" for k, v in e.parts.items() if v and k != "process")
+    held = e.parts.get("process", 0)
     return (
-        f"this run needs about {gib(e.total)} of memory ({parts}) but {gib(available)} is "
-        f"available; nothing was run. Use {', or '.join(fixes)}"
+        f"this run needs about {gib(e.adds)} more memory ({parts}; the process holds "
+        f"{gib(held)} already) but {gib(available)} is available; nothing was run. Use "
+        f"{', or '.join(fixes)}"
     )
 
 

@@ -250,7 +250,20 @@ def _object_shape(f, path: str, pos: np.ndarray, window: tuple[int, int]) -> tup
 
 
 def inspect_open(f, path: str, scan: bool = True) -> FileSummary:
-    """Validate the open data-exchange file ``f`` (named ``path``) and return what it holds."""
+    """Validate the open data-exchange file ``f`` (named ``path``) and return what it holds.
+
+    h5py's own errors on a damaged file (a corrupt object header reads as a ``KeyError``, a
+    bad chunk as an ``OSError``) become one ``DataValidationError`` naming the file.
+    """
+    try:
+        return _inspect_open(f, path, scan)
+    except (KeyError, OSError, RuntimeError) as exc:
+        raise _fail(
+            path, f"the file is damaged or unreadable ({exc})", "copy or export the file again"
+        ) from exc
+
+
+def _inspect_open(f, path: str, scan: bool) -> FileSummary:
     shape, quantity = _check_data(f, path)
     n_angles, n_tiles, h, w = shape
     pos = _check_positions(f, path, n_tiles)

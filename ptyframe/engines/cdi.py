@@ -17,9 +17,10 @@ The support ``S`` starts as the thresholded autocorrelation ``|F^-1 I| > support
 (2003)). Start: the measured modulus with random phases (seeded), restricted to ``S``.
 
 Why this and not gradient descent: the AD model ``physics=fullfield_cdi`` fits the data
-inside the loose autocorrelation support and stalls there (``tests/test_cold_start.py``
+inside the loose autocorrelation support and stalls there (``tests/engines/test_cold_start.py``
 holds both); HIO's feedback outside the support escapes those stagnation points. Scoring must
-allow for a shift, the twin image ``conj(O(-r))`` and a global phase (``tests/test_cold_start.py``).
+allow for a shift, the twin image ``conj(O(-r))`` and a global phase
+(``tests/engines/test_cold_start.py``).
 ``data_error`` and the stored object: the estimate restricted to the support at the end of the
 epoch, ``P_S psi``, and ``sum | |F P_S psi| - A | / sum A`` (HIO's iterate itself carries the
 feedback outside the support, and its error jumps between HIO and ER epochs).

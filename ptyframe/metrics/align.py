@@ -47,7 +47,7 @@ What is compared: windowed deviations, no vacuum
     C1, so it falls as ``|k|^-3`` beyond ``~1/taper``) smears each frequency of the images;
     the reported FRC bands (``ptyframe.metrics.frc``) lie 1/8 Nyquist = 1/16 cycle/pixel
     apart, and a 24 px taper (1.5 periods of that spacing) keeps the leakage of the strong
-    low frequencies into the next band within the floor that tests/test_metrics.py asserts
+    low frequencies into the next band within the floor that tests/unit/test_metrics.py asserts
     on every ``conf/experiment`` geometry. Where the lit region is narrower, the taper shrinks
     to half its largest inside distance.
 """

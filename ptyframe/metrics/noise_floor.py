@@ -33,7 +33,7 @@ at 64 fixed quantiles of the Gamma law (deterministic). The floor is::
 
 On simulated particle films (81 and 625 patterns of 128x128 at 1e5 photons; a natural image
 at 1e6) this lies within 1.5 % of the error of the true object and probe, and within 3 % on
-the 64 px cases of ``tests/test_noise_floor.py`` (1e3 to 1e6 photons per pattern).
+the 64 px cases of ``tests/unit/test_noise_floor.py`` (1e3 to 1e6 photons per pattern).
 
 A model fitted to amplitudes can go *below* this floor: in the dark field the minimiser of
 ``sum (|Psi| - sqrt(N))^2`` is ``E sqrt(N)``, which is below ``sqrt(lam)`` at low counts, so
@@ -65,7 +65,7 @@ SERIES_MAX_COUNT = 1.0e4
 #: A final data error above this multiple of the floor counts as stalled: it lies between the
 #: ratios of converged runs and of runs stuck at a wrong probe, as measured on the particle
 #: films of ``docs/results/particle_film_defaults.md`` and asserted by
-#: ``tests/test_noise_floor.py``. Not caught: wrong solutions that fit the data as well as
+#: ``tests/unit/test_noise_floor.py``. Not caught: wrong solutions that fit the data as well as
 #: the truth (a focused start locked into a wrong probe; at high counts amplitude fits end
 #: below the floor whether or not they recovered the object).
 STALL_FACTOR = 1.25

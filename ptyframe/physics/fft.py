@@ -1,7 +1,7 @@
 """Fix the Fourier conventions of ptyframe in one place.
 
 Every other module propagates, shifts and centres through these functions; tests in
-``tests/test_fft.py`` pin them down.
+``tests/unit/test_fft.py`` pin them down.
 
 Normalisation
     Unitary transforms (``norm="ortho"``): ``far_field(psi) = fft2(psi) / sqrt(H W)``. Parseval

@@ -14,7 +14,7 @@ The carrier ``exp(i k d)`` is dropped from both near-field kernels: it is a glob
 changes no intensity) and keeping it would lose float32 precision (``k d ~ 1e7`` rad). Under
 this convention a point source propagated by ``d > 0`` acquires the diverging phase
 ``+pi r^2 / (lambda d)``, and a lens ``exp(-i pi r^2 / (lambda f))`` focuses at ``d = +f``
-(tests in ``tests/test_propagators.py``). ``nu`` are the FFT-order spatial frequencies in
+(tests in ``tests/unit/test_propagators.py``). ``nu`` are the FFT-order spatial frequencies in
 cycles per metre, ``fftfreq(n, dx)``. Distances may be tensors with ``requires_grad`` (slice
 positions, free-propagation distance, defocus are refinable); kernels are built in float64.
 """

@@ -16,6 +16,7 @@ from typing import Any
 
 from ptyframe.errors import ConfigError, OutputExistsError
 from ptyframe.registry import BuildContext, Registry
+from ptyframe.simulation.simulate import SimulatedData
 
 
 @dataclass
@@ -46,16 +47,34 @@ def run_simulate(cfg: Any, registry: Registry) -> Path:
     path = Path(out)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists; choose another out= or overwrite=true")
-    ctx = BuildContext(registry)
-    phantom = registry.build("phantom", cfg.phantom or "particles", ctx)
-    probe = registry.build("probe", cfg.probe or "focused", ctx)
-    scan = registry.build("scan", cfg.scan or "raster", ctx)
-    simulator = registry.build("simulation", cfg.simulation or "ptycho2d", ctx)
-    data = simulator.run(phantom, probe, scan)
+    data = simulate_config(cfg, registry)
     data.write(path, overwrite=overwrite)
     if preview:
         _preview(data, path.with_suffix(".png"))
     return path
+
+
+def build_components(cfg: Any, registry: Registry, device: str = "cpu") -> tuple[Any, ...]:
+    """Return ``(simulator, phantom, probe, scan)`` built from a ``simulate`` config.
+
+    ``cfg`` holds ``simulation``, ``phantom``, ``probe`` and ``scan`` (each a registered name
+    or a config mapping; absent: ``ptycho2d``, ``particles``, ``focused``, ``raster``): what
+    ``ptyframe simulate`` and ``ptyframe.simulate_case`` compose from ``conf/``. ``device``
+    is where the simulator computes (the data it returns are numpy arrays).
+    """
+    ctx = BuildContext(registry, device)
+    phantom = registry.build("phantom", cfg.phantom or "particles", ctx)
+    probe = registry.build("probe", cfg.probe or "focused", ctx)
+    scan = registry.build("scan", cfg.scan or "raster", ctx)
+    simulator = registry.build("simulation", cfg.simulation or "ptycho2d", ctx)
+    return simulator, phantom, probe, scan
+
+
+def simulate_config(cfg: Any, registry: Registry, device: str = "cpu") -> SimulatedData:
+    """Simulate the dataset of a ``simulate`` config (``build_components``, then ``run``)."""
+    simulator, phantom, probe, scan = build_components(cfg, registry, device)
+    data: SimulatedData = simulator.run(phantom, probe, scan)
+    return data
 
 
 def _preview(data: Any, path: Path) -> None:

@@ -14,7 +14,7 @@ never holds more than one chunk of patterns:
 
 Chunks are whole multiples of ``Simulator.noiseless``'s batches and the Poisson draws consume
 the noise stream element by element in scan order, so the file holds the patterns
-``Simulator.run`` makes, bit for bit, in float32 (``tests/test_patterns.py`` checks it).
+``Simulator.run`` makes, bit for bit, in float32 (``tests/readers/test_patterns.py`` checks it).
 Integer dtypes (``uint16``, ``uint32``: what a photon-counting detector stores) hold the
 Poisson counts exactly; a count beyond the dtype's range is an error naming the dtype to use.
 """

@@ -30,6 +30,7 @@ def ptyframe_register(registry) -> None:
     registry.add_probe(optics.KBProbeConfig, optics.OpticsProbe)
     registry.add_scan(scans.RasterScanConfig, scans.RasterScan)
     registry.add_scan(scans.FermatScanConfig, scans.FermatScan)
+    registry.add_scan(scans.StepRasterScanConfig, scans.StepRasterScan)
     registry.add_simulation(simulate.SimulationConfig, simulate.build_simulator)
     registry.add_simulation(nearfield.ConeBeamConfig, nearfield.build_conebeam)
     registry.add_simulation(multislice.MultisliceSimConfig, multislice.build_multislice_simulator)

@@ -24,6 +24,14 @@ so jitter never makes a position negative. ``integer_positions`` rounds the fina
     perfect grid, which otherwise lets joint object/probe recovery drift into the "raster grid
     pathology" (Thibault et al., Ultramicroscopy 109, 338 (2009)); set 0 for a perfect grid.
 
+``step_raster``
+    The benchmarks' square grid of whole pixels: ``n x n`` positions ``step_px`` apart,
+    row-major, each jittered by a uniform offset in ``[-jitter_px, jitter_px]`` per axis and
+    rounded to whole pixels *before* the shift to a zero minimum (``raster`` with
+    ``integer_positions`` shifts, then rounds: the two differ by a pixel here and there). The
+    probe diameter is not used. The peer table's cases (``conf/case/natural_1e6.yaml``) are on
+    it.
+
 ``fermat``
     Fermat spiral (Huang et al., Opt. Express 22, 12634 (2014)): point ``n = 1..N`` at radius
     ``c sqrt(n)`` and angle ``n * 137.508 deg`` (the golden angle); ``c`` is set so that the
@@ -117,6 +125,36 @@ class RasterScan:
         yy, xx = np.meshgrid(np.arange(c.n_y) * step, np.arange(c.n_x) * step, indexing="ij")
         pos = np.stack([yy.ravel(), xx.ravel()], axis=1)
         return _finish(pos, rng, c.jitter_px, c.margin_px, c.integer_positions)
+
+
+@dataclass
+class StepRasterScanConfig:
+    """Square grid of whole pixels at a fixed pitch (jitter rounded before the shift)."""
+
+    name: str = "step_raster"
+    n: int = 25
+    step_px: float = 16.0
+    jitter_px: float = 2.0
+
+    def __post_init__(self) -> None:
+        require(self.name, "n", self.n, 1)
+        require(self.name, "step_px", self.step_px, 0.0, lo_open=True)
+        require(self.name, "jitter_px", self.jitter_px, 0.0)
+
+
+class StepRasterScan:
+    """Step raster; see the module docstring."""
+
+    def __init__(self, config: StepRasterScanConfig) -> None:
+        self.config = config
+
+    def generate(self, probe_diameter_px: float, rng: np.random.Generator) -> np.ndarray:
+        """Return whole-pixel positions ``[n * n, 2]`` float64 (y, x), row-major, min 0."""
+        c = self.config
+        yy, xx = np.meshgrid(np.arange(c.n), np.arange(c.n), indexing="ij")
+        pos = np.stack([yy.ravel(), xx.ravel()], axis=1).astype(np.float64) * float(c.step_px)
+        pos = np.round(pos + rng.uniform(-c.jitter_px, c.jitter_px, size=pos.shape))
+        return np.ascontiguousarray(pos - pos.min(axis=0, keepdims=True), dtype=np.float64)
 
 
 @dataclass
