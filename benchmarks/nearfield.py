@@ -1,7 +1,8 @@
-"""Measure today's near-field and multislice reconstructions (autodiff) on simulated likenesses.
+"""Measure near-field and multislice reconstructions: autodiff and the fast engines.
 
-The baseline the fast engines' near field and multislice (issue #29, phase B) are judged
-against: seconds per epoch, the final data error against the Poisson noise floor of the counts
+Autodiff (the presets) and the fast engines (ePIE, rPIE, mPIE, LSQML at their defaults,
+through the same presets with ``engine=NAME``) on the same simulated files in the same run:
+seconds per epoch, the final data error against the Poisson noise floor of the counts
 (``ptyframe.metrics.noise_floor``, as the run records it) and the FRC against the truth (the
 run's truth metrics), for
 
@@ -12,7 +13,11 @@ run's truth metrics), for
   ``+imaging=nearfield_conebeam`` (one probe mode, and three);
 * ``multislice``: two particle films a gap of twenty depths of field apart
   (``simulation=multislice``), far field, reconstructed with ``+imaging=multislice`` and the
-  known probe.
+  known probe (the fast engines with ``engine.fix_probe=true``; nothing to centre).
+
+Each case's rows run one after the other (autodiff first), so the speed ratio of a fast
+engine to autodiff (``x autodiff``: autodiff's seconds per epoch over the row's) is taken
+from neighbouring runs of one invocation.
 
 The reconstructions run one at a time with one torch thread (``threads=1``); run the script
 under the machine's benchmark lock (``flock LOCK python benchmarks/nearfield.py``) so that no
@@ -20,6 +25,7 @@ other timing overlaps. The table and ``docs/results/nearfield.md`` give the load
 beside them.
 
     .venv/bin/python benchmarks/nearfield.py [--epochs-cone 40] [--epochs-ms 60]
+        [--engines epie rpie mpie lsqml]
 """
 
 from __future__ import annotations
@@ -104,6 +110,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs-cone", type=int, default=40)
     p.add_argument("--epochs-ms", type=int, default=60)
+    p.add_argument("--engines", nargs="*", default=["epie", "rpie", "mpie", "lsqml"])
     args = p.parse_args()
     stamp = Stamp()
     rows = []
@@ -111,44 +118,57 @@ def main() -> None:
         t = Path(tmp)
         files = simulate(t)
         cone = [f"data.path={files['cone']}", "data.focus_to_sample_m=3.65e-3"]
-        runs = [
-            ("near field, cone beam", "1 mode", ["+imaging=nearfield_conebeam", *cone,
-                                                 f"engine.epochs={args.epochs_cone}"]),
-            ("near field, cone beam", "3 modes", ["+imaging=nearfield_conebeam", *cone,
-                                                  f"engine.epochs={args.epochs_cone}",
-                                                  "init.probe_modes=3"]),
-            ("multislice, 2 slices", "known probe", ["+imaging=multislice",
-                                                     f"data.path={files['ms']}",
-                                                     f"physics.slice_spacing_m={files['gap']}",
-                                                     "init.probe=truth",
-                                                     f"engine.epochs={args.epochs_ms}"]),
+        cone_ov = ["+imaging=nearfield_conebeam", *cone, f"engine.epochs={args.epochs_cone}"]
+        ms_ov = [
+            "+imaging=multislice",
+            f"data.path={files['ms']}",
+            f"physics.slice_spacing_m={files['gap']}",
+            "init.probe=truth",
+            f"engine.epochs={args.epochs_ms}",
+        ]
+        fast_ms = ["engine.fix_probe=true", "engine.center_probe=false"]
+        cases = [
+            ("near field, cone beam", "1 mode", cone_ov, []),
+            ("near field, cone beam", "3 modes", [*cone_ov, "init.probe_modes=3"], []),
+            ("multislice, 2 slices", "known probe", ms_ov, fast_ms),
         ]  # fmt: skip
-        for i, (case, variant, ov) in enumerate(runs):
-            f = reconstruct(ov, t / f"run{i}")
-            if case.startswith("multislice"):
-                c = slice_correlations(t / f"run{i}" / "recon.h5", files["ms"])
-                variant += (
-                    " (slice phase corr. "
-                    + ", ".join(f"{i}{j}: {c[i][j]:.2f}" for i in range(2) for j in range(2))
-                    + ")"
-                )
-            rows.append([
-                case, variant, "autodiff", f"{f['epochs']:.0f}", f"{f['s_per_epoch']:.2f}",
-                f"{f['data_error']:.4f}", f"{f['noise_floor']:.4f}", f"{f['ratio']:.2f}",
-                f"{f['frc_quarter']:.3f}", f"{f['frc_half']:.3f}", f"{f['nrmse']:.3f}",
-                f"{f['load']:.1f}",
-            ])  # fmt: skip
-            print(" | ".join(rows[-1]), flush=True)
+        i = 0
+        for case, variant, ov, fast_ov in cases:
+            base = float("nan")
+            for engine in ["autodiff", *args.engines]:
+                extra = [] if engine == "autodiff" else [f"engine={engine}", *fast_ov]
+                f = reconstruct([*ov, *extra], t / f"run{i}")
+                label = variant
+                if case.startswith("multislice"):
+                    c = slice_correlations(t / f"run{i}" / "recon.h5", files["ms"])
+                    label += (
+                        " (slice phase corr. "
+                        + ", ".join(f"{a}{b}: {c[a][b]:.2f}" for a in range(2) for b in range(2))
+                        + ")"
+                    )
+                i += 1
+                if engine == "autodiff":
+                    base = f["s_per_epoch"]
+                rows.append([
+                    case, label, engine, f"{f['epochs']:.0f}", f"{f['s_per_epoch']:.3f}",
+                    f"{base / f['s_per_epoch']:.1f}", f"{f['data_error']:.4f}",
+                    f"{f['noise_floor']:.4f}", f"{f['ratio']:.2f}", f"{f['frc_quarter']:.3f}",
+                    f"{f['frc_half']:.3f}", f"{f['nrmse']:.3f}", f"{f['load']:.1f}",
+                ])  # fmt: skip
+                print(" | ".join(rows[-1]), flush=True)
     header = [
-        "case", "variant", "engine", "epochs", "s/epoch", "data error", "noise floor",
+        "case", "variant", "engine", "epochs", "s/epoch", "x autodiff", "data error",
+        "noise floor",
         "error / floor", "FRC 1/4 Nyq.", "FRC 1/2 Nyq.", "NRMSE", "load",
     ]  # fmt: skip
     table = markdown_table(header, rows)
     print(table)
     about = (
-        "Autodiff near-field (cone beam, Fresnel scaling) and multislice reconstructions on "
-        "simulated likenesses (`benchmarks/nearfield.py` docstring): seconds per epoch (median "
-        "over epochs after the first, one torch thread, one run at a time under a lock), the "
+        "Near-field (cone beam, Fresnel scaling) and multislice reconstructions by autodiff "
+        "and by the fast engines at their defaults on simulated likenesses, the same files in "
+        "one run (`benchmarks/nearfield.py` docstring): seconds per epoch (median "
+        "over epochs after the first, one torch thread, one run at a time under a lock; "
+        "`x autodiff`: autodiff's seconds per epoch on the case over the row's), the "
         "final data error and the Poisson noise floor of the counts as the run records them, "
         "the FRC of the object against the truth at a quarter and a half of the Nyquist "
         "frequency and the NRMSE (the run's truth metrics; multislice: the product of the "
@@ -157,8 +177,8 @@ def main() -> None:
         "also gives the correlation of each reconstructed slice's phase with each true "
         "slice's (ij: slice i against true slice j)."
     )
-    path = write_page("nearfield", "Near field and multislice by autodiff (baseline)", table,
-                      stamp, about)  # fmt: skip
+    path = write_page("nearfield", "Near field and multislice: autodiff and the fast engines",
+                      table, stamp, about)  # fmt: skip
     print(f"wrote {path}")
 
 

@@ -117,8 +117,9 @@ def data_config(cfg: Any, registry: Registry) -> Any:
             else "+imaging=farfield"
         )
         engine_cfg, wants = check_fit(cfg, registry)
+        physics = _group(cfg, "physics")
         who = (
-            f"physics={getattr(_group(cfg, 'physics'), 'name', '?')}"
+            f"physics={physics if isinstance(physics, str) else getattr(physics, 'name', '?')}"
             if "physics" in wants
             else f"engine={getattr(engine_cfg, 'name', '?')}"
         )

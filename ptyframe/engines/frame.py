@@ -11,7 +11,9 @@ of an epoch, in this order::
                        transform, probe variation, flux): each ``Correction.end_epoch``
     probe centring     probe and object rolled by whole pixels so the probe's intensity
                        centroid sits at the window centre (``ptyframe.physics.ambiguities``);
-                       the engine hears ``on_roll(sy, sx)`` to roll its own buffers
+                       the engine hears ``on_roll(sy, sx)`` to roll its own buffers. Not in
+                       the near field: there the probe fills the field (a hologram's
+                       illumination has no centre to keep)
     error              sum over ranks of the numerators / sum of the measured amplitudes
     prior step         PINE's O <- (1 - rho) O + rho D(O) (Yamada et al. 2024, eq. 20)
 
@@ -22,6 +24,12 @@ blocks in scan order, each shuffled), and the sweeps read the amplitudes through
 ``ptyframe.data.feed`` (sequential) or ``batch`` inside the block in use (minibatch).
 Because the order depends on the block size, the frame records it in its ``state_dict``
 and refuses a resume with another one.
+
+The propagator and the slices of a visit come from the run's physics (``self.physics``, the
+forward model an engine taking ``physics`` is built with): ``ptyframe.engines.visit`` builds
+them once per ``prepare`` (far field by default; near field with a buffer zone; multislice)
+and refuses what the engine does not declare; a run other than the far field through one
+slice takes the torch sweep of ``ptyframe.engines.visit_sweeps``.
 
 The frame also resolves the backend once per ``prepare`` (``ptyframe.engines.backend``),
 keeps the scan's windows (``ptyframe.engines.scan``), checks that the patterns fit the
@@ -43,12 +51,14 @@ import torch
 from ptyframe.engines.backend import Backend, resolve
 from ptyframe.engines.base import Engine, EpochReport
 from ptyframe.engines.scan import ScanWindows
+from ptyframe.engines.visit import VisitModel, far_field_visits, frame_visit, is_plain
 from ptyframe.errors import ConfigError
 from ptyframe.physics.ambiguities import center_probe
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from ptyframe.data.dataset import PtychoDataset
     from ptyframe.data.feed import PatternData
     from ptyframe.distributed.base import Distribution
     from ptyframe.engines.config import PieFamilyConfig
@@ -84,6 +94,9 @@ class FastEngine(Engine):
     """The epoch frame (module docstring); subclasses write ``setup`` and ``sweep``."""
 
     config: PieFamilyConfig
+    #: The run's forward model (``physics=...``; None: far field), read for the propagator,
+    #: the slices and the buffer zone of a visit (``ptyframe.engines.visit``).
+    physics: Any = None
 
     def __init__(self, context: BuildContext | None = None) -> None:
         super().__init__(context)
@@ -92,6 +105,8 @@ class FastEngine(Engine):
         #: The nuisances this run refines, in the order their ``end_epoch`` runs.
         self.corrections: list[Correction] = []
         self.amp_total: float = 0.0
+        #: The exit-wave model and propagator of a visit (set by ``prepare``).
+        self.visit: VisitModel = far_field_visits((1, 1))
 
     # ------------------------------------------------------------------ contract
     def numba_covers(self) -> bool:
@@ -116,6 +131,13 @@ class FastEngine(Engine):
         """
 
     # ------------------------------------------------------------------ prepare
+    def init_state(self, state: ReconstructionState, dataset: PtychoDataset) -> ReconstructionState:
+        """Return the state the physics needs (slices, the buffered probe); far field: as is."""
+        if is_plain(self.physics):
+            return state
+        shaped: ReconstructionState = self.physics.init_state(state, dataset)
+        return shaped
+
     def prepare(
         self,
         measurements: PatternData,
@@ -131,30 +153,40 @@ class FastEngine(Engine):
                 f"{name} reconstructs a single-slice object; the state has "
                 f"{state.object.shape[0]} slices (use engine=autodiff for multislice)"
             )
-        if measurements.window != state.window:
-            raise ConfigError(
-                f"patterns are {measurements.window} but the probe is {state.window}; "
-                "they must match"
-            )
+        cfg = self.config
+        self.visit = frame_visit(
+            name,
+            self.capabilities,
+            str(cfg.backend),
+            self.physics,
+            measurements.geometry,
+            measurements.window,
+            state.window,
+            int(state.object.shape[0]),
+            state.probe.dtype,
+            state.object.device,
+        )
         for key in ("object", "probe"):  # the kernels take numpy views of the memory
             t = getattr(state, key)
             if not t.is_contiguous():
                 setattr(state, key, t.contiguous())
         positions = state.positions_px[torch.as_tensor(measurements.indices)]
         height, width = state.object.shape[-2:]
+        b = self.visit.buffer_px  # windows on the object padded by the buffer (visit.py)
         self.scan = ScanWindows(
-            positions, state.window, (int(height), int(width)), state.object.device
+            positions, state.window, (int(height) + 2 * b, int(width) + 2 * b), state.object.device
         )
         (self.amp_total,) = self.distribution.sum_scalars(measurements.amplitude_sum())
         if self.amp_total <= 0:
             raise ConfigError("the measured patterns are all zero; nothing to reconstruct")
-        cfg = self.config
         self.backend = resolve(
             name,
             str(cfg.backend),
             str(cfg.fft),
             state.object.device,
-            numba_ok="numba" in self.capabilities.backends and self.numba_covers(),
+            numba_ok="numba" in self.capabilities.backends
+            and self.numba_covers()
+            and self.visit.plain,
             fftw_ok=self.fftw_sweep,
             deterministic=self.deterministic,
         )
@@ -165,6 +197,7 @@ class FastEngine(Engine):
     def describe(self) -> dict[str, str]:
         """Return the resolved backend (and the corrections run) for ``recon.h5``."""
         out = dict(self.backend.describe())
+        out.update(self.visit.describe())
         if self.corrections:
             out["corrections"] = ",".join(c.name for c in self.corrections)
         return out
@@ -201,7 +234,7 @@ class FastEngine(Engine):
         scalars: dict[str, float] = {}
         for correction in self.corrections:
             scalars.update(correction.end_epoch(epoch, self))
-        if self.config.center_probe:
+        if self.config.center_probe and not self.visit.near_field:
             sy, sx = center_probe(self.state)
             if sy or sx:
                 self.on_roll(sy, sx)

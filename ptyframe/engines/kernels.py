@@ -67,7 +67,9 @@ def kernels() -> SimpleNamespace:
 
     numba is imported here, not at module import, so that importing ptyframe stays quick. The
     rule's helpers (``rules.constants``, ``rules.pie_coefficients``) are compiled first and
-    bound to this module's names, which the kernels call.
+    bound to this module's names, which the kernels call. numba's disk cache is keyed on this
+    file alone: a change to those helpers must come with a change of this file (or a cleared
+    ``__pycache__``), or the cached kernels keep the old rule.
     """
     global _compiled
     if _compiled is None:

@@ -39,7 +39,11 @@ maximum-likelihood ptychography", Opt. Express 26, 3108 (2018). For one group of
    and ``object_reg=0.5``: chosen with ``benchmarks/engine_tuning.py`` on the natural image
    at a lower dose than the engines table's (the manual's results pages hold the figures).
 
-5. With ``rho > 0``, after the momentum (and the probe centring) PINE's denoising step
+5. Near field and multislice (``physics=nearfield | multislice``): the group's exit waves
+   go through the run's propagator and slices and the chain carries the step back slice by
+   slice (``ptyframe.engines.visit_sweeps.lsqml_visits``).
+
+6. With ``rho > 0``, after the momentum (and the probe centring) PINE's denoising step
    ``O <- (1 - rho) O + rho D(O)`` (Yamada et al. 2024, eq. 20); the momentum's start point
    is the object before it, so the next epoch's change includes the denoising.
 
@@ -52,12 +56,12 @@ non-overlapping windows of a flat object sees the same object, so ``O_b dP_b`` f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import torch
 
-from ptyframe.engines.base import PriorStep, check_prior, check_range
+from ptyframe.engines.base import Capabilities, PriorStep, check_prior, check_range
 from ptyframe.engines.config import DenoiseSchedule, MinibatchConfig
 from ptyframe.engines.minibatch import (
     MinibatchEngine,
@@ -66,6 +70,8 @@ from ptyframe.engines.minibatch import (
     mode_sum,
     scatter_windows,
 )
+from ptyframe.engines.visit import check_physics
+from ptyframe.engines.visit_sweeps import lsqml_visits
 from ptyframe.errors import ConfigError
 from ptyframe.physics.fft import far_field, far_field_adjoint
 from ptyframe.physics.projection import model_modulus
@@ -169,10 +175,22 @@ class LsqmlEngine(MinibatchEngine):
 
     config: LsqmlConfig
 
+    capabilities: ClassVar[Capabilities] = replace(
+        MinibatchEngine.capabilities, propagators=("farfield", "nearfield"), slices=True
+    )
+
     def __init__(
-        self, config: LsqmlConfig, prior: PriorStep | None = None, context: Any | None = None
+        self,
+        config: LsqmlConfig,
+        prior: PriorStep | None = None,
+        context: Any | None = None,
+        physics: Any = None,
     ) -> None:
+        """``physics``: the run's forward model (far field, near field, multislice; None:
+        far field), read for the visit's propagator and slices (``ptyframe.engines.visit``)."""
         super().__init__(context)
+        check_physics(config.name, physics)
+        self.physics = physics
         self.config = config
         self.prior = prior
         check_prior(config, prior)
@@ -184,6 +202,8 @@ class LsqmlEngine(MinibatchEngine):
         box only (``BatchedWaves.box``): outside it both are zero, so ``max W_O`` and the
         step are those of the whole object.
         """
+        if not self.visit.plain:  # near field or slices: the general visit (torch)
+            return lsqml_visits(self, idx, update_probe)
         state, cfg = self.state, self.config
         assert state is not None
         y0, y1, x0, x1 = self.waves.box(idx)

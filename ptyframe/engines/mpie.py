@@ -91,18 +91,24 @@ class MpieEngine(PieEngine):
     config: MpieConfig  # type: ignore[assignment]
 
     def __init__(
-        self, config: MpieConfig, prior: Any | None = None, context: Any | None = None
+        self,
+        config: MpieConfig,
+        prior: Any | None = None,
+        context: Any | None = None,
+        physics: Any = None,
     ) -> None:
-        super().__init__(config, prior, context)  # type: ignore[arg-type]
+        super().__init__(config, prior, context, physics)  # type: ignore[arg-type]
         self._buffers: dict[str, torch.Tensor] = {}
 
     def setup(self) -> None:
-        """Start the momentum buffers at the current object and probe, velocities at 0."""
+        """Start the momentum buffers at the current object (every slice of a multislice one)
+        and probe, velocities at 0."""
         state = self.state
         assert state is not None
+        obj = state.object[0] if state.object.shape[0] == 1 else state.object
         self._buffers = {
-            "object": state.object[0].clone(),
-            "object_v": torch.zeros_like(state.object[0]),
+            "object": obj.clone(),
+            "object_v": torch.zeros_like(obj),
             "probe": state.probe.clone(),
             "probe_v": torch.zeros_like(state.probe),
         }

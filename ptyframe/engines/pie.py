@@ -10,7 +10,11 @@ or the numba backend. Extensions, each reducing to the published rule in the pla
   ``sqrt(sum_k |Psi_k|^2)``, the object step sums ``conj(P_k) dpsi_k`` and normalises by
   ``max sum_k |P_k|^2``, and each mode gets its own probe step;
 * sub-pixel positions: the probe is Fourier-shifted by the fractional part and the probe
-  step is shifted back (the shift is unitary, so this is the exact gradient mapping).
+  step is shifted back (the shift is unitary, so this is the exact gradient mapping);
+* near field and multislice (``physics=nearfield | multislice``): the visit's exit wave
+  goes through the run's propagator and slices (``ptyframe.engines.visit``) and each slice
+  takes the rule's step, the first slice's incident-wave step being the probe's (e3PIE,
+  Maiden, Humphry & Rodenburg 2012; ``ptyframe.engines.visit_sweeps``).
 
 The epoch frame (``ptyframe.engines.frame``) does the rest of the epoch: the rank average
 (data-parallel PIE, see ``ptyframe-mpi``), the probe centring (as the PINE reference code
@@ -20,13 +24,15 @@ does) and, for PINE, the denoising step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ptyframe.engines.base import Capabilities, PriorStep, check_prior
 from ptyframe.engines.config import PIE_RULES, PieConfig
 from ptyframe.engines.frame import FastEngine
 from ptyframe.engines.rules import PieRule
 from ptyframe.engines.sequential import FusedSweep, SweepPlan, sweep_torch
+from ptyframe.engines.visit import check_physics
+from ptyframe.engines.visit_sweeps import sweep_visits
 from ptyframe.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -80,7 +86,12 @@ class PieEngine(FastEngine):
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        prior="after_epoch", single_thread=True, backends=("torch", "numba"), streams=True
+        propagators=("farfield", "nearfield"),
+        slices=True,
+        prior="after_epoch",
+        single_thread=True,
+        backends=("torch", "numba"),
+        streams=True,
     )
     fftw_sweep = True
     config: PieConfig
@@ -90,8 +101,13 @@ class PieEngine(FastEngine):
         config: PieConfig,
         prior: PriorStep | None = None,
         context: BuildContext | None = None,
+        physics: Any = None,
     ) -> None:
+        """``physics``: the run's forward model (far field, near field, multislice; None:
+        far field), read for the visit's propagator and slices (``ptyframe.engines.visit``)."""
         super().__init__(context)
+        check_physics(config.name, physics)
+        self.physics = physics
         rule = config.pie_rule
         if rule not in PIE_RULES:
             raise ConfigError(f"{config.name}: PIE rule {rule!r}; choose epie or rpie")
@@ -115,6 +131,8 @@ class PieEngine(FastEngine):
         """Run one sequential sweep on the resolved backend (``ptyframe.engines.sequential``)."""
         assert self.state is not None and self.measurements is not None
         plan = self.plan(epoch, update_probe)
+        if not self.visit.plain:  # near field or slices: the general visit (torch)
+            return sweep_visits(self.state, self.measurements, self.scan, plan, self.visit)
         if self.backend.fused:
             return self._fused.run(self.state, self.measurements, self.scan, plan, self.backend)
         return sweep_torch(self.state, self.measurements, self.scan, plan)

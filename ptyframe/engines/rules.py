@@ -114,7 +114,7 @@ def pie_coefficients(
     fp = zero + rule.step_p if on_p else zero
     if rule.rpie != 0:
         co, do = one - alpha, (alpha * p_max if on_o else one)
-        cp, dp = one - beta, (beta * o_max if on_p else one)
+        cp, dp = (one - beta, beta * o_max) if on_p else (zero, one)  # beta > 1: no 0 / 0
     else:
         co, do = zero, (p_max / alpha if on_o and alpha > zero else one)
         cp, dp = zero, (o_max / beta if on_p and beta > zero else one)

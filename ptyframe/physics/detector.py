@@ -164,24 +164,40 @@ class NearFieldPropagator:
 
     def forward(self, psi: torch.Tensor) -> torch.Tensor:
         """Return ``R C_b F^-1 [H F psi]`` ``[..., M, N]`` for ``psi`` ``[..., M', N']``."""
-        self._check(psi, self.exit_shape, "exit waves")
-        wave = torch.fft.ifft2(torch.fft.fft2(psi) * self.kernel)
-        b = self.buffer_px
-        if b == 0:
-            return wave
-        m, n = self.detector_shape
-        return fft.from_centred(wave[..., b : b + m, b : b + n])
+        if self.buffer_px == 0:
+            self._check(psi, self.exit_shape, "exit waves")
+            return torch.fft.ifft2(torch.fft.fft2(psi) * self.kernel)
+        return fft.from_centred(self.forward_image(psi))
 
     def adjoint(self, delta: torch.Tensor) -> torch.Tensor:
         """Return ``F^-1 [conj(H) F C_b^T R^T delta]`` ``[..., M', N']``."""
+        if self.buffer_px == 0:
+            self._check(delta, self.detector_shape, "detector waves")
+            return torch.fft.ifft2(torch.fft.fft2(delta) * self.kernel_conj)
+        return self.adjoint_image(fft.to_centred(delta))
+
+    def forward_image(self, psi: torch.Tensor) -> torch.Tensor:
+        """Return ``C_b F^-1 [H F psi]`` (``b > 0``): the detector window as the image is
+        stored, without the roll ``R`` (a view of the propagated window).
+
+        A sweep that rolls its measured row to the stored order instead
+        (``fft.to_centred``) saves rolling the complex waves both ways.
+        """
+        self._check(psi, self.exit_shape, "exit waves")
+        b = self.buffer_px
+        assert b > 0, "the image order is for a propagator with a buffer zone"
+        m, n = self.detector_shape
+        wave = torch.fft.ifft2(torch.fft.fft2(psi).mul_(self.kernel))
+        return wave[..., b : b + m, b : b + n]
+
+    def adjoint_image(self, delta: torch.Tensor) -> torch.Tensor:
+        """Return ``F^-1 [conj(H) F C_b^T delta]``: the adjoint of ``forward_image``."""
         self._check(delta, self.detector_shape, "detector waves")
         b = self.buffer_px
-        if b:
-            m, n = self.detector_shape
-            big = delta.new_zeros((*delta.shape[:-2], *self.exit_shape))
-            big[..., b : b + m, b : b + n] = fft.to_centred(delta)
-            delta = big
-        return torch.fft.ifft2(torch.fft.fft2(delta) * self.kernel_conj)
+        m, n = self.detector_shape
+        big = delta.new_zeros((*delta.shape[:-2], *self.exit_shape))
+        big[..., b : b + m, b : b + n] = delta
+        return torch.fft.ifft2(torch.fft.fft2(big).mul_(self.kernel_conj))
 
     def describe(self) -> dict[str, Any]:
         """Return the near-field conventions (distance, pixel, buffer, kernel)."""

@@ -163,6 +163,9 @@ def test_plugins_command_lists_components_providers_and_fields(tmp_path):
     assert res.returncode == 0
     out = res.stdout
     assert "engine  (choose with: ptyframe reconstruct engine=<name>)" in out
-    assert "presets (engine=<preset>): dm, epie_lowdose, rpie_lowdose" in out
+    assert (
+        "presets (engine=<preset>): autodiff_multislice, autodiff_nearfield, dm, epie_lowdose"
+        in out
+    )
     assert "[from ptyframe.engines (ptyframe" in out
     assert "alpha: float = 0.25" in out  # ePIE's default step

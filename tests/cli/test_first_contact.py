@@ -50,7 +50,8 @@ MISTAKES = [
     ("callbacks=erly_stop", "did you mean early_stop?"),
     ("+callback@callbacks.p=progress", "always-on callbacks"),
     ("callbacks.stop.patience=3", "+callback@callbacks.stop="),
-    ("engine=epie physics=multislice", "physics=multislice is not used by engine epie"),
+    ("engine=minibatch_pie physics=multislice", "physics=multislice is not used by engine"),
+    ("engine=epie physics=multislice_tomography", "is not a model the fast engines run"),
     # fields of the dict-typed groups, however the entry got there
     ("+callback@callbacks.stop=early_stop callbacks.stop.patiense=3", "did you mean patience?"),
     ("+callback@callbacks.stop=early_stop +callbacks.stop.patiense=3", "did you mean patience?"),
@@ -86,7 +87,7 @@ HALFSET_MISTAKES = [
     ("+experiment=lowdos", "did you mean lowdose?"),
     ("engine.alpha=abc", "engine.alpha"),
     ("engine.alpha=-1", "out of range"),
-    ("engine=epie physics=multislice", "physics"),
+    ("engine=minibatch_pie physics=multislice", "physics"),
 ]
 
 

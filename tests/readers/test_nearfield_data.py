@@ -218,7 +218,7 @@ def test_the_field_options_are_checked(registry, tmp_path) -> None:
     from ptyframe.data.sources import FileDataConfig
 
     cfg = ReconstructConfig(data=FileDataConfig(path="o.cxi", field="near"))
-    with pytest.raises(ConfigError, match="engine=epie reconstructs in the far field"):
+    with pytest.raises(ConfigError, match="physics=farfield reconstructs in the far field"):
         data_config(cfg, registry)
 
 

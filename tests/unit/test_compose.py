@@ -157,7 +157,6 @@ def test_pine_is_the_pie_config_plus_a_prior():
 @pytest.mark.parametrize(
     "fields,match",
     [
-        ({"physics": "multislice"}, "physics=multislice is not used by engine epie"),
         ({"loss": "poisson"}, "loss=poisson is not used by engine epie"),
         ({"regularizers": {"tv": {"name": "tv"}}}, "regularizers.tv is not used by engine epie"),
         ({"denoiser": "halve"}, "denoiser=halve is not used by engine epie"),
@@ -176,6 +175,22 @@ def test_a_field_the_engine_does_not_use_is_an_error_naming_it(fields, match):
     with pytest.raises(ConfigError, match=match) as info:
         compose.build_engine(SimpleNamespace(engine="epie", **fields), reg)
     assert "remove it" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "engine,physics,match",
+    [
+        ("minibatch_pie", "multislice", "physics=multislice is not used by engine minibatch_pie"),
+        ("epie", "multislice_tomography", "is not a model the fast engines run"),
+    ],
+)
+def test_physics_an_engine_does_not_run_is_an_error_naming_it(engine, physics, match):
+    """ePIE runs near field and multislice (``ptyframe.engines.visit``), not tomography;
+    minibatch PIE takes no physics at all."""
+    with pytest.raises(ConfigError, match=match):
+        compose.build_engine(
+            SimpleNamespace(engine=engine, physics=physics), _registry_with_halve()
+        )
 
 
 def test_defaults_and_a_denoiser_at_rho_zero_are_allowed():
@@ -236,9 +251,9 @@ def test_todays_command_lines_compose_and_build(monkeypatch):
                 assert (eng.prior is None) == (rho is None), line
                 if rho is not None:
                     assert eng.prior.config.rho == pytest.approx(rho), line
-            bad = hydra_compose("reconstruct", overrides=["physics=multislice", "data.path=x.h5"])
-            bad = typed_config(bad)
-            with pytest.raises(ConfigError, match="physics=multislice is not used by engine epie"):
+            over = ["engine=minibatch_pie", "physics=multislice", "data.path=x.h5"]
+            bad = typed_config(hydra_compose("reconstruct", overrides=over))
+            with pytest.raises(ConfigError, match="physics=multislice is not used by engine mini"):
                 compose.build_engine(bad, registry)
     finally:
         GlobalHydra.instance().clear()
@@ -256,7 +271,7 @@ def test_add_takes_the_name_from_the_config_class():
     reg = Registry()
     comp = reg.add_engine(ToyEngineConfig, PieEngine)
     assert comp.name == "toy_epie" and reg.get("engine", "toy_epie") is comp
-    assert comp.wants == ("prior", "context")
+    assert comp.wants == ("prior", "context", "physics")
     assert comp.doc.startswith("A third-party engine config")
     eng = reg.build("engine", ToyEngineConfig(epochs=2))
     assert isinstance(eng, PieEngine) and not eng.rule(True).rpie and eng.prior is None
