@@ -28,12 +28,13 @@ comes from the run's ``deterministic`` switch:
   fastest; two processes may pick different ones, whose results differ in the last bits, so
   two runs (or a run and its resume) need not agree.
 
-With FFTW the buffers' rows are padded (``ROW_PAD`` elements past ``N``): a column transform
-over rows whose stride is a power of two in bytes thrashes the cache, and the estimate
-planner (which does not time) takes the plain strided algorithm there; with the padded stride
-the estimate plan runs about as fast as a measured one (``benchmarks/fft_pairs.py``). The
-buffers are then views ``[K, M, N]`` of ``[K, M, N + ROW_PAD]`` blocks; the kernels take any
-strides.
+With FFTW, rows of ``PAD_FROM_N`` elements or more are padded (``ROW_PAD`` elements past
+``N``): on windows that large a column transform over rows whose stride is a power of two in
+bytes thrashes the cache, and the estimate planner (which does not time) takes the plain
+strided algorithm there; with the padded stride the estimate plan runs about as fast as a
+measured one (``benchmarks/fft_pairs.py --size 256``). The buffers are then views
+``[K, M, N]`` of ``[K, M, N + ROW_PAD]`` blocks; the kernels take any strides, but run
+faster on contiguous rows, so smaller windows are not padded (``benchmarks/epie_sweep.py``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ import torch
 
 #: Elements past ``N`` in each row of an FFTW buffer (a stride that is no power of two).
 ROW_PAD = 8
+#: Rows of at least this many elements are padded; shorter rows are not (below it the plain
+#: plan is not slowed, and the kernels run faster on contiguous rows).
+PAD_FROM_N = 256
+
+
+def row_pad(kind: str, n: int) -> int:
+    """Return the padding of a buffer's rows of ``n`` elements for the FFT library ``kind``."""
+    return ROW_PAD if kind == "fftw" and n >= PAD_FROM_N else 0
 
 
 def _buffer(shape: tuple[int, ...], dtype: torch.dtype, pad: int) -> torch.Tensor:
@@ -77,7 +86,8 @@ class WindowFFT:
     """Four buffers ``[K, M, N]`` (``psi``, ``wave``, ``shifted``, ``spec``) and their DFTs.
 
     The ``*_t`` attributes are the torch tensors, the plain names numpy views of the same
-    memory (with FFTW, rows ``N + ROW_PAD`` elements apart: module docstring). The transforms
+    memory (with FFTW and ``N >= PAD_FROM_N``, rows ``N + ROW_PAD`` elements apart: module
+    docstring). The transforms
     are attributes bound once (FFTW plans' ``execute`` or torch.fft calls with ``out=``),
     called without arguments: ``forward()`` ``wave = D psi``, ``inverse()`` ``psi = D^H
     wave``, ``shift()`` ``shifted = D^H spec``, ``fold()`` ``spec = D wave`` (each may
@@ -97,7 +107,7 @@ class WindowFFT:
         self.dtype = dtype
         self.kind = kind
         self.planner = planner
-        pad = ROW_PAD if kind == "fftw" else 0
+        pad = row_pad(kind, self.shape[-1])
         self.psi_t, self.wave_t, self.shifted_t, self.spec_t = (
             _buffer(self.shape, dtype, pad) for _ in range(4)
         )
