@@ -56,6 +56,12 @@ from ptyframe.errors import ConfigError
 from ptyframe.physics import fft
 from ptyframe.physics.farfield import FarFieldPtychography
 from ptyframe.physics.patches import scatter_add_patches, split_positions
+from ptyframe.simulation.nuisances import (
+    NuisanceConfig,
+    noiseless_varying,
+    plan_nuisances,
+    probes_at,
+)
 from ptyframe.simulation.phantoms import require
 from ptyframe.simulation.probes import incoherent_modes, probe_diameter_px
 
@@ -77,6 +83,7 @@ class SimulationConfig:
     mode_decay: float = 0.5
     object_margin_px: int = 0
     seed: int = 0
+    nuisances: NuisanceConfig = field(default_factory=NuisanceConfig)
 
     def __post_init__(self) -> None:
         o = self.name
@@ -99,6 +106,8 @@ class SimulationConfig:
         require(o, "mode_decay", self.mode_decay, 0.0, 1.0, lo_open=True)
         require(o, "object_margin_px", self.object_margin_px, 0)
         require(o, "seed", self.seed, 0)
+        if not isinstance(self.nuisances, NuisanceConfig):  # a mapping from code or Hydra
+            self.nuisances = NuisanceConfig(**dict(self.nuisances))
 
     @property
     def wavelength_m(self) -> float:
@@ -145,12 +154,14 @@ class Simulator:
         self.model = FarFieldPtychography()
 
     def streams(self) -> dict[str, np.random.Generator]:
-        """Return the child generators ``phantom``, ``scan``, ``noise`` of ``seed``."""
-        kids = np.random.SeedSequence(int(self.config.seed)).spawn(3)
-        return {
-            k: np.random.default_rng(s)
-            for k, s in zip(("phantom", "scan", "noise"), kids, strict=True)
-        }
+        """Return the child generators ``phantom``, ``scan``, ``noise``, ``nuisance`` of ``seed``.
+
+        Child ``i`` depends on ``i`` only, so the fourth stream leaves the first three as
+        they were.
+        """
+        kids = np.random.SeedSequence(int(self.config.seed)).spawn(4)
+        names = ("phantom", "scan", "noise", "nuisance")
+        return {k: np.random.default_rng(s) for k, s in zip(names, kids, strict=True)}
 
     def probe_modes(self, probe: Any) -> np.ndarray:
         """Return the unscaled probe modes ``[K, M, M]`` complex128."""
@@ -196,12 +207,20 @@ class Simulator:
         if positions.min() < 0:
             raise ConfigError("scan returned negative positions; shift them to >= 0")
         positions = positions + float(c.object_margin_px)
-        ny, nx = object_frame(positions, (m, m))
+        plan = plan_nuisances(c.nuisances, positions, rng["nuisance"], c.object_margin_px)
+        positions = plan.true_positions_px  # the beam's; the file records plan.recorded_...
+        ny, nx = object_frame(np.concatenate([positions, plan.recorded_positions_px]), (m, m))
         shape = (ny + int(c.object_margin_px), nx + int(c.object_margin_px))
         obj = np.asarray(phantom.generate(shape, rng["phantom"]), dtype=np.complex128)
         if obj.shape != shape:
             raise ConfigError(f"phantom returned shape {obj.shape}, expected {shape}")
-        clean, illum = self.noiseless(obj, modes, positions)
+        if c.nuisances.varies_probe:  # a probe per pattern (simulation.nuisances)
+            z, s_px, lam, dx = plan.defocus_m, plan.shift_px, c.wavelength_m, c.pixel_size_m
+            clean, illum = noiseless_varying(
+                obj, lambda sl: probes_at(modes, z[sl], s_px[sl], dx, lam), positions, (m, m)
+            )
+        else:
+            clean, illum = self.noiseless(obj, modes, positions)
         total = float(clean.sum(axis=(1, 2)).mean())
         origin = float(clean[:, m // 2, m // 2].mean())
         if c.photons_per_pattern is not None:
@@ -209,15 +228,19 @@ class Simulator:
         else:
             scale, mode = float(c.i0_origin) / origin, "i0_origin"
         clean *= scale
+        clean *= plan.flux[:, None, None]  # all ones without flux fluctuation
         if c.noise == "poisson":
             patterns = rng["noise"].poisson(clean).astype(np.float32)
         else:
             patterns = clean.astype(np.float32)
-        geometry = ScanGeometry(positions, (m, m), shape, float(c.energy_ev), float(c.pixel_size_m))
+        geometry = ScanGeometry(
+            plan.recorded_positions_px, (m, m), shape, float(c.energy_ev), float(c.pixel_size_m)
+        )
         truth = Truth(
             object=obj[None].astype(np.complex64),
             probe=(modes * np.sqrt(scale)).astype(np.complex64),
             illumination=(illum * scale).astype(np.float32),
+            extras=plan.truth_extras(),
         )
         attrs = self._attrs(phantom, probe, scan, diameter, mode, total * scale, origin * scale)
         return SimulatedData(patterns[None], geometry, truth, attrs)
