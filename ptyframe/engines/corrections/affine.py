@@ -95,6 +95,20 @@ def scan_time(n: int) -> np.ndarray:
     return np.arange(n, dtype=np.float64) / max(n - 1, 1)
 
 
+def design_matrix(nominal_px: np.ndarray, index: np.ndarray, n_scan: int) -> np.ndarray:
+    """Return ``X = [1, n_y - c_y, n_x - c_x, tau - 1/2]`` ``[B, 3 or 4]`` of (1).
+
+    ``nominal_px`` ``[B, 2]`` are the positions ``index`` of a scan of ``n_scan``; the time
+    column is left out where it is collinear with the positions (module docstring).
+    """
+    n = np.asarray(nominal_px, dtype=np.float64)
+    c = n.mean(axis=0)
+    cols = [np.ones(n.shape[0]), n[:, 0] - c[0], n[:, 1] - c[1]]
+    if n.shape[0] > 4 and not _time_is_linear(n, scan_time(n_scan)[index]):
+        cols.append(scan_time(n_scan)[index] - 0.5)
+    return np.stack(cols, axis=1)
+
+
 def fit_scan_map(nominal_px: np.ndarray, refined_px: np.ndarray, drift: bool = True) -> ScanMap:
     """Return the least-squares map (1) from ``nominal_px`` to ``refined_px`` (``[N, 2]`` each).
 
@@ -105,7 +119,7 @@ def fit_scan_map(nominal_px: np.ndarray, refined_px: np.ndarray, drift: bool = T
     p = np.asarray(refined_px, dtype=np.float64)
     c = n.mean(axis=0)
     cols = [np.ones(n.shape[0]), n[:, 0] - c[0], n[:, 1] - c[1]]
-    if drift and not _time_is_linear(n):
+    if drift and not _time_is_linear(n, scan_time(n.shape[0])):
         cols.append(scan_time(n.shape[0]) - 0.5)
     drift = len(cols) == 4
     x = np.stack(cols, axis=1)
@@ -117,9 +131,9 @@ def fit_scan_map(nominal_px: np.ndarray, refined_px: np.ndarray, drift: bool = T
     return ScanMap(c, coef[0].copy(), matrix, v)
 
 
-def _time_is_linear(nominal_px: np.ndarray) -> bool:
+def _time_is_linear(nominal_px: np.ndarray, tau: np.ndarray) -> bool:
     """Return True when ``tau`` is (nearly) a linear function of the positions (module doc)."""
-    tau = scan_time(nominal_px.shape[0]) - 0.5
+    tau = tau - tau.mean()
     x = np.column_stack([np.ones(nominal_px.shape[0]), nominal_px - nominal_px.mean(axis=0)])
     coef, *_ = np.linalg.lstsq(x, tau, rcond=None)
     total = float((tau**2).sum())

@@ -39,29 +39,33 @@ class PositionConfig:
 
     ``start``: first sweep whose statistics move the positions (the object must hold some
     structure first); ``max_step_px``: the largest move of one position in one sweep;
-    ``gain``: factor on the least-squares shift of a sweep; ``momentum``: the friction of
-    the heavy-ball accumulation of the shifts over sweeps (0: none); ``regularisation``: Tikhonov
-    weight, relative to the median curvature ``(a_yy + a_xx) / 2`` of the scan, added to
-    each position's 2x2 system (guards featureless positions); ``affine``: fit and record
-    the global scan map (scale, rotation, shear, drift) every sweep; ``affine_weight`` in
-    [0, 1]: how far each sweep pulls the per-position residuals to the fitted map (0: free
-    positions, 1: positions on the map); ``drift``: include a linear drift in the map.
+    ``gain``: factor on each sweep's least-squares shifts; ``momentum``: the friction of the
+    heavy-ball accumulation of the shifts over sweeps (0: none); ``regularisation``: Tikhonov
+    weight, relative to the scan's median curvature ``(a_yy + a_xx) / 2``, added to each
+    position's 2x2 system (guards featureless positions); ``scan_map``: refine the global
+    scan map (scale, rotation, shear, linear drift) from sweep ``scan_map_start`` on (before
+    it, and always when off, the part of each sweep's shifts that such a map explains is
+    removed: a free global scale drifts with the probe's curvature); ``affine_weight`` in
+    [0, 1]: how far each sweep pulls the positions to the fitted map (0: free positions,
+    1: positions on the map).
     """
 
     start: int = 5
     max_step_px: float = 1.0
     gain: float = 1.0
     momentum: float = 0.9
-    global_start: int = 0
-    energy_weight: float = 0.0
     regularisation: float = 0.05
-    affine: bool = True
+    scan_map: bool = False
+    scan_map_start: int = 20
     affine_weight: float = 0.0
-    drift: bool = True
 
     def __post_init__(self) -> None:
         o = "engine.positions"
         _start(o, self.start)
+        if int(self.scan_map_start) != self.scan_map_start or int(self.scan_map_start) < 0:
+            raise ConfigError(
+                f"{o}.scan_map_start = {self.scan_map_start} must be a whole sweep number >= 0"
+            )
         step = _finite(o, "max_step_px", self.max_step_px)
         if not step > 0:
             raise ConfigError(
@@ -80,11 +84,6 @@ class PositionConfig:
         w = _finite(o, "affine_weight", self.affine_weight)
         if not 0 <= w <= 1:
             raise ConfigError(f"{o}.affine_weight = {self.affine_weight} must lie in [0, 1]")
-        if w > 0 and not self.affine:
-            raise ConfigError(
-                f"{o}.affine_weight = {self.affine_weight} needs {o}.affine=true (the map it "
-                "pulls towards)"
-            )
 
 
 @dataclass
@@ -99,9 +98,9 @@ class ProbeVariationConfig:
     """
 
     modes: int = 0
-    start: int = 0
+    start: int = 5
     weight_step: float = 1.0
-    init_scale: float = 0.05
+    init_scale: float = 1e-3
 
     def __post_init__(self) -> None:
         o = "engine.probe_variation"

@@ -2,38 +2,42 @@
 
 Odstrcil, Baksh, Boden, Card, Chad, Frey & Brocklesby, "Ptychographic coherent diffractive
 imaging with orthogonal probe relaxation", Opt. Express 24, 8360 (2016): the probes of all
-positions, stacked as the rows of a matrix ``[N, M N]``, are kept of low rank ``K``::
+positions, stacked as the rows of a matrix ``[N, M N]``, are kept of low rank ``K`` (the
+paper relaxes them to their truncated SVD after every iteration)::
 
-    P_j = sum_k w_jk U_k          (eq. 6: eigen-probes U [K, M, N], weights w [N, K])
+    P_j = sum_k w_jk U_k          (eigen-probes U [K, M, N], weights w [N, K])
 
 Here the rank-``K`` form is the state itself (never the ``N`` full probes), on the first
-incoherent mode; the other incoherent modes stay shared by all positions.
+incoherent mode; the other incoherent modes stay shared by all positions. The gauge:
+``w_j0 = 1`` for every position, so ``U_0`` is the mean probe and ``U_1 .. U_{K-1}`` (with
+weights of zero mean) are the variations::
 
-Per visit (``add_probe_step``): the engine's rule proposes a probe step ``d_j`` for position
-``j`` (its ePIE/rPIE/... probe step, mode 0, shifted back to the window grid). It goes into
-the eigen-probes and the weights as one stochastic step of the least-squares factorisation
-``min sum_j || P_j + d_j - sum_k w_jk U_k ||^2`` (the sequential form of the paper's
-truncated-SVD relaxation, eqs. 7-8)::
+    P_j = U_0 + sum_{k >= 1} w_jk U_k
 
-    U_k  <- U_k  + conj(w_jk) d_j / sum_k |w_jk|^2            (position j gets exactly d_j)
-    w_jk <- w_jk + gamma <U_k, d_j> / ||U_k||^2                 (projection on each U_k)
+Per visit (``add_probe_step``), with the engine's probe step ``d_j`` for position ``j`` (its
+ePIE/rPIE/... step on mode 0, shifted back to the window grid)::
 
-(``<A, B> = sum conj(A) B``; the weights are complex; ``gamma = weight_step``; ``U`` of the
-weight step is the one before this visit). With ``K = 1`` and ``w = 1`` the first line is
-the shared probe's step exactly, so OPR with weights off is the plain engine. A batch
-(``add_probe_steps``) sums the same updates over its positions, from the ``U`` and ``w``
-before the batch.
+    U_0  <- U_0 + d_j                                  (the shared probe's step, unchanged)
+    w_jk <- w_jk + gamma <U_k, d_j> / ||U_k||^2        (k >= 1, from sweep ``start``)
+    G_k  <- G_k + conj(w_jk) d_j                       (k >= 1, w before this visit)
 
-End of a sweep (``end_epoch``): orthogonalise without changing any ``P_j`` (the SVD of the
-paper's eq. 8, on the factors): with ``U = R^H Q^H`` (thin QR of ``U^H``, ``U`` as ``[K, MN]``)
-and ``W R^H = A S B^H`` (SVD, ``[N, K]``)::
+(``<A, B> = sum conj(A) B``, complex weights, ``gamma = weight_step``): the weights take the
+projection of each step on the variations, and ``G`` collects the steps correlated with them.
+With ``K = 1`` the rule is the shared probe's exactly. A batch (``add_probe_steps``) sums
+the same updates over its positions.
 
-    W U = A S (Q B)^H  ->  w = sqrt(N) A,   U = S (Q B)^H / sqrt(N)
+End of a sweep (``end_epoch``), one power-iteration step on the variations and the
+relaxation to orthogonal form (the paper's truncated SVD, computed on the factors)::
 
-so the eigen-probes are orthogonal, sorted by power, each column of ``w`` has mean square 1,
-and ``U_0`` is the dominant (mean) probe; each column's phase is fixed so that
-``sum_j w_jk`` is real and positive (where it is not ~0). The frame's ``probe[0]`` is then set
-to the mean probe ``sum_k mean_j(w_jk) U_k`` (for the reports and the probe centring).
+    U_k <- U_k + G_k / sum_j |w_jk|^2                                   (k >= 1)
+    w_jk <- w_jk - mean_j w_jk;   U_0 <- U_0 + sum_k (mean_j w_jk) U_k   (P_j unchanged)
+    W_v U_v = A S (Q B)^H  ->  w_v = sqrt(N) A,  U_v = S (Q B)^H / sqrt(N)
+
+with ``U_v = R^H Q^H`` the thin QR of the variations ``U_v^H`` (``[K - 1, MN]``) and
+``W_v R^H = A S B^H`` the SVD of ``[N, K - 1]``: the variations become orthogonal, sorted by
+power, with weight columns of mean square 1, and every ``P_j`` is unchanged. A direction of
+zero power keeps weights 0 and a small eigen-probe (``init_scale``) so that the next sweep's
+projections can grow it. The frame's ``probe[0]`` is set to ``U_0`` (reports, centring).
 """
 
 from __future__ import annotations
@@ -87,10 +91,14 @@ def initial_eigenprobes(probe0: torch.Tensor, k: int, scale: float) -> torch.Ten
     return out.to(probe0.dtype)
 
 
-def orthogonalise(u: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``(U', w')`` with ``w' U' = w U``, ``U'`` orthogonal by power (module docstring).
+def orthogonalise(
+    u: torch.Tensor, w: torch.Tensor, floor: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(U', w')`` with ``w' U' = w U`` and ``U'`` orthogonal by power.
 
-    ``u`` ``[K, M, N]``, ``w`` ``[N_pos, K]`` complex. Computed in complex128.
+    ``u`` ``[K, M, N]``, ``w`` ``[N_pos, K]`` complex (the variations; module docstring).
+    Directions without power (an eigen-probe norm at most ``1e-6 floor``) get weights 0 and
+    an eigen-probe of norm ``floor`` along the orthonormal basis. Computed in complex128.
     """
     k, m, n = u.shape
     npos = w.shape[0]
@@ -98,14 +106,26 @@ def orthogonalise(u: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch
     q, r = torch.linalg.qr(uf.conj().T)  # uf = r^H q^H
     a, s, bh = torch.linalg.svd(w.to(torch.complex128) @ r.conj().T, full_matrices=False)
     root = math.sqrt(npos)
-    w_new = a * root
-    u_new = (s / root).to(torch.complex128)[:, None] * (bh @ q.conj().T)
-    total = w_new.sum(0)
-    big = total.abs() > 1e-6 * npos
-    phase = torch.where(big, total / total.abs().clamp_min(1e-300), torch.ones_like(total))
-    w_new = w_new * phase.conj()[None, :]
-    u_new = u_new * phase[:, None]
+    basis = bh @ q.conj().T  # [K, MN] orthonormal rows
+    norms = s / root
+    dead = norms <= 1e-6 * floor
+    w_new = torch.where(dead[None, :], torch.zeros_like(a), a * root)
+    u_new = torch.where(dead, torch.full_like(norms, floor), norms).to(torch.complex128)
+    u_new = u_new[:, None] * basis
     return u_new.reshape(k, m, n).to(u.dtype), w_new.to(w.dtype)
+
+
+def seed_weights(n: int, k: int) -> torch.Tensor:
+    """Return the starting weights ``[N, K]``: ``w_j0 = 1``, ``w_jk = sqrt(2) cos(pi k t_j)``.
+
+    ``t_j = (j + 1/2) / N`` in scan order: zero-mean, orthogonal columns of mean square 1,
+    smooth in time, so that the first power steps pick the steps' components that drift
+    along the scan (any other variation is found by the later steps; deterministic).
+    """
+    t = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    cols = [torch.ones(n, dtype=torch.float64)]
+    cols += [math.sqrt(2.0) * torch.cos(math.pi * i * t) for i in range(1, k)]
+    return torch.stack(cols, dim=1).to(torch.complex128)
 
 
 class ProbeVariation:
@@ -120,6 +140,8 @@ class ProbeVariation:
         self.weights_on = False
         self._probe: torch.Tensor | None = None
         self._w_start = torch.zeros(0)
+        self.g = torch.zeros(0)
+        self._floor = 0.0
 
     # ---------------------------------------------------------------- frame protocol
     def prepare(self, ctx: FrameView) -> None:
@@ -136,8 +158,9 @@ class ProbeVariation:
         probe = ctx.probe
         self._probe = probe
         self.u = initial_eigenprobes(probe[0], k, float(self.config.init_scale)).to(probe.device)
-        self.w = torch.zeros((n, k), dtype=probe.dtype, device=probe.device)
-        self.w[:, 0] = 1.0
+        self.w = seed_weights(n, k).to(dtype=probe.dtype, device=probe.device)
+        self.g = torch.zeros_like(self.u[1:])
+        self._floor = float(self.config.init_scale) * float((self.u[0].abs() ** 2).sum().sqrt())
         self._w_start = self.w.clone()
 
     def begin_epoch(self, epoch: int, ctx: FrameView | None = None) -> None:
@@ -146,7 +169,8 @@ class ProbeVariation:
         self._w_start = self.w.clone()
 
     def probe_for(self, j: int, probe: torch.Tensor) -> torch.Tensor:
-        """Return position ``j``'s probe ``[K_inc, M, N]``: mode 0 ``sum_k w_jk U_k``."""
+        """Return position ``j``'s probe ``[K_inc, M, N]``: mode 0 ``sum_k w_jk U_k``
+        (``w_j0 = 1``)."""
         mode0 = torch.einsum("k,kmn->mn", self.w[j], self.u)
         if probe.shape[0] == 1:
             return mode0[None]
@@ -165,38 +189,44 @@ class ProbeVariation:
     def add_probe_steps(self, idx: torch.Tensor, steps: torch.Tensor, probe: torch.Tensor) -> None:
         """Apply the probe steps ``[B, K_inc, M, N]`` of positions ``idx`` (summed)."""
         d = steps[:, 0]  # [B, M, N]
-        wb = self.w[idx]  # [B, K]
-        norm = (wb.real.square() + wb.imag.square()).sum(1).clamp_min(1e-30)  # [B]
-        if self.weights_on:
-            u2 = (self.u.real.square() + self.u.imag.square()).sum((-2, -1)).clamp_min(1e-30)
-            coef = torch.einsum("kmn,bmn->bk", self.u.conj(), d) / u2[None, :]
-            self.w.index_add_(0, idx, coef * float(self.config.weight_step))
-        self.u += torch.einsum("bk,bmn->kmn", wb.conj() / norm[:, None].to(wb.dtype), d)
+        if self.u.shape[0] == 1 or not self.weights_on:
+            self.u[0] += d.sum(0)
+        else:
+            wb = self.w[idx]  # [B, K], before this visit
+            norm = (wb.real.square() + wb.imag.square()).sum(1)  # [B]
+            v = self.u[1:]
+            v2 = (v.real.square() + v.imag.square()).sum((-2, -1)).clamp_min(1e-30)
+            coef = torch.einsum("kmn,bmn->bk", v.conj(), d) / v2[None, :]
+            self.u += torch.einsum("bk,bmn->kmn", wb.conj() / norm[:, None].to(wb.dtype), d)
+            self.w[:, 1:].index_add_(0, idx, coef * float(self.config.weight_step))
         if steps.shape[1] > 1:
             probe[1:] += steps[:, 1:].sum(0)
 
     def allreduce(self, distribution: Any) -> None:
-        """Average the eigen-probes over ranks (as the probe) and sum the weight rows.
-
-        Each rank updates the weights of its own positions only; the frame calls this
-        after the sweep. (Rows of other ranks' positions hold the values of the sweep's start
-        on this rank: the sum of ``w - w_start`` over ranks is added back.)
-        """
+        """Combine the ranks: ``U_0`` averaged (as the shared probe), ``G`` summed, the weight
+        rows summed as changes (each rank moves only its own positions' rows)."""
         if getattr(distribution, "size", 1) > 1:
             distribution.allreduce_mean_(self.u)
+            distribution.allreduce_sum_(self.g)
             delta = self.w - self._w_start
             distribution.allreduce_sum_(delta)
             self.w = self._w_start + delta
 
     def end_epoch(self, epoch: int, ctx: FrameView | None = None) -> dict[str, float]:
-        """Orthogonalise; set the frame's ``probe[0]`` to the mean probe; report the spread."""
-        self.u, self.w = orthogonalise(self.u, self.w)
+        """Power step and orthogonalisation of the variations; ``probe[0] = U_0``."""
+        k = self.u.shape[0]
+        if k > 1:
+            w = self.w[:, 1:]
+            mean = w.mean(0)
+            self.u[0] += torch.einsum("k,kmn->mn", mean, self.u[1:])
+            w = w - mean[None, :]
+            self.u[1:], self.w[:, 1:] = orthogonalise(self.u[1:], w, self._floor)
+        self.g = torch.zeros_like(self.u[1:])
         if self._probe is not None:
-            self._probe[0] = self.mean_probe()
-        power = (self.u.abs() ** 2).sum((-2, -1)) * (self.w.abs() ** 2).mean(0)
-        share = power / power.sum().clamp_min(1e-300)
-        out = {f"opr_power_{k}": float(share[k]) for k in range(1, self.u.shape[0])}
-        out["opr_weight0_std"] = float(self.w[:, 0].abs().std()) if self.w.shape[0] > 1 else 0.0
+            self._probe[0] = self.u[0]
+        mean_power = float((self.u[0].abs() ** 2).sum())
+        var_power = (self.u[1:].abs() ** 2).sum((-2, -1)) * (self.w[:, 1:].abs() ** 2).mean(0)
+        out = {f"opr_power_{i + 1}": float(p) / mean_power for i, p in enumerate(var_power)}
         return out
 
     def on_roll(self, sy: int, sx: int) -> None:
@@ -204,17 +234,18 @@ class ProbeVariation:
         self.u = torch.roll(self.u, shifts=(sy, sx), dims=(-2, -1))
 
     def mean_probe(self) -> torch.Tensor:
-        """Return ``sum_k mean_j(w_jk) U_k`` ``[M, N]``."""
+        """Return ``sum_k mean_j(w_jk) U_k`` ``[M, N]`` (``U_0`` after ``end_epoch``)."""
         return torch.einsum("k,kmn->mn", self.w.mean(0), self.u)
 
     def state_dict(self) -> dict[str, Any]:
         """Return the eigen-probes and weights (a resume continues bit for bit)."""
-        return {"eigen_probes": self.u.clone(), "weights": self.w.clone()}
+        return {"eigen_probes": self.u.clone(), "weights": self.w.clone(), "g": self.g.clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict``."""
         self.u = torch.as_tensor(state["eigen_probes"]).clone()
         self.w = torch.as_tensor(state["weights"]).clone()
+        self.g = torch.as_tensor(state["g"]).clone()
         self._w_start = self.w.clone()
 
     def results(self) -> dict[str, np.ndarray]:

@@ -45,9 +45,17 @@ Per sweep (``end_epoch``), with ``PositionConfig``::
     delta_j <- delta_j - mean_j delta_j              the scan's global offset is invisible
     v_j     <- delta_j + momentum v_j                heavy-ball accumulation
     v_j     <- v_j * min(1, max_step_px / |v_j|)     the per-sweep step limit
-    p_j     <- p_j + v_j, kept inside the object frame
-    map     <- fit_scan_map(nominal, p)              (``affine``; ``corrections.affine``)
+    p_j     <- p_j + v_j - mean_j(p_j + v_j - n_j)    the scan's centre stays where it was
+    p_j     <- kept inside the object frame
+    map     <- fit_scan_map(nominal, p)              (recorded; ``corrections.affine``)
     p_j     <- p_j - affine_weight * (p_j - map(n_j))
+
+Unless ``scan_map`` is on (from sweep ``scan_map_start``), the part of ``delta`` that a global
+map explains (translation, scale, rotation, shear, drift: ``map_part``) is removed before the
+accumulation, and the positions are put back on the recorded map after the step (the step
+limit and the frame clip are not linear, so a map part could creep in): a global scale is
+only weakly seen in the data (the probe's curvature trades against it), and a free map
+drifts while the object is still forming.
 
 The gradients are the window's own (``torch.gradient``: central inside, one-sided on the
 edge), so the torch reference here and the numba kernels of ``position_kernels`` compute the
@@ -62,7 +70,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ptyframe.engines.corrections.affine import ScanMap, fit_scan_map
+from ptyframe.engines.corrections.affine import ScanMap, design_matrix, fit_scan_map
 from ptyframe.engines.corrections.base import FrameView, n_positions
 from ptyframe.engines.corrections.config import PositionConfig
 from ptyframe.errors import ConfigError
@@ -107,25 +115,22 @@ def position_sums(o_window: torch.Tensor, probes: torch.Tensor, chi: torch.Tenso
             total(w * (gy.real * gx.real + gy.imag * gx.imag)),
             total(gy.real * q.real + gy.imag * q.imag),
             total(gx.real * q.real + gx.imag * q.imag),
-            total(w * (o_window.real.square() + o_window.imag.square())),
         ],
         dim=-1,
     )
     return out[0] if single else out
 
 
-def solve_shifts(sums: np.ndarray, regularisation: float, energy_weight: float = 0.0) -> np.ndarray:
+def solve_shifts(sums: np.ndarray, regularisation: float) -> np.ndarray:
     """Return the least-squares shifts ``[N, 2]`` (y, x) of sums ``[N, 5]`` (module docstring).
 
     Rows of zeros (positions not visited) give zero shifts.
     """
     s = np.asarray(sums, dtype=np.float64)
-    a_yy, a_xx, a_yx, b_y, b_x = s[:, :5].T
+    a_yy, a_xx, a_yx, b_y, b_x = s.T
     diag = 0.5 * (a_yy + a_xx)
     seen = diag > 0
     lam = float(regularisation) * float(np.median(diag[seen])) if seen.any() else 0.0
-    if s.shape[1] > 5:
-        lam = np.maximum(lam, energy_weight * s[:, 5])
     a11, a22 = a_yy + lam, a_xx + lam
     det = a11 * a22 - a_yx * a_yx
     ok = seen & (det > 0)
@@ -135,14 +140,15 @@ def solve_shifts(sums: np.ndarray, regularisation: float, energy_weight: float =
     return out
 
 
-def linear_part(nominal_px: np.ndarray, steps_px: np.ndarray) -> np.ndarray:
-    """Return the least-squares linear map of the centred nominal positions fitted to ``steps``.
+def map_part(nominal_px: np.ndarray, steps_px: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Return the part of ``steps`` that a change of the global scan map explains.
 
-    ``steps ~ (n - mean n) B`` (``B`` ``[2, 2]``): the part of a sweep's shifts that is a
-    global scale, rotation or shear of the scan.
+    The least-squares fit ``steps ~ t + (n - c) B + v (tau - 1/2)`` (``corrections.affine``,
+    the drift column only where it is not collinear with the positions) over the positions
+    ``which`` (a boolean mask of the scan, for ``tau``), evaluated at them.
     """
-    x = nominal_px - nominal_px.mean(axis=0)
-    if x.shape[0] < 3 or np.linalg.matrix_rank(x) < 2:
+    x = design_matrix(nominal_px, np.flatnonzero(which), which.shape[0])
+    if x.shape[0] <= x.shape[1] or np.linalg.matrix_rank(x) < x.shape[1]:
         return np.zeros_like(steps_px)
     b, *_ = np.linalg.lstsq(x, steps_px, rcond=None)
     return x @ b
@@ -188,7 +194,7 @@ class PositionCorrection:
             )
         self.nominal_px = ctx.positions_px.detach().cpu().to(torch.float64).numpy().copy()
         self.positions = self.nominal_px.copy()
-        self.sums = np.zeros((n, 6))
+        self.sums = np.zeros((n, 5))
         self.velocity = np.zeros((n, 2))  # the heavy-ball accumulation of the shifts
         self.scan_map = ScanMap.identity(self.nominal_px)
         shape = getattr(ctx, "object_shape", None)
@@ -228,24 +234,29 @@ class PositionCorrection:
         if not self.active:
             return {}
         seen = self.sums[:, 0] + self.sums[:, 1] > 0
-        steps = c.gain * solve_shifts(self.sums, c.regularisation, getattr(c, "energy_weight", 0.0))
+        steps = c.gain * solve_shifts(self.sums, c.regularisation)
         if seen.any():
             steps[seen] -= steps[seen].mean(axis=0)
-            if epoch < int(getattr(c, "global_start", 0)):
-                steps[seen] -= linear_part(self.nominal_px[seen], steps[seen])
+            if not (c.scan_map and epoch >= int(c.scan_map_start)):
+                steps[seen] -= map_part(self.nominal_px[seen], steps[seen], seen)
         self.velocity[seen] = steps[seen] + c.momentum * self.velocity[seen]
         self.velocity = limit_steps(self.velocity, float(c.max_step_px))
         steps = self.velocity.copy()
-        self.positions = self._inside(self.positions + steps)
+        moved = self.positions + steps
+        if not (c.scan_map and epoch >= int(c.scan_map_start)):  # keep the recorded map
+            every = np.ones(moved.shape[0], dtype=bool)
+            moved -= map_part(self.nominal_px, moved - self.nominal_px, every)
+        else:  # keep the scan's centre (its global offset is invisible)
+            moved -= (moved - self.nominal_px).mean(axis=0)
+        self.positions = self._inside(moved)
         out = {"position_step_rms_px": float(np.sqrt((steps[seen] ** 2).sum(1).mean()))}
-        if c.affine:
-            self.scan_map = fit_scan_map(self.nominal_px, self.positions, drift=c.drift)
-            if c.affine_weight > 0:
-                on_map = self.scan_map.apply(self.nominal_px)
-                self.positions = self._inside(
-                    self.positions - c.affine_weight * (self.positions - on_map)
-                )
-            out.update({f"scan_{k}": v for k, v in self.scan_map.parameters().items()})
+        self.scan_map = fit_scan_map(self.nominal_px, self.positions)
+        if c.affine_weight > 0:
+            on_map = self.scan_map.apply(self.nominal_px)
+            self.positions = self._inside(
+                self.positions - c.affine_weight * (self.positions - on_map)
+            )
+        out.update({f"scan_{k}": v for k, v in self.scan_map.parameters().items()})
         moved = self.positions - self.nominal_px
         moved = moved - moved.mean(axis=0)
         out["position_shift_rms_px"] = float(np.sqrt((moved**2).sum(1).mean()))
