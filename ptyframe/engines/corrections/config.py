@@ -94,13 +94,15 @@ class ProbeVariationConfig:
     per position); ``start``: first sweep whose weights are updated (before it only the
     eigen-probes learn, i.e. one shared probe); ``weight_step``: the factor on each visit's
     weight update; ``init_scale``: the norm of the initial higher eigen-probes relative to
-    the probe's.
+    the probe's; ``weight_smoothing``: the degree of a polynomial in scan time fitted to
+    each weight column after every sweep (0: none; a slowly drifting probe).
     """
 
     modes: int = 0
-    start: int = 5
+    start: int = 20
     weight_step: float = 1.0
     init_scale: float = 1e-3
+    weight_smoothing: int = 0
 
     def __post_init__(self) -> None:
         o = "engine.probe_variation"
@@ -112,6 +114,11 @@ class ProbeVariationConfig:
         s = _finite(o, "weight_step", self.weight_step)
         if not 0 < s <= 1:
             raise ConfigError(f"{o}.weight_step = {self.weight_step} must lie in (0, 1]")
+        if int(self.weight_smoothing) != self.weight_smoothing or self.weight_smoothing < 0:
+            raise ConfigError(
+                f"{o}.weight_smoothing = {self.weight_smoothing} must be a whole number >= 0 "
+                "(the degree of the weights' polynomial in scan time; 0: none)"
+            )
         i = _finite(o, "init_scale", self.init_scale)
         if not 0 < i < 1:
             raise ConfigError(f"{o}.init_scale = {self.init_scale} must lie in (0, 1)")

@@ -128,6 +128,19 @@ def seed_weights(n: int, k: int) -> torch.Tensor:
     return torch.stack(cols, dim=1).to(torch.complex128)
 
 
+def smooth_in_time(w: torch.Tensor, degree: int) -> torch.Tensor:
+    """Return each column of ``w`` ``[N, K]`` fitted by a polynomial of ``degree`` in scan time.
+
+    Least squares on Legendre polynomials of ``2 t - 1`` (``t = (j + 1/2) / N``): the prior
+    that the probe drifts smoothly along the scan (pty-chi's polynomial weight smoothing).
+    """
+    n = w.shape[0]
+    x = (2.0 * (torch.arange(n, dtype=torch.float64) + 0.5) / n - 1.0).numpy()
+    basis = torch.from_numpy(np.polynomial.legendre.legvander(x, min(degree, n - 1)))
+    coef = torch.linalg.lstsq(basis.to(torch.complex128), w.to(torch.complex128)).solution
+    return (basis.to(torch.complex128) @ coef).to(w.dtype)
+
+
 class ProbeVariation:
     """Orthogonal probe relaxation; a ``Correction`` of the engine frame (module docstring)."""
 
@@ -217,6 +230,9 @@ class ProbeVariation:
         k = self.u.shape[0]
         if k > 1:
             w = self.w[:, 1:]
+            deg = int(self.config.weight_smoothing)
+            if deg > 0:
+                w = smooth_in_time(w, deg)
             mean = w.mean(0)
             self.u[0] += torch.einsum("k,kmn->mn", mean, self.u[1:])
             w = w - mean[None, :]
