@@ -22,9 +22,7 @@ Runs on each case's file, each tool in its own venv, one thread each (``benchmar
   not run until the frame carries them (phase B);
 * PtyLab 0.3.7 mPIE with ``positionCorrectionSwitch`` (its defaults otherwise);
 * pty-chi 2.2.0 LSQML with its position correction, and OPR with 3 modes on the probe-drift
-  cases, its intensity variation on the flux case (its defaults otherwise, except the MAD
-  clipping of position updates, which at its default stops every position: the row
-  ``positions+madclip`` on ``pos_2px`` runs that default).
+  cases, its intensity variation on the flux case (its defaults otherwise).
 
 Mapping checks, on the ideal case: each tool's ePIE from the true probe (held fixed) must
 align with the truth within ``score.MAPPING_TOLERANCE_PX``; on ``pos_2px``, each peer's
@@ -141,8 +139,6 @@ def plan(case: str, tools: list[str]) -> list[Spec]:
         out.append(Spec("PtyLab", "mPIE", pc["PtyLab"]))
     if "pty-chi" in tools:
         out.append(Spec("pty-chi", "LSQML", pc["pty-chi"]))
-        if case == "pos_2px":  # its default MAD clipping (run_ptychi.py): a silent no-op
-            out.append(Spec("pty-chi", "LSQML", ("positions", "madclip")))
     if "ptyframe" in tools and case != "ideal":
         ours = ("positions",) if case.startswith(("pos_", "scan_")) else ()
         ours += ("opr3",) if case.startswith("probe_") else ()
@@ -194,8 +190,6 @@ def run_peer(spec: Spec, data: Path, sweeps: int, out: Path, args) -> dict:  # n
             cmd += ["--opr", c[3:]]
     if "flux" in spec.corrections:
         cmd.append("--flux")
-    if "madclip" in spec.corrections:
-        cmd.append("--mad-clip")
     if spec.check:
         cmd.append("--truth-probe")
     if spec.check == "truth positions":

@@ -29,11 +29,9 @@ Mapping (checked by the truth-probe run of ``compare.py``, which must align at z
   the mean pattern's power, or, with ``--truth-probe``, as ``/truth/probe / M`` with the probe
   not optimised.
 * Real-experiment corrections (its own options, defaults otherwise): ``--position-correction``
-  sets ``probe_position_options.optimizable`` (with ``constrain_position_mean``; its
-  gradient correction, update limit and start at their defaults) and switches off its
-  ``clip_update_magnitude_by_mad`` (``--mad-clip`` keeps it): that default clips every update
-  to 10 times the median absolute deviation of the updates over all positions, which is 0
-  when a batch holds less than half of them, so no position moves; the refined positions come
+  sets ``probe_position_options.optimizable`` (its gradient correction, update limits and
+  start at their defaults; not ``constrain_position_mean``, which moves the positions' mean
+  to 0 and with it the object out of the buffer of this mapping); the refined positions come
   back from ``get_data_to_cpu("probe_positions")`` in the convention they went in (top-left
   corners), written as ``positions_px``. ``--opr K`` adds ``K - 1`` OPR modes with its own
   helpers (``add_additional_opr_probe_modes_to_probe``, ``generate_initial_opr_mode_weights``;
@@ -119,7 +117,6 @@ def build_options(args: argparse.Namespace, case):  # noqa: ANN001, ANN201
     else:
         probe = rescale_probe(disc_probe(m)[None, None], case.patterns)
     opts.probe_options.initial_guess = torch.from_numpy(np.asarray(probe)).reshape(1, 1, m, m)
-    add_corrections(args, opts, case)
     opts.object_options.initial_guess = torch.ones(
         1, ny + 2 * PAD_PX, nx + 2 * PAD_PX, dtype=torch.complex64
     )
@@ -136,6 +133,7 @@ def build_options(args: argparse.Namespace, case):  # noqa: ANN001, ANN201
     rec.num_epochs = int(args.sweeps)
     rec.default_device = api.enums.Devices.CPU
     rec.random_seed = int(args.seed)
+    add_corrections(args, opts, case)  # last: the lines above reset position optimisation
     return opts
 
 
@@ -149,13 +147,6 @@ def add_corrections(args: argparse.Namespace, opts, case) -> None:  # noqa: ANN0
 
     if args.position_correction:
         opts.probe_position_options.optimizable = True
-        opts.probe_position_options.constrain_position_mean = True
-        # its default clips each update to 10 x the median absolute deviation of the updates
-        # over ALL positions; with batches of less than half the scan that median is 0 and no
-        # position ever moves (measured on 625 positions in batches of 100): off unless asked
-        opts.probe_position_options.correction_options.clip_update_magnitude_by_mad = bool(
-            args.mad_clip
-        )
     k = max(int(args.opr), 1)
     if k > 1 or args.flux:
         torch.manual_seed(int(args.seed))
@@ -222,7 +213,6 @@ def run(args: argparse.Namespace) -> None:
         "position_correction": bool(args.position_correction),
         "opr_modes": int(args.opr),
         "flux": bool(args.flux),
-        "mad_clip": bool(args.mad_clip),
     }
     write_result(args.out, obj, probe, seconds, info, **extra)
 
@@ -237,11 +227,6 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truth-probe", action="store_true")
     p.add_argument("--position-correction", action="store_true")
-    p.add_argument(
-        "--mad-clip",
-        action="store_true",
-        help="keep pty-chi's default MAD clipping of position updates (module docstring)",
-    )
     p.add_argument("--opr", type=int, default=0, help="OPR modes (0: none)")
     p.add_argument("--flux", action="store_true", help="optimise the intensity variation")
     p.add_argument("--truth-positions", action="store_true", help="start at /truth/positions_px")
