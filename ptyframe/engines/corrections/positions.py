@@ -45,17 +45,17 @@ Per sweep (``end_epoch``), with ``PositionConfig``::
     delta_j <- delta_j - mean_j delta_j              the scan's global offset is invisible
     v_j     <- delta_j + momentum v_j                heavy-ball accumulation
     v_j     <- v_j * min(1, max_step_px / |v_j|)     the per-sweep step limit
-    p_j     <- p_j + v_j - mean_j(p_j + v_j - n_j)    the scan's centre stays where it was
-    p_j     <- kept inside the object frame
+    v       <- v - map_part(v)   (or v - mean v)     the recorded map (or the scan's centre) kept
+    p_j     <- p_j + v_j, clipped to the object frame (a clipped position's v_j <- 0)
     map     <- fit_scan_map(nominal, p)              (recorded; ``corrections.affine``)
     p_j     <- p_j - affine_weight * (p_j - map(n_j))
 
 Unless ``scan_map`` is on (from sweep ``scan_map_start``), the part of ``delta`` that a global
 map explains (translation, scale, rotation, shear, drift: ``map_part``) is removed before the
-accumulation, and the positions are put back on the recorded map after the step (the step
-limit and the frame clip are not linear, so a map part could creep in): a global scale is
-only weakly seen in the data (the probe's curvature trades against it), and a free map
-drifts while the object is still forming.
+accumulation and again from the limited velocity (the step limit is not linear, so a map
+part would creep in): a global scale is only weakly seen in the data (the probe's curvature
+trades against it), and a free map drifts while the object is still forming. The frame's
+object must leave room around the scan for the positions to move (the clip is a wall).
 
 The gradients are the window's own (``torch.gradient``: central inside, one-sided on the
 edge), so the torch reference here and the numba kernels of ``position_kernels`` compute the
@@ -241,14 +241,16 @@ class PositionCorrection:
                 steps[seen] -= map_part(self.nominal_px[seen], steps[seen], seen)
         self.velocity[seen] = steps[seen] + c.momentum * self.velocity[seen]
         self.velocity = limit_steps(self.velocity, float(c.max_step_px))
+        every = np.ones(self.velocity.shape[0], dtype=bool)
+        if not (c.scan_map and epoch >= int(c.scan_map_start)):  # keep the recorded map
+            self.velocity -= map_part(self.nominal_px, self.velocity, every)
+        else:  # keep the scan's centre (its global offset is invisible)
+            self.velocity -= self.velocity.mean(axis=0)
         steps = self.velocity.copy()
         moved = self.positions + steps
-        if not (c.scan_map and epoch >= int(c.scan_map_start)):  # keep the recorded map
-            every = np.ones(moved.shape[0], dtype=bool)
-            moved -= map_part(self.nominal_px, moved - self.nominal_px, every)
-        else:  # keep the scan's centre (its global offset is invisible)
-            moved -= (moved - self.nominal_px).mean(axis=0)
         self.positions = self._inside(moved)
+        stopped = np.any(self.positions != moved, axis=1)
+        self.velocity[stopped] = 0.0  # a position at the frame's edge loses its momentum
         out = {"position_step_rms_px": float(np.sqrt((steps[seen] ** 2).sum(1).mean()))}
         self.scan_map = fit_scan_map(self.nominal_px, self.positions)
         if c.affine_weight > 0:
