@@ -1,7 +1,7 @@
 """What the position sums cost inside a fused PIE position, beside the passes they join.
 
-    flock /work/bench.lock .venv/bin/python benchmarks/position_sums_cost.py [--window 128]
-        [--modes 1] [--repeats 300]
+    flock "$PTYFRAME_BENCH_LOCK" .venv/bin/python benchmarks/position_sums_cost.py \
+        [--window 128] [--modes 1] [--repeats 300]
 
 One PIE position of the fused numba sweep (``ptyframe.engines.pie_kernels`` and the planned
 transforms of ``pie_fft``) is, for ``K`` probe modes of ``M x M``: ``exit_wave``, the forward

@@ -38,8 +38,9 @@ recorded positions). A run FAILS (the table says why) when it raises, times out,
 scores like a constant object, fails its mapping check, or was asked to correct positions
 (or to vary the probe) and returned them unchanged: a peer that fails silently.
 
-Timed parts (each tool's run) hold ``/work/bench.lock`` (``flock``) so that no two timings
-overlap; seconds per sweep are the median of the run's sweeps. The table goes to stdout, to
+Timed parts (each tool's run) hold the lock file named by the environment variable
+``PTYFRAME_BENCH_LOCK`` (``flock``), when it is set, so that no two timings on a shared
+machine overlap; seconds per sweep are the median of the run's sweeps. The table goes to stdout, to
 ``benchmarks/results/real_experiments[_quick].csv`` and, via ``_lib.results``, to
 ``docs/results/real_experiments.md``.
 """
@@ -49,6 +50,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -81,7 +83,8 @@ POSITION_CHECK_PX = 0.25
 #: a position correction that moved no position by more than this did nothing
 UNCHANGED_PX = 1e-3
 PTYFRAME_ENGINES = ("epie", "mpie", "lsqml")
-LOCK = Path("/work/bench.lock")
+#: the lock file that timed runs hold (``flock``), from ``PTYFRAME_BENCH_LOCK``; None: no lock
+LOCK = Path(os.environ["PTYFRAME_BENCH_LOCK"]) if os.environ.get("PTYFRAME_BENCH_LOCK") else None
 
 
 @dataclass
@@ -174,8 +177,8 @@ def simulate(case: str, nuisances: dict[str, float], quick: bool, folder: Path) 
 
 
 def locked(cmd: list[str]) -> list[str]:
-    """Return ``cmd`` run under the benchmark lock (when the lock file's folder exists)."""
-    return ["flock", str(LOCK), *cmd] if LOCK.parent.exists() else cmd
+    """Return ``cmd`` run under the benchmark lock (``LOCK``), if any."""
+    return ["flock", str(LOCK), *cmd] if LOCK is not None else cmd
 
 
 def run_peer(spec: Spec, data: Path, sweeps: int, out: Path, args) -> dict:  # noqa: ANN001
@@ -218,8 +221,7 @@ def run_one(case: str, spec: Spec, data: Path, truth: Truth, args, work: Path) -
     out = work / (tag.replace(" ", "_") + ".npz")
     try:
         if spec.tool == "ptyframe":
-            cmd_lock = LOCK if LOCK.parent.exists() else None
-            obj, seconds = _ptyframe(data, spec, sweeps, out, args, cmd_lock)
+            obj, seconds = _ptyframe(data, spec, sweeps, out, args, LOCK)
             arrays = {"object": obj, "seconds_per_sweep": seconds}
         else:
             arrays = run_peer(spec, data, sweeps, out, args)
