@@ -181,26 +181,31 @@ class ProbeVariation:
         self.weights_on = epoch >= int(self.config.start)
         self._w_start = self.w.clone()
 
-    def probe_for(self, j: int, probe: torch.Tensor) -> torch.Tensor:
+    def probe_for(self, j: int, probe: torch.Tensor | None = None) -> torch.Tensor:
         """Return position ``j``'s probe ``[K_inc, M, N]``: mode 0 ``sum_k w_jk U_k``
-        (``w_j0 = 1``)."""
+        (``w_j0 = 1``); ``probe``: the shared modes (default: the frame's probe)."""
+        probe = self._shared(probe)
         mode0 = torch.einsum("k,kmn->mn", self.w[j], self.u)
         if probe.shape[0] == 1:
             return mode0[None]
         return torch.cat([mode0[None], probe[1:]])
 
-    def probes_for(self, idx: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
+    def probes_for(self, idx: torch.Tensor, probe: torch.Tensor | None = None) -> torch.Tensor:
         """Return the probes ``[B, K_inc, M, N]`` of positions ``idx``."""
+        probe = self._shared(probe)
         mode0 = torch.einsum("bk,kmn->bmn", self.w[idx], self.u)
         rest = probe[1:].unsqueeze(0).expand(mode0.shape[0], *probe[1:].shape)
         return torch.cat([mode0[:, None], rest], dim=1)
 
-    def add_probe_step(self, j: int, step: torch.Tensor, probe: torch.Tensor) -> None:
+    def add_probe_step(self, j: int, step: torch.Tensor, probe: torch.Tensor | None = None) -> None:
         """Apply position ``j``'s probe step ``[K_inc, M, N]`` (module docstring)."""
         self.add_probe_steps(torch.tensor([j]), step[None], probe)
 
-    def add_probe_steps(self, idx: torch.Tensor, steps: torch.Tensor, probe: torch.Tensor) -> None:
+    def add_probe_steps(
+        self, idx: torch.Tensor, steps: torch.Tensor, probe: torch.Tensor | None = None
+    ) -> None:
         """Apply the probe steps ``[B, K_inc, M, N]`` of positions ``idx`` (summed)."""
+        probe = self._shared(probe)
         d = steps[:, 0]  # [B, M, N]
         if self.u.shape[0] == 1 or not self.weights_on:
             self.u[0] += d.sum(0)
@@ -248,6 +253,13 @@ class ProbeVariation:
     def on_roll(self, sy: int, sx: int) -> None:
         """Roll the eigen-probes with the frame's probe and object."""
         self.u = torch.roll(self.u, shifts=(sy, sx), dims=(-2, -1))
+
+    def _shared(self, probe: torch.Tensor | None) -> torch.Tensor:
+        if probe is not None:
+            return probe
+        if self._probe is None:
+            raise RuntimeError("ProbeVariation: call prepare(ctx) first")
+        return self._probe
 
     def mean_probe(self) -> torch.Tensor:
         """Return ``sum_k mean_j(w_jk) U_k`` ``[M, N]`` (``U_0`` after ``end_epoch``)."""
