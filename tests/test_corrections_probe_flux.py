@@ -175,3 +175,16 @@ def test_fluctuating_flux_is_recovered() -> None:
     assert f.mean() == pytest.approx(1.0, abs=0.05)
     assert float(np.sqrt(np.mean((f - truth) ** 2))) < 0.02 < float(truth.std())
     assert with_flux[-1] < 0.5 * without[-1]
+
+
+def test_every_correction_is_a_frame_correction() -> None:
+    """The three corrections implement the frame's ``Correction`` protocol."""
+    from ptyframe.engines.corrections.base import Correction
+    from ptyframe.engines.corrections.positions import PositionCorrection
+
+    for c in (
+        PositionCorrection(),
+        ProbeVariation(ProbeVariationConfig(modes=2)),
+        FluxCorrection(FluxConfig(refine=True)),
+    ):
+        assert isinstance(c, Correction), type(c).__name__

@@ -6,6 +6,8 @@ every fast engine alike::
     prepare(ctx)                     once, after the state exists
     begin_epoch(epoch, ctx)          before the sweep
     ... the sweep calls the per-position / per-batch hooks of each correction ...
+    allreduce(distribution)          with several ranks, before end_epoch: combine the
+                                     per-position statistics of the ranks
     end_epoch(epoch, ctx) -> dict    after rank averaging: apply what was accumulated;
                                      return scalars for the history
     on_roll(sy, sx)                  when the frame rolls probe and object to centre the probe
@@ -13,7 +15,9 @@ every fast engine alike::
     results() -> dict[str, array]    datasets for recon.h5
 
 ``CorrectionContext`` is what a correction reads from the frame: the nominal positions, the
-window, the dtype and device of the state, the probe (shared modes ``[K, M, N]``). The frame's
+window, the dtype and device of the state, the probe (shared modes ``[K, M, N]``, the frame's
+own tensor: OPR writes its mean probe into mode 0 after each sweep) and the object frame's
+shape (positions are kept where their windows fit). The frame's
 own context type only needs these attributes (a ``Protocol``), so the corrections can be built
 and tested without it.
 """
@@ -36,6 +40,7 @@ class FrameView(Protocol):
     dtype: torch.dtype  # complex dtype of the object and probe
     device: torch.device
     probe: torch.Tensor  # [K, M, N] the shared probe modes (K incoherent modes)
+    object_shape: tuple[int, int] | None  # (H, W) of the object frame
 
 
 @dataclass
@@ -47,12 +52,16 @@ class CorrectionContext:
     dtype: torch.dtype
     device: torch.device
     probe: torch.Tensor
+    object_shape: tuple[int, int] | None = None
 
     @classmethod
-    def of(cls, positions_px: Any, probe: torch.Tensor) -> CorrectionContext:
+    def of(
+        cls, positions_px: Any, probe: torch.Tensor, object_shape: tuple[int, int] | None = None
+    ) -> CorrectionContext:
         """Build the context of ``positions_px`` ``[N, 2]`` and ``probe`` ``[K, M, N]``."""
         pos = torch.as_tensor(np.asarray(positions_px, dtype=np.float64))
-        return cls(pos, tuple(probe.shape[-2:]), probe.dtype, probe.device, probe)
+        window = (int(probe.shape[-2]), int(probe.shape[-1]))
+        return cls(pos, window, probe.dtype, probe.device, probe, object_shape)
 
 
 @runtime_checkable
@@ -64,6 +73,8 @@ class Correction(Protocol):
     def prepare(self, ctx: FrameView) -> None: ...
 
     def begin_epoch(self, epoch: int, ctx: FrameView) -> None: ...
+
+    def allreduce(self, distribution: Any) -> None: ...
 
     def end_epoch(self, epoch: int, ctx: FrameView) -> dict[str, float]: ...
 
