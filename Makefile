@@ -1,7 +1,14 @@
 # Two commands do all set-up on a fresh machine (see README):
 #   make demo   install into .venv, simulate a dataset, reconstruct it (images + recon.h5)
 #   make test   install into .venv with the test tools, run the test suite, then the MPI tier
-#               (mpiexec -n 2), and as root with apt the parallel-HDF5 tier (.venv-phdf5)
+#               (mpiexec -n 2), and as root with apt the parallel-HDF5 tier (.venv-phdf5);
+#               then build the manual (make docs)
+#   make docs   build the manual (docs/ -> docs/_build/html), warnings as errors, offline
+#   make results  re-measure the quick results pages of the manual (docs/results/)
+#   make fresh-clone   what a newcomer does: clone the committed tree (HEAD) into a temporary
+#               folder, run `make demo` then `make test` there from nothing, report each
+#               command's exit code, wall time and test counts (.ci/fresh_clone.sh; ~the time
+#               of both commands on a bare machine). Run it before calling an issue done.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,7 +23,7 @@ CDT := .venv-cdtools
 PTYLAB := .venv-ptylab
 
 
-.PHONY: install browser demo test parallel-hdf5 test-fast lint bench clean readers-peers peers peers-quick gpu-wheels
+.PHONY: install browser demo test parallel-hdf5 lint typecheck bench clean readers-peers peers peers-quick gpu-wheels docs docs-install results docstrings fresh-clone
 
 $(BIN)/.installed: pyproject.toml constraints-cpu.txt $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +54,7 @@ browser:
 test: install browser $(CDT)/bin/.installed $(PTYLAB)/bin/.installed
 	$(BIN)/ruff check ptyframe plugins tests benchmarks
 	$(BIN)/ruff format --check ptyframe plugins tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest plugins/ptyframe-lightning/tests plugins/ptyframe-mpi/tests plugins/ptyframe-raar/tests tests; rc=$$?; \
 		if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
 	# the MPI tier: the same pytest inside two ranks (exit 5: nothing selected is fine)
@@ -55,6 +63,7 @@ test: install browser $(CDT)/bin/.installed $(PTYLAB)/bin/.installed
 		if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then $(MAKE) parallel-hdf5; \
 	else echo "not root with apt: skipping the parallel-HDF5 tier (see make parallel-hdf5)"; fi
+	$(MAKE) docs
 
 # hdf5_object with parallel HDF5 (collective writes, driver="mpio"): Debian's Open MPI and
 # parallel HDF5, h5py built from source, in a venv of its own (the mpich wheel of .venv must
@@ -98,9 +107,17 @@ $(PTYLAB)/bin/.installed:
 readers-peers: install $(CDT)/bin/.installed $(PTYLAB)/bin/.installed
 	$(BIN)/python -m pytest -q tests/test_readers_cdtools.py tests/test_readers_ptylab.py
 
+fresh-clone:
+	bash .ci/fresh_clone.sh
+
 lint: install
 	$(BIN)/ruff check ptyframe plugins tests benchmarks
 	$(BIN)/ruff format --check ptyframe plugins tests benchmarks
+	$(BIN)/mypy
+
+# the type checker over ptyframe/ (config in pyproject.toml: strict on the contracts)
+typecheck: install
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python benchmarks/epie_sweep.py
@@ -127,5 +144,36 @@ gpu-wheels: install
 		plugins/ptyframe-raar plugins/ptyframe-lightning
 	@ls -la $(GPU_WHEELS)
 
+# the manual: Sphinx (furo, MyST, autodoc, sphinx-gallery) from the `docs` extra. -W: any
+# warning fails the build; nitpicky cross-references; no intersphinx (the build is offline);
+# the configuration reference is generated from the registry and the examples run.
+$(BIN)/.docs-installed: $(BIN)/.installed pyproject.toml
+	$(PIP) install --quiet $(CONSTRAINTS) -e '.[docs]'
+	touch $@
+
+docs-install: $(BIN)/.docs-installed
+
+docs: $(BIN)/.docs-installed
+	rm -rf docs/_build/html docs/reference/generated
+	@start=$$(date +%s); \
+	$(BIN)/python -m sphinx -b html -W --keep-going -n -q -j 2 \
+		docs docs/_build/html || exit $$?; \
+	echo "docs: $$(find docs/_build/html -name '*.html' | wc -l) pages, no warnings, built in \
+	$$(( $$(date +%s) - start )) s; open docs/_build/html/index.html"
+
+# the quick results pages (minutes): each benchmark writes docs/results/NAME.md with its
+# stamp (date, commit, machine, load, command); a timing takes the lock file RESULTS_LOCK so
+# that two timings on one machine never overlap
+RESULTS_LOCK ?= /tmp/ptyframe-bench.lock
+results: install
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/metric_floor.py
+	flock $(RESULTS_LOCK) $(BIN)/python benchmarks/fft_pairs.py --rounds 9
+
+# measured figures, README citations, history and machine facts in docstrings and comments
+docstrings:
+	$(BIN)/python tests/docstring_figures.py
+
 clean:
+	rm -rf docs/_build docs/auto_examples docs/reference/generated docs/reference/configuration.md \
+		docs/reference/config
 	rm -rf $(VENV) $(GPU_WHEELS) $(PHDF5) $(CDT) $(PTYLAB) $(DEMO_DIR) outputs multirun .venv-ptychi .peers-work

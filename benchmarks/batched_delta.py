@@ -4,7 +4,8 @@ Part 1: milliseconds per call of ``ptyframe.engines.minibatch_delta.batched_delt
 ``ptyframe.physics.projection.detector_delta`` on ``[B, 1, 128, 128]`` complex64 waves, at
 one and two torch threads (best of 7 interleaved rounds of 10 calls). Part 2: seconds per
 sweep of minibatch PIE and LSQML on ``epie_sweep.benchmark_case`` at one thread with the
-fused step and with ``minibatch_delta.USE_KERNELS = False`` (torch), sweeps alternating.
+fused step (``engine.backend=numba``) and with the torch step (``backend=torch``), sweeps
+alternating.
 
     python benchmarks/batched_delta.py [--batches 16 32 128] [--sweeps 5]
 """
@@ -16,13 +17,14 @@ import os
 import time
 
 import torch
-from engines_table import prepared_engine
-from epie_sweep import benchmark_case
 
 from ptyframe.data.measurements import Measurements
 from ptyframe.engines import minibatch_delta
 from ptyframe.physics.projection import detector_delta
 from ptyframe.plugins import default_registry
+
+from _lib.cases import benchmark_case
+from _lib.engines import prepared_engine
 
 
 def calls(batches: list[int]) -> None:
@@ -61,13 +63,12 @@ def sweeps(n_sweeps: int) -> None:
     runs = []
     for name in ("minibatch_pie", "lsqml"):
         for fused in (True, False):
-            engine, _ = prepared_engine(registry, name, ds, meas)
-            minibatch_delta.USE_KERNELS = fused
+            backend = "numba" if fused else "torch"
+            engine, _ = prepared_engine(registry, name, ds, meas, backend=backend)
             engine.step(0)
             runs.append((name, fused, engine, []))
     for epoch in range(1, n_sweeps + 1):
-        for _, fused, engine, seconds in runs:
-            minibatch_delta.USE_KERNELS = fused
+        for _, _, engine, seconds in runs:
             seconds.append(engine.step(epoch).seconds)
     print("\n| engine (1 thread) | s / sweep, fused step | s / sweep, torch step | ratio |")
     print("|---|---|---|---|")

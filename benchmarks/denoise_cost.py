@@ -16,7 +16,6 @@ illuminated region.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,19 +27,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from engines_table import prepared_engine  # noqa: E402
-from quality_vs_time import small_cases  # noqa: E402
+from ptyframe.compose import build_engine
+from ptyframe.data.dataset import PtychoDataset
+from ptyframe.data.measurements import Measurements
+from ptyframe.denoise.cpl import CplDenoiser
+from ptyframe.denoise.cpl_fast import FoldedLayer, folded_forward, folded_layers
+from ptyframe.engines.prior import DenoiseStep, DenoiseStepConfig
+from ptyframe.plugins import default_registry
+from ptyframe.registry import BuildContext
 
-from ptyframe.compose import build_engine  # noqa: E402
-from ptyframe.data.dataset import PtychoDataset  # noqa: E402
-from ptyframe.data.measurements import Measurements  # noqa: E402
-from ptyframe.denoise.cpl import CplDenoiser  # noqa: E402
-from ptyframe.denoise.cpl_fast import FoldedLayer, folded_forward, folded_layers  # noqa: E402
-from ptyframe.engines.prior import DenoiseStep, DenoiseStepConfig  # noqa: E402
-from ptyframe.plugins import default_registry  # noqa: E402
-from ptyframe.registry import BuildContext  # noqa: E402
+from _lib.cases import small_cases
+from _lib.engines import prepared_engine
+
+HERE = Path(__file__).resolve().parent
 
 
 class Variant(nn.Module):
@@ -171,7 +170,7 @@ def variants(base: object) -> dict[str, tuple[object, Callable]]:
     }
 
 
-class threads:  # noqa: N801 - a context manager
+class threads:  # a context manager
     """Run the block with ``n`` torch threads."""
 
     def __init__(self, n: int) -> None:

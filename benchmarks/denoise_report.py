@@ -88,7 +88,7 @@ def psnr_table(model: torch.nn.Module, sets: dict[str, np.ndarray]) -> list[dict
     return rows
 
 
-def jacobian_norm(f, x: torch.Tensor, n_iter: int = 40) -> float:  # noqa: ANN001
+def jacobian_norm(f, x: torch.Tensor, n_iter: int = 40) -> float:
     """Return ||J_f(x)|| by power iteration on J^T J (torch.func jvp / vjp)."""
     v = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
     v = v / v.norm()
@@ -102,7 +102,7 @@ def jacobian_norm(f, x: torch.Tensor, n_iter: int = 40) -> float:  # noqa: ANN00
     return sigma
 
 
-def local_lipschitz(model, clean: np.ndarray, sigma: float = 15.0) -> dict[str, float]:  # noqa: ANN001
+def local_lipschitz(model, clean: np.ndarray, sigma: float = 15.0) -> dict[str, float]:
     """Return the largest Jacobian norms of D (and of a DnCNN's N) over noisy ``clean`` images."""
     rng = np.random.default_rng(5)
     worst_n, worst_d = 0.0, 0.0

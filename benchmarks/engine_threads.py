@@ -27,11 +27,12 @@ import time
 from types import SimpleNamespace
 
 import torch
-from engines_table import prepared_engine
-from epie_sweep import benchmark_case
 
 from ptyframe.data.measurements import Measurements
 from ptyframe.plugins import default_registry
+
+from _lib.cases import benchmark_case
+from _lib.engines import prepared_engine
 
 
 class Matmul:
@@ -40,7 +41,7 @@ class Matmul:
     def __init__(self, mat: torch.Tensor) -> None:
         self.mat = mat
 
-    def step(self, epoch: int) -> SimpleNamespace:  # noqa: ARG002 (engine-like signature)
+    def step(self, epoch: int) -> SimpleNamespace:  # engine-like signature
         t0 = time.perf_counter()
         for _ in range(3):
             self.mat @ self.mat

@@ -17,9 +17,11 @@ import argparse
 import itertools
 
 import torch
-from engines_table import natural_case, run_engine, score, table_row
 
 from ptyframe.plugins import default_registry
+
+from _lib.cases import natural_case
+from _lib.engines import run_engine, score, table_row
 
 
 def parse_value(text: str) -> int | float | str:

@@ -4,19 +4,25 @@ Case: 625 patterns of 128x128 (25x25 raster, step 16 px), 512x512 object (513 wi
 jitter), focused probe of ~64 px diameter, noiseless. Prints a markdown table.
 
     python benchmarks/epie_sweep.py [--sweeps 5] [--ptylab-python .venv-ptylab/bin/python]
-        [--old-tree CHECKOUT] [--paths fused fused-torchfft torch] [--rules epie rpie]
+        [--old-tree CHECKOUT] [--paths fused fused-measure fused-torchfft torch]
+        [--rules epie rpie] [--page epie_sweep]
 
 Every row (engines and peers, both cases) is set up first; then each of ``--sweeps`` rounds
 runs one sweep of every row in turn, with the FFT floors timed between them, so all ratios
 are measured interleaved. Rows: ``fused`` is the default CPU path (numba kernels,
-``ptyframe.engines.pie_kernels``, on the planned transforms of ``ptyframe.engines.pie_fft``:
-FFTW when pyFFTW is installed), ``fused-torchfft`` the same kernels on ``torch.fft``
-transforms, ``torch`` the same maths in torch ops (the path on other devices). The FFT floor
-of a row is one forward and one inverse 128x128 transform per position, alone, of the FFT
-the row calls: ``pie_fft.WindowFFT`` pairs for the fused rows (FFTW, or unscaled torch.fft
-with ``out=``), torch.fft ``fft2``/``ifft2`` with ``norm="ortho"`` for the torch rows (the
-floor this benchmark gave every row before the FFTW plans). A sub-pixel sweep
+``ptyframe.engines.kernels``, on the planned transforms of ``ptyframe.engines.pie_fft``:
+FFTW when pyFFTW is installed, planned by estimate: ``deterministic=true``, the default),
+``fused-measure`` the same with timed FFTW plans (``FFTW_MEASURE``: the opt-in
+``deterministic=false``), ``fused-torchfft`` the same kernels on ``torch.fft`` transforms,
+``torch`` the same maths in torch ops (the path on other devices). The FFT floor of a row is
+one forward and one inverse 128x128 transform per position, alone, of the FFT the row calls:
+``pie_fft.WindowFFT`` pairs for the fused rows (FFTW with the row's planner, or unscaled
+torch.fft with ``out=``), torch.fft ``fft2``/``ifft2`` with ``norm="ortho"`` for the torch
+rows (the floor this benchmark gave every row before the FFTW plans). A sub-pixel sweep
 makes two such pairs per position (shift the probe, fold the step back).
+
+The table is printed and written as ``docs/results/epie_sweep.md`` (``--page NAME`` for
+another name, ``--page ''`` for none) with the stamp of ``benchmarks/_lib/results.py``.
 
 Peers, each a subprocess that sweeps in lockstep with the rows (one sweep per round, waits
 outside the timings):
@@ -48,45 +54,17 @@ import torch
 
 from ptyframe.data.dataset import PtychoDataset
 from ptyframe.data.exchange import write_dataset
-from ptyframe.data.geometry import ScanGeometry, object_frame
+from ptyframe.data.geometry import ScanGeometry
 from ptyframe.data.measurements import Measurements
 from ptyframe.engines import pie_fft
+from ptyframe.engines.backend import fftw_available
 from ptyframe.engines.pie import EpieConfig, PieEngine, RpieConfig
 from ptyframe.initial import InitConfig, initial_state
-from ptyframe.physics.farfield import FarFieldPtychography
-from ptyframe.physics.fft import to_centred
+
+from _lib.cases import benchmark_case
+from _lib.results import Stamp, markdown_table, write_page
 
 HERE = Path(__file__).resolve().parent
-
-
-def benchmark_case(
-    m: int = 128, n: int = 25, step: float = 16.0, seed: int = 0, jitter_px: float = 0.0
-) -> PtychoDataset:
-    """Return the in-memory benchmark dataset (noiseless)."""
-    rng = np.random.default_rng(seed)
-    g = np.arange(n) * step
-    pos = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
-    pos = pos + rng.uniform(0, jitter_px, pos.shape)
-    shape = object_frame(pos, (m, m))
-    f = np.fft.fftfreq(shape[0])[:, None] ** 2 + np.fft.fftfreq(shape[1])[None, :] ** 2
-    field = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal(shape)) * np.exp(-f / 0.002)))
-    field /= np.abs(field).max()
-    obj = (0.9 + 0.1 * field) * np.exp(0.5j * field)
-    y, x = np.mgrid[:m, :m] - m / 2
-    r = np.hypot(y, x) / 32.0
-    probe = (np.clip(1.5 - r, 0, 1) * np.exp(1.5j * r**2))[None] * 100.0
-    model = FarFieldPtychography()
-    inten = []
-    for s in range(0, len(pos), 125):
-        inten.append(
-            model.intensities(
-                torch.from_numpy(obj[None]),
-                torch.from_numpy(probe),
-                torch.from_numpy(pos[s : s + 125]),
-            ).float()
-        )
-    pats = to_centred(torch.cat(inten)).numpy()[None]
-    return PtychoDataset(ScanGeometry(pos, (m, m), shape, 8000.0, 20e-9), patterns=pats)
 
 
 def fft_seconds(n: int, m: int, reps: int = 1) -> float:
@@ -105,12 +83,23 @@ def fft_seconds(n: int, m: int, reps: int = 1) -> float:
 def floor_seconds(kind: str, n: int, m: int) -> float:
     """Return the FFT floor of ``n`` positions for a row calling ``kind``.
 
-    ``fftw`` and ``torch unscaled``: the fused path's ``pie_fft.WindowFFT`` pairs on that
-    backend; ``torch ortho``: ``fft2``/``ifft2`` with ``norm="ortho"`` (the torch path).
+    ``fftw estimate``, ``fftw measure`` and ``torch unscaled``: the fused path's
+    ``pie_fft.WindowFFT`` pairs on that backend (FFTW planned by estimate, the deterministic
+    default, or timed); ``torch ortho``: ``fft2``/``ifft2`` with ``norm="ortho"`` (the torch
+    path).
     """
-    if kind in ("fftw", "torch unscaled"):
-        return pie_fft.pair_seconds((m, m), n, kind.split()[0])
+    if kind in FLOOR_PAIRS:
+        backend, planner = FLOOR_PAIRS[kind]
+        return pie_fft.pair_seconds((m, m), n, backend, planner)
     return fft_seconds(n, m)
+
+
+#: The FFT of a fused row -> (``WindowFFT`` kind, FFTW planner flag).
+FLOOR_PAIRS = {
+    "fftw estimate": ("fftw", "FFTW_ESTIMATE"),
+    "fftw measure": ("fftw", "FFTW_MEASURE"),
+    "torch unscaled": ("torch", "FFTW_ESTIMATE"),
+}
 
 
 @dataclass
@@ -128,23 +117,27 @@ class Row:
 
 
 def engine_row(ds: PtychoDataset, meas: Measurements, rule: str, path: str, kind: str) -> Row:
-    """Return the row of ptyframe's ``rule`` on ``path`` (fused, fused-torchfft, torch)."""
-    cfg = EpieConfig(epochs=10**6) if rule == "epie" else RpieConfig(epochs=10**6)
+    """Return the row of ptyframe's ``rule`` on ``path`` (fused, fused-measure,
+    fused-torchfft, torch)."""
+    fftw = path in ("fused", "fused-measure") and fftw_available()
+    backend = {"backend": "torch" if path == "torch" else "numba"}
+    backend["fft"] = "fftw" if fftw else "auto" if path == "torch" else "torch"
+    cls = EpieConfig if rule == "epie" else RpieConfig
+    cfg = cls(epochs=10**6, **backend)
     state = initial_state(InitConfig(), ds, meas)
     eng = PieEngine(cfg)
-    eng.fused = path != "torch"
-    fftw = path == "fused" and pie_fft.fftw_available()
+    eng.deterministic = path != "fused-measure"
     epoch = [0]
 
     def sweep() -> float:
-        pie_fft.USE_FFTW = fftw
         report = eng.step(epoch[0])
         epoch[0] += 1
         return report.seconds
 
     eng.prepare(meas, state, seed=0)
     sweep()  # warm-up (numba compile / cache load, FFT plans)
-    fft = "fftw" if fftw else ("torch unscaled" if eng.fused else "torch ortho")
+    plans = "estimate" if eng.deterministic else "measure"
+    fft = f"fftw {plans}" if fftw else ("torch unscaled" if eng.backend.fused else "torch ortho")
     return Row(rule, kind, path, fft, sweep)
 
 
@@ -228,15 +221,21 @@ def main() -> None:
     )
     ap.add_argument("--rules", nargs="+", default=["epie", "rpie"])
     ap.add_argument(
-        "--paths", nargs="+", default=["fused", "fused-torchfft", "torch"], help="ptyframe paths"
+        "--paths",
+        nargs="+",
+        default=["fused", "fused-measure", "fused-torchfft", "torch"],
+        help="ptyframe paths",
     )
+    ap.add_argument("--page", default="epie_sweep", help="results page name ('': none)")
     ap.add_argument("--ptylab-python", default=None, help="PtyLab's python: time its ePIE too")
     ap.add_argument("--old-tree", default=None, help="an older checkout: time its ePIE too")
     args = ap.parse_args()
+    stamp = Stamp()
     torch.set_num_threads(1)
     print(
         f"fastest of {args.sweeps} interleaved rounds per row (after one warm-up sweep each); "
-        f"one torch thread; FFT backend of the fused path: {pie_fft.backend()}; "
+        f"one torch thread; FFT backend of the fused path: "
+        f"{'fftw' if fftw_available() else 'torch'}; "
         f"load average at start {os.getloadavg()[0]:.2f}\n",
         flush=True,
     )
@@ -263,33 +262,52 @@ def main() -> None:
         finally:
             for row in rows:
                 row.close()
-    print_table(rows, os.getloadavg()[0])
+    text = table_text(rows, os.getloadavg()[0])
+    print(text)
+    if args.page:
+        about = (
+            "Seconds per ePIE/rPIE sweep (fastest of the interleaved rounds, one thread) on "
+            "625 noiseless 128x128 patterns, against the FFT floor of each row (the row's "
+            "transforms alone) and PtyLab 0.3.7's ePIE on the same data (positions rounded, "
+            "as PtyLab does). `fused` plans FFTW by estimate (`deterministic=true`, the "
+            "default: the same bits in every process); `fused-measure` plans by timing "
+            "(`deterministic=false`). See benchmarks/epie_sweep.py."
+        )
+        title = "ePIE sweep time: deterministic and timed FFT plans, FFT floor, PtyLab"
+        path = write_page(args.page, title, text, stamp, about)
+        print(f"wrote {path}")
 
 
-def print_table(rows: list[Row], load: float) -> None:
-    """Print the rows, each ptyframe row's ratios to its FFT floor and to PtyLab's sweep."""
+def table_text(rows: list[Row], load: float) -> str:
+    """Return the table (Markdown): each ptyframe row's ratios to its FFT floor and to
+    PtyLab's sweep, the comparison with an older tree, and the load average."""
     lab = {
         r.positions.replace(" (rounded)", ""): min(r.seconds) for r in rows if "PtyLab" in r.engine
     }
-    print(
-        "| engine | positions | path | FFT | s / sweep | FFT floor s | ratio to floor | / PtyLab |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    header = ["engine", "positions", "path", "FFT", "s / sweep", "FFT floor s"]
+    header += ["ratio to floor", "/ PtyLab"]
+    table = []
     for r in rows:
         best = min(r.seconds)
-        fl = f"{min(r.floors):.3f} | {best / min(r.floors):.2f}" if r.floors else "- | -"
+        floor = [f"{min(r.floors):.3f}", f"{best / min(r.floors):.2f}"] if r.floors else ["-"] * 2
         ref = lab.get(r.positions)
         vs = f"{best / ref:.2f}" if ref and "PtyLab" not in r.engine else "-"
-        print(f"| {r.engine} | {r.positions} | {r.path} | {r.fft} | {best:.3f} | {fl} | {vs} |")
+        table.append([r.engine, r.positions, r.path, r.fft, f"{best:.3f}", *floor, vs])
+    parts = [markdown_table(header, table)]
     olds = [r for r in rows if r.engine.startswith("epie @")]
-    news = [r for r in rows if r.engine == "epie" and r.path == "fused"]
+    news = [r for r in rows if r.engine == "epie" and r.path.startswith("fused")]
     if olds:
-        print(f"\nfused ePIE against {olds[0].engine} (s / sweep ratios, same data):")
+        lines = [f"ePIE now against {olds[0].engine} (s / sweep ratios, same data, same run):"]
         for new in news:
             for o in olds:
-                ratio = min(new.seconds) / min(o.seconds)
-                print(f"- {new.positions} now / {o.positions} then: {ratio:.2f}")
-    print(f"\nload average at the end {load:.2f} (2-core machine: above ~1 the rows share a core)")
+                if o.positions == new.positions:
+                    ratio = min(new.seconds) / min(o.seconds)
+                    lines.append(f"- {new.path}, {new.positions}: now / then {ratio:.2f}")
+        parts.append("\n".join(lines) + "\n")
+    parts.append(
+        f"load average at the end {load:.2f} (2-core machine: above ~1 the rows share a core)\n"
+    )
+    return "\n".join(parts)
 
 
 def _rounded(ds: PtychoDataset) -> PtychoDataset:

@@ -3,8 +3,11 @@
 Candidates, timed in interleaved rounds (fastest and median of ``--rounds``): torch.fft with
 ``norm="ortho"`` and ``out=`` (the fused sweep before ``ptyframe.engines.pie_fft``), torch.fft
 unscaled, scipy.fft (``workers=1``, ``overwrite_x``), numpy.fft, and FFTW through pyFFTW
-(one thread) planned with ``FFTW_MEASURE`` (the sweep's default, ``pie_fft.PLANNER_EFFORT``)
-and ``FFTW_PATIENT``, with the time each took to plan. Prints a markdown table.
+(one thread) planned with ``FFTW_ESTIMATE`` (the sweep's default: the plan depends on the
+shape alone, so two processes do the same arithmetic), ``FFTW_MEASURE`` and ``FFTW_PATIENT``
+(planned by timing), each with no wisdom before it, with the time each took to plan. Prints a
+markdown table and writes it as the results page ``docs/results/fft_pairs.md`` (``--no-page``:
+print only).
 
     python benchmarks/fft_pairs.py [--rounds 9] [--size 128]
 """
@@ -19,6 +22,8 @@ from collections.abc import Callable
 import numpy as np
 import scipy.fft
 import torch
+
+from _lib.results import Stamp, markdown_table, write_page
 
 N_PAIRS = 625
 
@@ -86,7 +91,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--no-page", action="store_true", help="print the table only")
     args = ap.parse_args()
+    stamp = Stamp()
     torch.set_num_threads(1)
     m = args.size
     cands: dict[str, tuple[Callable[[], None], float | None]] = {
@@ -96,7 +103,7 @@ def main() -> None:
         "numpy.fft": (numpy_pairs(m), None),
     }
     try:
-        for effort in ("FFTW_MEASURE", "FFTW_PATIENT"):
+        for effort in ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT"):
             cands[f"FFTW (pyFFTW), {effort}"] = fftw_pairs(m, effort)
     except ImportError:
         print("pyFFTW not installed: no FFTW rows")
@@ -107,18 +114,30 @@ def main() -> None:
             t0 = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - t0)
-    print(
+    head = (
         f"{N_PAIRS} pairs of {m}x{m} complex64, one thread, {args.rounds} interleaved rounds; "
-        f"load average {load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end\n"
+        f"load average {load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
     )
     ref = float(np.median(times["torch.fft, ortho, out="]))
-    print("| FFT | fastest s | median s | median / torch.fft ortho | plan s |")
-    print("|---|---|---|---|---|")
+    header = ["FFT", "fastest s", "median s", "median / torch.fft ortho", "plan s"]
+    rows = []
     for name, (_, plan_s) in cands.items():
         t = times[name]
         plan = f"{plan_s:.2f}" if plan_s is not None else "-"
         med = float(np.median(t))
-        print(f"| {name} | {min(t):.4f} | {med:.4f} | {med / ref:.2f} | {plan} |")
+        rows.append([name, f"{min(t):.4f}", f"{med:.4f}", f"{med / ref:.2f}", plan])
+    table = markdown_table(header, rows)
+    print(head + "\n\n" + table)
+    if not args.no_page:
+        about = (
+            "Which FFT for the PIE sweep: 625 forward + inverse pairs of complex64 transforms, "
+            "one thread, the candidates timed in interleaved rounds (so their ratios share "
+            "one load); FFTW's planning time beside. No peer: the reference is torch.fft with "
+            '`norm="ortho"`. Compare the ratios, not the seconds, across machines.'
+        )
+        path = write_page("fft_pairs", "Which FFT: one forward/inverse pair, each library",
+                          head + "\n\n" + table, stamp, about=about)  # fmt: skip
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -87,19 +87,19 @@ class Timing:
         return statistics.median(steps[1:]), False
 
 
-def timing_callback(timing: Timing):  # noqa: ANN201
+def timing_callback(timing: Timing):
     """Return a callback recording ``timing`` and ending the run when the box is spent."""
     from ptyframe.callbacks.base import Callback
 
     class _Timer(Callback):
         order = 99
 
-        def on_prepared(self, run) -> None:  # noqa: ANN001
+        def on_prepared(self, run) -> None:
             t = timing.sync()
             timing.prepared_s = t - timing.start
             timing.start = t
 
-        def on_epoch_end(self, run, report) -> None:  # noqa: ANN001
+        def on_epoch_end(self, run, report) -> None:
             timing.ends.append(timing.sync() - timing.start)
             if timing.ends[-1] >= timing.budget_s:
                 run.end_epoch = run.epoch + 1
@@ -107,7 +107,7 @@ def timing_callback(timing: Timing):  # noqa: ANN201
     return _Timer()
 
 
-def make_case(window: int, rows: int, cols: int, device: str, seed: int = 0):  # noqa: ANN201
+def make_case(window: int, rows: int, cols: int, device: str, seed: int = 0):
     """Simulate the case on ``device``; return a ``PtychoDataset`` without the truth."""
     from ptyframe.data.dataset import PtychoDataset
     from ptyframe.plugins import default_registry
@@ -133,7 +133,7 @@ def make_case(window: int, rows: int, cols: int, device: str, seed: int = 0):  #
     return PtychoDataset(data.geometry, patterns=data.patterns.astype("float32"))
 
 
-def run_engine(name: str, ds, args, on_host: bool) -> str:  # noqa: ANN001
+def run_engine(name: str, ds, args, on_host: bool) -> str:
     """Time engine ``name`` on ``ds``; return its table row."""
     import ptyframe.runner
 

@@ -22,11 +22,13 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
-from engines_table import natural_case, prepared_engine
 
 from ptyframe.data.measurements import Measurements
 from ptyframe.initial import InitConfig, initial_state
 from ptyframe.plugins import default_registry
+
+from _lib.cases import natural_case
+from _lib.engines import prepared_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 

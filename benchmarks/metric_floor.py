@@ -12,13 +12,15 @@ overlap_* ones) and a 512^2 particle film, scores estimates against the truth:
 ``old`` is the previous protocol (both images set to vacuum ``1 + 0j`` outside the 1 %-lit
 region, FRC read at one ring by interpolation), kept here only for this comparison; ``new``
 is ``ptyframe.metrics.frc.frc_against_truth`` with its band values (``FrcResult.band``).
-Columns: FRC at 1/4, 1/2, 3/4 Nyquist.
+Columns: FRC at 1/4, 1/2, 3/4 Nyquist. Prints the table and writes it as the results page
+``docs/results/metric_floor.md`` (``--no-page``: print only).
 
     python benchmarks/metric_floor.py
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 
 import numpy as np
@@ -29,6 +31,8 @@ from ptyframe.metrics.illumination import illumination_map
 from ptyframe.simulation.phantoms import ParticlesConfig, ParticlesPhantom
 from ptyframe.simulation.probes import FocusedProbe, FocusedProbeConfig
 from ptyframe.simulation.simulate import simulate_dataset
+
+from _lib.results import Stamp, markdown_table, write_page
 
 BANDS = (0.25, 0.5, 0.75)
 RASTERS = {"lowdose": (10, 0.7), "overlap_375": (5, 0.375), "overlap_500": (6, 0.5),
@@ -89,17 +93,47 @@ def estimates(truth: np.ndarray, illum: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def main() -> None:
+HEADER = ["geometry", "estimate", "old 1/4", "old 1/2", "old 3/4", "new 1/4", "new 1/2", "new 3/4"]
+
+ABOUT = """
+The floor of the FRC against the truth (`ptyframe.metrics.frc.frc_against_truth`): estimates
+that carry no information must score as such. For the geometry of each `conf/experiment`
+raster and a 512 x 512 particle film (625 positions of a 128 px probe), five estimates are
+scored: a constant (no information; expect 0), the truth low-passed at 1/4 Nyquist (expect ~0
+above 1/4 Nyquist), a random phase (unrelated; expect ~0), the truth plus noise of per-ring
+SNR 1 (expect sqrt(1/2) = 0.707) and the truth (expect 1). `new` is the metric the runner
+records (windowed deviations, band values at 1/4, 1/2 and 3/4 Nyquist); `old` is the
+vacuum-substitution protocol read at one ring, kept in the script for this comparison only.
+No peer is involved; `tests/test_metrics.py` asserts the new floors on every geometry.
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--no-page", action="store_true", help="print the table only")
+    args = ap.parse_args(argv)
+    stamp = Stamp()
     cases = {k: (lambda v=v: experiment_truth(*v)) for k, v in RASTERS.items()}
     cases["film_512"] = film_512
-    print("| geometry | estimate | old 1/4 | old 1/2 | old 3/4 | new 1/4 | new 1/2 | new 3/4 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| " + " | ".join(HEADER) + " |")
+    print("|" + "---|" * len(HEADER))
+    rows = []
     for name, make in cases.items():
         truth, illum = make()
         for kind, est in estimates(truth, illum).items():
             old, new = old_bands(est, truth, illum), new_bands(est, truth, illum)
-            cells = " | ".join(f"{v:+.3f}" for v in (*old, *new))
-            print(f"| {name} | {kind} | {cells} |", flush=True)
+            row = [name, kind, *(f"{v:+.3f}" for v in (*old, *new))]
+            rows.append(row)
+            print("| " + " | ".join(row) + " |", flush=True)
+    if not args.no_page:
+        path = write_page(
+            "metric_floor",
+            "The FRC's floor: estimates without information",
+            markdown_table(HEADER, rows),
+            stamp,
+            about=ABOUT,
+        )
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -42,10 +42,11 @@ def worker(engine: str, mode: str) -> None:
     """Time the epochs on this rank's shard; the root prints the median."""
     import numpy as np
     import torch
-    from epie_sweep import benchmark_case
 
     import ptyframe
     from ptyframe.runner import run
+
+    from _lib.cases import benchmark_case
 
     torch.set_num_threads(1)
     ds = benchmark_case()

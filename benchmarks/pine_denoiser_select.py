@@ -25,7 +25,7 @@ import math
 import time
 from typing import Any
 
-from pine_denoisers import compose, pick
+from _lib.runs import compose, pick
 
 BASE = "+experiment=lowdose"  # geometry of the low/high-dose cases; everything else overridden
 LOW_STEPS, HIGH_STEPS, SPARSE_STEPS = (0.5, 0.1), (0.8, 0.5), (1.0, 0.1)

@@ -23,29 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any
+
+from _lib.runs import compose, pick
 
 STEPS = {"lowdose": (0.5, 0.1), "highdose": (0.8, 0.5)}
 OVERLAP_STEPS = (1.0, 0.1)
-
-
-def compose(overrides: list[str]) -> tuple[Any, Any]:
-    """Return ``(cfg, registry)`` for ``ptyframe reconstruct <overrides>``."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize
-    from hydra.core.global_hydra import GlobalHydra
-
-    from ptyframe import cli
-    from ptyframe.plugins import build_registry, config_searchpaths, make_plugin_manager
-
-    pm, infos = make_plugin_manager()
-    registry = build_registry(pm, infos)
-    cli.setup_hydra(registry, config_searchpaths(pm))
-    GlobalHydra.instance().clear()
-    with initialize(version_base="1.3", config_path=None):
-        cfg = hydra_compose("reconstruct", overrides=overrides)
-    GlobalHydra.instance().clear()
-    return cfg, registry
 
 
 def run_one(case: str, engine: str, alpha: float, beta: float, extra: list[str], epochs: int):
@@ -78,11 +60,6 @@ def variant_overrides(spec: str) -> list[str]:
     if ckpt != "default":
         extra.append(f"denoiser.checkpoint={ckpt}")
     return extra
-
-
-def pick(cols: dict[str, list[float]], key: str, epoch: int) -> float:
-    vals = cols.get(key, [])
-    return float(vals[epoch - 1]) if len(vals) >= epoch else float("nan")
 
 
 def main() -> int:

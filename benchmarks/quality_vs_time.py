@@ -5,7 +5,7 @@
         [--engines epie rpie mpie lsqml minibatch_pie pine] [--peer-engines mPIE]
         [--ptylab-python .venv-ptylab/bin/python] [--out benchmarks/results/quality_vs_time]
 
-Cases (simulated by ``benchmarks/peers/cases.py``'s ``Case``, written as data-exchange files
+Cases (simulated by ``benchmarks/_lib/cases.py``'s ``Case``, written as data-exchange files
 that both tools read; kept small so that the whole run takes minutes on one core):
 
 ``natural``
@@ -20,7 +20,7 @@ ptyframe engines advance one sweep each in turn (interleaved, so that load chang
 alike); the time axis is each engine's own summed sweep time (``EpochReport.seconds``),
 scoring excluded. PtyLab 0.3.7 runs in its venv (``benchmarks/peers/run_ptylab.py``,
 ``--snapshots``: the object is copied after the chosen sweeps, untimed), one thread. All
-objects are scored by ``benchmarks/peers/score.py`` (``ptyframe.metrics``: FRC at 1/2 Nyquist
+objects are scored by ``benchmarks/_lib/score.py`` (``ptyframe.metrics``: FRC at 1/2 Nyquist
 and NRMSE of the windowed deviations). Writes ``OUT.csv`` (one row per engine and
 checkpoint) and ``OUT.png`` (FRC at 1/2 Nyquist against seconds, one panel per case).
 """
@@ -31,46 +31,24 @@ import argparse
 import csv
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE / "peers"))
-from cases import PARTICLE_FILM, Case, StepRaster  # noqa: E402
-from engines_table import prepared_engine  # noqa: E402
-from score import Truth  # noqa: E402
+from ptyframe.data.dataset import PtychoDataset
+from ptyframe.data.measurements import Measurements
+from ptyframe.plugins import default_registry
 
-from ptyframe.data.dataset import PtychoDataset  # noqa: E402
-from ptyframe.data.measurements import Measurements  # noqa: E402
-from ptyframe.plugins import default_registry  # noqa: E402
+from _lib.cases import small_cases
+from _lib.engines import prepared_engine
+from _lib.score import Truth
+
+HERE = Path(__file__).resolve().parent
 
 ENGINES = ["epie", "rpie", "mpie", "lsqml", "minibatch_pie", "pine"]
 FIELDS = ["case", "tool", "engine", "sweeps", "seconds", "nrmse", "frc_half_nyquist"]
-
-
-def small_cases(sweeps: int) -> dict[str, Case]:
-    """Return the two cases of the module docstring."""
-    common = {"window_px": 128, "noise": "poisson", "seed": 0}
-    return {
-        "natural": Case(
-            "natural",
-            sweeps,
-            {"name": "natural"},
-            StepRaster(11, 16, 2.0),
-            {**common, "photons_per_pattern": 1e6},
-        ),
-        "film": Case(
-            "film",
-            sweeps,
-            PARTICLE_FILM,
-            StepRaster(9, 16, 2.0),
-            {**common, "photons_per_pattern": 1e5},
-        ),
-    }
 
 
 def checkpoints(sweeps: int) -> list[int]:

@@ -63,9 +63,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "peers"))
 from _lib.results import Stamp, markdown_table, write_page  # noqa: E402
-from cases import StepRaster  # noqa: E402
+from _lib.cases import StepRaster  # noqa: E402
+from _lib.score import MAPPING_TOLERANCE_PX, Row, Truth, score  # noqa: E402
 from compare import RunFailed, call, run_ptyframe, venv_python  # noqa: E402
-from score import MAPPING_TOLERANCE_PX, Row, Truth, score  # noqa: E402
 
 #: the nuisances of each case (``simulation.nuisances``)
 CASES: dict[str, dict[str, float]] = {

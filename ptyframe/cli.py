@@ -37,17 +37,19 @@ CORE_COMMANDS = "ptyframe.commands"
 #: A subcommand: ``main(argv) -> exit code``; its docstring's first line is its help.
 Command = Callable[[list[str]], int]
 
-#: The console script's exit codes (README, "Exit codes"); 1 is an uncaught bug (traceback).
+#: The console script's exit codes (the manual's guide/exit-codes); 1 is an uncaught bug.
 EXIT_BAD_INPUT = 2  # PtyframeError.exit_code: a mistake in the input, or a diverged run
 EXIT_FOLLOW_ERROR = 3  # data.follow: the followed file broke; the patterns before it are saved
 EXIT_FOLLOW_TIMEOUT = 4  # data.follow: data.follow_timeout_s passed before scan_complete; saved
-EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: the state is saved, resume=true continues
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT): the state is saved, resume=true continues
+EXIT_TERMINATED = 143  # SIGTERM (128 + 15), a batch system's time limit: saved as for Ctrl-C
 EXIT_CODES = {
     0: "finished (a followed scan: scan_complete was set)",
     EXIT_BAD_INPUT: "bad input (nothing run), or a diverged run (last good state saved)",
     EXIT_FOLLOW_ERROR: "follow ended on a broken file (follow_ended=error); result saved",
     EXIT_FOLLOW_TIMEOUT: "follow ended on data.follow_timeout_s (follow_ended=timeout); saved",
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); state and checkpoint saved",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); state and checkpoint saved",
+    EXIT_TERMINATED: "terminated (SIGTERM); state and checkpoint saved",
 }
 #: ``follow_ended`` of a run that followed a scan -> its exit code (absent: 0)
 FOLLOW_EXIT_CODES = {"error": EXIT_FOLLOW_ERROR, "timeout": EXIT_FOLLOW_TIMEOUT}
@@ -61,9 +63,10 @@ def fail(exc: BaseException | str, code: int = 2) -> int:
 
 def flush_logs() -> None:
     """Flush every logging handler (the job log ``cli.log`` too) and the standard streams."""
-    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    known = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    loggers = [lg for lg in known if isinstance(lg, logging.Logger)]  # not the placeholders
     for lg in loggers:
-        for h in list(getattr(lg, "handlers", [])):
+        for h in list(lg.handlers):
             try:
                 h.flush()
             except (OSError, ValueError):  # a closed stream: nothing left to flush
@@ -139,7 +142,7 @@ def setup_hydra(registry: Any, searchpaths: list[str]) -> None:
     registry.store_configs(cs)
 
 
-def _config_of(registry: Any) -> Callable[[str, str], type | None]:
+def config_of(registry: Any) -> Callable[[str, str], type | None]:
     """Return ``(kind, name) -> config class`` of ``registry``'s components (None if unknown)."""
 
     def config_of(kind: str, name: str) -> type | None:
@@ -172,7 +175,7 @@ def run_hydra_command(
     rest = _prepare_argv(rest)
     overrides = overrides_of(rest)
     if overrides is not None:  # every config mistake ends here, before Hydra makes a dir
-        check_overrides(config_name, overrides, validate, _config_of(app.registry))
+        check_overrides(config_name, overrides, validate, config_of(app.registry))
     return _hydra_run(config_name, task, rest, argv)
 
 
@@ -203,7 +206,8 @@ def _hydra_run(
 
 
 def report_interrupted(exc: BaseException, config_name: str, argv: list[str]) -> int:
-    """Log (so into ``cli.log``) and print how the run was interrupted; return 130.
+    """Log (so into ``cli.log``) and print how the run was interrupted; return its exit code
+    (``128 + signal``: 130 for Ctrl-C, 143 for SIGTERM; ``signals.exit_code``).
 
     The line says the status, the epoch reached, the files the state is saved in and the
     command that resumes the run. Signals are ignored while it is written and the log
@@ -213,12 +217,12 @@ def report_interrupted(exc: BaseException, config_name: str, argv: list[str]) ->
     import signal
     import threading
 
-    from ptyframe.callbacks.signals import interruption_of
+    from ptyframe.callbacks.signals import exit_code, interruption_of
 
     info = interruption_of(exc)
     if info is not None and not info.root:
         flush_logs()
-        return EXIT_INTERRUPTED
+        return exit_code(exc)
 
     held: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
@@ -231,7 +235,7 @@ def report_interrupted(exc: BaseException, config_name: str, argv: list[str]) ->
     finally:
         for sig, handler in held.items():
             signal.signal(sig, handler)
-    return EXIT_INTERRUPTED
+    return exit_code(exc)
 
 
 def interrupted_message(
@@ -276,9 +280,10 @@ def _drop_file_handlers(folder: Any) -> None:
     from pathlib import Path
 
     root = Path(folder).resolve()
-    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    known = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    loggers = [lg for lg in known if isinstance(lg, logging.Logger)]  # not the placeholders
     for lg in loggers:
-        for h in list(getattr(lg, "handlers", [])):
+        for h in list(lg.handlers):
             path = getattr(h, "baseFilename", None)
             if path and root in Path(path).resolve().parents:
                 h.close()

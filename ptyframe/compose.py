@@ -29,6 +29,7 @@ import dataclasses
 from typing import Any
 
 from ptyframe.engines.base import Engine
+from ptyframe.engines.config import SchedulesPrior
 from ptyframe.errors import ConfigError
 from ptyframe.registry import BuildContext, Component, Registry
 
@@ -75,6 +76,59 @@ def build_engine(cfg: Any, registry: Registry, context: BuildContext | None = No
     return registry.build("engine", engine_cfg, context, **offered)
 
 
+#: Detector propagators that leave a real-space image (near field) rather than a pattern.
+NEAR_FIELD_DETECTORS = ("fresnel", "angular_spectrum")
+
+
+def physics_field(cfg: Any, registry: Registry) -> str:
+    """Return ``near`` if the engine's physics propagates to a near-field detector, else ``far``.
+
+    Read from the physics config's ``detector`` (``physics=nearfield``,
+    ``multidistance_holography``, ``multislice physics.detector=fresnel``); an engine that takes
+    no physics reconstructs in the far field.
+    """
+    _, wants = check_fit(cfg, registry)
+    if "physics" not in wants:
+        return "far"
+    detector = getattr(_group(cfg, "physics"), "detector", "fraunhofer")
+    return "near" if str(detector) in NEAR_FIELD_DETECTORS else "far"
+
+
+def data_config(cfg: Any, registry: Registry) -> Any:
+    """Return ``cfg.data`` with ``data.field=auto`` set to what the physics needs.
+
+    A ``data.field`` forced against the physics is a ``ConfigError`` (the object pixel of a
+    near-field image and of a far-field pattern differ by orders of magnitude).
+    """
+    data: Any = getattr(cfg, "data", None)
+    field = getattr(data, "field", None)
+    if field is None:
+        return data
+    need = physics_field(cfg, registry)
+    if str(field) == "auto":
+        if dataclasses.is_dataclass(data) and not isinstance(data, type):
+            return dataclasses.replace(data, field=need)
+        data.field = need
+        return data
+    if str(field) != need:
+        fix = (
+            "+imaging=nearfield (plane wave) or +imaging=nearfield_conebeam"
+            if field == "near"
+            else "+imaging=farfield"
+        )
+        engine_cfg, wants = check_fit(cfg, registry)
+        who = (
+            f"physics={getattr(_group(cfg, 'physics'), 'name', '?')}"
+            if "physics" in wants
+            else f"engine={getattr(engine_cfg, 'name', '?')}"
+        )
+        raise ConfigError(
+            f"data.field={field} but {who} reconstructs in the {need} field; choose a "
+            f"{field}-field physics ({fix}) or drop data.field"
+        )
+    return data
+
+
 def takes(comp: Component, param: str) -> bool:
     """Return whether engine ``comp`` is built with collaborator ``param``.
 
@@ -96,7 +150,7 @@ def build_prior(
     The step's config is ``engine_cfg.prior_config()`` (``DenoiseSchedule``); a config with
     only ``rho`` gets the step every epoch.
     """
-    if hasattr(engine_cfg, "prior_config"):
+    if isinstance(engine_cfg, SchedulesPrior):
         step_cfg = engine_cfg.prior_config()
     elif hasattr(engine_cfg, "rho"):
         step_cfg = registry.config("prior_step", {"name": "denoise", "rho": engine_cfg.rho})

@@ -100,6 +100,11 @@ class ReconstructConfig:
     progress_every_s: float = 5.0
     #: Continue from ``checkpoint.h5`` in the output directory.
     resume: bool = False
+    #: Same input, same bits: nothing chosen by timing changes the arithmetic (FFTW plans
+    #: by estimate, ``ptyframe.engines.pie_fft``). ``false`` opts in to timed FFTW plans
+    #: (FFTW_MEASURE), whose bits may differ between two runs and between a run and its
+    #: resume (docs/guide/determinism.md). Recorded in ``recon.h5``.
+    deterministic: bool = True
 
     def __post_init__(self) -> None:
         if self.dtype not in ("complex64", "complex128"):

@@ -37,6 +37,11 @@ class DataValidationError(PtyframeError, ValueError):
     """An input file (data, initial guess, checkpoint, weights) is malformed."""
 
 
+class InputLostError(DataValidationError):
+    """The data stopped being readable while the run read it (a streamed file truncated or
+    damaged): the run stops as an interrupted one does, its last good state saved."""
+
+
 class OutputExistsError(PtyframeError, FileExistsError):
     """An output would overwrite an existing file or run."""
 

@@ -6,40 +6,49 @@ Probe choices (``init.probe``):
   ``r <= r_outer / 2`` falling as a cosine to 0 at ``r_outer``, flat phase. ``r_outer`` is
   ``init.probe_radius_px``, by default 1.5 scan steps (the step: the median distance between
   neighbouring positions) kept within ``[M / 16, M / 4]`` (``default_disk_radius_px``): a
-  flat-phase start no larger than the beam. A disk as large as a defocused beam (the former
-  default ``M / 4``) carries the beam's whole defocus phase error and ePIE can lock into a
-  wrong probe: on the particle film of ``ptyframe simulate +case=particle_film_small`` (81
-  patterns, 1e5 photons, a defocused beam of 90 %-power diameter 45 px in a 128 px window)
-  ePIE with ``M / 4`` stalled at 1.3x the noise floor (NRMSE 0.99, i.e. nothing recovered),
-  while outer radii of 16, 24 and 28 px (and PtyLab's ``M / 3``-diameter circle) reached the
-  floor (NRMSE 0.22, as from the true probe); see the README's "ePIE/rPIE defaults" section.
+  flat-phase start no larger than the beam. A disk as large as a defocused beam (such as
+  ``M / 4``) carries the beam's whole defocus phase error and ePIE can lock into a wrong
+  probe, where smaller starts reach the noise floor (the measurements:
+  ``docs/results/particle_film_defaults.md``).
 * ``mean_pattern``: ``F^-1 sqrt(mean_r I_r)`` centred in the window (flat-phase estimate from
   the data; a sharp spot, so poor for strongly defocused probes).
+* ``flat_field``: ``sqrt(mean_r I_r)`` itself, flat phase (near field: the mean hologram is the
+  illumination's intensity, what holography calls the flat field).
 * ``file``: ``/probe`` (or ``/truth/probe``) of an HDF5 file, or a ``.npy`` array.
 * ``truth``: the dataset's ``/truth/probe`` (for studies).
+* ``zone_plate``, ``kb``: the beam of a Fresnel zone plate or of a KB mirror pair (slits)
+  described by ``init.optics`` (``ptyframe.simulation.optics``): diameter and outer zone (or
+  focal length) and central stop, or apertures and focal lengths, and the sample's defocus.
+  For a cone-beam near-field scan (``data.focus_to_sample_m``) the beam is taken without its
+  curvature, in the Fresnel-scaled frame, at the defocus ``focus_to_sample_m`` unless
+  ``init.optics.defocus_m`` says otherwise.
 
-The disk probe is scaled so that ``sum_k sum |P_k|^2`` equals the mean measured photons per
-pattern (with the unitary FFT this matches the modelled intensity of a vacuum object); the
-mean-pattern probe has that power by construction; file and truth probes are used as given.
+The disk and optics probes are scaled so that ``sum_k sum |P_k|^2`` equals the mean
+measured photons per pattern (with the unitary FFT this matches the modelled intensity of a
+vacuum object); the mean-pattern probe has that power by construction; file and truth
+probes are used as given.
 Extra incoherent modes (``probe_modes > 1``) start as the first mode times a phase ramp of
 ``k`` cycles (orthogonal to it for a symmetric probe) with 5 % of the power each.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ptyframe.data.dataset import PtychoDataset
-from ptyframe.data.measurements import Measurements
+from ptyframe.data.feed import PatternData
 from ptyframe.errors import ConfigError, DataValidationError
 from ptyframe.physics import fft
+from ptyframe.simulation.optics import OpticsOptions
 from ptyframe.state import ReconstructionState, complex_dtype
 
-PROBE_KINDS = ("disk", "mean_pattern", "file", "truth")
+OPTICS_PROBES = ("zone_plate", "kb")
+PROBE_KINDS = ("disk", "mean_pattern", "flat_field", "file", "truth", *OPTICS_PROBES)
 OBJECT_KINDS = ("vacuum", "file", "truth")
 
 
@@ -54,6 +63,8 @@ class InitConfig:
     probe_modes: int = 1
     object: str = "vacuum"
     object_path: str | None = None
+    #: The optic of ``probe=zone_plate`` or ``probe=kb`` (``ptyframe.simulation.optics``).
+    optics: OpticsOptions = field(default_factory=OpticsOptions)
 
     def __post_init__(self) -> None:
         if self.probe not in PROBE_KINDS:
@@ -93,8 +104,8 @@ def default_disk_radius_px(window: tuple[int, int], positions_px: np.ndarray) ->
     outer radius 1.5 steps holds 90 % of its power within a diameter of 2.1 steps, i.e. it is
     the beam of a scan at ~52 % linear overlap: smaller than the beam of any scan with more
     overlap (see the module docstring for why a start larger than the beam is unsafe). The
-    upper limit ``M / 4`` is the former default; below ~1.5 steps rPIE converged more slowly
-    on the noiseless test of ``tests/test_pie.py``.
+    upper limit ``M / 4`` keeps the disk inside the window; much below 1.5 steps the start
+    lights too little of the object between positions.
     """
     lo, hi = min(window) / 16.0, min(window) / 4.0
     pos = np.asarray(positions_px, dtype=np.float64).reshape(-1, 2)
@@ -106,12 +117,17 @@ def default_disk_radius_px(window: tuple[int, int], positions_px: np.ndarray) ->
     return float(np.clip(1.5 * np.median(dist[:, 1]), lo, hi))
 
 
-def mean_pattern_probe(meas: Measurements) -> np.ndarray:
+def mean_pattern_probe(meas: PatternData) -> np.ndarray:
     """Return ``F^-1 sqrt(mean I)`` centred in the window (complex128)."""
-    amp = meas.amplitudes.double()
-    mean_int = amp.square().mean(0)
+    mean_int = meas.mean_intensity()  # summed a chunk of patterns at a time
     wave = fft.far_field_adjoint(mean_int.sqrt().to(torch.complex128))
     return fft.to_centred(wave).numpy()
+
+
+def flat_field_probe(meas: PatternData) -> np.ndarray:
+    """Return ``sqrt(mean I)`` as recorded (detector order undone), flat phase (complex128)."""
+    mean_int = meas.mean_intensity().double()  # summed a chunk of patterns at a time
+    return fft.to_centred(mean_int).sqrt().numpy().astype(np.complex128)
 
 
 def _read_array(path: str, keys: tuple[str, ...], what: str) -> np.ndarray:
@@ -121,7 +137,7 @@ def _read_array(path: str, keys: tuple[str, ...], what: str) -> np.ndarray:
     if p.suffix == ".npy":
         try:
             return np.load(p, allow_pickle=False)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise DataValidationError(f"{path}: cannot read {what} array ({exc})") from exc
     import h5py
 
@@ -155,7 +171,7 @@ def _checked(arr: np.ndarray, shape: tuple[int, ...], path: str, what: str) -> n
 def initial_probe(
     cfg: InitConfig,
     dataset: PtychoDataset,
-    meas: Measurements,
+    meas: PatternData,
     photons_per_pattern: float | None = None,
 ) -> np.ndarray:
     """Return the starting probe ``[K, M, N]`` complex128 scaled to the measured photons.
@@ -171,6 +187,10 @@ def initial_probe(
         p0 = disk_probe(window, radius)[None]
     elif cfg.probe == "mean_pattern":
         p0 = mean_pattern_probe(meas)[None]
+    elif cfg.probe == "flat_field":
+        p0 = flat_field_probe(meas)[None]
+    elif cfg.probe in OPTICS_PROBES:
+        p0 = optics_probe(cfg, dataset, window)[None]
     elif cfg.probe == "file":
         assert cfg.probe_path is not None
         p0 = _checked(
@@ -197,9 +217,25 @@ def initial_probe(
     target = meas.mean_intensity_sum() if photons_per_pattern is None else photons_per_pattern
     if power <= 0:
         raise DataValidationError("the initial probe is zero everywhere")
-    if target > 0 and cfg.probe == "disk":
+    if target > 0 and cfg.probe in ("disk", *OPTICS_PROBES):
         probe *= np.sqrt(target / power)
     return probe
+
+
+def optics_probe(cfg: InitConfig, dataset: PtychoDataset, window: tuple[int, int]) -> np.ndarray:
+    """Return the beam of ``cfg.optics`` at the sample ``[M, N]`` (module docstring).
+
+    A cone-beam scan (``focus_to_sample_m`` in the dataset's conventions) gets the beam
+    without its curvature, at the defocus ``focus_to_sample_m`` unless the options set one.
+    """
+    opts = cfg.optics
+    g = dataset.geometry
+    z1 = dataset.conventions.get("focus_to_sample_m") if dataset.conventions else None
+    if z1 is not None:
+        z = float(opts.defocus_m) if opts.defocus_m is not None else float(z1)
+        scaled = dataclasses.replace(opts, curvature=False)
+        return scaled.field(cfg.probe, window, g.pixel_size_m, g.wavelength_m, z)
+    return opts.field(cfg.probe, window, g.pixel_size_m, g.wavelength_m)
 
 
 def initial_object(cfg: InitConfig, dataset: PtychoDataset) -> np.ndarray:
@@ -220,7 +256,7 @@ def initial_object(cfg: InitConfig, dataset: PtychoDataset) -> np.ndarray:
 def initial_state(
     cfg: InitConfig,
     dataset: PtychoDataset,
-    meas: Measurements,
+    meas: PatternData,
     *,
     dtype: str = "complex64",
     device: str = "cpu",

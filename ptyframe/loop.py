@@ -10,14 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ptyframe.callbacks.base import Callback, RunContext
-from ptyframe.errors import DivergenceError
+from ptyframe.errors import DivergenceError, InputLostError
 
 
 def status_of(exc: BaseException) -> str:
-    """Return how a run that raised ``exc`` ends: diverged, interrupted or failed."""
+    """Return how a run that raised ``exc`` ends: diverged, interrupted or failed.
+
+    Data lost under a running sweep (``InputLostError``: a streamed file truncated) ends it
+    as an interruption does: the last good state is kept and saved, and it can be resumed.
+    """
     if isinstance(exc, DivergenceError):
         return "diverged"
-    if isinstance(exc, KeyboardInterrupt):
+    if isinstance(exc, (KeyboardInterrupt, InputLostError)):
         return "interrupted"
     return "failed"
 

@@ -88,7 +88,7 @@ def check_overrides(
         def groups(name: str) -> list[str]:
             try:
                 return list(loader.get_group_options(name))
-            except Exception:  # noqa: BLE001 - not a group
+            except Exception:  # not a group
                 return []
 
         return _check(config_name, overrides, groups, validate, config_of)
@@ -139,10 +139,10 @@ def _check(
             single.append(text)
     try:
         cfg = compose(config_name, overrides=single, return_hydra_config=True)
-    except Exception as exc:  # noqa: BLE001 - every Hydra/OmegaConf error becomes one line
+    except Exception as exc:  # every Hydra/OmegaConf error becomes one line
         raise _explain(exc, single, groups, config_of) from None
     _check_no_added_keys(cfg)
-    body = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    body = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
     if validate is not None:
         from hydra.core.hydra_config import HydraConfig
 
@@ -151,7 +151,7 @@ def _check(
             validate(body)
         except PtyframeError:
             raise
-        except Exception as exc:  # noqa: BLE001 - OmegaConf wraps errors from __post_init__
+        except Exception as exc:  # OmegaConf wraps errors from __post_init__
             inner = find_ptyframe_error(exc)
             if inner is not None:
                 raise inner from None
@@ -245,7 +245,7 @@ def _entry_type(key: str, node: Any, config_of: ConfigOf | None) -> type | None:
         return None
     try:
         name = node.get("name")
-    except Exception:  # noqa: BLE001 - not a mapping
+    except Exception:  # not a mapping
         return None
     if not isinstance(name, str):
         return None
@@ -262,7 +262,7 @@ def _unknown_key(key: str, obj_type: Any, entries: Sequence[str] = ()) -> Config
     parent = key.rsplit(".", 1)[0] if "." in key else ""
     fields: list[str] = []
     where = parent or "the config"
-    if obj_type is not None and dataclasses.is_dataclass(obj_type):
+    if isinstance(obj_type, type) and dataclasses.is_dataclass(obj_type):
         fields = [f.name for f in dataclasses.fields(obj_type) if f.name != "name"]
         where = f"{parent or 'the config'} ({obj_type.__name__})"
     hint = did_you_mean(leaf, fields)

@@ -72,7 +72,7 @@ def make_plugin_manager(
             )
         try:
             module = ep.load()
-        except Exception as exc:  # noqa: BLE001 - any import failure is reported the same way
+        except Exception as exc:  # any import failure is reported the same way
             raise PluginError(
                 f"plugin {ep.name!r} from {dist} {version} failed to import "
                 f"({ep.value}): {type(exc).__name__}: {exc}. Fix or reinstall it, or skip it "
@@ -112,7 +112,7 @@ def build_registry(
             impl.function(registry=registry.scoped(provider))
         except PtyframeError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise PluginError(
                 f"plugin {provider} failed while registering its components: "
                 f"{type(exc).__name__}: {exc}. Skip it with {DISABLE_ENV}={impl.plugin_name}"

@@ -29,7 +29,6 @@ from ptyframe import compose
 from ptyframe.callbacks.base import Callback, RunContext
 from ptyframe.callbacks.checkpoint import CHECKPOINT_FILE
 from ptyframe.callbacks.core import all_callbacks
-from ptyframe.callbacks.outputs import engine_name
 from ptyframe.callbacks.truth import TruthMetrics
 from ptyframe.config import ReconstructConfig
 from ptyframe.data.dataset import PtychoDataset
@@ -38,6 +37,7 @@ from ptyframe.engines.base import Engine
 from ptyframe.errors import (
     ConfigError,
     DivergenceError,
+    InputLostError,
     OutputExistsError,
     PtyframeError,
     find_ptyframe_error,
@@ -88,7 +88,7 @@ def typed_config(cfg: Any) -> ReconstructConfig:
             obj = OmegaConf.to_object(cfg)
         else:
             obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ReconstructConfig), cfg))
-    except Exception as exc:  # noqa: BLE001 - OmegaConf wraps errors from __post_init__
+    except Exception as exc:  # OmegaConf wraps errors from __post_init__
         inner = find_ptyframe_error(exc)
         if inner is not None:
             raise inner from None
@@ -104,8 +104,10 @@ def typed_config(cfg: Any) -> ReconstructConfig:
             raise ConfigError(f"{key} is required: give `{key}=...`{hint}") from None
         raise ConfigError(f"invalid configuration: {exc}") from None
     if isinstance(obj, dict):
-        obj = ReconstructConfig(**obj)
-    return obj  # type: ignore[return-value]
+        obj = ReconstructConfig(**{str(k): v for k, v in obj.items()})
+    if not isinstance(obj, ReconstructConfig):
+        raise ConfigError(f"invalid configuration: a {type(obj).__name__}, not a run config")
+    return obj
 
 
 def config_yaml(cfg: ReconstructConfig) -> str:
@@ -145,7 +147,13 @@ def run(
 
         registry = default_registry()
     cfg = typed_config(cfg)
-    ctx = BuildContext(registry, resolve_device(cfg.device), cfg.dtype, int(cfg.seed))
+    ctx = BuildContext(
+        registry,
+        resolve_device(cfg.device),
+        cfg.dtype,
+        int(cfg.seed),
+        deterministic=bool(cfg.deterministic),
+    )
     dist = compose.build_distribution(cfg, registry, ctx)
     try:
         return _run(cfg, registry, ctx, dist, out_dir, dataset, write, callbacks)
@@ -181,6 +189,12 @@ def _run(
         raise
     try:
         run_loop(run, callbacks)
+    except InputLostError as exc:
+        where = run.out_dir / RESULT_FILE if run.writer else "(not written)"
+        raise type(exc)(
+            f"{exc}. The last good state (epoch {len(run.history.epochs)}) is saved in {where}; "
+            "resume=true continues once the file is readable"
+        ) from None
     except DivergenceError as exc:
         where = run.out_dir / RESULT_FILE if run.writer else "(not written)"
         raise DivergenceError(
@@ -211,10 +225,10 @@ def _compose(
     if dataset is None:
         if cfg.data is None:
             raise ConfigError("no data source: give `data.path=FILE.h5` or `data=simulated`")
-        dataset = registry.build("dataset", cfg.data, ctx)
+        dataset = registry.build("dataset", compose.data_config(cfg, registry), ctx)
     if dataset.n_angles > 1 and not engine.wants_all_angles:
         raise ConfigError(
-            f"the dataset has {dataset.n_angles} angles but engine {engine_name(engine)!r} "
+            f"the dataset has {dataset.n_angles} angles but engine {engine.name!r} "
             "reconstructs a single angle; use engine=autodiff with a tomography forward model"
         )
     out = Path(out_dir if out_dir is not None else (cfg.output.dir or ".")).resolve()
@@ -256,16 +270,14 @@ def _prepare(run: RunContext, callbacks: Sequence[Callback]) -> None:
     cbs = ordered(callbacks)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    elif getattr(engine, "prefers_single_thread", False):
+    elif engine.prefers_single_thread:
         torch.set_num_threads(1)
     torch.manual_seed(int(cfg.seed))
     np.random.seed(int(cfg.seed) % 2**32)
     indices = dist.shard_tiles(np.asarray(ds.geometry.positions_px))
-    rdt = torch.float64 if cfg.dtype == "complex128" else torch.float32
-    device = run.context.device
-    where = "cpu" if cfg.patterns_on_host else device  # on the host: streamed per batch
+    plan = _memory_plan(run, len(indices))  # before any pattern is read; refuses what cannot fit
     run.measurements = [
-        Measurements.from_dataset(ds, a, indices, where, rdt)
+        _pattern_data(run, a, indices, plan)
         for a in range(ds.n_angles if engine.wants_all_angles else 1)
     ]
     first = run.measurements[0]
@@ -273,6 +285,7 @@ def _prepare(run: RunContext, callbacks: Sequence[Callback]) -> None:
     for cb in cbs:
         cb.setup(run)
     photons_per_pattern = photons / max(n_local, 1.0)
+    device = run.context.device
     state = initial_state(
         cfg.init, ds, first, dtype=cfg.dtype, device=device, photons_per_pattern=photons_per_pattern
     )
@@ -282,10 +295,101 @@ def _prepare(run: RunContext, callbacks: Sequence[Callback]) -> None:
         cb.on_run_start(run)
     run.state = dist.localize_state(run.state, indices)
     run.state_changed()
-    meas = run.measurements if engine.wants_all_angles else first
-    engine.prepare(meas, run.state, dist, int(cfg.seed))
+    if engine.wants_all_angles:
+        engine.prepare_angles(run.measurements, run.state, dist, int(cfg.seed))
+    else:
+        engine.prepare(first, run.state, dist, int(cfg.seed))
     for cb in cbs:
         cb.on_prepared(run)
+
+
+def _pattern_data(run: RunContext, angle: int, indices: np.ndarray, plan: Any) -> Any:
+    """Return the patterns of ``angle`` as the memory plan holds them (``PatternData``).
+
+    Streamed: a ``StreamedSource`` (blocks of ``plan.block``); in memory as the stored
+    counts (an engine that streams, data stored narrower than the run's real dtype): a
+    ``MemorySource``; else float amplitudes (``Measurements``), in the blocks of
+    ``data.block_patterns`` (one block by default).
+    """
+    from ptyframe.data.patterns import MemorySource
+    from ptyframe.data.stream import open_source
+
+    cfg, ds = run.cfg, run.dataset
+    rdt = torch.float64 if cfg.dtype == "complex128" else torch.float32
+    block = _data_option(run, "block_patterns", None)
+    if plan.stream:
+        return open_source(
+            ds, angle, indices, stream=True, block_patterns=plan.block, real_dtype=rdt
+        )
+    if plan.counts:
+        return MemorySource.load(ds, angle, indices, block, rdt)
+    where = "cpu" if cfg.patterns_on_host else run.context.device  # on the host: sent per batch
+    return Measurements.from_dataset(ds, angle, indices, where, rdt, block_patterns=block)
+
+
+def _data_option(run: RunContext, key: str, default: Any) -> Any:
+    """Return the data config's ``key`` (its typed dataclass, also for a mapping given in
+    code), or ``default`` for a data source without it (a dataset given in code)."""
+    data = run.cfg.data
+    if data is None:
+        return default
+    return getattr(run.registry.config("dataset", data), key, default)
+
+
+def _memory_plan(run: RunContext, n_local: int) -> Any:
+    """Estimate the run's memory, log it, and refuse a run that cannot fit (before any work).
+
+    ``ptyframe.data.memory``: with ``data.stream=auto`` a run that does not fit in memory is
+    streamed when its engine streams (``Capabilities.streams``), else it stops with one error
+    line naming the fixes (``InsufficientMemoryError``, exit 2). Every rank decides on its own
+    share; the runner aborts all ranks when one refuses. An engine that streams holds the
+    counts in their stored dtype where that is narrower than the run's real dtype (on the
+    host: a CPU run, or ``patterns_on_host``). A followed file (``data.follow``) and an
+    engine of several angles keep float amplitudes in memory.
+    """
+    from ptyframe.data import memory
+    from ptyframe.data.counts import frame_reader
+
+    cfg, engine, ds = run.cfg, run.engine, run.dataset
+    reader = frame_reader(ds, 0)
+    angles = ds.n_angles if engine.wants_all_angles else 1
+    ny, nx = ds.geometry.object_shape
+    from ptyframe.data.follow import GrowingDataset
+
+    follow = bool(_data_option(run, "follow", False)) or isinstance(ds, GrowingDataset)
+    can = engine.capabilities.streams and not engine.wants_all_angles and not follow
+    complex_bytes = 16 if cfg.dtype == "complex128" else 8
+    host = cfg.patterns_on_host or torch.device(run.context.device).type == "cpu"
+    narrower = int(reader.dtype.itemsize) < complex_bytes // 2
+    shape = memory.run_shape(
+        engine,
+        n_local * angles,
+        ds.window,
+        object_px=int(ny) * int(nx),
+        modes=int(cfg.init.probe_modes),
+        complex_bytes=complex_bytes,
+        stored_bytes=int(reader.dtype.itemsize),
+        mask_per_pattern=reader.rule.saturation is not None,
+        holds_counts=can and narrower and host,
+    )
+    stream = str(_data_option(run, "stream", "auto"))
+    block = _data_option(run, "block_patterns", None)
+    if follow and stream == "true":
+        raise ConfigError(
+            "data.follow=true keeps the patterns in memory (streaming a growing file is not "
+            "supported yet); set data.stream=auto or false"
+        )
+    available = memory.available_bytes()
+    plan = memory.plan(shape, stream, available, block, can)
+    if run.distribution.is_root:
+        log.info("%s; %s available", plan.message, memory.gib(available))
+    run.attrs.update(
+        memory_estimate_bytes=int(plan.estimate.total),
+        patterns_streamed=bool(plan.stream),
+        stream_block_patterns=int(plan.block),
+        patterns_as_counts=bool(plan.counts),
+    )
+    return plan
 
 
 def _finished_result(path: Path, fp: str) -> RunResult | None:
@@ -326,6 +430,8 @@ def reconstruct(
     overwrite: bool = False,
     device: str = "cpu",
     patterns_on_host: bool = False,
+    threads: int = 0,
+    deterministic: bool = True,
     **engine_options: Any,
 ) -> RunResult:
     """Reconstruct ``data`` without Hydra; write files only when ``out_dir`` is given.
@@ -336,8 +442,9 @@ def reconstruct(
         result = ptyframe.reconstruct("demo.h5", "rpie", epochs=50, alpha=0.15, beta=5.0)
         result.object  # complex [1, Ny, Nx]
 
-    ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``auto``) and ``patterns_on_host`` are the run
-    options of the same names (README, "GPU (prepared, not yet run)").
+    ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``auto``), ``patterns_on_host``, ``threads``
+    and ``deterministic`` are the run options of the same names (the manual's guide/gpu and
+    guide/determinism).
     """
     if registry is None:
         from ptyframe.plugins import default_registry
@@ -356,6 +463,8 @@ def reconstruct(
         progress=progress,
         device=device,
         patterns_on_host=patterns_on_host,
+        threads=threads,
+        deterministic=deterministic,
     )
     from ptyframe.config import MetricsConfig, OutputConfig
     from ptyframe.initial import InitConfig

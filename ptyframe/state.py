@@ -70,7 +70,7 @@ class ReconstructionState:
         """Return whether object, probe and positions hold only finite numbers.
 
         Checked in pieces of 2^20 values on real views: ``torch.isfinite`` of a whole complex
-        object would allocate about its own size again (132 MiB for 4096^2 complex64).
+        object would allocate about its own size again (a bool per complex value).
         """
         tensors = [self.object, self.probe, self.positions_px, *self.extras.values()]
         for t in tensors:

@@ -41,7 +41,7 @@ class StopAfter(Callback):
     def __init__(self, n: int) -> None:
         self.n = n
 
-    def on_epoch_end(self, run, report) -> None:  # noqa: ANN001
+    def on_epoch_end(self, run, report) -> None:
         if report.epoch + 1 == self.n:
             raise KeyboardInterrupt
 

@@ -26,9 +26,10 @@ from ptyframe.engines.autodiff import (
 from ptyframe.errors import ConfigError
 from ptyframe.losses import LsqLoss, PoissonConfig, PoissonLoss
 from ptyframe.optimizers import AdamConfig, CgConfig, GdConfig, LbfgsConfig
+from ptyframe.physics.base import Batch
 from ptyframe.physics.farfield import FarFieldPtychography
 from ptyframe.physics.holography import HolographyConfig, HolographyModel
-from ptyframe.physics.multislice import Batch, MultisliceConfig, PtychoModel
+from ptyframe.physics.multislice import MultisliceConfig, PtychoModel
 from ptyframe.registry import BuildContext
 from ptyframe.regularizers import TotalVariation, TvConfig
 from ptyframe.state import ReconstructionState

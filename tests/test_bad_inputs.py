@@ -1,6 +1,6 @@
 """Malformed inputs: each gives one clear error (type and message) and writes nothing.
 
-The table in the README ("What a bad input says") is this list.
+The table "What a bad input says" of the manual (docs/guide/data.md) is this list.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from foreign_h5 import write_foreign
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +20,7 @@ from ptyframe.errors import (
     UnknownComponentError,
 )
 
+from foreign_h5 import write_foreign
 from plain_h5 import write_plain
 from synth import make_dataset
 

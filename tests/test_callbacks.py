@@ -74,7 +74,7 @@ def make_run(errors, tmp_path: Path, factor: float = 2.0, hook=None, **kw) -> Ru
         path="fake.h5",
         conventions={},
     )
-    cfg = SimpleNamespace(seed=0, dtype="complex64")
+    cfg = SimpleNamespace(seed=0, dtype="complex64", deterministic=True)
     run = RunContext(
         cfg=cfg,
         registry=None,

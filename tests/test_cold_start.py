@@ -8,7 +8,8 @@ does: a vacuum object, and a flat disk probe (far field, near field) or the know
 illumination (holography's flat field, multislice and tomography's probe), with the engine's
 defaults (the preconditioned gradient steps of ``ptyframe.engines.autodiff_precondition``).
 The figures asserted and the ones measured before the preconditioner (Adam lr 1e-2 for
-object and probe) are in each docstring; the README's autodiff table repeats them.
+object and probe) are in each docstring; the results page docs/results/autodiff_study.md
+repeats them.
 """
 
 from __future__ import annotations
@@ -75,9 +76,18 @@ def poisson(inten: np.ndarray, seed: int) -> np.ndarray:
 
 
 def measurements(inten: np.ndarray, geom: ScanGeometry, angle: int = 0) -> Measurements:
-    """Wrap FFT-order (far field) or real-space intensities ``[B, M, M]`` as measurements."""
+    """Wrap FFT-order (far field) intensities ``[B, M, M]`` as measurements."""
     amps = torch.from_numpy(np.sqrt(inten)).float()
     return Measurements(amps, None, np.arange(inten.shape[0]), geom, angle=angle)
+
+
+def image_measurements(inten: np.ndarray, geom: ScanGeometry) -> Measurements:
+    """Wrap real-space images ``[B, M, M]`` (holograms as recorded) as measurements.
+
+    ``Measurements.from_dataset`` passes every stored frame through ``from_centred``; the
+    near-field models predict in that order, so the images are rolled the same way here.
+    """
+    return measurements(np.fft.ifftshift(inten, axes=(-2, -1)), geom)
 
 
 # ---------------------------------------------------------------------- scoring
@@ -189,7 +199,7 @@ def nearfield_case(m: int = 48, n: int = 4, sim_buffer_px: int = 48, seed: int =
 
 def nearfield_prediction_error(buffer_px: int) -> float:
     """Return the amplitude error of the model (true object and probe) against the big sim."""
-    from ptyframe.physics.multislice import Batch
+    from ptyframe.physics.base import Batch
 
     inten, obj, probe, geom, b = nearfield_case()
     m = geom.window[0]
@@ -203,6 +213,7 @@ def nearfield_prediction_error(buffer_px: int) -> float:
         "free_prop_m": torch.tensor(geom.free_prop_m, dtype=torch.float64),
     }
     pred = model.predict(v, Batch(0, torch.arange(inten.shape[0]))).numpy()
+    pred = np.fft.fftshift(pred, axes=(-2, -1))  # detector order back to the recorded image
     return float(np.linalg.norm(np.sqrt(pred) - np.sqrt(inten)) / np.linalg.norm(np.sqrt(inten)))
 
 
@@ -216,7 +227,7 @@ def test_nearfield_buffer_zone_removes_the_wrap_around() -> None:
 def nearfield_figures(buffer_px: int, cfg: AutodiffConfig, epochs: int) -> tuple[float, float]:
     """Return (data error, phase correlation with the truth) from a flat probe, vacuum object."""
     inten, obj, _, geom, b = nearfield_case()
-    meas = measurements(inten, geom)
+    meas = image_measurements(inten, geom)
     m = geom.window[0]
     ny, nx = geom.object_shape
     flat = torch.full((1, m, m), math.sqrt(float(inten.mean())), dtype=torch.complex64)
@@ -320,16 +331,14 @@ def holography_figures(cfg: AutodiffConfig, epochs: int) -> tuple[float, float, 
     pos = np.zeros((3, 2))
     geom = ScanGeometry(pos, (m, m), (m, m), 10000.0, dx, dists)
     model = HolographyModel(HolographyConfig())
-    ds = SimpleNamespace(
-        geometry=geom, n_angles=1, intensities=lambda a: np.fft.fftshift(inten, axes=(-2, -1))
-    )
+    ds = SimpleNamespace(geometry=geom, n_angles=1, intensities=lambda a: inten)
     state = ReconstructionState(
         torch.ones(1, m, m, dtype=torch.complex64),
         torch.ones(1, m, m, dtype=torch.complex64),
         torch.from_numpy(pos.copy()),
     )
     state = model.init_state(state, ds)  # the flat field from the mean intensity
-    err = run(AutodiffEngine(cfg, physics=model), measurements(inten, geom), state, epochs)
+    err = run(AutodiffEngine(cfg, physics=model), image_measurements(inten, geom), state, epochs)
     o = state.object[0].numpy()
     return err, corr(-np.angle(o), f), corr(-np.log(np.abs(o)), f)
 
@@ -507,9 +516,7 @@ def tiled_holography_figures(buffer_px: int, epochs: int = 60) -> tuple[float, f
     pos = np.concatenate([corners] * len(dists))
     geom = ScanGeometry(pos, (t, t), (n, n), 10000.0, dx, dists)
     model = HolographyModel(HolographyConfig(buffer_px=buffer_px))
-    ds = SimpleNamespace(
-        geometry=geom, n_angles=1, intensities=lambda a: np.fft.fftshift(inten, axes=(-2, -1))
-    )
+    ds = SimpleNamespace(geometry=geom, n_angles=1, intensities=lambda a: inten)
     state = ReconstructionState(
         torch.ones(1, n, n, dtype=torch.complex64),
         torch.ones(1, t, t, dtype=torch.complex64),
@@ -517,7 +524,7 @@ def tiled_holography_figures(buffer_px: int, epochs: int = 60) -> tuple[float, f
     )
     state = model.init_state(state, ds)
     cfg = AutodiffConfig(minibatch=9)
-    err = run(AutodiffEngine(cfg, physics=model), measurements(inten, geom), state, epochs)
+    err = run(AutodiffEngine(cfg, physics=model), image_measurements(inten, geom), state, epochs)
     truth = f[margin:-margin, margin:-margin]
     return err, corr(-np.angle(state.object[0].numpy()), truth)
 

@@ -7,7 +7,6 @@ here from an engine run without it; ``rho = 0`` must be that engine bit for bit.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -149,7 +148,7 @@ def test_pine_is_the_pie_config_plus_a_prior():
     cfg = reg.config("engine", {"name": "pine", "alpha": 0.5, "rho": 0.3, "inner": "rpie"})
     assert isinstance(cfg, PineConfig) and cfg.pie_rule == "rpie"
     eng = compose.build_engine(SimpleNamespace(engine=cfg, denoiser="halve"), reg)
-    assert type(eng) is PieEngine and eng.rule == "rpie" and eng.config.alpha == 0.5
+    assert type(eng) is PieEngine and eng.rule(True).rpie and eng.config.alpha == 0.5
     assert eng.prior.config.rho == 0.3 and not eng.prefers_single_thread
     plain = compose.build_engine(SimpleNamespace(engine="epie"), reg)
     assert plain.prior is None and plain.prefers_single_thread
@@ -257,10 +256,10 @@ def test_add_takes_the_name_from_the_config_class():
     reg = Registry()
     comp = reg.add_engine(ToyEngineConfig, PieEngine)
     assert comp.name == "toy_epie" and reg.get("engine", "toy_epie") is comp
-    assert comp.wants == ("prior",)
+    assert comp.wants == ("prior", "context")
     assert comp.doc.startswith("A third-party engine config")
     eng = reg.build("engine", ToyEngineConfig(epochs=2))
-    assert isinstance(eng, PieEngine) and eng.rule == "epie" and eng.prior is None
+    assert isinstance(eng, PieEngine) and not eng.rule(True).rpie and eng.prior is None
 
 
 def test_a_config_class_without_a_name_default_is_refused():
@@ -274,15 +273,13 @@ def test_a_config_class_without_a_name_default_is_refused():
         Registry().add_metric(object, PieEngine)
 
 
-def test_the_old_spelling_still_registers_with_a_warning():
+def test_the_old_spelling_is_refused_with_the_new_one_named():
+    """``add(kind, name, factory, config_cls)`` (never released) is one clear error."""
     reg = Registry()
-    with pytest.warns(DeprecationWarning, match="add_engine"):
-        comp = reg.add("engine", "toy_epie", PieEngine, ToyEngineConfig)
-    assert comp.name == "toy_epie"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        with pytest.raises(ConfigError, match="needs a field"):
-            reg.add("engine", "other_name", PieEngine, EpieConfig)
+    with pytest.raises(ConfigError, match=r"not a name; use registry\.add_engine"):
+        reg.add("engine", "toy_epie", PieEngine)  # type: ignore[arg-type]
+    assert reg.names("engine") == []
+    assert reg.add_engine(ToyEngineConfig, PieEngine).name == "toy_epie"
 
 
 def test_factories_get_the_collaborators_their_parameters_name():
@@ -294,11 +291,6 @@ def test_factories_get_the_collaborators_their_parameters_name():
     ) == (ctx, 5)
     with pytest.raises(ConfigError, match="needs `physics`"):
         call_factory(lambda c, prior, physics: None, 1, ctx, prior=2)
-
-
-def test_pie_engine_refuses_the_old_rule_argument():
-    with pytest.raises(TypeError, match="rule now comes from the config"):
-        PieEngine(EpieConfig(), "epie")
 
 
 def test_an_engine_with_rho_but_no_prior_is_refused():
@@ -317,7 +309,7 @@ def test_the_context_holds_no_run_config_and_a_distribution_asks_for_it():
         name: str = "asking"
 
     class Asking(SingleProcess):
-        def __init__(self, config: AskingConfig, run=None) -> None:  # noqa: ANN001
+        def __init__(self, config: AskingConfig, run=None) -> None:
             super().__init__(config)
             self.run = run
 

@@ -173,15 +173,10 @@ def test_state_dict_round_trip() -> None:
 
 def _case(seed: int = 1) -> tuple:
     """A noiseless 9 x 9 raster (64 px windows, 8 px steps) and its true positions."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "peers"))
-    from cases import StepRaster
-
+    raster = {"name": "raster", "n_y": 9, "n_x": 9, "step_px": 8, "jitter_px": 2.0}
     sim = simulate_dataset(
         phantom=PARTICLES,
-        scan=StepRaster(9, 8, 2.0),
+        scan={**raster, "integer_positions": True},
         window_px=64,
         noise="none",
         object_margin_px=6,

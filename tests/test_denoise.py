@@ -140,7 +140,7 @@ def shipped() -> DnCNN:
     return load_denoiser(None, "cpu")
 
 
-def _jacobian_norm(f, x: torch.Tensor, n_iter: int = 60) -> float:  # noqa: ANN001
+def _jacobian_norm(f, x: torch.Tensor, n_iter: int = 60) -> float:
     """Return ||J_f(x)|| by power iteration on J^T J with jvp / vjp (autograd)."""
     g = torch.Generator().manual_seed(0)
     v = torch.randn(x.shape, generator=g)
@@ -290,7 +290,7 @@ def test_complex_denoiser_rejects_bad_settings() -> None:
 
 
 # --------------------------------------------------------------------------- weights files
-def test_save_load_round_trip(tmp_path) -> None:  # noqa: ANN001
+def test_save_load_round_trip(tmp_path) -> None:
     model = _small_model(3)
     path = save_weights(model, tmp_path / "w.pt", note="test")
     loaded = load_denoiser(str(path))
@@ -314,7 +314,7 @@ def test_lightning_style_checkpoint_is_exactly_normalised() -> None:
     assert lipschitz_bound(model) <= 1.0 + 1e-5
 
 
-def test_bad_checkpoints_raise_clear_errors(tmp_path) -> None:  # noqa: ANN001
+def test_bad_checkpoints_raise_clear_errors(tmp_path) -> None:
     with pytest.raises(DataValidationError, match="does not exist"):
         load_denoiser(str(tmp_path / "nope.pt"))
     junk = tmp_path / "junk.pt"

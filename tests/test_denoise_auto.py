@@ -169,7 +169,9 @@ def _measurements(counts_per_pixel: float, n: int = 4, window: int = 8):
     amps = torch.full((n, window, window), math.sqrt(counts_per_pixel), dtype=torch.float32)
     pos = np.array([[0, 0], [0, 4], [4, 0], [4, 4]], dtype=np.float64)[:n]
     geom = SimpleNamespace(positions_px=pos, window=(window, window), object_shape=(20, 20))
-    return SimpleNamespace(amplitudes=amps, geometry=geom)
+    from ptyframe.data.measurements import Measurements
+
+    return Measurements(amps, None, np.arange(n), geom)  # type: ignore[arg-type]
 
 
 def test_dose_is_total_counts_over_the_covered_object_pixels() -> None:

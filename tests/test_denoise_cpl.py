@@ -131,7 +131,7 @@ def test_frozen_constant_parts_pass_through_and_flat_objects_defer() -> None:
 
 
 # --------------------------------------------------------------------------- files
-def test_cpl_weights_round_trip_and_lightning_checkpoint(tmp_path) -> None:  # noqa: ANN001
+def test_cpl_weights_round_trip_and_lightning_checkpoint(tmp_path) -> None:
     torch.manual_seed(4)
     arch = CplArch(depth=2, state_channels=2, hidden_channels=4, kernel_size=3)
     train = CplDenoiser(arch, realsn=True)

@@ -16,16 +16,15 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from virtual_cuda import DeviceMismatch, VirtualCuda
 
 import ptyframe.runner
 from ptyframe.callbacks.base import Callback
 from ptyframe.io.checkpoint import load_checkpoint
 
+from registered import PTYCHO_ENGINES as ENGINES
 from signalled import StopAfter
 from synth import make_dataset
-
-ENGINES = ["epie", "rpie", "mpie", "minibatch_pie", "lsqml", "pine", "raar", "autodiff"]
+from virtual_cuda import DeviceMismatch, VirtualCuda
 
 
 def test_the_virtual_device_enforces_cudas_rules() -> None:
@@ -53,7 +52,7 @@ def test_the_virtual_device_enforces_cudas_rules() -> None:
             net(torch.ones(1, 1, 5, 5))
 
 
-def _cfg(name: str, out, device: str, images: bool = False, **extra) -> dict:  # noqa: ANN001
+def _cfg(name: str, out, device: str, images: bool = False, **extra) -> dict:
     return {
         "engine": {"name": name, "epochs": 2},
         "device": device,
@@ -156,7 +155,7 @@ class _Spy(Callback):
         self.vc = vc
         self.seen: tuple[bool, bool] | None = None
 
-    def on_prepared(self, run) -> None:  # noqa: ANN001
+    def on_prepared(self, run) -> None:
         self.seen = (
             self.vc.on_device(run.measurements[0].amplitudes),
             self.vc.on_device(run.state.object),

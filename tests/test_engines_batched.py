@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -19,6 +21,7 @@ from ptyframe.engines.minibatch import (
 from ptyframe.engines.minibatch_pie import MinibatchPieConfig, MinibatchPieEngine
 from ptyframe.engines.mpie import MpieConfig, MpieEngine
 from ptyframe.engines.pie import EpieConfig, PieEngine
+from ptyframe.engines.scan import ScanWindows
 from ptyframe.errors import ConfigError
 from ptyframe.initial import InitConfig, initial_state
 from ptyframe.physics.patches import extract_patches, scatter_add_patches
@@ -64,8 +67,7 @@ def test_mpie_epoch_matches_hand_written_rpie_steps_and_momentum(fused):
     cfg = MpieConfig(  # PtyLab's values of alpha, beta and feedback, as written above
         epochs=1, momentum_every=3, center_probe=False, seed=5, alpha=0.1, beta=0.1, feedback=0.3
     )
-    eng = MpieEngine(cfg)
-    eng.fused = fused
+    eng = MpieEngine(replace(cfg, backend="numba" if fused else "torch"))
     eng.prepare(meas, state)
     eng.step(0)
     assert torch.allclose(state.object[0], obj, atol=1e-10)
@@ -293,11 +295,11 @@ def test_epoch_momentum_extrapolates_the_epoch_change():
 def test_batched_waves_shift_back_sum_is_the_adjoint_sum_and_box_holds_the_windows():
     ds, meas, state = _tiny(jitter=0.7)
     pos = torch.as_tensor(ds.geometry.positions_px)
-    waves = BatchedWaves(pos, (16, 16), state.object.shape[-2:])
+    waves = BatchedWaves(ScanWindows(pos, (16, 16), state.object.shape[-2:]))
     idx = torch.tensor([0, 2, 5, 7])
     g = torch.Generator().manual_seed(3)
     x = torch.randn(4, 2, 16, 16, generator=g, dtype=torch.complex128)
-    want = shift_each(x, -waves.frac[idx]).sum(0)  # sum_b T_-f_b x_b, one item at a time
+    want = shift_each(x, -waves.scan.frac[idx]).sum(0)  # sum_b T_-f_b x_b, one item at a time
     assert torch.allclose(waves.shift_back_sum(x, idx), want, atol=1e-12)
     # <T_f P, x> = <P, T_-f x>: shift_back_sum is the adjoint of probes, summed
     probe = torch.randn(2, 16, 16, generator=g, dtype=torch.complex128)
@@ -305,7 +307,7 @@ def test_batched_waves_shift_back_sum_is_the_adjoint_sum_and_box_holds_the_windo
     rhs = (probe.conj() * waves.shift_back_sum(x, idx)).sum()
     assert torch.allclose(lhs, rhs, atol=1e-10)
     y0, y1, x0, x1 = waves.box(idx)
-    c = waves.corners[idx]
+    c = waves.scan.corners[idx]
     assert (y0, x0) == tuple(c.min(0).values.tolist())
     assert (y1 - 16, x1 - 16) == tuple(c.max(0).values.tolist())
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from ptyframe import cli
+from ptyframe.engines.backend import fftw_available
 from ptyframe.progress import Progress
 
 from plain_h5 import write_plain
@@ -75,6 +76,33 @@ def test_every_config_mistake_is_one_line_and_exit_2(override, says, data, tmp_p
     assert len(err) == 1 and err[0].startswith("ptyframe: error:"), err
     assert says in err[0]
     assert not any(tmp_path.iterdir()), "a failed run left files behind"
+
+
+#: ``ptyframe halfset`` takes ``reconstruct``'s overrides: the same mistakes, the same line
+HALFSET_MISTAKES = [
+    ("engine.alpah=0.3", "did you mean alpha?"),
+    ("+engine.alpah=0.3", "did you mean alpha?"),
+    ("engine=epei", "did you mean epie?"),
+    ("+experiment=lowdos", "did you mean lowdose?"),
+    ("engine.alpha=abc", "engine.alpha"),
+    ("engine.alpha=-1", "out of range"),
+    ("engine=epie physics=multislice", "physics"),
+]
+
+
+@pytest.mark.parametrize(("override", "says"), HALFSET_MISTAKES)
+def test_halfset_checks_its_overrides_like_reconstruct(override, says, data, tmp_path, capsys):
+    """Would catch: halfset handing a typo to Hydra (a traceback, exit 1) or dropping a
+    ``+`` key silently (``+engine.alpah`` ran with the default alpha), or writing its
+    output directory before the check."""
+    os.chdir(tmp_path)
+    argv = ["halfset", f"data.path={data}", "engine.epochs=1", *override.split()]
+    rc = cli.main([*argv, "--out", str(tmp_path / "hs")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("ptyframe: error:"), err
+    assert says in err[0]
+    assert not any(tmp_path.iterdir()), "a failed halfset left files behind"
 
 
 def test_a_sweep_with_a_wrong_option_fails_before_any_job(data, tmp_path, capsys):
@@ -139,6 +167,9 @@ def _cmd(data, *extra):
 
 @pytest.mark.parametrize("spelling", ["output.dir", "hydra.run.dir"])
 def test_ctrl_c_then_resume_by_either_spelling_is_bit_identical(spelling, data, tmp_path):
+    """Would catch: a resume that differs in the last bits from the uninterrupted run (FFT
+    plans chosen by timing in each process, an RNG state not restored), or a fingerprint
+    that depends on how the directory was named."""
     ref = subprocess.run(
         _cmd(data, "output.dir=ref", "progress=false"),
         cwd=tmp_path,
@@ -169,6 +200,12 @@ def test_ctrl_c_then_resume_by_either_spelling_is_bit_identical(spelling, data, 
     assert "resuming from" in res.stdout + res.stderr
     with h5py.File(run / "recon.h5") as a, h5py.File(tmp_path / "ref" / "recon.h5") as b:
         assert a.attrs["status"] == "finished"
+        # FFTW's plans where pyFFTW is installed (test_determinism.py), else torch.fft
+        assert (
+            a.attrs["engine_fft"]
+            == b.attrs["engine_fft"]
+            == ("fftw" if fftw_available() else "torch")
+        )
         assert np.array_equal(a["object"][()], b["object"][()])
         assert np.array_equal(a["probe"][()], b["probe"][()])
         assert np.array_equal(a["history/data_error"][()], b["history/data_error"][()])

@@ -13,11 +13,13 @@ import ptyframe
 from ptyframe.data.geometry import ScanGeometry
 from ptyframe.data.measurements import Measurements
 from ptyframe.engines.autodiff import AutodiffConfig, AutodiffEngine, OptimizerGroups, RefineFlags
+from ptyframe.errors import ConfigError
 from ptyframe.optimizers import AdamConfig
+from ptyframe.physics.base import Batch, ForwardModel
 from ptyframe.physics.farfield import FarFieldPtychography
 from ptyframe.physics.fullfield import FullFieldConfig, FullFieldModel
 from ptyframe.physics.holography import HolographyConfig, HolographyModel
-from ptyframe.physics.multislice import Batch, MultisliceConfig, PtychoModel
+from ptyframe.physics.multislice import MultisliceConfig, PtychoModel, as_model
 from ptyframe.physics.nearfield import NearFieldConfig
 from ptyframe.physics.objects import refractive_transmission
 from ptyframe.physics.refinement import rotate_volume, rotation_matrix
@@ -228,7 +230,7 @@ def test_near_field_at_zero_distance_is_the_exit_intensity() -> None:
         "free_prop_m": torch.tensor([0.0], dtype=torch.float64),
     }
     exit_wave = FarFieldPtychography().exit_waves(state.object, state.probe, state.positions_px)
-    expected = exit_wave.abs().square().sum(1)
+    expected = torch.fft.ifftshift(exit_wave.abs().square().sum(1), dim=(-2, -1))  # detector order
     assert torch.allclose(model.predict(v, Batch(0, torch.arange(3))), expected, rtol=1e-9)
 
 
@@ -294,16 +296,21 @@ def test_fullfield_starts_from_the_autocorrelation_support() -> None:
 
 
 def test_registry_builds_every_forward_model() -> None:
+    """Every registered forward model is a ``ForwardModel`` (what engine=autodiff takes)."""
     reg = ptyframe.registry()
-    for name in (
-        "farfield",
-        "multislice",
-        "nearfield",
-        "multidistance_holography",
-        "fullfield_cdi",
-        "multislice_tomography",
-    ):
-        assert reg.build("forward_model", name) is not None
+    names = reg.names("forward_model")
+    assert {"farfield", "multislice", "nearfield", "multidistance_holography"} <= set(names)
+    assert {"fullfield_cdi", "multislice_tomography"} <= set(names)
+    for name in names:
+        model = reg.build("forward_model", name)
+        assert isinstance(model, ForwardModel), name
+        assert as_model(model) is model
+
+
+def test_as_model_refuses_what_is_not_a_forward_model() -> None:
+    """Something without the ``ForwardModel`` contract is one error naming the choices."""
+    with pytest.raises(ConfigError, match="is not a ptyframe.physics.base.ForwardModel"):
+        as_model(object())  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------- reconstructions

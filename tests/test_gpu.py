@@ -23,6 +23,7 @@ import torch
 import ptyframe.runner
 from ptyframe.io.checkpoint import load_checkpoint
 
+from registered import PTYCHO_ENGINES as ENGINES
 from signalled import StopAfter
 from synth import make_dataset
 
@@ -31,8 +32,6 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
 ]
 
-ENGINES = ["epie", "rpie", "mpie", "minibatch_pie", "lsqml", "pine", "raar", "autodiff"]
-
 
 @pytest.fixture(scope="module")
 def subpixel():
@@ -40,7 +39,7 @@ def subpixel():
     return make_dataset(m=32, n=7, step=6.0, jitter=0.4)
 
 
-def _cfg(name: str, out, device: str, dtype: str = "complex128", **extra) -> dict:  # noqa: ANN001
+def _cfg(name: str, out, device: str, dtype: str = "complex128", **extra) -> dict:
     return {
         "engine": {"name": name, "epochs": 3},
         "device": device,
@@ -57,7 +56,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
 
 
-def _both(name: str, data, tmp_path, dtype: str, **extra):  # noqa: ANN001, ANN202
+def _both(name: str, data, tmp_path, dtype: str, **extra):
     cpu = ptyframe.runner.run(_cfg(name, tmp_path / "cpu", "cpu", dtype, **extra), dataset=data)
     gpu = ptyframe.runner.run(_cfg(name, tmp_path / "gpu", "cuda", dtype, **extra), dataset=data)
     torch.cuda.synchronize()

@@ -15,13 +15,14 @@ from types import SimpleNamespace
 from unittest import mock
 
 import torch
+
 from virtual_cuda import VirtualCuda
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_speed.py"
 ARGS = ["--small", "--cases", "64x32", "--budget-s", "0.2", "--max-epochs", "3"]
 
 
-def _bench():  # noqa: ANN202
+def _bench():
     spec = importlib.util.spec_from_file_location("gpu_speed", SCRIPT)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)

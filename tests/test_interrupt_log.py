@@ -21,9 +21,12 @@ import pytest
 from ptyframe.callbacks.base import Callback
 from ptyframe.callbacks.signals import (
     INTERRUPTION_ATTR,
+    AgreedStop,
     Interruption,
+    Signalled,
     SignalsCallback,
     StopRequest,
+    exit_code,
     interruption_of,
 )
 from ptyframe.cli import interrupted_message
@@ -87,6 +90,26 @@ def test_a_signal_outside_logging_stops_at_once_and_an_ignored_sigint_stays_igno
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_the_exit_code_is_128_plus_the_signal_that_stopped_the_run(tmp_path) -> None:
+    """Would catch: SIGTERM reported as 130 (Ctrl-C's code), or the code lost on the way from
+    the handler through the saved ``Interruption`` to the console script."""
+    assert exit_code(KeyboardInterrupt()) == 130  # Python's own Ctrl-C: no handler of ours
+    assert exit_code(Signalled(signal.SIGINT)) == 130
+    assert exit_code(Signalled(signal.SIGTERM)) == 143
+    assert exit_code(AgreedStop(signal.SIGTERM, "stop requested")) == 143
+    exc = KeyboardInterrupt()
+    info = Interruption(7, 40, tmp_path, True, True, signum=int(signal.SIGTERM))
+    setattr(exc, INTERRUPTION_ATTR, info)
+    assert exit_code(exc) == 143
+    try:  # a second Ctrl-C while the SIGTERM's state is saved: the first signal's code
+        try:
+            raise Signalled(signal.SIGTERM)
+        except Signalled:
+            raise Signalled(signal.SIGINT) from None
+    except Signalled as second:
+        assert exit_code(second) == 143
 
 
 def test_the_message_names_what_was_saved_and_how_to_go_on(tmp_path) -> None:
@@ -171,7 +194,7 @@ def test_an_interrupted_run_is_recorded_in_cli_log_and_its_resume_command_works(
     """
     out = tmp_path / "run"
     res = run_and_signal(_cmd(data, out, "progress_every_s=0"), sig, at_epoch=2)
-    assert res.returncode == 130, res.output
+    assert res.returncode == 128 + sig, res.output  # 130 for Ctrl-C, 143 for SIGTERM
     with h5py.File(out / "recon.h5") as f:
         assert f.attrs["status"] == "interrupted"
         done = int(f.attrs["epochs_done"])

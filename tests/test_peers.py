@@ -4,20 +4,18 @@ per peer (slow; skipped with a message when the peer's venv is absent: `make pee
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from ptyframe.simulation.simulate import simulate_dataset
+
+from _lib.cases import StepRaster
+from _lib.score import Row, Truth, score
+
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT / "benchmarks" / "peers"
-sys.path.insert(0, str(PEERS))
-
-from cases import StepRaster  # noqa: E402
-from score import Row, Truth, score  # noqa: E402
-
-from ptyframe.simulation.simulate import simulate_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,10 @@ import torch
 
 from ptyframe.data.measurements import Measurements
 from ptyframe.engines.base import visiting_order
-from ptyframe.engines.pie import EpieConfig, PieEngine, RpieConfig, center_probe
+from ptyframe.engines.pie import EpieConfig, PieEngine, RpieConfig
 from ptyframe.errors import ConfigError
 from ptyframe.initial import InitConfig, initial_state
+from ptyframe.physics.ambiguities import center_probe
 
 from synth import aligned_nrmse, illumination, make_dataset
 

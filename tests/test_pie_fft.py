@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from ptyframe.data.measurements import Measurements
-from ptyframe.engines import pie_fft, pie_kernels
+from ptyframe.engines import kernels, pie_fft
+from ptyframe.engines.backend import fftw_available, numba_available
 from ptyframe.engines.pie import EpieConfig, PieEngine, RpieConfig
 from ptyframe.initial import InitConfig, initial_state
 
 from synth import make_dataset
 
-BACKENDS = ["torch"] + (["fftw"] if pie_fft.fftw_available() else [])
-needs_numba = pytest.mark.skipif(not pie_kernels.available(), reason="numba not installed")
+BACKENDS = ["torch"] + (["fftw"] if fftw_available() else [])
+needs_numba = pytest.mark.skipif(not numba_available(), reason="numba not installed")
 
 
 @pytest.fixture
-def fft_backend(request, monkeypatch):
-    monkeypatch.setattr(pie_fft, "USE_FFTW", request.param == "fftw")
-    assert pie_fft.backend() == request.param
+def fft_backend(request):
     return request.param
 
 
@@ -28,7 +29,7 @@ def fft_backend(request, monkeypatch):
 @pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
 def test_window_transforms_are_the_unscaled_dfts(fft_backend, dtype):
     g = torch.Generator().manual_seed(3)
-    w = pie_fft.WindowFFT((2, 12, 10), dtype, subpixel=True)
+    w = pie_fft.WindowFFT((2, 12, 10), dtype, subpixel=True, kind=fft_backend)
     assert w.kind == fft_backend
     tol = 1e-4 if dtype == torch.complex64 else 1e-10
     x = torch.randn(2, 12, 10, generator=g, dtype=dtype)
@@ -46,11 +47,13 @@ def test_window_transforms_are_the_unscaled_dfts(fft_backend, dtype):
     assert torch.allclose(w.spec_t, torch.fft.fft2(x), atol=tol * n)
 
 
-def _sweeps(ds, meas, cfg, fused, modes=1, dtype="complex64"):
+def _sweeps(ds, meas, cfg, fused, modes=1, dtype="complex64", fft="auto"):
     st = initial_state(InitConfig(probe_modes=modes), ds, meas, dtype=dtype)
-    eng = PieEngine(cfg)
-    eng.fused = fused
+    eng = PieEngine(
+        replace(cfg, backend="numba" if fused else "torch", fft=fft if fused else "auto")
+    )
     eng.prepare(meas, st, seed=0)
+    assert eng.backend.fused == fused and (not fused or eng.backend.fft == fft)
     errs = [r.data_error for r in eng.iterate()]
     return st, errs
 
@@ -63,7 +66,7 @@ def test_fused_sweep_on_each_backend_equals_the_torch_path(fft_backend, rule, ji
     ds = make_dataset(m=16, n=4, step=5.0, jitter=jitter)
     meas = Measurements.from_dataset(ds)
     cfg = EpieConfig(epochs=3) if rule == "epie" else RpieConfig(epochs=3)
-    fused, errs_f = _sweeps(ds, meas, cfg, True)
+    fused, errs_f = _sweeps(ds, meas, cfg, True, fft=fft_backend)
     ref, errs_t = _sweeps(ds, meas, cfg, False)
     assert torch.allclose(fused.object, ref.object, atol=2e-4)
     scale = float(ref.probe.abs().max())
@@ -80,7 +83,7 @@ def test_float32_fused_sweep_agrees_with_the_float64_reference(fft_backend, jitt
     meas32 = Measurements.from_dataset(ds)
     meas64 = Measurements.from_dataset(ds, dtype=torch.float64)
     cfg = EpieConfig(epochs=10, alpha=0.7, beta=0.5)
-    fused, errs_f = _sweeps(ds, meas32, cfg, True)
+    fused, errs_f = _sweeps(ds, meas32, cfg, True, fft=fft_backend)
     ref, errs_r = _sweeps(ds, meas64, cfg, False, dtype="complex128")
     # the sweep moved the object by O(0.1-1): a wrong scale factor would differ by as much
     assert float((ref.object - initial_state(InitConfig(), ds, meas64).object).abs().max()) > 0.1
@@ -91,8 +94,8 @@ def test_float32_fused_sweep_agrees_with_the_float64_reference(fft_backend, jitt
 
 
 @needs_numba
-@pytest.mark.skipif(not pie_fft.fftw_available(), reason="pyfftw not installed")
-def test_two_modes_and_masked_pixels_agree_between_backends(monkeypatch):
+@pytest.mark.skipif(not fftw_available(), reason="pyfftw not installed")
+def test_two_modes_and_masked_pixels_agree_between_backends():
     ds = make_dataset(m=16, n=4, step=5.0, jitter=0.8, modes=2)
     meas = Measurements.from_dataset(ds)
     valid = torch.ones_like(meas.amplitudes, dtype=torch.bool)
@@ -100,9 +103,8 @@ def test_two_modes_and_masked_pixels_agree_between_backends(monkeypatch):
     meas = Measurements(meas.amplitudes, valid, meas.indices, meas.geometry)
     cfg = RpieConfig(epochs=3)
     runs = []
-    for use in (True, False):
-        monkeypatch.setattr(pie_fft, "USE_FFTW", use)
-        runs.append(_sweeps(ds, meas, cfg, True, modes=2))
+    for fft in ("fftw", "torch"):
+        runs.append(_sweeps(ds, meas, cfg, True, modes=2, fft=fft))
     (a, ea), (b, eb) = runs
     assert torch.allclose(a.object, b.object, atol=2e-4)
     assert torch.allclose(a.probe, b.probe, atol=2e-4 * float(b.probe.abs().max()))
@@ -112,7 +114,7 @@ def test_two_modes_and_masked_pixels_agree_between_backends(monkeypatch):
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
 def test_exit_wave_maxima_are_the_float_maxima_and_propagate_nan(dtype):
-    k = pie_kernels.kernels()
+    k = kernels.kernels()
     rng = np.random.default_rng(4)
     obj = (rng.standard_normal((9, 11)) + 1j * rng.standard_normal((9, 11))).astype(dtype)
     p = (rng.standard_normal((5, 6)) + 1j * rng.standard_normal((5, 6))).astype(dtype)

@@ -11,7 +11,12 @@ from pathlib import Path
 import h5py
 import pytest
 
-from ptyframe.errors import DuplicateComponentError, PluginError, UnknownComponentError
+from ptyframe.errors import (
+    ConfigError,
+    DuplicateComponentError,
+    PluginError,
+    UnknownComponentError,
+)
 from ptyframe.hookspecs import hookimpl
 from ptyframe.plugins import build_registry, make_plugin_manager
 from ptyframe.registry import KINDS, Registry
@@ -83,12 +88,16 @@ def test_failing_plugin_is_named_and_can_be_disabled(monkeypatch):
 
 
 def test_config_class_must_carry_its_name():
+    """A config class without a ``name`` default, or a name in its place, is refused."""
+
     @dataclass
     class Bad:
-        name: str = "other"
+        epochs: int = 1
 
-    with pytest.raises(Exception, match="needs a field"), pytest.warns(DeprecationWarning):
-        Registry().add("engine", "mine", lambda c, x: None, Bad)  # the old spelling
+    with pytest.raises(ConfigError, match="needs a field"):
+        Registry().add_engine(Bad, lambda c, x: None)
+    with pytest.raises(ConfigError, match=r"takes the config class, not a name.*add_engine"):
+        Registry().add("engine", "mine", lambda c, x: None)  # type: ignore[arg-type]
     assert set(KINDS) >= set(CORE_KINDS)
 
 

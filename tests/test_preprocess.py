@@ -5,12 +5,12 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from foreign_h5 import write_foreign
 
 from ptyframe.data.preprocess import orient, pattern_centre
 from ptyframe.plugins import default_registry
 from ptyframe.registry import BuildContext
 
+from foreign_h5 import write_foreign
 from synth import make_dataset
 
 

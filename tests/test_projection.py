@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from ptyframe.data.measurements import Measurements
-from ptyframe.engines import pie_kernels
+from ptyframe.engines.backend import numba_available
 from ptyframe.engines.base import visiting_order
 from ptyframe.engines.pie import EpieConfig, PieEngine, RpieConfig
 from ptyframe.initial import InitConfig, initial_state
@@ -126,15 +128,16 @@ def test_sub_pixel_epie_epoch_matches_hand_written_shifted_probe_update():
         )
     for fused in (True, False):
         st = state.clone()
-        eng = PieEngine(EpieConfig(epochs=1, alpha=0.7, beta=0.3, center_probe=False, seed=5))
-        eng.fused = fused
+        backend = "numba" if fused else "torch"
+        cfg = EpieConfig(epochs=1, alpha=0.7, beta=0.3, center_probe=False, seed=5, backend=backend)
+        eng = PieEngine(cfg)
         eng.prepare(meas, st)
         eng.step(0)
         assert torch.allclose(st.object[0], obj, atol=1e-10)
         assert torch.allclose(st.probe[0], probe, atol=1e-10)
 
 
-@pytest.mark.skipif(not pie_kernels.available(), reason="numba not installed")
+@pytest.mark.skipif(not numba_available(), reason="numba not installed")
 @pytest.mark.parametrize("rule", ["epie", "rpie"])
 @pytest.mark.parametrize("jitter", [0.0, 0.8])
 @pytest.mark.parametrize("modes", [1, 2])
@@ -149,8 +152,7 @@ def test_fused_kernels_equal_the_torch_path(rule, jitter, modes):
     states, errs = [], []
     for fused in (True, False):
         st = initial_state(InitConfig(probe_modes=modes), ds, meas)
-        eng = PieEngine(cfg)
-        eng.fused = fused
+        eng = PieEngine(replace(cfg, backend="numba" if fused else "torch"))
         eng.prepare(meas, st, seed=0)
         errs.append([r.data_error for r in eng.iterate()])
         states.append(st)

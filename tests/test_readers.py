@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 import pytest
-from foreign_h5 import write_foreign
 
 import ptyframe
 from ptyframe.data.exchange import write_dataset
@@ -21,6 +20,7 @@ from ptyframe.hookspecs import hookimpl
 from ptyframe.plugins import build_registry, default_registry, make_plugin_manager
 from ptyframe.registry import BuildContext
 
+from foreign_h5 import write_foreign
 from synth import make_dataset
 
 KINDS = ("cxi", "nxcxi", "ptylab")

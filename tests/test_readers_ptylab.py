@@ -16,11 +16,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from foreign_h5 import write_foreign
 
 from ptyframe.plugins import default_registry
 from ptyframe.registry import BuildContext
 
+from foreign_h5 import write_foreign
 from synth import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -45,7 +45,7 @@ def reg() -> Registry:
     return r
 
 
-def small(reg: Registry, **kw):  # noqa: ANN201
+def small(reg: Registry, **kw):
     """Simulate a small 32 px, 4x4 case (overrides in kw)."""
     args = dict(window_px=32, scan={"n_y": 4, "n_x": 4}, registry=reg)
     args.update(kw)
@@ -67,9 +67,9 @@ def test_components_registered_and_hydra_compatible(reg: Registry) -> None:
     from omegaconf import OmegaConf
 
     assert reg.names("phantom") == ["natural", "particles", "siemens_star"]
-    assert reg.names("probe") == ["disk", "focused", "gaussian"]
+    assert reg.names("probe") == ["disk", "focused", "gaussian", "kb", "zone_plate"]
     assert reg.names("scan") == ["fermat", "raster"]
-    assert reg.names("simulation") == ["ptycho2d"]
+    assert reg.names("simulation") == ["conebeam", "multislice", "ptycho2d"]
     assert reg.names("dataset") == ["simulated"]  # data=simulated lives with the simulation
     for comp in reg:
         OmegaConf.structured(comp.config_cls)  # Hydra-compatible field types
@@ -105,7 +105,7 @@ def test_components_registered_and_hydra_compatible(reg: Registry) -> None:
         lambda: NaturalConfig(amplitude_min=0.9, amplitude_max=0.5),
     ],
 )
-def test_bad_configs_raise(make) -> None:  # noqa: ANN001
+def test_bad_configs_raise(make) -> None:
     with pytest.raises(ConfigError):
         make()
 
@@ -357,7 +357,7 @@ def test_object_margin(reg: Registry) -> None:
 
 
 # ---------------------------------------------------------------- files
-def test_write_and_reopen(reg: Registry, tmp_path) -> None:  # noqa: ANN001
+def test_write_and_reopen(reg: Registry, tmp_path) -> None:
     import h5py
 
     from ptyframe.data.dataset import PtychoDataset

@@ -90,6 +90,11 @@ def test_optuna_preset_minimises_the_returned_validation_error(tmp_path) -> None
     assert f"{min(values):.4g}" in rep.stdout
     page = (tmp_path / "sweep" / "report" / "report.html").read_text()
     assert "Optuna trials" in page
+    # trials at continuous (alpha, beta) are drawn as a scatter and a history, not a grid
+    report = tmp_path / "sweep" / "report"
+    assert (report / "trials.png").is_file() and (report / "trials_history.png").is_file()
+    assert not list(report.glob("heatmap*.png"))
+    assert "trials_history.png" in page or "data:image/png" in page
 
 
 @pytest.mark.parametrize(

@@ -94,12 +94,12 @@ class VirtualCuda(TorchFunctionMode):
             mock.patch.object(torch.Tensor, "_reduce_ex_internal", self._guarded_reduce()),
         ]
 
-    def _guarded_reduce(self):  # noqa: ANN202
+    def _guarded_reduce(self):
         """``Tensor._reduce_ex_internal`` (pickling, ``torch.save``) refusing device tensors."""
         original = torch.Tensor._reduce_ex_internal
         mode = self
 
-        def reduce(t: torch.Tensor, proto: int):  # noqa: ANN202
+        def reduce(t: torch.Tensor, proto: int):
             if mode.on_device(t):
                 raise TypeError(
                     "a cuda:0 tensor is being pickled (torch.save): the file would need a "
@@ -144,7 +144,7 @@ class VirtualCuda(TorchFunctionMode):
         return out
 
     # ------------------------------------------------------------------ dispatch
-    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None):  # noqa: ANN204
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None):
         kwargs = dict(kwargs or {})
         owner = getattr(func, "__self__", None)
         if owner is torch.Tensor.device:

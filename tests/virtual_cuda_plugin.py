@@ -12,6 +12,7 @@ import os
 
 import pytest
 import torch
+
 from virtual_cuda import VirtualCuda
 
 torch.cuda.is_available = lambda: True  # before test_gpu's skipif is evaluated

@@ -24,7 +24,11 @@ RESULTS_DIR = ROOT / "docs" / "results"
 
 
 def commit() -> str:
-    """Return the short commit hash of the tree, with ``+dirty`` when it has changes."""
+    """Return the short commit hash of the tree, with ``+dirty`` when it has changes.
+
+    Changes to the results pages themselves (``docs/results/``) do not count: a run of
+    several benchmarks rewrites them one after another, and they change no measured code.
+    """
     try:
         head = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
@@ -33,7 +37,17 @@ def commit() -> str:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "-C",
+                str(ROOT),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)docs/results",
+            ],  # fmt: skip
             capture_output=True,
             text=True,
             check=True,
@@ -70,7 +84,7 @@ def gpu_name() -> str | None:
 
         if torch.cuda.is_available():
             return str(torch.cuda.get_device_name(0))
-    except Exception:  # noqa: BLE001 - a stamp must never fail the benchmark
+    except Exception:  # a stamp must never fail the benchmark
         return None
     return None
 

@@ -5,7 +5,7 @@
         [--tools ptyframe PtyLab pty-chi] [--sweeps N] [--sweeps-for lowdose=300]
         [--threads 1] [--check-sweeps 10] [--out benchmarks/results/peers]
 
-For every case (``cases.py``) the driver simulates one data-exchange file, then runs, on that
+For every case (``_lib/cases.py``) the driver simulates one data-exchange file, then runs, on that
 file and with the same thread count (``OMP_NUM_THREADS`` and each tool's own setting):
 
 1. one truth-probe mapping check per tool: ePIE from the true probe (probe held fixed) and
@@ -18,7 +18,7 @@ file and with the same thread count (``OMP_NUM_THREADS`` and each tool's own set
 
 Each tool runs as a subprocess in its own venv (``run_ptylab.py``, ``run_ptychi.py``; ptyframe
 through ``ptyframe reconstruct``) and returns the object on ptyframe's frame; all are scored
-by ``score.py`` (ptyframe's metrics). A run that raises, times out, produces NaN, or scores
+by ``_lib/score.py`` (ptyframe's metrics). A run that raises, times out, produces NaN, or scores
 like a constant object is a FAILED row with the reason. Rows are printed as they finish and
 the table is written as ``OUT.csv`` and ``OUT.md``.
 """
@@ -36,11 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for _lib
+from _lib.cases import cases
+from _lib.score import Row, Truth, score
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(HERE))
-from cases import cases  # noqa: E402
-from score import Row, Truth, score  # noqa: E402
 
 VENVS = {"ptyframe": ".venv", "PtyLab": ".venv-ptylab", "pty-chi": ".venv-ptychi"}
 #: in this order (interleaved with ptyframe's epie, rpie, pine, ...): the runs a time-limited
@@ -188,7 +189,7 @@ def plan(
     return runs
 
 
-def one_run(args, case: str, data: Path, truth: Truth, spec, work: Path) -> Row:  # noqa: ANN001
+def one_run(args, case: str, data: Path, truth: Truth, spec, work: Path) -> Row:
     """Run and score one ``(tool, engine, sweeps, truth_probe)``."""
     tool, engine, sweeps, is_check = spec
     row = Row(case, tool, engine, "truth probe" if is_check else "default", sweeps, args.threads)
@@ -212,7 +213,7 @@ def one_run(args, case: str, data: Path, truth: Truth, spec, work: Path) -> Row:
     except RunFailed as exc:
         row.status = str(exc)
         return row
-    except Exception as exc:  # noqa: BLE001 - reading a broken result is a failure too
+    except Exception as exc:  # reading a broken result is a failure too
         row.status = f"FAILED: {type(exc).__name__}: {exc}"
         return row
     row.extra["wall_s"] = time.perf_counter() - t0

@@ -47,14 +47,15 @@ Mapping (checked by the truth-probe run of ``compare.py``, which must align at z
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
 import types
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exchange_io import read_case, set_threads, write_result  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for _lib
+from _lib.exchange_io import read_case, set_threads, write_result
 
 ENGINES = {
     "EPIE": "EPIEOptions",
@@ -67,15 +68,14 @@ PAD_PX = 16
 def install_torchvision_stand_in() -> None:
     """Register ``torchvision.transforms.GaussianBlur`` (raises if called) unless importable."""
     try:
-        import torchvision.transforms  # noqa: F401
-
+        importlib.import_module("torchvision.transforms")
         return
-    except Exception:  # noqa: BLE001 - absent, or the CUDA wheel failing beside CPU torch
+    except Exception:  # absent, or the CUDA wheel failing beside CPU torch
         for key in [k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")]:
             del sys.modules[key]
 
-    class GaussianBlur:  # noqa: D101 - stand-in
-        def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    class GaussianBlur:  # stand-in
+        def __init__(self, *args, **kwargs) -> None:
             raise RuntimeError(
                 "torchvision is not installed beside the CPU torch; this stand-in only lets "
                 "`import ptychi` succeed (GaussianBlur is used by a random-image helper)"
@@ -90,7 +90,7 @@ def install_torchvision_stand_in() -> None:
     sys.modules["torchvision.transforms"] = transforms
 
 
-def disc_probe(m: int):  # noqa: ANN201
+def disc_probe(m: int):
     """Return a flat disc ``[M, M]`` of diameter ``M / 3`` centred at ``M // 2``."""
     import numpy as np
 
@@ -98,7 +98,7 @@ def disc_probe(m: int):  # noqa: ANN201
     return (np.hypot(yy, xx) <= m / 6.0).astype(np.complex64)
 
 
-def build_options(args: argparse.Namespace, case):  # noqa: ANN001, ANN201
+def build_options(args: argparse.Namespace, case):
     """Return the pty-chi options for ``args.engine`` on ``case`` (module docstring)."""
     import numpy as np
     import ptychi.api as api
@@ -235,7 +235,7 @@ def main() -> None:
     set_threads(args.threads)
     if args.self_test:
         install_torchvision_stand_in()
-        import ptychi.api  # noqa: F401
+        importlib.import_module("ptychi.api")
 
         print("ptychi imports with the torchvision stand-in")
         return

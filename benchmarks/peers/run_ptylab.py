@@ -47,14 +47,14 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exchange_io import read_case, set_threads, write_result  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for _lib
+from _lib.exchange_io import read_case, set_threads, write_result
 
 DETECTOR_PITCH_M = 75e-6
 ENGINES = ("ePIE", "mPIE")
 
 
-def write_ptylab_file(case, path: Path) -> tuple:  # noqa: ANN001
+def write_ptylab_file(case, path: Path) -> tuple:
     """Write PtyLab's CPM input file; return the integer scan centre ``(cy, cx)``."""
     import h5py
     import numpy as np
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> None:
     shown = engine.showReconstruction
     ny, nx = case.object_shape
 
-    def stamp(loop, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def stamp(loop, *a, **kw):
         out = shown(loop, *a, **kw)
         seconds.append(time.perf_counter() - starts[-1])
         if args.lockstep:

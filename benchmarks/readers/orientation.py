@@ -19,9 +19,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for _lib
 
-from quality import PITCH_M, simulate  # noqa: E402
+from _lib.reader_case import PITCH_M, simulate
 
 
 def write_cxi(path: Path, frames: np.ndarray, sim) -> None:

@@ -26,8 +26,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for _lib
+from _lib.reader_case import PITCH_M, simulate
+
 ROOT = Path(__file__).resolve().parents[2]
-PITCH_M = 75e-6
 PTYLAB_CHECK = """
 import sys, numpy as np
 from PtyLab import ExperimentalData
@@ -35,19 +37,6 @@ d = ExperimentalData(sys.argv[1], operationMode="CPM")
 dxo = d.wavelength * d.zo / (d.Nd * d.dxd)
 print(f"PtyLab loads it: {d.numFrames} frames of {d.Nd}x{d.Nd}, dxo = {dxo:.6g} m")
 """
-
-
-def simulate(seed: int):
-    from ptyframe.simulation.simulate import simulate_dataset
-
-    return simulate_dataset(
-        phantom="particles",
-        probe="focused",
-        scan={"name": "raster", "n_y": 10, "n_x": 10, "overlap": 0.7, "jitter_px": 1.0},
-        window_px=64,
-        photons_per_pattern=1e6,
-        seed=seed,
-    )
 
 
 def write_files(sim, out: Path) -> dict[str, Path]:

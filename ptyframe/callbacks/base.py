@@ -18,13 +18,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ptyframe.engines.base import Engine, EpochReport
 from ptyframe.io.results import History
 from ptyframe.state import ReconstructionState
+
+if TYPE_CHECKING:
+    from ptyframe.callbacks.truth import TruthMetrics
+    from ptyframe.config import ReconstructConfig
+    from ptyframe.data.dataset import PtychoDataset
+    from ptyframe.data.measurements import Measurements
+    from ptyframe.distributed.base import Distribution
+    from ptyframe.registry import BuildContext, Registry
 
 
 class Callback:
@@ -56,18 +64,19 @@ class Callback:
 class RunContext:
     """The run's parts and its progress, shared by the loop and the callbacks."""
 
-    cfg: Any
-    registry: Any
-    context: Any
-    distribution: Any
+    cfg: ReconstructConfig
+    registry: Registry
+    context: BuildContext
+    distribution: Distribution
     engine: Engine
-    dataset: Any
+    dataset: PtychoDataset
     out_dir: Path
     #: files are written at all (``run(write=...)``); ``writer``: and by this rank
     write: bool = True
     config_yaml: str = ""
     fingerprint: str = ""
-    measurements: list[Any] = field(default_factory=list)
+    #: this rank's patterns: one ``Measurements`` per angle the engine reconstructs
+    measurements: list[Measurements] = field(default_factory=list)
     state: ReconstructionState | None = None
     history: History = field(default_factory=History)
     #: the epoch now running (during ``on_epoch_end``: the one just done, 0-based)
@@ -80,7 +89,7 @@ class RunContext:
     attrs: dict[str, Any] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     #: the ground-truth metrics (``TruthMetrics``), shared by metrics and outputs
-    truth: Any = None
+    truth: TruthMetrics | None = None
     #: False after an un-agreed stop on split ranks: nothing may be gathered any more
     synchronized: bool = True
     _whole: tuple[int, ReconstructionState | None] | None = None
@@ -120,11 +129,8 @@ class RunContext:
         return self._whole[1]
 
     def estimate(self, state: ReconstructionState) -> np.ndarray:
-        """Return the 2-D object the metrics compare (the product of slices for multislice)."""
-        if hasattr(self.engine, "projected_object"):
-            return np.asarray(self.engine.projected_object(state))  # type: ignore[attr-defined]
-        obj = state.object.detach().cpu().numpy()
-        return np.prod(obj, axis=0) if obj.shape[0] > 1 else obj[0]
+        """Return the 2-D object the metrics compare (``Engine.projected_object``)."""
+        return np.asarray(self.engine.projected_object(state))
 
     def engine_state(self) -> dict[str, Any]:
         """Return the engine state to checkpoint (collective when the object is split).

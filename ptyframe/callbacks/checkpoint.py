@@ -106,4 +106,5 @@ def local_engine_state(saved: dict[str, Any], run: RunContext, path: Path) -> di
             f"resume with the same distribution and rank count (here: {dist.size} ranks, "
             f"rows {dist.layout()})"
         )
-    return parts[dist.rank]
+    mine: dict[str, Any] = parts[dist.rank]
+    return mine

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +41,7 @@ import torch
 from ptyframe.callbacks.base import Callback, RunContext
 from ptyframe.data.follow import GrowingDataset
 from ptyframe.data.measurements import Measurements
+from ptyframe.engines.base import EpochReport
 from ptyframe.errors import ConfigError, DataValidationError
 
 log = logging.getLogger("ptyframe")
@@ -92,6 +92,13 @@ class FollowCallback(Callback):
             return "timeout"
         return "complete" if self.complete else status
 
+    @staticmethod
+    def followed(run: RunContext) -> GrowingDataset:
+        """Return the run's dataset, which is growing when this callback is active."""
+        ds = run.dataset
+        assert isinstance(ds, GrowingDataset), "FollowCallback is active only on a follow run"
+        return ds
+
     def setup(self, run: RunContext) -> None:
         self.active = isinstance(run.dataset, GrowingDataset)
         if not self.active:
@@ -105,22 +112,22 @@ class FollowCallback(Callback):
             )
         if len(run.measurements) != 1:
             raise ConfigError("data.follow=true follows a single-angle scan")
-        self.timeout_s = float(run.dataset.scan.timeout_s)
+        self.timeout_s = float(self.followed(run).scan.timeout_s)
         self.last_new = time.monotonic()
 
     def on_prepared(self, run: RunContext) -> None:
         if self.active:
             self._poll(run, int(run.epoch))
 
-    def on_epoch_end(self, run: RunContext, report: Any) -> None:
+    def on_epoch_end(self, run: RunContext, report: EpochReport) -> None:
         if self.active:
             self._poll(run, int(run.epoch) + 1)
 
     def _poll(self, run: RunContext, done: int) -> None:
         if self.error:
             return
-        dist, ds = run.distribution, run.dataset
-        seen = None
+        dist, ds = run.distribution, self.followed(run)
+        seen: tuple[int, bool, bool, str] | None = None
         if dist.is_root:
             try:
                 a = ds.scan.poll()
@@ -131,7 +138,9 @@ class FollowCallback(Callback):
                     self.last_new = time.monotonic()
                 stale = time.monotonic() - self.last_new > self.timeout_s
                 seen = (a.n, a.complete, stale and not a.complete, "")
-        n, complete, stale, error = dist.broadcast_object(seen)  # type: ignore[misc]
+        got = dist.broadcast_object(seen)
+        assert got is not None  # the root's
+        n, complete, stale, error = got
         if not error and n > ds.next_tile:
             try:
                 self.grow(run, int(n))
@@ -163,7 +172,8 @@ class FollowCallback(Callback):
 
     def grow(self, run: RunContext, n: int) -> None:
         """Take tiles ``[n_have, n)`` into the dataset, the state and this rank's share."""
-        ds, state, dist = run.dataset, run.state, run.distribution
+        ds, state, dist = self.followed(run), run.state, run.distribution
+        assert state is not None
         start, stop = ds.extend(n)
         if stop == start:  # every new tile was skipped (warned about by the dataset)
             return
@@ -187,7 +197,8 @@ class FollowCallback(Callback):
         if not self.active:
             return
         ended = self.ended(status)
-        n = int(run.dataset.n_tiles)
+        ds = self.followed(run)
+        n = int(ds.n_tiles)
         if ended == "complete":
             log.info("follow ended: complete (%d patterns, scan_complete set)", n)
         else:
@@ -199,6 +210,6 @@ class FollowCallback(Callback):
             follow_timed_out=self.timed_out,
             scan_complete=self.complete,
             follow_error=self.error,
-            follow_skipped_tiles=np.asarray(sorted(run.dataset.skipped), dtype=np.int64),
+            follow_skipped_tiles=np.asarray(sorted(ds.skipped), dtype=np.int64),
         )
-        run.dataset.scan.close()
+        ds.scan.close()

@@ -5,11 +5,11 @@ first epoch after that much time), ``recon.h5`` with status ``running`` (the obj
 positions and history so far; ``ptyframe.io.results.write_result`` writes it to a temporary
 name and renames it) and the PNG images (each drawn into a hidden temporary folder beside
 them and renamed into place), so a viewer never reads a half-written file. Drawing the PNGs
-takes seconds on a busy CPU, so a drawer process of its own (``ptyframe.callbacks.live_draw``)
-redraws them from every new ``recon.h5`` while the sweeps go on (a thread would share the
-interpreter lock with the per-position loop and draw only when the run ends); the run's end
-stops it before the final outputs. The root decides when (ranks could disagree on the clock)
-and writes; ``whole()`` gathers the state.
+takes longer than a sweep of a small scan, so a drawer process of its own
+(``ptyframe.callbacks.live_draw``) redraws them from every new ``recon.h5`` while the sweeps
+go on (a thread would share the interpreter lock with the per-position loop and draw only
+when the run ends); the run's end stops it before the final outputs. The root decides when
+(ranks could disagree on the clock) and writes; ``whole()`` gathers the state.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class LiveOutputs(Callback):
         self.last = time.monotonic()
         #: ``(epochs done, unix time, tiles used)`` of every live write.
         self.written: list[tuple[int, float, int]] = []
-        self.drawer: subprocess.Popen | None = None
+        self.drawer: subprocess.Popen[bytes] | None = None
 
     def setup(self, run: RunContext) -> None:
         self.active = isinstance(run.dataset, GrowingDataset) and bool(run.write)
@@ -107,7 +107,7 @@ class LiveOutputs(Callback):
 STOP_FILE = ".live-stop"
 
 
-def _start_drawer(out: Path) -> subprocess.Popen:
+def _start_drawer(out: Path) -> subprocess.Popen[bytes]:
     """Start ``ptyframe.callbacks.live_draw`` on ``out`` (stops on ``out/.live-stop``)."""
     (out / STOP_FILE).unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "ptyframe.callbacks.live_draw", str(out)]

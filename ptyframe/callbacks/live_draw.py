@@ -1,6 +1,6 @@
 """Draw a run directory's PNGs whenever its ``recon.h5`` changes (the live view's drawer).
 
-Started by ``LiveOutputs`` as a process of its own, so that drawing (seconds on a busy CPU)
+Started by ``LiveOutputs`` as a process of its own, so that drawing (slower than a sweep)
 neither stops the sweeps nor waits for them (a thread would share the interpreter lock with
 the per-position loop)::
 
@@ -39,11 +39,11 @@ def draw(out: Path) -> list[Path]:
 
     stored = read_result(out / RESULT_FILE)
     obj = stored.object
-    est = (
+    est = np.asarray(
         np.prod(obj, axis=0) if obj.ndim == 3 and obj.shape[0] > 1 else obj.reshape(obj.shape[-2:])
     )
     pixel_m = float(stored.attrs.get("pixel_size_m", float("nan")))
-    illum = illumination_map(stored.probe, stored.positions_px, est.shape)
+    illum = illumination_map(stored.probe, stored.positions_px, (est.shape[-2], est.shape[-1]))
     tmp = Path(tempfile.mkdtemp(prefix=".live-", dir=out))
     try:
         drawn = images.object_images(est, tmp, pixel_m, illum)
@@ -87,7 +87,7 @@ def follow(out: Path, stop: Path, parent: int, poll_s: float = 0.1) -> None:
             last = stamp
             try:
                 draw(out)
-            except Exception as exc:  # noqa: BLE001 - a live view must not end the run
+            except Exception as exc:  # a live view must not end the run
                 print(f"live_draw: {exc}", file=sys.stderr)
         time.sleep(poll_s)
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from ptyframe.callbacks.base import Callback, RunContext
 from ptyframe.config import OutputConfig
@@ -20,13 +21,11 @@ from ptyframe.io.results import RESULT_FILE, package_versions, write_result
 from ptyframe.metrics.illumination import illumination_map
 from ptyframe.state import ReconstructionState
 
+if TYPE_CHECKING:
+    from ptyframe.metrics.frc import FrcResult
+
 #: statuses whose (last good) state is written
 WRITTEN = ("finished", "interrupted", "diverged")
-
-
-def engine_name(engine: Any) -> str:
-    """Return the registered name of ``engine`` (its config's ``name``)."""
-    return str(getattr(engine.config, "name", type(engine).__name__))
 
 
 class OutputsCallback(Callback):
@@ -71,11 +70,13 @@ class OutputsCallback(Callback):
 
 
 def source_attrs(run: RunContext) -> dict[str, Any]:
-    """Return what every ``recon.h5`` of ``run`` names: config, engine, data file, conventions."""
+    """Return what every ``recon.h5`` of ``run`` names: config, engine (and how it ran: its
+    backend, ``engine_backend``, ``engine_fft``, ...), data file, conventions."""
     ds = run.dataset
     return {
         "config": run.config_yaml,
-        "engine": engine_name(run.engine),
+        "engine": run.engine.name,
+        **{f"engine_{k}": v for k, v in run.engine.describe().items()},
         "data_path": str(getattr(ds, "path", "") or "(in memory)"),
         "data_conventions": json.dumps(getattr(ds, "conventions", {}), default=str),
     }
@@ -93,12 +94,24 @@ def result_attrs(run: RunContext, status: str) -> dict[str, Any]:
         "pixel_size_m": float(ds.geometry.pixel_size_m),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "still_improving": False,
+        "deterministic": bool(run.cfg.deterministic),
+        "torch_threads": torch.get_num_threads(),
         **run.attrs,
     }
 
 
+def optics_start(run: RunContext) -> np.ndarray | None:
+    """Return the starting probe ``[K, M, M]`` of ``init.probe=zone_plate|kb``, else None."""
+    from ptyframe.initial import OPTICS_PROBES, initial_probe
+
+    init = getattr(run.cfg, "init", None)
+    if init is None or init.probe not in OPTICS_PROBES or not run.measurements:
+        return None
+    return initial_probe(init, run.dataset, run.measurements[0])
+
+
 def images(
-    run: RunContext, state: ReconstructionState, estimate: np.ndarray, final: Any
+    run: RunContext, state: ReconstructionState, estimate: np.ndarray, final: FrcResult | None
 ) -> list[Path]:
     """Write the run's PNGs; ``final`` is the last object's FRC against the truth, if any."""
     from ptyframe.io import images as img
@@ -112,12 +125,15 @@ def images(
     pixel_m = float(ds.geometry.pixel_size_m)
     files = img.object_images(estimate, out, pixel_m, illum)
     files.append(img.probe_image(probe, out, pixel_m))
+    start = optics_start(run)
+    if start is not None:  # the beam of the optics the run started from
+        files.append(img.probe_image(start, out, pixel_m, "initial_probe.png", "initial probe"))
     if run.history.epochs:
         files.append(img.convergence_image(run.history, out))
     m = img.metrics_image(run.history, out)
     if m is not None:
         files.append(m)
-    if final is not None:
+    if final is not None and truth is not None:
         nyquist = 0.5 / truth.pixel_size_m
         files.append(
             img.frc_image(

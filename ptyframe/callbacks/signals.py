@@ -10,6 +10,10 @@ reached and where it is saved, which the console script writes to ``cli.log`` be
 While the run's end is written (from its last epoch's end, or from the stop on), the first
 further signal is held: a second Ctrl-C cannot cut off the saving of ``recon.h5`` (it is
 logged after; a third stops at once).
+
+The signal is kept (``Signalled.signum``, ``Interruption.signum``): the console script exits
+with ``128 + signum`` as a shell reports a process ended by it, 130 for Ctrl-C (SIGINT) and
+143 for a batch system's SIGTERM (``exit_code``).
 """
 
 from __future__ import annotations
@@ -33,7 +37,15 @@ INTERRUPTION_ATTR = "ptyframe_interruption"
 _LOGGING_DIR = os.path.dirname(logging.__file__) + os.sep
 
 
-class AgreedStop(KeyboardInterrupt):
+class Signalled(KeyboardInterrupt):
+    """The ``KeyboardInterrupt`` a run's signal handler raises; ``signum`` is the signal."""
+
+    def __init__(self, signum: int, text: str = "") -> None:
+        super().__init__(text or f"signal {int(signum)}")
+        self.signum = int(signum)
+
+
+class AgreedStop(Signalled):
     """Every rank stops at the same epoch boundary (a signal seen by any rank)."""
 
 
@@ -53,6 +65,8 @@ class Interruption:
     resumable: bool
     root: bool = True
     ranks: int = 1
+    #: the signal that stopped the run (SIGINT: Ctrl-C, or an interrupt without a signal)
+    signum: int = int(signal.SIGINT)
 
     def saved_files(self) -> list[Path]:
         """Return the result and checkpoint files that exist now (after the run's end)."""
@@ -77,6 +91,29 @@ def interruption_of(exc: BaseException | None) -> Interruption | None:
         seen.add(id(exc))
         exc = exc.__context__
     return None
+
+
+def signal_of(exc: BaseException | None) -> int:
+    """Return the signal that stopped a run with ``exc``: its ``Interruption``'s, else that
+    of the oldest ``Signalled`` in its chain (the first signal; a later one interrupted its
+    saving), else SIGINT (Python's own Ctrl-C)."""
+    info = interruption_of(exc)
+    if info is not None:
+        return info.signum
+    found = int(signal.SIGINT)
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, Signalled):
+            found = exc.signum
+        seen.add(id(exc))
+        exc = exc.__context__
+    return found
+
+
+def exit_code(exc: BaseException | None) -> int:
+    """Return the exit code of a run stopped by ``exc``: ``128 + signum`` (130 for Ctrl-C,
+    143 for SIGTERM), as a shell reports a process a signal ended."""
+    return 128 + signal_of(exc)
 
 
 def in_logging(frame: Any) -> bool:
@@ -106,6 +143,7 @@ class StopRequest:
         self.agreed = agreed
         self.requested = False
         self.deferred = 0  # the signal number of a signal that came inside a log call
+        self.signum = 0  # the first signal this process got (0: none)
         self.holding = False  # the run's end is being written: hold the next signal
         self.held: list[int] = []
         self.previous: dict[int, Any] = {}
@@ -117,11 +155,12 @@ class StopRequest:
             self.previous[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = self.signum or int(signum)
         if self.holding:
             self.held.append(signum)
             if len(self.held) == 1:
                 return
-            raise KeyboardInterrupt(f"signal {signum}")
+            raise Signalled(signum)
         if self.agreed and not self.requested:
             self.requested = True
             log.warning("signal %d: stopping after this epoch (again: stop now)", signum)
@@ -129,15 +168,23 @@ class StopRequest:
         if in_logging(frame):  # raising here would cut the record off between handlers
             self.deferred = signum
             return
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise Signalled(signum)
 
     def check(self, dist: Any) -> None:
         """Raise ``AgreedStop`` on every rank if any rank was signalled (collective), or the
-        ``KeyboardInterrupt`` of a signal that came during a log call."""
-        if self.agreed and dist.sum_scalars(float(self.requested))[0] > 0:
-            raise AgreedStop("stop requested")
+        ``KeyboardInterrupt`` of a signal that came during a log call.
+
+        The agreed stop's signal is SIGTERM if any rank got one (a batch system's), else
+        SIGINT, so every rank exits with the same code.
+        """
+        if self.agreed:
+            asked, terms = dist.sum_scalars(
+                float(self.requested), float(self.signum == signal.SIGTERM)
+            )
+            if asked > 0:
+                raise AgreedStop(signal.SIGTERM if terms > 0 else signal.SIGINT, "stop requested")
         if self.deferred:
-            raise KeyboardInterrupt(f"signal {self.deferred}")
+            raise Signalled(self.deferred)
 
     def uninstall(self) -> None:
         for sig, handler in self.previous.items():
@@ -198,6 +245,7 @@ class SignalsCallback(Callback):
             not follow,
             bool(dist.is_root),
             int(dist.size),
+            signal_of(exc),
         )
         try:
             setattr(exc, INTERRUPTION_ATTR, info)

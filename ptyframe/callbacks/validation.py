@@ -34,7 +34,7 @@ class ValidationErrorCallback(Callback):
         held = held_out_of(run.dataset)
         if held is None:
             return
-        dtype = run.measurements[0].amplitudes.dtype  # the run's real dtype (loaded before)
+        dtype = run.measurements[0].real_dtype  # the run's real dtype (loaded before)
         device = run.context.device  # the run's, also when the patterns stay on the host
         self.validation = ValidationSet(held, device, dtype)
 

@@ -109,12 +109,24 @@ def main(argv: list[str]) -> int:
 
 
 def _compose(overrides: list[str]) -> tuple[Any, Any]:
-    """Return ``(reconstruct config, registry)`` composed like ``ptyframe reconstruct``."""
+    """Return ``(reconstruct config, registry)`` composed like ``ptyframe reconstruct``.
+
+    The overrides are checked first as ``ptyframe reconstruct`` checks them
+    (``ptyframe.overrides.check_overrides`` with ``commands.reconstruct.validate``): a typo
+    is one ``ConfigError`` line with ``did you mean``, before anything is written.
+    """
     from hydra import compose, initialize
     from hydra.core.global_hydra import GlobalHydra
 
+    from ptyframe.commands.reconstruct import validate
+    from ptyframe.overrides import check_overrides, overrides_of
+
     app = cli.current_app()
     cli.setup_hydra(app.registry, app.searchpaths)
+    checked = overrides_of(list(overrides))
+    if checked is not None:
+        check = lambda body: validate(body, app.registry)  # noqa: E731
+        check_overrides("reconstruct", checked, check, cli.config_of(app.registry))
     GlobalHydra.instance().clear()
     with initialize(version_base="1.3", config_path=None):
         cfg = compose("reconstruct", overrides=list(overrides))

@@ -66,7 +66,7 @@ def print_plugins(registry: Any, infos: dict[str, Any]) -> None:
                 print(f"      {fname}: {tname} = {default!r}")
         try:
             presets = [p for p in group_options(KINDS[kind]) if p not in names]
-        except Exception:  # noqa: BLE001 - a kind without a Hydra group
+        except Exception:  # a kind without a Hydra group
             presets = []
         if presets:
             print(f"  presets ({KINDS[kind]}=<preset>): {', '.join(presets)}")
@@ -75,7 +75,7 @@ def print_plugins(registry: Any, infos: dict[str, Any]) -> None:
     for group in ("experiment", "sweep", "callbacks"):
         try:
             options = group_options(group)
-        except Exception:  # noqa: BLE001
+        except Exception:
             continue
         plus = "" if group == "callbacks" else "+"  # callbacks has a default (none)
         print(f"\n{group}  (choose with: ptyframe reconstruct {plus}{group}=<name>)")

@@ -17,7 +17,10 @@ from ptyframe.errors import DivergenceError
 def main(argv: list[str]) -> int:
     """Reconstruct a dataset (data.path=FILE.h5 engine=...)."""
     app = cli.current_app()
-    check = lambda body: validate(body, app.registry)  # noqa: E731
+
+    def check(body: Any) -> None:
+        validate(body, app.registry)
+
     return cli.run_hydra_command("reconstruct", argv, _task(app.registry), check, app)
 
 
@@ -28,9 +31,10 @@ def validate(body: Any, registry: Any = None) -> None:
 
     cfg = typed_config(body)
     if registry is not None:
-        from ptyframe.compose import check_fit
+        from ptyframe.compose import check_fit, data_config
 
         check_fit(cfg, registry)
+        data_config(cfg, registry)  # data.field against the physics
 
 
 def _task(registry: Any) -> Any:

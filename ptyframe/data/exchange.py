@@ -2,8 +2,10 @@
 
 Layout::
 
-    /exchange/data            [n_angles, n_tiles, det_y, det_x] float32, zero frequency at
-                              the centre; attribute quantity = "intensity" | "magnitude";
+    /exchange/data            [n_angles, n_tiles, det_y, det_x], zero frequency at the
+                              centre; float32 from ``write_dataset``, any real dtype read
+                              (integer counts, e.g. uint16, stay in it: ``ptyframe.data.
+                              patterns``); attribute quantity = "intensity" | "magnitude";
                               negative values mark unmeasured pixels
     /metadata/probe_pos_px    [n_tiles, 2] float64, (y, x) top-left corner of the probe
                               window in object pixels
@@ -71,20 +73,31 @@ def write_dataset(
             chunks=(1, 1, *patterns.shape[2:]),
         )
         ds.attrs["quantity"] = quantity
-        f["metadata/probe_pos_px"] = np.asarray(geometry.positions_px, dtype=np.float64)
-        f["metadata/energy_ev"] = float(geometry.energy_ev)
-        f["metadata/psize_cm"] = float(geometry.pixel_size_m * 1e2)
-        f["metadata/object_shape_px"] = np.asarray(geometry.object_shape, dtype=np.int64)
-        if geometry.free_prop_m:
-            f["metadata/free_prop_cm"] = np.asarray(geometry.free_prop_m) * 1e2
-        if any(t != 0.0 for t in geometry.theta_rad) or patterns.shape[0] > 1:
-            f["metadata/theta"] = np.asarray(geometry.theta_rad, dtype=np.float64)
-        if truth is not None:
-            f["truth/object"] = truth.object
-            f["truth/probe"] = truth.probe
-            if truth.illumination is not None:
-                f["truth/illumination"] = truth.illumination.astype(np.float32)
-            for name, value in truth.extras.items():
-                f[f"truth/{name}"] = np.asarray(value)
-        for key, value in (attrs or {}).items():
-            f.attrs[key] = value
+        write_metadata(f, geometry, patterns.shape[0], truth, attrs)
+
+
+def write_metadata(
+    f: Any,
+    geometry: ScanGeometry,
+    n_angles: int = 1,
+    truth: Truth | None = None,
+    attrs: dict[str, Any] | None = None,
+) -> None:
+    """Write ``/metadata``, ``/truth`` and the root attributes into the open file ``f``."""
+    f["metadata/probe_pos_px"] = np.asarray(geometry.positions_px, dtype=np.float64)
+    f["metadata/energy_ev"] = float(geometry.energy_ev)
+    f["metadata/psize_cm"] = float(geometry.pixel_size_m * 1e2)
+    f["metadata/object_shape_px"] = np.asarray(geometry.object_shape, dtype=np.int64)
+    if geometry.free_prop_m:
+        f["metadata/free_prop_cm"] = np.asarray(geometry.free_prop_m) * 1e2
+    if any(t != 0.0 for t in geometry.theta_rad) or n_angles > 1:
+        f["metadata/theta"] = np.asarray(geometry.theta_rad, dtype=np.float64)
+    if truth is not None:
+        f["truth/object"] = truth.object
+        f["truth/probe"] = truth.probe
+        if truth.illumination is not None:
+            f["truth/illumination"] = truth.illumination.astype(np.float32)
+        for name, value in truth.extras.items():
+            f[f"truth/{name}"] = np.asarray(value)
+    for key, value in (attrs or {}).items():
+        f.attrs[key] = value

@@ -14,7 +14,8 @@ The contract (``data.follow=true``; a writer: ``ptyframe.simulation.stream``):
 arrived: ``min(len(data), len(positions))`` (a torn append, one grown before the other,
 waits for the other), and whether the scan is complete. A file whose tile count falls is an
 error (it was rewritten); so is a file that never appears within ``timeout_s``.
-``GrowingScan.read(start, stop)`` returns those tiles' centred intensities and positions.
+``GrowingScan.read(start, stop)`` returns those tiles' centred intensities and positions,
+read through ``GrowingScan.reader()``, the ``FrameReader`` a streamed run uses too.
 
 What arrives is screened tile by tile (``screen``), because a live run cannot be resumed
 and stopping it for one detector glitch would cost the feedback for the rest of the scan:
@@ -37,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from ptyframe.data.dataset import PtychoDataset
+from ptyframe.data.counts import FrameReader, PixelRule
+from ptyframe.data.dataset import PtychoDataset, _to_intensity
 from ptyframe.data.exchange import Truth
 from ptyframe.data.geometry import ScanGeometry
 from ptyframe.errors import DataValidationError
@@ -241,11 +243,22 @@ class GrowingScan:
             self.file.close()
             self.file = self._wait_for_file()
         self._check_shapes(start)
-        data = np.asarray(self.file[DATA][0, start:stop], dtype=np.float32)
+        reader = self.reader()
+        raw = reader.raw_frames(self.file, np.arange(start, stop, dtype=np.int64))
+        data = _to_intensity(raw, reader.quantity)
         pos = np.asarray(self.file[POSITIONS][start:stop], dtype=np.float64)
-        if "quantity" in self.file[DATA].attrs and self.file[DATA].attrs["quantity"] == "magnitude":
-            data = np.where(data < 0, -1.0, np.square(data)).astype(np.float32)
         return data, pos
+
+    def reader(self) -> FrameReader:
+        """Return the reader of this file's patterns (a streamed run reads through it too:
+        ``ptyframe.data.stream.StreamedSource(..., swmr=True)``)."""
+        d = self.file[DATA]
+        quantity = d.attrs.get("quantity", "intensity")
+        quantity = quantity.decode() if isinstance(quantity, bytes) else str(quantity)
+        rule = PixelRule(squared=quantity == "magnitude")
+        return FrameReader(
+            self.window, np.dtype(d.dtype), rule, quantity, path=str(self.path), key=DATA
+        )
 
     def read_screened(self, start: int, stop: int) -> Chunk:
         """Return tiles ``[start, stop)`` after ``screen``; warn about what it changed."""

@@ -75,7 +75,9 @@ def choose_orientation(
 
     errors: dict[int, float] = {}
     for code in DISTINCT_ORIENTATIONS:
-        ds = build_dataset(scan, replace(opts, orientation=code, check_values=False))
+        ds = build_dataset(
+            scan, replace(opts, orientation=code, check_values=False, check_field=False)
+        )
         idx = central_tiles(ds.geometry.positions_px, tiles)
         subset = PtychoDataset(
             ds.geometry.select(idx), patterns=ds.intensities(0, idx)[None], truth=None

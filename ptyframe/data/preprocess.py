@@ -95,7 +95,7 @@ class Preprocess:
             b = self.bin
             n, h, w = x.shape
             x = x.reshape(n, h // b, b, w // b, b).sum(axis=(2, 4))
-            bad = bad.reshape(n, h // b, b, w // b, b).any(axis=(2, 4))
+            bad = np.asarray(bad.reshape(n, h // b, b, w // b, b).any(axis=(2, 4)))
         out = np.array(x, dtype=np.float32, copy=True)
         out[bad] = -1.0
         return out

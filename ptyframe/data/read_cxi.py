@@ -252,7 +252,8 @@ class CxiReader:
         pix = (np.linalg.pinv(real) @ (-trans.T)).T  # [n, 2] (i, j) object pixels
         step = np.linalg.norm(real, axis=0)  # (dy, dx) of the raw frame
         centres = pix * step
-        _check_span(path, pix, (h, w), step, trans_from)
+        pitch = float(np.linalg.norm(basis, axis=0).max())
+        _check_span(path, pix, (h, w), step, trans_from, pitch)
         return ScanFile(
             path=path,
             reader=self.name,
@@ -264,6 +265,12 @@ class CxiReader:
             extent_m=(float(step[0]) * h, float(step[1]) * w),
             centres_m=centres,
             valid=self.mask(f, path, (h, w)),
+            detector_pitch_m=(
+                float(np.linalg.norm(basis[:, 0])),
+                float(np.linalg.norm(basis[:, 1])),
+            ),
+            detector_distance_m=dist,
+            has_truth="truth/object" in f,
             conventions={
                 "data": f"/{key} [{layout}]",
                 "wavelength": lam_from,
@@ -321,12 +328,23 @@ def _unit_hint(f: Any, key: str, hint: str) -> str:
 
 
 def _check_span(
-    path: str, pix: np.ndarray, frame: tuple[int, int], step: np.ndarray, where: str
+    path: str,
+    pix: np.ndarray,
+    frame: tuple[int, int],
+    step: np.ndarray,
+    where: str,
+    largest_pixel_m: float = 0.0,
 ) -> None:
-    """Refuse translations whose span makes no sense in object pixels (wrong unit)."""
+    """Refuse translations whose span makes no sense in object pixels (wrong unit).
+
+    ``step`` is the far-field object pixel; ``largest_pixel_m`` the largest one the file can
+    mean (the detector pitch: a near-field image without magnification), against which a
+    span too large for any reading is refused (``scanfile`` checks the final object frame).
+    """
     span_px = np.ptp(pix, axis=0) if len(pix) > 1 else np.zeros(2)
     span_m = span_px * step
-    if float(span_px.max()) + max(frame) > MAX_OBJECT_PX:
+    widest = float(span_m.max()) / max(float(step.max()), largest_pixel_m)
+    if widest + max(frame) > MAX_OBJECT_PX:
         raise fail(
             path,
             f"{where} spans {span_m.max():.3g} m = {span_px.max():.3g} object pixels of "

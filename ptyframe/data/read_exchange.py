@@ -51,6 +51,9 @@ class ExchangeReader:
             theta_rad=g.theta_rad,
             has_truth=s.has_truth,
             arbitrary_origin=False,
+            detector_pitch_m=(g.pixel_size_m, g.pixel_size_m),
+            detector_distance_m=g.free_prop_m[0] if g.free_prop_m else None,
+            object_plane=True,
             conventions={
                 "positions": "/metadata/probe_pos_px, (y, x) top-left corners in object pixels",
                 "pixel_size": "/metadata/psize_cm * 1e-2 m",

@@ -98,7 +98,7 @@ class PtylabReader:
                     "store 0-7 (0 = as stored) or remove it",
                 )
         step = np.array([lam * zo / (h * dxd), lam * zo / (w * dxd)])
-        _check_span(path, enc / step, (h, w), step, "/encoder")
+        _check_span(path, enc / step, (h, w), step, "/encoder", dxd)
         return ScanFile(
             path=path,
             reader=self.name,
@@ -110,6 +110,8 @@ class PtylabReader:
             extent_m=(lam * zo / dxd, lam * zo / dxd),
             centres_m=enc,
             file_orientation=orientation,
+            detector_pitch_m=(dxd, dxd),
+            detector_distance_m=zo,
             conventions={
                 "data": "/ptychogram [tiles]",
                 "wavelength": "/wavelength [m]",

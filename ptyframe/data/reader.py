@@ -68,6 +68,13 @@ class ScanFile:
     has_truth: bool = False
     #: Whether ``centres_m`` has a meaningful origin (data-exchange) or a stage's (others).
     arbitrary_origin: bool = True
+    #: The detector pitch ``(p_y, p_x)`` (m) and distance (m) as stored, for the near-field
+    #: pixel rule (``ptyframe.data.conebeam``); None where the layout does not say.
+    detector_pitch_m: tuple[float, float] | None = None
+    detector_distance_m: float | None = None
+    #: True when the file stores object-plane quantities (data-exchange: the object pixel and
+    #: the effective distance), so no magnification applies.
+    object_plane: bool = False
     conventions: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -132,7 +139,7 @@ def choose_reader(
         try:
             if reader.sniff(f):
                 return reader
-        except Exception:  # noqa: BLE001,S112 - a reader that cannot tell is no match
+        except Exception:  # a reader that cannot tell is no match
             continue
     names = ", ".join(r.name for r in candidates) or "(none registered)"
     try:

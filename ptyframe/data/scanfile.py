@@ -20,11 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from ptyframe.data.conebeam import near_field_pixels
 from ptyframe.data.dataset import PtychoDataset, _read_frames, _to_intensity
+from ptyframe.data.fieldcheck import check_field, field_statistics
 from ptyframe.data.geometry import HC_EV_M, ScanGeometry, object_frame
 from ptyframe.data.preprocess import Preprocess, compose, orient, pattern_centre
 from ptyframe.data.reader import ScanFile, fail
 from ptyframe.data.validate import MAX_OBJECT_PX, scan_values
+from ptyframe.errors import DataValidationError
 
 #: Relative difference allowed between the object pixel along y and along x.
 SQUARE_TOLERANCE = 1e-3
@@ -43,6 +46,12 @@ class DetectorOptions:
     crop: int | None = None
     bin: int = 1
     check_values: bool = True
+    #: ``far`` or ``near``: the object-pixel rule (``ptyframe.data.conebeam``).
+    field: str = "far"
+    #: Near field: the sample's distance downstream of the focus (cone beam), or None.
+    focus_to_sample_m: float | None = None
+    #: Test the frames against the field they are read in (``ptyframe.data.fieldcheck``).
+    check_field: bool = True
 
 
 def load_array(spec: str, data_path: str, what: str) -> np.ndarray:
@@ -142,6 +151,28 @@ def _positions(
     return pos, shape, shift, keep
 
 
+def _pixel(
+    scan: ScanFile,
+    opts: DetectorOptions,
+    code: int,
+    extent: tuple[float, float],
+    c: int,
+    b: int,
+) -> tuple[tuple[float, float], tuple[float, ...], dict[str, Any]]:
+    """Return the object pixel (y, x), the distances and their record, far or near field."""
+    if opts.field == "near":
+        near = near_field_pixels(scan, code >= 4, b, opts.focus_to_sample_m)
+        return near.pixel_m, near.free_prop_m, near.conventions
+    if opts.focus_to_sample_m is not None:
+        raise fail(
+            scan.path,
+            "data.focus_to_sample_m is set but the scan is read as far field",
+            "reconstruct it as near field: +imaging=nearfield_conebeam (or data.field=near "
+            "with a near-field physics), or drop data.focus_to_sample_m",
+        )
+    return (extent[0] / c, extent[1] / c), scan.free_prop_m, {}
+
+
 def build_dataset(scan: ScanFile, opts: DetectorOptions) -> PtychoDataset:
     """Apply the detector options to ``scan`` and return the lazy dataset."""
     path = scan.path
@@ -174,7 +205,7 @@ def build_dataset(scan: ScanFile, opts: DetectorOptions) -> PtychoDataset:
         )
     pre.bin = b
     m = c // b
-    dy, dx = extent[0] / c, extent[1] / c
+    (dy, dx), free_prop, field_record = _pixel(scan, opts, code, extent, c, b)
     if abs(dy - dx) > SQUARE_TOLERANCE * max(dy, dx):
         raise fail(
             path,
@@ -184,33 +215,32 @@ def build_dataset(scan: ScanFile, opts: DetectorOptions) -> PtychoDataset:
         )
     pixel = 0.5 * (dy + dx)
     pos, shape, shift, keep = _positions(scan, pixel, m, c, b)
-    if opts.check_values:
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            scan_values(f[scan.data_key], path, f"/{scan.data_key}")
+    _check(scan, pre, opts, pixel, b, pos)
     geometry = ScanGeometry(
         positions_px=pos,
         window=(m, m),
         object_shape=shape,
         energy_ev=HC_EV_M / scan.wavelength_m,
         pixel_size_m=pixel,
-        free_prop_m=scan.free_prop_m,
+        free_prop_m=free_prop,
         theta_rad=scan.theta_rad,
     )
     conventions = {
         **scan.conventions,
         **pre.describe(),
         **window_record,
+        **field_record,
         "object_pixel_m": pixel,
         "wavelength_m": scan.wavelength_m,
         "origin_shift_px": shift.tolist(),
     }
+    same_frame = code == 0 and pre.window is None and b == 1 and not shift.any()
+    kept = (keep and pre.identity) or (scan.positions_px is None and same_frame)
     ds = PtychoDataset(
         geometry,
         path=path,
         quantity=scan.quantity,
-        has_truth=scan.has_truth and keep and pre.identity,
+        has_truth=scan.has_truth and kept,
         data_key=scan.data_key,
         layout=scan.layout,
         pipeline=None if pre.identity else pre,
@@ -218,3 +248,36 @@ def build_dataset(scan: ScanFile, opts: DetectorOptions) -> PtychoDataset:
     )
     ds._shape = (scan.shape[0], scan.shape[1], m, m)
     return ds
+
+
+def _check(
+    scan: ScanFile, pre: Preprocess, opts: DetectorOptions, pixel: float, b: int, pos: np.ndarray
+) -> None:
+    """Scan every value (``check_values``), then test the field (``check_field``)."""
+    import h5py
+
+    if opts.check_values:
+        with h5py.File(scan.path, "r") as f:
+            scan_values(f[scan.data_key], scan.path, f"/{scan.data_key}")
+    if opts.check_field:
+        _check_field(scan, pre, opts.field, pixel, b, pos)
+
+
+def _check_field(
+    scan: ScanFile, pre: Preprocess, field: str, pixel: float, b: int, pos: np.ndarray
+) -> None:
+    """Raise if the frames contradict the field they are read in (``data.fieldcheck``)."""
+    import h5py
+
+    def read(idx: np.ndarray) -> np.ndarray:
+        with h5py.File(scan.path, "r") as f:
+            raw = _read_frames(f[scan.data_key], scan.layout, 0, idx)
+        return pre(_to_intensity(np.asarray(raw), scan.quantity))
+
+    stats = field_statistics(read, pos * pixel, int(scan.shape[1]))
+    pitch = None
+    if scan.detector_pitch_m is not None and not scan.object_plane:
+        pitch = b * 0.5 * (scan.detector_pitch_m[0] + scan.detector_pitch_m[1])
+    err = check_field(stats, field, pixel, pitch, scan.detector_distance_m, scan.path)
+    if err is not None:
+        raise DataValidationError(err)

@@ -11,11 +11,13 @@ Dataset sources are ``dataset`` components, so ``data=file data.path=f.h5`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from ptyframe.data.conebeam import FIELDS
 from ptyframe.data.dataset import PtychoDataset
-from ptyframe.data.holdout import check_fraction, split_validation
+from ptyframe.data.holdout import TileSubset, check_fraction, split_validation
 from ptyframe.errors import ConfigError
 from ptyframe.registry import BuildContext
 
@@ -59,8 +61,31 @@ class FileDataConfig:
     follow: bool = False
     #: Following: end the run (saving it) after this long without a new pattern.
     follow_timeout_s: float = 60.0
+    #: The object-pixel rule: ``far`` (``lambda z / (M p)``), ``near`` (the detector pixel,
+    #: over the magnification of a cone beam), or ``auto``: what the run's physics is
+    #: (``ptyframe.data.conebeam``).
+    field: str = "auto"
+    #: Near field with a beam diverging from a focus this far upstream of the sample (``z1``,
+    #: metres): Fresnel scaling with the detector distance ``z2`` of the file.
+    focus_to_sample_m: float | None = None
+    #: Test the frames against the field they are read in: a far-field pattern's bright
+    #: centre read as near field, a hologram read as far field, a pixel the holograms' shifts
+    #: contradict (``ptyframe.data.fieldcheck``).
+    check_field: bool = True
+    #: Read the patterns from the file block by block while the engine runs, holding two
+    #: blocks (``ptyframe.data.stream``): true, false, or auto (stream only when the run
+    #: would not fit in the memory available, ``ptyframe.data.memory``).
+    stream: Any = "auto"
+    #: Patterns per block of consecutive tiles (null: one block in memory; streamed,
+    #: ``ptyframe.data.memory.choose_block_patterns``). The visiting
+    #: order keeps blocks in scan order, so an in-memory run given a streamed run's block size
+    #: visits in the same order (the same bits).
+    block_patterns: int | None = None
 
     def __post_init__(self) -> None:
+        self.stream = stream_mode(self.stream)
+        if self.block_patterns is not None and int(self.block_patterns) < 1:
+            raise ConfigError(f"data.block_patterns = {self.block_patterns} must be >= 1 or null")
         check_fraction(self.validation_fraction)
         if self.follow and float(self.validation_fraction) > 0:
             raise ConfigError(
@@ -83,8 +108,32 @@ class FileDataConfig:
             raise ConfigError(f"data.bin = {self.bin} must be >= 1")
         if self.crop is not None and int(self.crop) < 4:
             raise ConfigError(f"data.crop = {self.crop} must be >= 4 pixels or null")
+        if str(self.field) not in FIELDS:
+            raise ConfigError(f"data.field = {self.field!r}; use one of {', '.join(FIELDS)}")
+        if self.focus_to_sample_m is not None and not float(self.focus_to_sample_m) > 0:
+            raise ConfigError(
+                f"data.focus_to_sample_m = {self.focus_to_sample_m} must be > 0 (metres from "
+                "the focus to the sample) or null"
+            )
         if int(self.orientation_epochs) < 1 or int(self.orientation_tiles) < 4:
             raise ConfigError("data.orientation_epochs must be >= 1 and orientation_tiles >= 4")
+
+
+def resolved_field(config: FileDataConfig) -> str:
+    """Return ``far`` or ``near``: ``data.field``, or for ``auto`` (no physics has set it) near
+    exactly when ``data.focus_to_sample_m`` is given."""
+    field = str(config.field)
+    if field == "auto":
+        return "near" if config.focus_to_sample_m is not None else "far"
+    return field
+
+
+def stream_mode(value: Any) -> str:
+    """Return ``data.stream`` as ``"true"``, ``"false"`` or ``"auto"`` (raise if neither)."""
+    text = str(value).strip().lower()
+    if text in ("true", "false", "auto"):
+        return text
+    raise ConfigError(f"data.stream = {value!r}; use true, false or auto")
 
 
 def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoDataset:
@@ -106,6 +155,7 @@ def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoD
             "bin": int(config.bin) != 1,
             "decimate": int(config.decimate) != 1,
             "max_tiles": config.max_tiles is not None,
+            "focus_to_sample_m": config.focus_to_sample_m is not None,
         }
         used = [k for k, v in unsupported.items() if v]
         if used:
@@ -127,8 +177,16 @@ def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoD
         crop=None if config.crop is None else int(config.crop),
         bin=int(config.bin),
         check_values=bool(config.check_values),
+        field=resolved_field(config),
+        focus_to_sample_m=config.focus_to_sample_m,
+        check_field=bool(config.check_field),
     )
     auto = None
+    if str(config.orientation) == "auto" and opts.field == "near":
+        raise ConfigError(
+            "data.orientation=auto tries far-field ePIE reconstructions; give a near-field "
+            "scan's orientation as a code (data.orientation=0..7)"
+        )
     if str(config.orientation) == "auto":
         from ptyframe.data.orientation import choose_orientation
 
@@ -141,7 +199,7 @@ def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoD
             int(config.orientation_tiles),
             int(context.seed),
         )
-        opts.orientation, opts.check_values = auto.code, False
+        opts.orientation, opts.check_values, opts.check_field = auto.code, False, False
     else:
         opts.orientation = int(config.orientation)
     ds = build_dataset(scan, opts)
@@ -150,6 +208,6 @@ def build_file_dataset(config: FileDataConfig, context: BuildContext) -> PtychoD
     idx = np.arange(ds.n_tiles)[:: int(config.decimate)]
     if config.max_tiles is not None:
         idx = idx[: int(config.max_tiles)]
-    if len(idx) < ds.n_tiles:
-        ds = ds.select(idx)
+    if len(idx) < ds.n_tiles:  # a lazy view: the patterns stay in the file until read
+        ds = TileSubset(ds, idx)
     return split_validation(ds, float(config.validation_fraction), int(context.seed))

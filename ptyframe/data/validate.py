@@ -32,7 +32,8 @@ MAX_DETECTOR_PX = 8192
 MAX_OBJECT_PX = 65536
 ENERGY_RANGE_EV = (1.0, 1.0e7)
 PSIZE_RANGE_CM = (1.0e-12, 1.0)
-_SCAN_CHUNK_BYTES = 64 * 2**20
+#: float64 bytes of the patterns scanned at a time (the work arrays are a few times this).
+_SCAN_CHUNK_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,9 @@ def _fail(path: str, what: str, fix: str) -> DataValidationError:
     return DataValidationError(f"{path}: {what}. {fix}")
 
 
-def _scalar(
-    f, key: str, path: str, lo: float, hi: float, unit: str, required: bool
-) -> float | None:
+def _scalar(f, key: str, path: str, lo: float, hi: float, unit: str) -> float:
+    """Return the required positive scalar ``f[key]`` in ``[lo, hi]`` ``unit``."""
     if key not in f:
-        if not required:
-            return None
         raise _fail(path, f"missing {key}", f"write it with h5py: f[{key!r}] = <value in {unit}>")
     arr = np.asarray(f[key][()])
     if arr.size != 1:
@@ -99,7 +97,7 @@ def scan_values(ds, path: str, key: str = "/exchange/data") -> int:
     lead = tuple(int(s) for s in ds.shape[:-2])
     h, w = (int(s) for s in ds.shape[-2:])
     n_frames = int(np.prod(lead))
-    per_tile = h * w * max(ds.dtype.itemsize, 4)
+    per_tile = h * w * 8  # scanned as float64
     step = max(1, _SCAN_CHUNK_BYTES // per_tile)
     inner = lead[-1]
     unmeasured = 0
@@ -222,15 +220,16 @@ def _check_positions(f, path: str, n_tiles: int) -> np.ndarray:
 
 
 def _object_shape(f, path: str, pos: np.ndarray, window: tuple[int, int]) -> tuple[int, int]:
-    declared = None
+    declared: tuple[int, int] | None = None
     if "metadata/object_shape_px" in f:
-        declared = tuple(int(v) for v in np.asarray(f["metadata/object_shape_px"][()]).ravel())
-        if len(declared) != 2 or min(declared) < 1:
+        shape = tuple(int(v) for v in np.asarray(f["metadata/object_shape_px"][()]).ravel())
+        if len(shape) != 2 or min(shape) < 1:
             raise _fail(
                 path,
-                f"/metadata/object_shape_px = {declared} is not (ny, nx)",
+                f"/metadata/object_shape_px = {shape} is not (ny, nx)",
                 "store two positive integers or remove it",
             )
+        declared = (shape[0], shape[1])
     frame = object_frame(pos, window)
     if declared is not None:
         if frame[0] > declared[0] or frame[1] > declared[1]:
@@ -240,7 +239,7 @@ def _object_shape(f, path: str, pos: np.ndarray, window: tuple[int, int]) -> tup
                 f"/metadata/object_shape_px is {declared}",
                 "enlarge the object or fix positions",
             )
-        frame = declared  # type: ignore[assignment]
+        frame = declared
     if max(frame) > MAX_OBJECT_PX:
         raise _fail(
             path,
@@ -256,8 +255,8 @@ def inspect_open(f, path: str, scan: bool = True) -> FileSummary:
     n_angles, n_tiles, h, w = shape
     pos = _check_positions(f, path, n_tiles)
     frame = _object_shape(f, path, pos, (h, w))
-    energy = _scalar(f, "metadata/energy_ev", path, *ENERGY_RANGE_EV, "eV", True)
-    psize = _scalar(f, "metadata/psize_cm", path, *PSIZE_RANGE_CM, "cm", True)
+    energy = _scalar(f, "metadata/energy_ev", path, *ENERGY_RANGE_EV, "eV")
+    psize = _scalar(f, "metadata/psize_cm", path, *PSIZE_RANGE_CM, "cm")
     theta = _vector(f, "metadata/theta", path, n_angles, "the number of angles")
     prop = None
     if "metadata/free_prop_cm" in f:
@@ -271,8 +270,8 @@ def inspect_open(f, path: str, scan: bool = True) -> FileSummary:
         positions_px=pos,
         window=(h, w),
         object_shape=frame,
-        energy_ev=float(energy),  # type: ignore[arg-type]
-        pixel_size_m=float(psize) * 1e-2,  # type: ignore[operator]
+        energy_ev=energy,
+        pixel_size_m=psize * 1e-2,
         free_prop_m=tuple(p * 1e-2 for p in prop) if prop else (),
         theta_rad=theta if theta is not None else tuple(0.0 for _ in range(n_angles)),
     )

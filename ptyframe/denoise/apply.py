@@ -36,9 +36,8 @@ the whole-image run also sees zero padding) and the cores are written side by si
 blending weights are needed because overlapping outputs agree. With ``overlap_px`` below the
 receptive radius the seams differ slightly from the whole-image result (a warning is logged).
 Network activations take ``O(batch * channels * (tile_px + 2 overlap_px)^2)`` floats whatever
-the object size, besides a few object-sized real buffers (measured: a 2048 x 2048 complex64
-object with the shipped net and 512 px tiles raised peak memory by ~210 MB and took 1.3 s on
-2 CPU threads; untiled, two layers of activations alone take ~0.8 GB).
+the object size, besides a few object-sized real buffers; untiled, the activations grow with
+the object (``channels`` object-sized float32 maps per layer).
 
 Shapes: ``obj`` is complex ``[..., Ny, Nx]`` (complex64 or complex128; a real tensor is
 denoised as one part); the result has the same shape, dtype and device. The network runs in
@@ -149,7 +148,8 @@ class ComplexDenoiser:
         self.model = model.to(self.device).eval()
         self.channels_last = self.device.type == "cpu"
         if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            # Module.to takes memory_format (torch's stubs lack it): 4-D weights channels-last
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.normalisation = normalisation
         self.frozen: tuple[Tensor, Tensor, Tensor] | None = None
         self.differentiable = False  # True: no torch.no_grad (for Jacobian checks)
@@ -192,7 +192,8 @@ class ComplexDenoiser:
         """Restore what ``state_dict`` returned."""
         frozen = state.get("frozen")
         if frozen is not None:
-            self.frozen = tuple(t.to(self.device) for t in frozen)  # type: ignore[assignment]
+            lo, scale, constant = (t.to(self.device) for t in frozen)
+            self.frozen = (lo, scale, constant)
 
     def scalars(self) -> dict[str, float]:
         """Return per-run numbers for the history (none for a fixed net)."""

@@ -126,6 +126,9 @@ def dose_weight(dose: float, dose_low: float, dose_high: float) -> float:
 class ConvexMix(nn.Module):
     """``[B, 1, H, W] -> (1 - t_b) low(x_b) + t_b high(x_b)`` with ``t`` ``[B]`` set beforehand."""
 
+    #: the mix weight of each image ``[B]`` (a buffer, set before the call)
+    t: Tensor
+
     def __init__(self, low: nn.Module, high: nn.Module) -> None:
         super().__init__()
         self.low = low
@@ -178,7 +181,7 @@ class AutoMixDenoiser(ComplexDenoiser):
         if t_fixed is not None and not 0.0 <= float(t_fixed) <= 1.0:
             raise ConfigError(f"denoiser.t = {t_fixed} must lie in [0, 1] (or be null: auto)")
         super().__init__(mix, **kw)
-        self.mix = self.model
+        self.mix: ConvexMix = mix  # ``self.model``, typed
         self.sigma_low, self.sigma_high = float(sigma_low), float(sigma_high)
         self.dose_low, self.dose_high = float(dose_low), float(dose_high)
         self.t_fixed = None if t_fixed is None else float(t_fixed)

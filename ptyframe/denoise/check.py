@@ -30,10 +30,10 @@ def applied_jacobian_norm(
         x = torch.view_as_real(obj.detach()).contiguous()
         v = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=x.dtype)
         v = v / v.norm()
-        _, vjp = torch.func.vjp(f, x)
+        vjp = torch.func.vjp(f, x)[1]  # (output, vjp_fn)
         sigma = 0.0
         for _ in range(n_iter):
-            _, jv = torch.func.jvp(f, (x,), (v,))
+            jv = torch.func.jvp(f, (x,), (v,))[1]  # (output, J v)
             (jtjv,) = vjp(jv)
             sigma = float(jv.detach().norm())
             v = (jtjv / jtjv.norm().clamp_min(1e-30)).detach()

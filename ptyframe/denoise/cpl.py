@@ -58,7 +58,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ptyframe.denoise.realsn import RealSNConv2d, exact_normalise, operator_norm_bound
+from ptyframe.denoise.realsn import (
+    RealSNConv2d,
+    conv_layers,
+    effective_weight,
+    exact_normalise,
+    operator_norm_bound,
+)
 from ptyframe.errors import ConfigError
 
 FAMILY = "cpl"
@@ -102,6 +108,9 @@ class CplDenoiser(nn.Module):
     ``realsn=False`` (inference) plain convolutions already normalised and the steps ``step``.
     """
 
+    #: the step lengths of an inference model (a buffer; ``theta`` while training)
+    step: Tensor
+
     def __init__(self, arch: CplArch | None = None, realsn: bool = False, power_px: int = 32):
         super().__init__()
         self.arch = arch or CplArch()
@@ -124,6 +133,11 @@ class CplDenoiser(nn.Module):
             self.theta = nn.Parameter(torch.full((a.depth,), -2.0))
         else:
             self.register_buffer("step", torch.zeros(a.depth))
+
+    @property
+    def convs(self) -> list[nn.Conv2d]:
+        """The layers, each a convolution (``RealSNConv2d`` while training)."""
+        return conv_layers(self.layers)
 
     @property
     def receptive_radius(self) -> int:
@@ -165,7 +179,7 @@ class CplDenoiser(nn.Module):
         s = self._state(x)
         steps = self.steps()
         gains = torch.exp(self.log_gain)
-        for i, conv in enumerate(self.layers):
+        for i, conv in enumerate(self.convs):
             w = self._weight(conv)
             g = gains[i].view(1, -1, 1, 1)
             h = torch.tanh(F.conv2d(s, w, conv.bias, padding=pad) * g) / g
@@ -179,7 +193,7 @@ class CplDenoiser(nn.Module):
     def exported(self, grid: int = 128) -> CplDenoiser:
         """Return a plain copy: rigorous unit-norm layers and steps with ``t S^2 < 2``."""
         out = CplDenoiser(self.arch, realsn=False)
-        layers = [exact_normalise(c, grid) for c in self.layers]
+        layers = [exact_normalise(c, grid) for c in self.convs]
         out.layers = nn.ModuleList(layers)
         with torch.no_grad():
             out.log_gain.copy_(self.log_gain)
@@ -224,7 +238,8 @@ def init_dct_shrinkage(model: CplDenoiser, log_gains: tuple[float, ...] = (4.5, 
         raise ConfigError(
             f"dct init needs state_channels = 1, hidden_channels >= {n} and a training model"
         )
-    for i, conv in enumerate(model.layers):
+    for i, conv in enumerate(model.convs):
+        assert conv.bias is not None  # every layer has a bias (CplDenoiser)
         conv.bias.zero_()
         if i == 0:
             conv.weight.zero_()
@@ -243,34 +258,17 @@ def layer_bounds(model: CplDenoiser, grid: int = 128) -> list[float]:
     """Return ``max(1, t_k S_k^2 - 1)`` per layer (rigorous ``Lip(T_k)`` bounds, docstring)."""
     out = []
     steps = model.steps().detach().double()
-    for i, conv in enumerate(model.layers):
-        with torch.no_grad():
-            if isinstance(conv, RealSNConv2d):
-                was = conv.training
-                conv.eval()
-                w = conv.normalised_weight()
-                conv.train(was)
-            else:
-                w = conv.weight
-        s = operator_norm_bound(w.detach().double(), grid)
+    for i, conv in enumerate(model.convs):
+        s = operator_norm_bound(effective_weight(conv).detach().double(), grid)
         out.append(max(1.0, float(steps[i]) * s * s - 1.0))
     return out
 
 
 def weight_norm_bounds(model: CplDenoiser, grid: int = 128) -> list[float]:
     """Return the rigorous operator-norm bound ``S_k`` of every layer's effective weight."""
-    out = []
-    for conv in model.layers:
-        with torch.no_grad():
-            if isinstance(conv, RealSNConv2d):
-                was = conv.training
-                conv.eval()
-                w = conv.normalised_weight()
-                conv.train(was)
-            else:
-                w = conv.weight
-        out.append(operator_norm_bound(w.detach().double(), grid))
-    return out
+    return [
+        operator_norm_bound(effective_weight(conv).detach().double(), grid) for conv in model.convs
+    ]
 
 
 def lipschitz_bound(model: CplDenoiser, grid: int = 128) -> float:
@@ -320,7 +318,9 @@ def grow_from(model: CplDenoiser, source: CplDenoiser) -> int:
     h = b.hidden_channels
     src_steps = source.steps().detach().double()
     for i in range(b.depth):
-        conv, src = model.layers[i], source.layers[i]
+        conv, src = model.convs[i], source.convs[i]
+        assert isinstance(conv, RealSNConv2d)  # a training model (checked above)
+        assert conv.bias is not None and src.bias is not None
         conv.weight.mul_(1e-3)
         conv.weight[:h].copy_(src.weight)
         conv.bias.zero_()

@@ -33,11 +33,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import torch
 import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from ptyframe.denoise.cpl import CplDenoiser
 
 #: output rows per strip of a layer (``folded_forward``); 0 = the whole image at once
 STRIP_ROWS = 32
@@ -69,7 +73,7 @@ def _key(model: nn.Module) -> tuple:
     return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
 
 
-def folded_layers(model: nn.Module) -> list[FoldedLayer]:
+def folded_layers(model: CplDenoiser) -> list[FoldedLayer]:
     """Return the model's folded layers, from the cache when no weight changed since."""
     needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in model.parameters())
     if not needs_grad:
@@ -80,10 +84,10 @@ def folded_layers(model: nn.Module) -> list[FoldedLayer]:
     with torch.set_grad_enabled(needs_grad):
         gains = torch.exp(model.log_gain)
         steps = model.steps()
-        out = [
-            fold_layer(conv.weight, conv.bias, gains[i], steps[i])
-            for i, conv in enumerate(model.layers)
-        ]
+        out = []
+        for i, conv in enumerate(model.convs):
+            assert conv.bias is not None  # every layer of a CplDenoiser has a bias
+            out.append(fold_layer(conv.weight, conv.bias, gains[i], steps[i]))
     if not needs_grad:
         model.__dict__["_folded_cache"] = (key, out)
     return out
@@ -118,7 +122,7 @@ def _hidden(s: Tensor, layer: FoldedLayer, pad: tuple[int, int]) -> Tensor:
     fused = (
         s.device.type == "cpu"
         and s.dtype == torch.float32
-        and torch.backends.mkldnn.enabled
+        and bool(torch.backends.mkldnn.enabled)
         and _untracked(s)
         and fused_available()
     )

@@ -37,12 +37,14 @@ def covered_pixels(
 
 
 def photons_per_object_pixel(measurements: Any, distribution: Any | None = None) -> float:
-    """Return ``sum_j I_j / A`` for ``measurements`` (``ptyframe.data.Measurements``).
+    """Return ``sum_j I_j / A`` for ``measurements`` (the run's patterns: ``Measurements`` or
+    a pattern source, ``ptyframe.data.feed.PatternData``).
 
-    ``distribution`` (optional) sums the counts over processes.
+    The counts are the patterns' sums ``intensity_sum`` (per pattern in float64, then over
+    the patterns: the same value in memory and streamed). ``distribution`` (optional) sums
+    them over processes.
     """
-    counts = float(measurements.amplitudes.square().sum(dtype=torch.float64))
-    local = torch.tensor([counts], dtype=torch.float64)
+    local = torch.tensor([measurements.intensity_sum()], dtype=torch.float64)
     total = distribution.allreduce_sum_(local) if distribution is not None else local
     geom = measurements.geometry
     area = covered_pixels(geom.positions_px, tuple(geom.window), tuple(geom.object_shape))

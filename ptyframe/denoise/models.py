@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
-
 from ptyframe.denoise import cpl, dncnn
 from ptyframe.errors import ConfigError
 
 FAMILIES = ("dncnn", cpl.FAMILY)
+
+#: An image denoiser of either family.
+Denoiser = dncnn.DnCNN | cpl.CplDenoiser
 
 
 def family_of(arch: dict[str, Any] | None) -> str:
@@ -41,7 +42,7 @@ def make_arch(arch: dict[str, Any] | None) -> dncnn.DncnnArch | cpl.CplArch:
         raise ConfigError(f"bad DnCNN architecture {rec!r}: {exc}") from None
 
 
-def build_model(arch: dict[str, Any] | None, realsn: bool = False, power_px: int = 32) -> nn.Module:
+def build_model(arch: dict[str, Any] | None, realsn: bool = False, power_px: int = 32) -> Denoiser:
     """Return an untrained model of the record's family."""
     a = make_arch(arch)
     if isinstance(a, cpl.CplArch):
@@ -49,21 +50,21 @@ def build_model(arch: dict[str, Any] | None, realsn: bool = False, power_px: int
     return dncnn.DnCNN(a, realsn=realsn, power_px=power_px)
 
 
-def arch_record(model: nn.Module) -> dict[str, Any]:
+def arch_record(model: Denoiser) -> dict[str, Any]:
     """Return the model's arch record (with ``family``)."""
     rec = dict(model.arch.to_dict())
     rec.setdefault("family", "dncnn")
     return rec
 
 
-def denoiser_bound(model: nn.Module, grid: int = 128) -> float:
+def denoiser_bound(model: Denoiser, grid: int = 128) -> float:
     """Return the rigorous bound on ``Lip(D)`` of the image denoiser ``model``."""
     if isinstance(model, cpl.CplDenoiser):
         return cpl.lipschitz_bound(model, grid)
     return dncnn.denoiser_lipschitz_bound(model, grid)
 
 
-def certificate(model: nn.Module, grid: int = 128) -> dict[str, Any]:
+def certificate(model: Denoiser, grid: int = 128) -> dict[str, Any]:
     """Return the numbers that certify ``model``: family, bound on ``Lip(D)``, per-layer data."""
     out: dict[str, Any] = {"family": arch_record(model)["family"]}
     if isinstance(model, cpl.CplDenoiser):

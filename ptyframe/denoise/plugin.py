@@ -29,10 +29,18 @@ class DncnnConfig:
     """Nonexpansive DnCNN applied as ``D(Re O) + i D(Im O)``; null checkpoint = shipped weights."""
 
     name: str = "dncnn"
+    #: Weights: a file, a Lightning ``.ckpt`` or the name of shipped weights;
+    #: null: ``dncnn_realsn_default``.
     checkpoint: str | None = None
+    #: Where the network runs: ``auto`` (the run's device), ``cpu``, ``cuda``.
     device: str = "auto"
+    #: Side of the tiles the object is denoised in (bounds the activations' memory).
     tile_px: int = 512
+    #: Halo around each tile; at least the net's receptive radius gives the
+    #: whole-image result exactly.
     overlap_px: int = 32
+    #: ``frozen``: the [0, 1] map fixed at the first call (keeps ``D``'s
+    #: Lipschitz constant); ``minmax``: recomputed each call (PINE's code).
     normalisation: str = "frozen"
 
     def __post_init__(self) -> None:
@@ -54,7 +62,7 @@ class DncnnConfig:
             )
 
 
-def resolve_device(device: str, run_device: str = "cpu") -> str:
+def denoiser_device(device: str, run_device: str = "cpu") -> str:
     """Return the torch device for ``device`` ('auto' means the run's device)."""
     import torch
 
@@ -71,7 +79,7 @@ def build_dncnn(config: DncnnConfig, context: BuildContext) -> ComplexDenoiser:
     from ptyframe.denoise.apply import ComplexDenoiser
     from ptyframe.denoise.weights import load_denoiser
 
-    device = resolve_device(str(config.device), str(getattr(context, "device", "cpu")))
+    device = denoiser_device(str(config.device), str(getattr(context, "device", "cpu")))
     model = load_denoiser(config.checkpoint, device)
     return ComplexDenoiser(
         model,
@@ -124,15 +132,26 @@ class CplAutoConfig:
     """
 
     name: str = "cpl_auto"
+    #: The net at ``t = 0`` (high dose): shipped name or weights file.
     low: str = "cpl_sigma15"
+    #: The net at ``t = 1`` (low dose): shipped name or weights file.
     high: str = "cpl_blind"
+    #: Photons per object pixel at or below which ``t = 1``.
     dose_low: float = AUTO_DOSE_LOW
+    #: Photons per object pixel at or above which ``t = 0``.
     dose_high: float = AUTO_DOSE_HIGH
+    #: MAD noise level at or below which ``t = 0`` (used without a dose).
     sigma_low: float = AUTO_SIGMA_LOW
+    #: MAD noise level at or above which ``t = 1`` (used without a dose).
     sigma_high: float = AUTO_SIGMA_HIGH
+    #: The mixing weight set by hand; null: from the dose (or the noise level).
     t: float | None = None
+    #: Where the network runs: ``auto`` (the run's device), ``cpu``, ``cuda``.
     device: str = "auto"
+    #: Side of the tiles the object is denoised in (bounds the activations' memory).
     tile_px: int = 512
+    #: Halo around each tile; at least the net's receptive radius gives the
+    #: whole-image result exactly.
     overlap_px: int = 32
 
     def __post_init__(self) -> None:
@@ -157,7 +176,7 @@ def build_cpl_auto(config: CplAutoConfig, context: BuildContext) -> ComplexDenoi
     from ptyframe.denoise.auto import AutoMixDenoiser, ConvexMix
     from ptyframe.denoise.weights import load_denoiser
 
-    device = resolve_device(str(config.device), str(getattr(context, "device", "cpu")))
+    device = denoiser_device(str(config.device), str(getattr(context, "device", "cpu")))
     mix = ConvexMix(load_denoiser(config.low, device), load_denoiser(config.high, device))
     return AutoMixDenoiser(
         mix,
@@ -186,12 +205,12 @@ def stored_bound(stem: str) -> float | None:
 
 def auto_certificate_line(low: str = CplAutoConfig.low, high: str = CplAutoConfig.high) -> str:
     """Return the noise-aware mix's bound: ``max`` of the two nets' stored bounds."""
-    bounds = [stored_bound(low), stored_bound(high)]
-    if any(b is None for b in bounds):
+    b_low, b_high = stored_bound(low), stored_bound(high)
+    if b_low is None or b_high is None:
         return f"(1-t) {low} + t {high}: no certificate recorded for one of them"
     return (
         f"(1-t) {low} + t {high}, t frozen at the first call: Lip(D as applied, frozen "
-        f"normalisation) <= max({bounds[0]:.4f}, {bounds[1]:.4f}) = {max(bounds):.4f} certified"
+        f"normalisation) <= max({b_low:.4f}, {b_high:.4f}) = {max(b_low, b_high):.4f} certified"
     )
 
 

@@ -168,7 +168,7 @@ def power_iteration_norm(
         return float(conv_apply(u, wt, padding_mode).norm())
 
 
-def _sec_factor(kernel: tuple[int, int], grid: int) -> float:
+def _sec_factor(kernel: tuple[int, ...], grid: int) -> float:
     dy, dx = _degree(kernel[0]), _degree(kernel[1])
     return 1.0 / (math.cos(math.pi * dy / grid) * math.cos(math.pi * dx / grid))
 
@@ -187,12 +187,19 @@ class RealSNConv2d(nn.Conv2d):
     i.e. the circular conv/transposed-conv power iteration restricted to each Fourier
     subspace. Tracking every frequency matters: a single spatial-domain vector (Ryu et al.'s
     form, ``power_iteration_norm``) lags when the top singular value moves to another
-    frequency, and we measured layer norms drifting to 1.2 after 300 Adam steps that way.
+    frequency, and the layer norms then drift above 1 during training.
     ``sec_factor`` is the Ehlich-Zeller factor of ``operator_norm_bound`` for this grid, so
     with converged vectors ``sigma`` bounds the zero-padded layer at every image size and the
     network trains under the same constraint that ``exact_normalise`` certifies. In eval
     mode ``sigma`` is recomputed (without gradient) for the current weights.
     """
+
+    # buffers (registered in __init__): the DFT factors of the power grid, the power
+    # vectors ``u(w)`` and the last ``sigma``
+    _ey: Tensor
+    _ex: Tensor
+    u: Tensor
+    sigma: Tensor
 
     def __init__(
         self,
@@ -263,6 +270,27 @@ class RealSNConv2d(nn.Conv2d):
         return self._conv_forward(x, self.normalised_weight(), self.bias)
 
 
+def conv_layers(layers: nn.ModuleList) -> list[nn.Conv2d]:
+    """Return ``layers`` as the convolutions a denoiser holds (``RealSNConv2d`` in training)."""
+    convs = [c for c in layers if isinstance(c, nn.Conv2d)]
+    if len(convs) != len(layers):
+        raise TypeError("every layer of a denoiser is an nn.Conv2d")
+    return convs
+
+
+@torch.no_grad()
+def effective_weight(conv: nn.Conv2d) -> Tensor:
+    """Return the weight ``conv`` applies: ``normalised_weight()`` in eval mode for a
+    ``RealSNConv2d`` (its training mode kept), else ``conv.weight``."""
+    if isinstance(conv, RealSNConv2d):
+        was = conv.training
+        conv.eval()
+        w = conv.normalised_weight()
+        conv.train(was)
+        return w
+    return conv.weight
+
+
 @torch.no_grad()
 def exact_normalise(conv: nn.Conv2d, grid: int = 128) -> nn.Conv2d:
     """Return a plain zero-padded ``nn.Conv2d`` with weight ``W / max(1, bound(W))``.
@@ -278,14 +306,12 @@ def exact_normalise(conv: nn.Conv2d, grid: int = 128) -> nn.Conv2d:
         w = conv.weight
     w = w.to(torch.float64)
     w = w / max(1.0, operator_norm_bound(w, grid))
+    ky, kx = conv.kernel_size[0], conv.kernel_size[1]
+    pad = conv.padding if isinstance(conv.padding, str) else (conv.padding[0], conv.padding[1])
     out = nn.Conv2d(
-        conv.in_channels,
-        conv.out_channels,
-        conv.kernel_size,
-        padding=conv.padding,
-        bias=conv.bias is not None,
+        conv.in_channels, conv.out_channels, (ky, kx), padding=pad, bias=conv.bias is not None
     )
     out.weight.copy_(w.to(out.weight.dtype))
-    if conv.bias is not None:
+    if conv.bias is not None and out.bias is not None:
         out.bias.copy_(conv.bias)
     return out

@@ -35,9 +35,9 @@ from typing import Any
 import torch
 
 from ptyframe.denoise.cpl import FAMILY as CPL
-from ptyframe.denoise.cpl import CplDenoiser
+from ptyframe.denoise.cpl import CplArch, CplDenoiser
 from ptyframe.denoise.dncnn import DnCNN, DncnnArch, lipschitz_bound
-from ptyframe.denoise.models import arch_record, build_model, family_of, make_arch
+from ptyframe.denoise.models import Denoiser, arch_record, family_of, make_arch
 from ptyframe.errors import ConfigError, DataValidationError
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def _read(path: Path) -> Any:
             f"(torch.load(weights_only=True) refused it: {first}). If it is your own "
             "checkpoint, re-save only its weights: torch.save(ckpt['state_dict'], 'model.pt')"
         ) from None
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a non-torch file
+    except Exception as exc:  # torch raises many types for a non-torch file
         raise DataValidationError(
             f"denoiser checkpoint {str(path)!r} is not a PyTorch file "
             f"({type(exc).__name__}: {str(exc)[:200]}). {_fix_hint()}"
@@ -134,9 +134,11 @@ def _cpl_from(raw: dict[str, Any], meta: dict[str, Any], where: str) -> CplDenoi
         arch = make_arch(meta)
     except ConfigError as exc:
         raise DataValidationError(f"{where}: bad architecture record {meta!r}: {exc}") from None
+    if not isinstance(arch, CplArch):
+        raise DataValidationError(f"{where}: the record {meta!r} is not a cpl architecture")
     is_realsn = "theta" in sd
     power_px = int(sd["layers.0.u"].shape[0]) if "layers.0.u" in sd else 32
-    model = build_model(arch.to_dict(), realsn=is_realsn, power_px=power_px)
+    model = CplDenoiser(arch, realsn=is_realsn, power_px=power_px)
     try:
         model.load_state_dict(sd)
     except RuntimeError as exc:
@@ -176,7 +178,7 @@ def _arch_from(meta: Any, sd: dict[str, torch.Tensor], structure: str, where: st
     return _infer_arch(sd, structure, where)
 
 
-def model_from_checkpoint(blob: Any, where: str = "checkpoint") -> DnCNN:
+def model_from_checkpoint(blob: Any, where: str = "checkpoint") -> Denoiser:
     """Build a plain, exactly normalised (if trained with RealSN) ``DnCNN`` from a loaded blob."""
     if not isinstance(blob, dict):
         raise DataValidationError(

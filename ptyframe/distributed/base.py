@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
 
 if TYPE_CHECKING:
     from ptyframe.state import ReconstructionState
+
+
+#: Any picklable object passed between ranks.
+T = TypeVar("T")
 
 
 class Distribution(ABC):
@@ -55,8 +59,8 @@ class Distribution(ABC):
     def broadcast_(self, tensor: torch.Tensor, root: int = 0) -> torch.Tensor:
         """Overwrite ``tensor`` on every rank with root's copy; return it."""
 
-    def broadcast_object(self, obj: object, root: int = 0) -> object:
-        """Return root's ``obj`` on every rank (a picklable Python object)."""
+    def broadcast_object(self, obj: T, root: int = 0) -> T:
+        """Return root's ``obj`` on every rank (a picklable Python object of one type)."""
         return obj
 
     def allgather_object(self, obj: object) -> list[object]:

@@ -38,12 +38,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
+from ptyframe.data.feed import PatternData
 from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import Distribution
 from ptyframe.engines.autodiff_precondition import (
@@ -52,16 +54,29 @@ from ptyframe.engines.autodiff_precondition import (
     precondition,
     supports,
 )
-from ptyframe.engines.base import Engine, EpochReport, check_prior, visiting_order
+from ptyframe.engines.base import (
+    Capabilities,
+    Engine,
+    EpochReport,
+    PriorStep,
+    check_prior,
+    visiting_order,
+)
 from ptyframe.engines.config import DenoiseSchedule, EngineConfig
-from ptyframe.engines.prior import DenoiseStep
 from ptyframe.errors import ConfigError, DivergenceError
-from ptyframe.losses.base import LsqLoss, safe_sqrt
+from ptyframe.losses.base import Loss, LsqLoss, safe_sqrt
 from ptyframe.optimizers import BUILTIN as OPTIMIZERS
 from ptyframe.optimizers import AdamConfig, GdConfig, Optimizer, build_optimizer
-from ptyframe.physics.multislice import Batch, as_model
+from ptyframe.physics.base import Batch, ForwardModel
+from ptyframe.physics.farfield import FarFieldPtychography
+from ptyframe.physics.multislice import PtychoModel, as_model
 from ptyframe.physics.objects import GROUPS, Unknown
+from ptyframe.regularizers.base import Regularizer
 from ptyframe.state import ReconstructionState
+
+if TYPE_CHECKING:
+    from ptyframe.data.dataset import PtychoDataset
+    from ptyframe.registry import Registry
 
 
 @dataclass
@@ -78,9 +93,12 @@ class OptimizerGroups:
     geometry: Any = None
 
 
-#: The optimizer of a preconditioned group (``autodiff_precondition``) when unset: the
-#: full Gauss-Newton step (lr 1 = the batch average of the PIE projections).
-PRECONDITIONED_OPTIMIZER = lambda: GdConfig(lr=1.0)  # noqa: E731
+def preconditioned_optimizer() -> GdConfig:
+    """Return the optimizer of a preconditioned group (``autodiff_precondition``) when unset:
+    the full Gauss-Newton step (lr 1 = the batch average of the PIE projections)."""
+    return GdConfig(lr=1.0)
+
+
 #: The optimizers whose groups are preconditioned (see ``AutodiffEngine.preconditioned``).
 PRECONDITIONED_OPTIMIZERS = ("gd", "momentum")
 
@@ -136,18 +154,29 @@ class AutodiffConfig(DenoiseSchedule, EngineConfig):
 class AutodiffEngine(Engine):
     """Adorym-style engine; see the module docstring."""
 
-    wants_all_angles = False  # set per instance from the forward model (tomography: True)
-    #: Small batched ops collapse with 2 torch threads on a busy 2-core machine.
-    prefers_single_thread = True
+    config: AutodiffConfig
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        positions=True,
+        propagators=("farfield", "nearfield"),
+        slices=True,
+        prior="after_epoch",
+        single_thread=True,
+    )
+
+    @property
+    def prefers_single_thread(self) -> bool:
+        """Its small batched ops run fastest on one torch thread, with a denoiser too."""
+        return True
 
     def __init__(
         self,
         config: AutodiffConfig | None = None,
-        physics: Any = None,
-        loss: Any = None,
-        regularizers: list[Any] | None = None,
-        prior: DenoiseStep | None = None,
-        registry: Any = None,
+        physics: ForwardModel | FarFieldPtychography | None = None,
+        loss: Loss | None = None,
+        regularizers: list[Regularizer] | None = None,
+        prior: PriorStep | None = None,
+        registry: Registry | None = None,
     ) -> None:
         """Optimise ``physics`` (a forward model; None: far field) under ``loss`` (None: LSQ).
 
@@ -161,31 +190,34 @@ class AutodiffEngine(Engine):
         check_prior(self.config, prior)
         self.registry = registry
         self.model = as_model(physics)
-        self.loss = loss or LsqLoss()
+        self.loss: Loss = loss or LsqLoss()
         self.regularizers = list(regularizers or [])
-        self.wants_all_angles = bool(getattr(self.model, "multi_angle", False))
+        self.wants_all_angles = self.model.multi_angle
         self.optimizers: dict[str, Optimizer] = {}
         self._pending: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ set-up
-    def init_state(self, state: ReconstructionState, dataset: Any) -> ReconstructionState:
+    def init_state(self, state: ReconstructionState, dataset: PtychoDataset) -> ReconstructionState:
         """Reshape the runner's state for the forward model (slices, volumes, probes)."""
         return self.model.init_state(state, dataset)
 
     def prepare(
         self,
-        measurements: Measurements | list[Measurements],
+        measurements: PatternData | list[Measurements],
         state: ReconstructionState,
         distribution: Distribution | None = None,
         seed: int = 0,
     ) -> None:
-        meas = list(measurements) if isinstance(measurements, (list, tuple)) else [measurements]
+        given = list(measurements) if isinstance(measurements, (list, tuple)) else [measurements]
+        meas = [m for m in given if isinstance(m, Measurements)]
+        if len(meas) != len(given):  # autodiff does not declare streams
+            raise ConfigError("engine=autodiff reads its patterns in memory: set data.stream=false")
         if not meas:
             raise ConfigError("autodiff: no measurements to reconstruct from")
         super().prepare(meas[0], state, distribution, seed)
         self.meas = meas
         geom = meas[0].geometry
-        b = int(getattr(self.model, "buffer_px", 0) or 0)
+        b = self.model.buffer_px
         if any(tuple(w + 2 * b for w in m.window) != state.window for m in meas):
             raise ConfigError(
                 f"patterns are {meas[0].window}, the probe {state.window}: must match"
@@ -204,6 +236,9 @@ class AutodiffEngine(Engine):
             raise ConfigError("the measured patterns are all zero; nothing to reconstruct")
         if self._pending is not None:
             self.load_state_dict(self._pending)
+
+    #: Every angle's patterns at once (a ``multi_angle`` model reads them all).
+    prepare_angles = prepare
 
     def _make_params(self) -> None:
         self.params: dict[str, torch.Tensor] = {}
@@ -245,7 +280,7 @@ class AutodiffEngine(Engine):
         if cfg is not None:
             return cfg
         return (
-            PRECONDITIONED_OPTIMIZER()
+            preconditioned_optimizer()
             if self.preconditioned(group)
             else DEFAULT_OPTIMIZERS[group]()
         )
@@ -291,6 +326,7 @@ class AutodiffEngine(Engine):
         self, grads: dict[str, torch.Tensor], i: int, tiles: np.ndarray, count: float
     ) -> None:
         """Divide the preconditioned groups' gradients by the Gauss-Newton diagonal."""
+        assert isinstance(self.model, PtychoModel)  # ``supports`` chose preconditioning
         v = {n: p.detach() * self.scales[n] for n, p in self.params.items()}
         curv = {
             n: c
@@ -300,7 +336,7 @@ class AutodiffEngine(Engine):
         if self.distribution.size > 1:
             for h, _ in curv.values():
                 self.distribution.allreduce_sum_(h)
-        factor = float(getattr(self.loss, "curvature", 2.0)) / count
+        factor = float(self.loss.curvature) / count
         precondition(grads, curv, self.scales, factor, self.config.precondition)
 
     def _data_term(
@@ -330,11 +366,16 @@ class AutodiffEngine(Engine):
         if not self.regularizers:
             return torch.zeros((), dtype=torch.float64)
         phase, absorption = self.model.fields(v)
-        return sum(r(phase, absorption) for r in self.regularizers)  # type: ignore[return-value]
+        total = self.regularizers[0](phase, absorption)
+        for r in self.regularizers[1:]:
+            total = total + r(phase, absorption)
+        return total
 
     def _grads(self, total: torch.Tensor, names: list[str]) -> list[torch.Tensor]:
         ps = [self.params[n] for n in names]
-        gs = torch.autograd.grad(total, ps, allow_unused=True) if total.requires_grad else ps
+        gs: Sequence[torch.Tensor | None] = (
+            torch.autograd.grad(total, ps, allow_unused=True) if total.requires_grad else ps
+        )
         out = [
             g if g is not None and total.requires_grad else torch.zeros_like(p)
             for p, g in zip(ps, gs, strict=True)
@@ -362,12 +403,12 @@ class AutodiffEngine(Engine):
         assert self.state is not None, "call prepare() first"
         t0 = time.perf_counter()
         size = self.distribution.size
-        with torch.no_grad():
-            fields = self.model.fields(self.values()) if self.regularizers else None
-            for r in self.regularizers:
-                r.update(*fields)
-        if hasattr(self.loss, "set_epoch"):
-            self.loss.set_epoch(epoch)  # e.g. the Poisson loss's LSQ warm start
+        if self.regularizers:
+            with torch.no_grad():
+                fields = self.model.fields(self.values())
+                for r in self.regularizers:
+                    r.update(*fields)
+        self.loss.set_epoch(epoch)  # e.g. the Poisson loss's LSQ warm start
         plan = self._plan(epoch)
         counts = torch.tensor(
             [float(self._counts[i][self._rows[i][t]].sum()) for i, t in plan], dtype=torch.float64

@@ -26,13 +26,16 @@ preconditioned and keep Adam.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from ptyframe.errors import ConfigError
-from ptyframe.physics.multislice import Batch
+from ptyframe.physics.base import Batch, ForwardModel
+from ptyframe.physics.multislice import PtychoModel
 from ptyframe.physics.patches import extract_patches, scatter_add_patches, split_positions
+
+#: ``{name: (H without c/N_d, reference or None)}`` (see ``curvature``).
+Curvature = dict[str, tuple[torch.Tensor, float | None]]
 
 #: The unknowns a ``PtychoModel`` can precondition (complex transmission, probe modes).
 PRECONDITIONED = ("object", "probe")
@@ -55,28 +58,28 @@ class PreconditionConfig:
             )
 
 
-def supports(model: Any, names: list[str]) -> bool:
-    """Return whether ``model`` can precondition every unknown in ``names``."""
-    return (
-        hasattr(model, "probe_at")
-        and hasattr(model, "farfield")
-        and all(n in PRECONDITIONED for n in names)
-    )
+def supports(model: ForwardModel, names: list[str]) -> bool:
+    """Return whether ``model`` can precondition every unknown in ``names``.
+
+    It must be a ``PtychoModel`` (an exit wave ``probe x object``, whose curvature this
+    module knows) and the names its object or probe.
+    """
+    return isinstance(model, PtychoModel) and all(n in PRECONDITIONED for n in names)
 
 
-def curvature(model: Any, v: dict[str, torch.Tensor], batch: Batch) -> dict[str, Any]:
+def curvature(model: PtychoModel, v: dict[str, torch.Tensor], batch: Batch) -> Curvature:
     """Return ``{name: (H without c/N_d, reference or None)}`` for ``object``/``probe`` in ``v``.
 
     ``H_O`` ``[Ny, Nx]``, reference ``max_r sum_k |P_k|^2``; ``H_P`` ``[M, M]``, reference None
     (``max H_P`` is taken after the ranks' sums). See the module docstring.
     """
-    out: dict[str, Any] = {}
+    out: Curvature = {}
     with torch.no_grad():
         probe = model.probe_at(v, batch.angle)
         pos = model.positions(v, batch)
         corners, frac = split_positions(pos)
         window = (probe.shape[-2], probe.shape[-1])
-        b = int(getattr(model, "buffer_px", 0) or 0)
+        b = model.buffer_px
         if "object" in v:
             ny, nx = v["object"].shape[-2:]
             lit = incident_power(model, v, batch, probe, corners, frac)  # [B, S, M, M]
@@ -91,7 +94,7 @@ def curvature(model: Any, v: dict[str, torch.Tensor], batch: Batch) -> dict[str,
             out["object"] = (illum, peak)
         if "probe" in v:
             slices = model.slices(v, batch.angle)
-            slices = model.padded(slices) if hasattr(model, "padded") else slices
+            slices = model.padded(slices)
             chunks = extract_patches(slices, corners, window)  # [B, S, M, M]
             power = (chunks.real.square() + chunks.imag.square()).prod(dim=1).sum(dim=0)
             out["probe"] = (power, None)
@@ -99,7 +102,7 @@ def curvature(model: Any, v: dict[str, torch.Tensor], batch: Batch) -> dict[str,
 
 
 def incident_power(
-    model: Any,
+    model: PtychoModel,
     v: dict[str, torch.Tensor],
     batch: Batch,
     probe: torch.Tensor,
@@ -126,7 +129,7 @@ def incident_power(
 
 def precondition(
     grads: dict[str, torch.Tensor],
-    curv: dict[str, Any],
+    curv: Curvature,
     scales: dict[str, float],
     factor: float,
     config: PreconditionConfig,

@@ -17,12 +17,12 @@ The support ``S`` starts as the thresholded autocorrelation ``|F^-1 I| > support
 (2003)). Start: the measured modulus with random phases (seeded), restricted to ``S``.
 
 Why this and not gradient descent: the AD model ``physics=fullfield_cdi`` fits the data
-inside the loose autocorrelation support and stalls there (measured: NRMSE 0.90 after 300
-epochs); HIO's feedback outside the support escapes those stagnation points. Scoring must
+inside the loose autocorrelation support and stalls there (``tests/test_cold_start.py``
+holds both); HIO's feedback outside the support escapes those stagnation points. Scoring must
 allow for a shift, the twin image ``conj(O(-r))`` and a global phase (``tests/test_cold_start.py``).
 ``data_error`` and the stored object: the estimate restricted to the support at the end of the
 epoch, ``P_S psi``, and ``sum | |F P_S psi| - A | / sum A`` (HIO's iterate itself carries the
-feedback outside the support, and its error jumps by 10x between HIO and ER epochs).
+feedback outside the support, and its error jumps between HIO and ER epochs).
 """
 
 from __future__ import annotations
@@ -30,14 +30,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from ptyframe.data.feed import PatternData
 from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import Distribution
-from ptyframe.engines.base import Engine, EpochReport, check_range
+from ptyframe.engines.base import Capabilities, Engine, EpochReport, check_range
 from ptyframe.engines.config import EngineConfig
 from ptyframe.errors import ConfigError
 from ptyframe.physics import fft
@@ -74,17 +75,22 @@ class HioConfig(EngineConfig):
 class HioEngine(Engine):
     """HIO/ER for one far-field pattern; see the module docstring."""
 
+    config: HioConfig
+    capabilities: ClassVar[Capabilities] = Capabilities(data="fullfield")
+
     def __init__(self, config: HioConfig | None = None) -> None:
         super().__init__()
         self.config = config or HioConfig()
 
     def prepare(
         self,
-        measurements: Measurements,
+        measurements: PatternData,
         state: ReconstructionState,
         distribution: Distribution | None = None,
         seed: int = 0,
     ) -> None:
+        if not isinstance(measurements, Measurements):  # hio does not declare streams
+            raise ConfigError("engine=hio reads its pattern in memory: set data.stream=false")
         super().prepare(measurements, state, distribution, seed)
         if self.distribution.size > 1:
             raise ConfigError("engine=hio runs in one process: use distribution=single")

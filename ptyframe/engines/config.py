@@ -1,8 +1,9 @@
 """Hold the config fields the engines share, once: one base per family.
 
 * ``EngineConfig``: ``name``, ``epochs``, ``seed`` (every engine);
-* ``PieFamilyConfig``: the probe schedule of the PIE family and its relatives
-  (``probe_update_start``, ``fix_probe``, ``center_probe``);
+* ``PieFamilyConfig``: what every fast engine of the epoch frame (``ptyframe.engines.frame``)
+  has: the probe schedule (``probe_update_start``, ``fix_probe``, ``center_probe``) and the
+  backend (``backend``, ``fft``: ``ptyframe.engines.backend``);
 * ``PieConfig``: the ePIE/rPIE step sizes ``alpha``, ``beta`` with the ranges of the rule
   (``pie_rule``) that uses them (ePIE: PINE paper eqs. 18-19; rPIE: Maiden, Johnson & Li,
   Optica 4, 736 (2017), eq. 6);
@@ -17,7 +18,9 @@ A component's config class is one of these extended with its own fields and its 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
+from ptyframe.engines.backend import check_choice
 from ptyframe.engines.base import check_range
 from ptyframe.engines.prior import DenoiseStepConfig
 from ptyframe.errors import ConfigError
@@ -41,15 +44,23 @@ class EngineConfig:
 
 @dataclass
 class PieFamilyConfig(EngineConfig):
-    """The probe schedule shared by the PIE family, LSQML and RAAR."""
+    """What the fast engines share: the probe schedule and the backend (the PIE family,
+    minibatch PIE, LSQML, RAAR)."""
 
+    #: First epoch (0-based) that updates the probe.
     probe_update_start: int = 0
+    #: Keep the probe as it starts.
     fix_probe: bool = False
     #: Roll probe and object so the probe's intensity centroid sits at the window centre.
     center_probe: bool = True
+    #: The sweep's backend: auto, torch or numba (``ptyframe.engines.backend``).
+    backend: str = "auto"
+    #: The numba sweep's transforms: auto, torch or fftw.
+    fft: str = "auto"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_choice(self.name, self.backend, self.fft)
         if int(self.probe_update_start) < 0:
             raise ConfigError(
                 f"{self.name}.probe_update_start = {self.probe_update_start} must be >= 0"
@@ -81,7 +92,7 @@ class PieConfig(PieFamilyConfig):
 
     @property
     def pie_rule(self) -> str:
-        """``epie`` or ``rpie``: the per-position update rule (``ptyframe.engines.pie``)."""
+        """``epie`` or ``rpie``: the per-position update rule (``ptyframe.engines.rules``)."""
         return "epie"
 
     def __post_init__(self) -> None:
@@ -112,3 +123,24 @@ class DenoiseSchedule:
     def prior_config(self) -> DenoiseStepConfig:
         """Return the denoising step's config (the registered ``prior_step`` ``denoise``)."""
         return DenoiseStepConfig(rho=self.rho, every=self.denoise_every, start=self.denoise_start)
+
+
+@runtime_checkable
+class SchedulesPrior(Protocol):
+    """An engine config that schedules PINE's denoising step (``DenoiseSchedule``, RAAR's)."""
+
+    def prior_config(self) -> DenoiseStepConfig: ...
+
+
+@dataclass
+class MinibatchConfig(PieFamilyConfig):
+    """What the minibatch engines share: the groups and the epoch's momentum."""
+
+    #: Positions per group (at most, for ``sparse``).
+    batch_size: int = 16
+    #: How positions are grouped: random, compact or sparse (``ptyframe.engines.minibatch``).
+    batching: str = "sparse"
+    #: Momentum on each epoch's change (0 = none).
+    momentum: float = 0.0
+    #: Friction of the momentum's velocity.
+    friction: float = 0.9

@@ -36,10 +36,8 @@ maximum-likelihood ptychography", Opt. Express 26, 3108 (2018). For one group of
    ``P``. Without it (``momentum=0``) the grouped updates, like any parallel update, spread
    low spatial frequencies of the object slowly and sit on a low-contrast object for over
    100 sweeps on the natural-image benchmark case. Defaults ``momentum=0.75, friction=0.9``
-   and ``object_reg=0.5``: tuned with ``benchmarks/engine_tuning.py`` on the natural image at
-   1e5 photons (noise seed 1), where after 100 sweeps they gave FRC 0.313 at 1/2 Nyquist and
-   raw NRMSE 0.050, against 0.155 and 0.108 with the former ``momentum=1.5, object_reg=0.1``
-   (README, "Engines on the natural-image case", reports them on the 1e6-photon case).
+   and ``object_reg=0.5``: chosen with ``benchmarks/engine_tuning.py`` on the natural image
+   at a lower dose than the engines table's (the manual's results pages hold the figures).
 
 5. With ``rho > 0``, after the momentum (and the probe centring) PINE's denoising step
    ``O <- (1 - rho) O + rho D(O)`` (Yamada et al. 2024, eq. 20); the momentum's start point
@@ -55,11 +53,12 @@ non-overlapping windows of a flat object sees the same object, so ``O_b dP_b`` f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from ptyframe.engines.base import check_prior, check_range
-from ptyframe.engines.config import DenoiseSchedule, PieFamilyConfig
+from ptyframe.engines.base import PriorStep, check_prior, check_range
+from ptyframe.engines.config import DenoiseSchedule, MinibatchConfig
 from ptyframe.engines.minibatch import (
     MinibatchEngine,
     check_batching,
@@ -67,8 +66,6 @@ from ptyframe.engines.minibatch import (
     mode_sum,
     scatter_windows,
 )
-from ptyframe.engines.minibatch_delta import batched_delta
-from ptyframe.engines.prior import DenoiseStep
 from ptyframe.errors import ConfigError
 from ptyframe.physics.fft import far_field, far_field_adjoint
 from ptyframe.physics.projection import model_modulus
@@ -77,7 +74,7 @@ LIKELIHOODS = ("gaussian", "poisson")
 
 
 @dataclass
-class LsqmlConfig(DenoiseSchedule, PieFamilyConfig):
+class LsqmlConfig(DenoiseSchedule, MinibatchConfig):
     """LSQML (Odstrcil, Menzel & Guizar-Sicairos 2018); ``rho > 0``: PINE's denoising step."""
 
     name: str = "lsqml"
@@ -112,7 +109,7 @@ class LsqmlConfig(DenoiseSchedule, PieFamilyConfig):
         check_range("lsqml", "friction", self.friction, 0.0, 1.0, lo_open=False, hi_open=True)
 
 
-def poisson_step(wave: torch.Tensor, inten: torch.Tensor, valid: torch.Tensor | None):  # noqa: ANN201
+def poisson_step(wave: torch.Tensor, inten: torch.Tensor, valid: torch.Tensor | None):
     """Return ``(Psi' - Psi, xi)`` of the Poisson exit-wave update (eqs. 12b, 17) per position.
 
     ``alpha_b`` minimises ``L(a) = sum_valid [A^2 (1 - a xi)^2 - I log(A^2 (1 - a xi)^2)]``.
@@ -135,7 +132,7 @@ def re_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Return ``Re sum conj(a) b`` over all but the first axis, ``[B]``.
 
     ``Re(conj(a) b) = a_re b_re + a_im b_im``: the dot product of the real views, without
-    complex temporaries (a product and a sum: 3x faster on a CPU than a batched ``bmm`` of
+    complex temporaries (a product and a sum, faster on a CPU than a batched ``bmm`` of
     ``[1, L] x [L, 1]`` matrices).
     """
     ra = torch.view_as_real(a).reshape(a.shape[0], -1)
@@ -170,8 +167,12 @@ def optimal_steps(
 class LsqmlEngine(MinibatchEngine):
     """LSQML; see the module docstring. ``prior``: the denoising step after each epoch."""
 
-    def __init__(self, config: LsqmlConfig, prior: DenoiseStep | None = None) -> None:
-        super().__init__()
+    config: LsqmlConfig
+
+    def __init__(
+        self, config: LsqmlConfig, prior: PriorStep | None = None, context: Any | None = None
+    ) -> None:
+        super().__init__(context)
         self.config = config
         self.prior = prior
         check_prior(config, prior)
@@ -196,7 +197,7 @@ class LsqmlEngine(MinibatchEngine):
         amps, valid = self.data(idx)
         wave = far_field(psi)
         if cfg.likelihood == "gaussian":
-            delta, e = batched_delta(wave, amps, valid)  # e: sum_valid |A - a| per position
+            delta, e = self.detector_step(wave, amps, valid)  # e: sum_valid |A - a| each
             err = float(e.sum())
         else:
             diff = (model_modulus(wave) - amps).abs_()

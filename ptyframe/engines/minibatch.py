@@ -20,24 +20,20 @@ Guizar-Sicairos, Opt. Express 26, 3108 (2018), sec. 4, "compact" and "sparse" gr
 from __future__ import annotations
 
 import math
-import time
+from contextlib import closing
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from ptyframe.data.measurements import Measurements
-from ptyframe.distributed.base import Distribution
-from ptyframe.engines.base import Engine, EpochReport
+from ptyframe.engines.base import Capabilities
+from ptyframe.engines.config import MinibatchConfig
+from ptyframe.engines.frame import FastEngine
+from ptyframe.engines.minibatch_delta import batched_delta
+from ptyframe.engines.rules import mpie_momentum
+from ptyframe.engines.scan import ScanWindows
 from ptyframe.errors import ConfigError
-from ptyframe.physics.ambiguities import center_probe
-from ptyframe.physics.patches import (
-    check_inside,
-    extract_patches,
-    scatter_add_patches,
-    split_positions,
-)
-from ptyframe.physics.subpixel import PositionShifts
-from ptyframe.state import ReconstructionState
+from ptyframe.physics.patches import extract_patches, scatter_add_patches
 
 BATCHING = ("random", "compact", "sparse")
 
@@ -86,7 +82,14 @@ def sparse_groups(
 
 
 class BatchPlan:
-    """The groups of one engine: fixed (compact, sparse) or drawn per epoch (random)."""
+    """The groups of one engine: fixed (compact, sparse) or drawn per epoch (random).
+
+    Groups never cross a block of the data (``block_patterns`` consecutive patterns, the
+    unit a streamed run holds; ``ptyframe.data.patterns``): each block is grouped on its own
+    and an epoch visits the blocks in scan order, the groups of each in a random order, all
+    drawn from one generator seeded by ``(seed, epoch)``. With one block (the default) that
+    is one grouping of the whole scan.
+    """
 
     def __init__(
         self,
@@ -95,50 +98,76 @@ class BatchPlan:
         batching: str,
         batch_size: int,
         seed: int,
+        block_patterns: int | None = None,
     ) -> None:
         self.n = len(positions_px)
         self.batching, self.batch_size, self.seed = batching, int(batch_size), int(seed)
-        self.fixed: list[np.ndarray] | None = None
+        block = max(1, int(block_patterns or self.n))
+        #: ``(lo, hi)`` of each block, in scan order.
+        self.blocks = [(lo, min(lo + block, self.n)) for lo in range(0, self.n, block)]
+        #: Per block, its fixed groups (local indices of the whole scan), or None (random).
+        self.fixed: list[list[np.ndarray]] | None = None
+        if batching in ("compact", "sparse"):
+            self.fixed = [
+                [lo + g for g in self._groups(batching, positions_px[lo:hi], window)]
+                for lo, hi in self.blocks
+            ]
+
+    def _groups(
+        self, batching: str, positions_px: np.ndarray, window: tuple[int, int]
+    ) -> list[np.ndarray]:
         if batching == "compact":
-            self.fixed = compact_groups(positions_px, self.batch_size, self.seed)
-        elif batching == "sparse":
-            self.fixed = sparse_groups(positions_px, window, self.batch_size, self.seed)
+            return compact_groups(positions_px, self.batch_size, self.seed)
+        return sparse_groups(positions_px, window, self.batch_size, self.seed)
+
+    def epoch_blocks(self, epoch: int) -> list[list[np.ndarray]]:
+        """Return the groups of ``epoch``, block by block, in their visiting order."""
+        rng = np.random.default_rng([self.seed, int(epoch)])
+        out = []
+        for b, (lo, hi) in enumerate(self.blocks):
+            if self.fixed is None:
+                order = lo + rng.permutation(hi - lo)
+                bs = self.batch_size
+                out.append([order[i : i + bs] for i in range(0, hi - lo, bs)])
+            else:
+                fixed = self.fixed[b]
+                out.append([fixed[i] for i in rng.permutation(len(fixed))])
+        return out
 
     def epoch(self, epoch: int) -> list[np.ndarray]:
         """Return the groups of ``epoch`` in their visiting order (depends on seed, epoch)."""
-        rng = np.random.default_rng([self.seed, int(epoch)])
-        if self.fixed is None:
-            order = rng.permutation(self.n)
-            return [order[i : i + self.batch_size] for i in range(0, self.n, self.batch_size)]
-        return [self.fixed[i] for i in rng.permutation(len(self.fixed))]
+        return [g for block in self.epoch_blocks(epoch) for g in block]
 
 
 class BatchedWaves:
-    """Exit waves of groups of positions: ``psi_b = S_b(O) T_f_b P`` ``[B, K, M, N]``."""
+    """Exit waves of groups of positions: ``psi_b = S_b(O) T_f_b P`` ``[B, K, M, N]``.
 
-    def __init__(self, positions_px: torch.Tensor, window: tuple[int, int], obj_shape) -> None:  # noqa: ANN001
-        check_inside(positions_px, window, tuple(obj_shape))
-        corners, frac = split_positions(positions_px)
-        self.window = window
-        self.corners = corners
-        self.frac = frac
-        self.shifted = bool((frac != 0).any())
-        self._shifts: PositionShifts | None = None
+    The windows come from the frame's ``ScanWindows`` (``ptyframe.engines.scan``), so a
+    correction that moves the positions moves these too.
+    """
 
-    def _shifter(self, like: torch.Tensor) -> PositionShifts:
-        if self._shifts is None or self._shifts.ry.dtype != like.dtype:
-            self._shifts = PositionShifts(self.frac.to(like.device), self.window, like.dtype)
-        return self._shifts
+    def __init__(self, scan: ScanWindows) -> None:
+        self.scan = scan
+
+    @property
+    def window(self) -> tuple[int, int]:
+        return self.scan.window
+
+    @property
+    def shifted(self) -> bool:
+        return self.scan.shifted
 
     def patches(self, obj: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Return the object windows ``[B, M, N]`` of positions ``idx``."""
-        return gather_windows(obj, self.corners[idx].to(obj.device), self.window)
+        return gather_windows(obj, self.corners_of(idx, obj.device), self.window)
 
     def ramps(self, idx: torch.Tensor, like: torch.Tensor) -> torch.Tensor | None:
         """Return the shift ramps ``r_f_b`` ``[B, 1, M, N]`` of ``idx`` (None: no shifts)."""
         if not self.shifted:
             return None
-        return self._shifter(like).ramps(idx)
+        ry, rx = self.scan.ramps(like.dtype)
+        i = idx.to(ry.device)
+        return (ry[i][:, :, None] * rx[i][:, None, :]).unsqueeze(1)
 
     def probes(
         self, probe: torch.Tensor, idx: torch.Tensor, ramps: torch.Tensor | None = None
@@ -149,7 +178,9 @@ class BatchedWaves:
         """
         if not self.shifted:
             return probe.unsqueeze(0).expand(len(idx), *probe.shape)
-        return self._shifter(probe).shift(probe, idx, ramps)
+        if ramps is None:
+            ramps = self.ramps(idx, probe)
+        return torch.fft.ifft2(torch.fft.fft2(probe).unsqueeze(0) * ramps)
 
     def shift_back_sum(
         self, x: torch.Tensor, idx: torch.Tensor, ramps: torch.Tensor | None = None
@@ -163,20 +194,17 @@ class BatchedWaves:
             return x.sum(0)
         if ramps is None:
             ramps = self.ramps(idx, x)
+        assert ramps is not None
         spec = torch.fft.fft2(x).mul_(ramps.conj())
         return torch.fft.ifft2(spec.sum(0))
 
     def box(self, idx: torch.Tensor) -> tuple[int, int, int, int]:
         """Return ``(y0, y1, x0, x1)``: the smallest object region holding the windows ``idx``."""
-        c = self.corners[idx]
-        m, n = self.window
-        y0, x0 = c.min(0).values.tolist()
-        y1, x1 = c.max(0).values.tolist()
-        return int(y0), int(y1) + m, int(x0), int(x1) + n
+        return self.scan.box(idx)
 
     def corners_of(self, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
         """Return the integer corners ``[B, 2]`` of positions ``idx`` on ``device``."""
-        return self.corners[idx].to(device)
+        return self.scan.corners[idx.cpu()].to(device)
 
 
 def gather_windows(
@@ -184,9 +212,9 @@ def gather_windows(
 ) -> torch.Tensor:
     """Return the windows ``[B, M, N]`` of ``obj`` ``[H, W]`` at integer ``corners`` ``[B, 2]``.
 
-    On a CPU one slice copy per window (5x faster than the flat-index gather of
-    ``ptyframe.physics.patches.extract_patches`` for 32 windows of 128x128); elsewhere that
-    gather (one kernel). Same values either way.
+    On a CPU one slice copy per window (faster there than the flat-index gather of
+    ``ptyframe.physics.patches.extract_patches``); elsewhere that gather (one kernel). Same
+    values either way.
     """
     if obj.device.type != "cpu":
         return extract_patches(obj, corners, window)
@@ -197,7 +225,7 @@ def gather_windows(
 def scatter_windows(target: torch.Tensor, patches: torch.Tensor, corners: torch.Tensor) -> None:
     """Add windows ``patches`` ``[B, M, N]`` into ``target`` ``[H, W]`` in place (overlaps sum).
 
-    On a CPU one in-place slice addition per window, in order (2x faster than
+    On a CPU one in-place slice addition per window, in order (faster there than
     ``index_add_``); elsewhere ``ptyframe.physics.patches.scatter_add_patches``.
     """
     if target.device.type != "cpu":
@@ -213,62 +241,58 @@ def mode_sum(x: torch.Tensor) -> torch.Tensor:
     return x[:, 0] if x.shape[1] == 1 else x.sum(1)
 
 
-class MinibatchEngine(Engine):
-    """Base of the minibatch engines: prepare, group, loop, centre, report.
+class MinibatchEngine(FastEngine):
+    """Base of the minibatch engines: the groups, their loop and the epoch's momentum.
 
-    Subclasses implement ``update_batch(idx, update_probe) -> error numerator``; a subclass
-    that sets ``self.prior`` (a ``DenoiseStep``) gets the denoising step after each epoch.
+    Subclasses implement ``update_batch(idx, update_probe) -> error numerator``; the frame
+    (``ptyframe.engines.frame``) does the rest of the epoch. The numba backend runs the
+    detector step of each group as fused kernels (``minibatch_delta``); the transforms are
+    ``torch.fft`` on either backend.
     """
 
-    prefers_single_thread = False  # batched FFTs and gathers use the cores
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        prior="after_epoch", backends=("torch", "numba"), streams=True
+    )
+    config: MinibatchConfig
 
-    def prepare(
-        self,
-        measurements: Measurements,
-        state: ReconstructionState,
-        distribution: Distribution | None = None,
-        seed: int = 0,
-    ) -> None:
-        super().prepare(measurements, state, distribution, seed)
-        name = self.config.name
-        if state.object.shape[0] != 1:
-            raise ConfigError(
-                f"{name} reconstructs a single-slice object; the state has "
-                f"{state.object.shape[0]} slices (use engine=autodiff for multislice)"
-            )
-        if measurements.window != state.window:
-            raise ConfigError(
-                f"patterns are {measurements.window} but the probe is {state.window}; "
-                "they must match"
-            )
-        positions = state.positions_px[torch.as_tensor(measurements.indices)]
-        self.waves = BatchedWaves(positions, state.window, state.object.shape[-2:])
+    def setup(self) -> None:
+        """Group the positions (``BatchPlan``) and wrap the scan's windows."""
+        assert self.state is not None
         cfg = self.config
+        self.waves = BatchedWaves(self.scan)
         self.plan = BatchPlan(
-            positions.cpu().numpy(), state.window, cfg.batching, cfg.batch_size, self.seed
+            self.scan.positions_px.numpy(),
+            self.state.window,
+            str(cfg.batching),
+            int(cfg.batch_size),
+            self.seed,
+            self.block_patterns,
         )
-        (self._amp_total,) = self.distribution.sum_scalars(measurements.amplitude_sum())
-        if self._amp_total <= 0:
-            raise ConfigError("the measured patterns are all zero; nothing to reconstruct")
+        self._start: dict[str, torch.Tensor] = {}
+        self._velocity: dict[str, torch.Tensor] = {}
 
     def update_batch(self, idx: torch.Tensor, update_probe: bool) -> float:
         """Update object and probe from the positions ``idx``; return their error numerator."""
         raise NotImplementedError
 
+    def detector_step(
+        self, wave: torch.Tensor, amps: torch.Tensor, valid: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(Psi' - Psi, e)`` of a group on the resolved backend (``minibatch_delta``)."""
+        return batched_delta(wave, amps, valid, fused=self.backend.fused)
+
     def _epoch_momentum(self, gain: float, friction: float, update_probe: bool) -> None:
         """Momentum on the epoch's change: ``v <- eta v + (x - x_start)``, ``x += gain v``.
 
-        The mPIE momentum (Maiden, Johnson & Li 2017, eqs. 8-9) with ``T`` = one epoch.
+        The mPIE momentum (Maiden, Johnson & Li 2017, eqs. 8-9; ``rules.mpie_momentum``)
+        with ``T`` = one epoch.
         """
         assert self.state is not None
         for key, x in (("object", self.state.object), ("probe", self.state.probe)):
-            v = self._velocity[key]
             if key == "probe" and not update_probe:
                 self._start[key].copy_(x)
                 continue
-            v.mul_(friction).add_(x).sub_(self._start[key])
-            x.add_(v, alpha=gain)
-            self._start[key].copy_(x)
+            mpie_momentum(x, self._start[key], self._velocity[key], friction, gain)
 
     def data(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return the measured amplitudes and the mask (or None) of positions ``idx``."""
@@ -276,30 +300,48 @@ class MinibatchEngine(Engine):
         assert meas is not None and state is not None
         return meas.batch(idx, state.object.device)
 
-    def step(self, epoch: int) -> EpochReport:
-        """Run every group of ``epoch`` once."""
-        assert self.measurements is not None and self.state is not None, "call prepare() first"
-        t0 = time.perf_counter()
+    def sweep(self, epoch: int, update_probe: bool) -> float:
+        """Run every group of ``epoch`` once, then the epoch's momentum (``momentum > 0``).
+
+        The groups of a block run while the data holds that block (``blocks()``), so a
+        streamed source serves ``batch`` from memory.
+        """
+        assert self.state is not None and self.measurements is not None
         cfg = self.config
-        update_probe = (not cfg.fix_probe) and epoch >= int(cfg.probe_update_start)
         err = 0.0
-        gain = float(getattr(cfg, "momentum", 0.0))
-        if gain > 0 and not hasattr(self, "_start"):
+        gain = float(cfg.momentum)
+        if gain > 0 and not self._start:
             self._start = {"object": self.state.object.clone(), "probe": self.state.probe.clone()}
             self._velocity = {k: torch.zeros_like(v) for k, v in self._start.items()}
-        with torch.no_grad():
-            for group in self.plan.epoch(epoch):
-                err += self.update_batch(torch.as_tensor(group), update_probe)
-            if gain > 0:
-                self._epoch_momentum(gain, float(cfg.friction), update_probe)
-        if self.distribution.size > 1:
-            self.distribution.allreduce_mean_(self.state.object)
-            self.distribution.allreduce_mean_(self.state.probe)
-        if cfg.center_probe:
-            sy, sx = center_probe(self.state)
-            if (sy or sx) and gain > 0:  # the momentum buffers follow the roll
-                for t in (*self._start.values(), *self._velocity.values()):
-                    t.copy_(torch.roll(t, (sy, sx), dims=(-2, -1)))
-        (err_sum,) = self.distribution.sum_scalars(err)
-        report = EpochReport(epoch, err_sum / self._amp_total, time.perf_counter() - t0)
-        return self.apply_prior(report)
+        groups = self.plan.epoch_blocks(epoch)
+        with closing(self.measurements.blocks()) as blocks:  # streamed: read one ahead
+            for _, block_groups in zip(blocks, groups, strict=True):  # while the block is in
+                for group in block_groups:  # memory, its groups read their patterns from it
+                    err += self.update_batch(torch.as_tensor(group), update_probe)
+        if gain > 0:
+            self._epoch_momentum(gain, float(cfg.friction), update_probe)
+        return err
+
+    def on_roll(self, sy: int, sx: int) -> None:
+        """The momentum buffers follow the probe-centring roll."""
+        for t in (*self._start.values(), *self._velocity.values()):
+            t.copy_(torch.roll(t, (sy, sx), dims=(-2, -1)))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the momentum's start point and velocity (and the frame's state)."""
+        out = super().state_dict()
+        if self._start:
+            out["momentum"] = {
+                "start": {k: v.clone() for k, v in self._start.items()},
+                "velocity": {k: v.clone() for k, v in self._velocity.items()},
+            }
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned (after ``prepare``)."""
+        super().load_state_dict(state)
+        saved = state.get("momentum")
+        if saved and self.state is not None:
+            device = self.state.object.device
+            self._start = {k: v.to(device) for k, v in saved["start"].items()}
+            self._velocity = {k: v.to(device) for k, v in saved["velocity"].items()}

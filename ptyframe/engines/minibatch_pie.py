@@ -24,30 +24,27 @@ Defaults: ``rule = epie``, ``alpha = beta = 0.25`` (ePIE's), ``sparse`` groups o
 and every position takes exactly its sequential ePIE object step; the probe takes the
 group's mean step. In a ``random`` group one overlap anywhere doubles ``max W_O`` and halves
 every position's ePIE step, and in ``compact`` (clustered) groups the step becomes an average
-over many overlaps: on the natural image (seed 1, 1e6 photons, 100 sweeps) ePIE's steps
-scored FRC 0.721 at 1/2 Nyquist in sparse groups, 0.279 in random and 0.222 in compact ones.
-The former defaults (``rpie``, ``alpha = 0.1``, ``beta = 1``, random groups) take rPIE's
-large steps (``ptyframe.engines.pie.RpieConfig``): 0.569 there, and 0.539 / 0.097 against
-0.689 / 0.195 at 1/4 / 1/2 Nyquist on ``+experiment=lowdose`` (README, "rPIE and minibatch
-PIE defaults").
+over many overlaps, both slower. Chosen with ``benchmarks/engine_tuning.py`` (the manual's
+results pages hold the figures).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
-from ptyframe.engines.base import check_range
-from ptyframe.engines.config import PIE_RULES, PieFamilyConfig, check_pie_steps
+from ptyframe.engines.base import Capabilities, check_range
+from ptyframe.engines.config import PIE_RULES, MinibatchConfig, check_pie_steps
 from ptyframe.engines.minibatch import MinibatchEngine, check_batching, mode_sum, scatter_windows
-from ptyframe.engines.minibatch_delta import batched_delta
+from ptyframe.engines.rules import summed_pie_step
 from ptyframe.errors import ConfigError
 from ptyframe.physics.fft import far_field, far_field_adjoint
 
 
 @dataclass
-class MinibatchPieConfig(PieFamilyConfig):
+class MinibatchPieConfig(MinibatchConfig):
     """Minibatch ePIE/rPIE: the summed PIE steps of a group of positions (defaults: module
     docstring)."""
 
@@ -75,21 +72,14 @@ class MinibatchPieConfig(PieFamilyConfig):
         check_pie_steps("minibatch_pie", self.rule, self.alpha, self.beta)
 
 
-def pie_step(num: torch.Tensor, weight: torch.Tensor, reg: float, rule: str) -> torch.Tensor:
-    """Return the ePIE (``reg`` = alpha) or rPIE (``reg`` = alpha) step ``num / denominator``."""
-    w_max = float(weight.max())
-    if w_max <= 0:
-        return torch.zeros_like(num)
-    if rule == "epie":
-        return num * (reg / w_max)
-    return num / ((1.0 - reg) * weight + reg * w_max)
-
-
 class MinibatchPieEngine(MinibatchEngine):
     """Minibatch ePIE/rPIE; see the module docstring."""
 
-    def __init__(self, config: MinibatchPieConfig) -> None:
-        super().__init__()
+    capabilities: ClassVar[Capabilities] = Capabilities(backends=("torch", "numba"), streams=True)
+    config: MinibatchPieConfig
+
+    def __init__(self, config: MinibatchPieConfig, context: Any | None = None) -> None:
+        super().__init__(context)
         self.config = config
 
     def update_batch(self, idx: torch.Tensor, update_probe: bool) -> float:
@@ -102,7 +92,7 @@ class MinibatchPieEngine(MinibatchEngine):
         p_b = self.waves.probes(probe, idx, ramps)  # [B, K, M, N]
         psi = o_b.unsqueeze(1) * p_b
         amps, valid = self.data(idx)
-        delta, err = batched_delta(far_field(psi), amps, valid)
+        delta, err = self.detector_step(far_field(psi), amps, valid)
         chi = far_field_adjoint(delta)  # F^-1 (Psi' - Psi) = psi' - psi
         corners = self.waves.corners_of(idx, obj.device)
         if update_probe:
@@ -112,7 +102,8 @@ class MinibatchPieEngine(MinibatchEngine):
         w_o = torch.zeros_like(obj.real)
         scatter_windows(n_o, mode_sum(p_b.conj() * chi), corners)
         scatter_windows(w_o, mode_sum(p_b.real.square() + p_b.imag.square()), corners)
-        obj.add_(pie_step(n_o, w_o, float(cfg.alpha), cfg.rule))
+        rpie = cfg.rule == "rpie"
+        obj.add_(summed_pie_step(n_o, w_o, float(cfg.alpha), rpie))
         if update_probe:
-            probe.add_(pie_step(n_p, w_p, float(cfg.beta), cfg.rule))
+            probe.add_(summed_pie_step(n_p, w_p, float(cfg.beta), rpie))
         return float(err.sum())

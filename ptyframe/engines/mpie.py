@@ -18,33 +18,29 @@ eqs. 8-9, a Nesterov-like acceleration of the T-position update ``O_j - O_{j-T}`
 ``gamma_m = 0.3``; PtyLab applies the momentum at random with probability 0.05 per position,
 mPIE here every ``T = 20`` positions, its mean. The defaults here keep the step sizes, the
 friction and ``T`` but take ``alpha_O = alpha_P = 1`` (the steps normalised by the maxima,
-as ePIE's) and ``gamma_m = 0.1``: tuned with ``benchmarks/engine_tuning.py`` on the
-natural-image case at 1e5 photons (noise seed 1), where after 100 sweeps they gave FRC 0.335
-at 1/2 Nyquist and raw NRMSE 0.052 against 0.150 and 0.066 with PtyLab's values (README,
-"Engines on the natural-image case", reports them on the 1e6-photon case). The momentum
-buffers persist across sweeps and follow the probe-centring roll. Everything else (modes,
-masks, sub-pixel positions, visiting order) is ``ptyframe.engines.pie``. With
-``engine.rho > 0`` each epoch ends with PINE's denoising step ``O <- (1 - rho) O + rho D(O)``
-(Yamada et al. 2024, eq. 20).
+as ePIE's) and ``gamma_m = 0.1``, chosen with ``benchmarks/engine_tuning.py`` on the
+natural-image case at a lower dose than the engines table's (the manual's results pages hold
+the figures). The momentum buffers persist across sweeps and follow the probe-centring roll.
+Everything else (modes, masks, sub-pixel positions, visiting order) is the PIE sweep
+(``ptyframe.engines.sequential``); the rules are ``ptyframe.engines.rules.pie_update`` and
+``rules.mpie_momentum``. With ``engine.rho > 0`` each epoch ends with PINE's denoising step
+``O <- (1 - rho) O + rho D(O)`` (Yamada et al. 2024, eq. 20).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
-from ptyframe.data.measurements import Measurements
-from ptyframe.distributed.base import Distribution
-from ptyframe.engines import pie_kernels
-from ptyframe.engines.base import EpochReport, check_range
+from ptyframe.engines import kernels as kernel_module
+from ptyframe.engines.base import check_range
 from ptyframe.engines.config import DenoiseSchedule, PieFamilyConfig
 from ptyframe.engines.pie import PieEngine
-from ptyframe.engines.prior import DenoiseStep
+from ptyframe.engines.rules import PieRule, mpie_momentum
+from ptyframe.engines.sequential import SweepPlan
 from ptyframe.errors import ConfigError
-from ptyframe.physics.ambiguities import center_probe
-from ptyframe.state import ReconstructionState
 
 
 @dataclass
@@ -92,20 +88,18 @@ class MpieEngine(PieEngine):
     part of the object's change since the last buffer update.
     """
 
-    def __init__(self, config: MpieConfig, prior: DenoiseStep | None = None) -> None:
-        super().__init__(config, prior)  # type: ignore[arg-type]
-        self.step_sizes = (float(config.object_step), float(config.probe_step))
-        self.every_positions = int(config.momentum_every)
+    config: MpieConfig  # type: ignore[assignment]
+
+    def __init__(
+        self, config: MpieConfig, prior: Any | None = None, context: Any | None = None
+    ) -> None:
+        super().__init__(config, prior, context)  # type: ignore[arg-type]
         self._buffers: dict[str, torch.Tensor] = {}
 
-    def prepare(
-        self,
-        measurements: Measurements,
-        state: ReconstructionState,
-        distribution: Distribution | None = None,
-        seed: int = 0,
-    ) -> None:
-        super().prepare(measurements, state, distribution, seed)
+    def setup(self) -> None:
+        """Start the momentum buffers at the current object and probe, velocities at 0."""
+        state = self.state
+        assert state is not None
         self._buffers = {
             "object": state.object[0].clone(),
             "object_v": torch.zeros_like(state.object[0]),
@@ -113,35 +107,34 @@ class MpieEngine(PieEngine):
             "probe_v": torch.zeros_like(state.probe),
         }
 
-    def every_positions_hook(self, obj: torch.Tensor, probe: torch.Tensor) -> None:
-        """The momentum step (eqs. 8-9): ``v <- eta v + (x - x_buf)``, ``x += gamma_m v``."""
+    def rule(self, update_probe: bool) -> PieRule:
+        """rPIE's per-position steps scaled by ``gamma_O``, ``gamma_P``."""
+        cfg = self.config
+        base = super().rule(update_probe)
+        return replace(base, step_o=float(cfg.object_step), step_p=float(cfg.probe_step))
+
+    def plan(self, epoch: int, update_probe: bool) -> SweepPlan:
+        """The PIE sweep with the momentum step every ``momentum_every`` positions."""
+        plan = super().plan(epoch, update_probe)
+        plan.every, plan.hook = int(self.config.momentum_every), self.momentum
+        return plan
+
+    def momentum(self, obj: torch.Tensor, probe: torch.Tensor) -> None:
+        """The momentum step (eqs. 8-9, ``rules.mpie_momentum``) on object and probe."""
         eta, gamma = float(self.config.friction), float(self.config.feedback)
         b = self._buffers
         for x, key in ((obj, "object"), (probe, "probe")):
             v = b[key + "_v"]
-            if self.fused and pie_kernels.usable(x, v, b[key]):
+            if self.backend.fused and kernel_module.usable(x, v, b[key]):
                 flat = [t.numpy().reshape(-1) for t in (x, b[key], v)]
-                pie_kernels.kernels().momentum(*flat, eta, gamma)
-                continue
-            v.mul_(eta).add_(x).sub_(b[key])
-            x.add_(v, alpha=gamma)
-            b[key].copy_(x)
+                kernel_module.kernels().momentum(*flat, eta, gamma)
+            else:
+                mpie_momentum(x, b[key], v, eta, gamma)
 
-    def sweep_step(self, epoch: int) -> EpochReport:
-        """One mPIE sweep; the momentum buffers roll with the probe centring."""
-        cfg = self.config
-        centre, cfg.center_probe = cfg.center_probe, False
-        try:
-            report = super().sweep_step(epoch)
-        finally:
-            cfg.center_probe = centre
-        if centre:
-            assert self.state is not None
-            sy, sx = center_probe(self.state)
-            if sy or sx:
-                for t in self._buffers.values():
-                    t.copy_(torch.roll(t, (sy, sx), dims=(-2, -1)))
-        return report
+    def on_roll(self, sy: int, sx: int) -> None:
+        """The momentum buffers follow the probe-centring roll."""
+        for t in self._buffers.values():
+            t.copy_(torch.roll(t, (sy, sx), dims=(-2, -1)))
 
     def state_dict(self) -> dict[str, Any]:
         """Return the momentum buffers (and the prior's state)."""

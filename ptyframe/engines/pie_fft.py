@@ -3,7 +3,7 @@
 A fused sweep (``PieEngine._sweep_fused``) transforms the same few ``[K, M, N]`` buffers at
 every position, so the transforms are planned once on those buffers and only executed per
 position. All four are *unscaled* DFTs over the last two axes, ``D x = sum x e^{-2 pi i k.r/N}``
-and its adjoint ``D^H`` (no ``1/N``); the kernels of ``ptyframe.engines.pie_kernels`` fold the
+and its adjoint ``D^H`` (no ``1/N``); the kernels of ``ptyframe.engines.kernels`` fold the
 scale factors into passes they make anyway (``modulus_delta*`` multiplies by ``1/sqrt(N)`` and
 ``1/N``, ``ramp_shift`` by ``1/N``), so no transform makes a pass of its own for scaling:
 
@@ -12,37 +12,48 @@ scale factors into passes they make anyway (``modulus_delta*`` multiplies by ``1
 * ``shift``: ``shifted = D^H spec`` (``spec`` already holds ``F(P) r_f / N``);
 * ``fold``: ``spec = D wave`` (the probe step's spectrum, as ``torch.fft.fft2``).
 
-With pyFFTW (``pip install pyfftw``) the plans are FFTW plans made with ``PLANNER_EFFORT``
-on one thread; FFTW keeps what it learnt (its "wisdom") for the process, so planning a second
-sweep of the same shape takes ~0.1 ms. On 128x128 complex64 windows, one thread, an FFTW
-transform pair took about half the time of a ``torch.fft`` pair (``benchmarks/epie_sweep.py``
-prints both floors). Without pyFFTW the same transforms run in ``torch.fft`` (unscaled norms,
-``out=``), so the sweep's result is the same to float rounding either way.
+``kind`` says which library runs them, as ``ptyframe.engines.backend`` resolved it: ``fftw``
+(pyFFTW's plans on one thread) or ``torch`` (``torch.fft`` with unscaled norms and ``out=``,
+which does not plan by timing). The sweep's result is the same to float rounding either way
+(``benchmarks/fft_pairs.py`` and ``benchmarks/epie_sweep.py`` time both). FFTW's planner flag
+comes from the run's ``deterministic`` switch:
+
+* ``FFTW_ESTIMATE`` (``deterministic=true``, the default), made with FFTW's wisdom set aside
+  (``without_wisdom``), so the plan depends only on the transform's shape, strides, alignment
+  and the CPU, never on timings or on what the process planned before: every process on a
+  machine runs the same algorithm and gets the same bits. (FFTW plans an ``FFTW_ESTIMATE``
+  problem from the wisdom a ``FFTW_MEASURE`` plan of the same problem left in the process,
+  so the flag alone is not enough.)
+* ``FFTW_MEASURE`` (``deterministic=false``) times candidate algorithms and keeps the
+  fastest; two processes may pick different ones, whose results differ in the last bits, so
+  two runs (or a run and its resume) need not agree.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
 
-#: FFTW planner effort: "FFTW_MEASURE" plans a 128x128 pair in ~0.2 s, "FFTW_PATIENT" in
-#: ~1.5 s for transforms a few per cent faster (the first sweep of a shape in a process).
-PLANNER_EFFORT = "FFTW_MEASURE"
-#: Use FFTW when pyFFTW is importable; False forces the torch.fft transforms.
-USE_FFTW = True
 
+@contextmanager
+def without_wisdom() -> Iterator[None]:
+    """Plan inside this block with no FFTW wisdom; the process's wisdom is back after it.
 
-def fftw_available() -> bool:
-    """Return True when pyFFTW is importable."""
-    return importlib.util.find_spec("pyfftw") is not None
+    Wisdom a timed plan left would otherwise decide an estimate plan of the same problem.
+    Not safe against another thread planning at the same time (the sweeps plan on one).
+    """
+    import pyfftw
 
-
-def backend() -> str:
-    """Return ``"fftw"`` or ``"torch"``: what a new ``WindowFFT`` will run on."""
-    return "fftw" if USE_FFTW and fftw_available() else "torch"
+    saved = pyfftw.export_wisdom()
+    pyfftw.forget_wisdom()
+    try:
+        yield
+    finally:
+        pyfftw.forget_wisdom()
+        pyfftw.import_wisdom(saved)
 
 
 class WindowFFT:
@@ -53,8 +64,8 @@ class WindowFFT:
     calls with ``out=``), called without arguments: ``forward()`` ``wave = D psi``,
     ``inverse()`` ``psi = D^H wave``, ``shift()`` ``shifted = D^H spec``, ``fold()`` ``spec
     = D wave`` (each may overwrite its input). With ``subpixel=False`` only ``forward`` and
-    ``inverse`` are planned (FFTW). ``kind`` (``"fftw"`` or ``"torch"``) overrides
-    ``backend()``.
+    ``inverse`` are planned (FFTW). ``kind``: ``"fftw"`` or ``"torch"``; ``planner``: FFTW's
+    planner flag.
     """
 
     def __init__(
@@ -62,11 +73,13 @@ class WindowFFT:
         shape: tuple[int, int, int],
         dtype: torch.dtype,
         subpixel: bool,
-        kind: str | None = None,
+        kind: str = "torch",
+        planner: str = "FFTW_ESTIMATE",
     ) -> None:
         self.shape = tuple(shape)
         self.dtype = dtype
-        self.kind = kind or backend()
+        self.kind = kind
+        self.planner = planner
         self.psi_t, self.wave_t, self.shifted_t, self.spec_t = (
             torch.empty(self.shape, dtype=dtype) for _ in range(4)
         )
@@ -83,34 +96,39 @@ class WindowFFT:
         else:
             self._bind_torch()
 
-    def matches(self, shape: tuple[int, ...], dtype: torch.dtype, subpixel: bool) -> bool:
-        """Return True when this object serves a sweep of ``shape``/``dtype``/``subpixel``."""
+    def matches(
+        self, shape: tuple[int, ...], dtype: torch.dtype, subpixel: bool, kind: str, planner: str
+    ) -> bool:
+        """Return True when this object serves a sweep of these shape, dtype, shifts and FFTs."""
         return (
             self.shape == tuple(shape)
             and self.dtype == dtype
-            and self.kind == backend()
+            and self.kind == kind
+            and self.planner == planner
             and (self.subpixel or not subpixel)
         )
 
     def _plan_fftw(self, subpixel: bool) -> None:
         import pyfftw
 
-        def plan(src: np.ndarray, dst: np.ndarray, direction: str):  # noqa: ANN202
+        def plan(src: np.ndarray, dst: np.ndarray, direction: str):
             return pyfftw.FFTW(
                 src,
                 dst,
                 axes=(-2, -1),
                 direction=direction,
-                flags=(PLANNER_EFFORT, "FFTW_DESTROY_INPUT"),
+                flags=(self.planner, "FFTW_DESTROY_INPUT"),
                 threads=1,
                 normalise_idft=False,
             )
 
-        self.forward = plan(self.psi, self.wave, "FFTW_FORWARD").execute
-        self.inverse = plan(self.wave, self.psi, "FFTW_BACKWARD").execute
-        if subpixel:
-            self.shift = plan(self.spec, self.shifted, "FFTW_BACKWARD").execute
-            self.fold = plan(self.wave, self.spec, "FFTW_FORWARD").execute
+        estimate = self.planner == "FFTW_ESTIMATE"
+        with without_wisdom() if estimate else nullcontext():
+            self.forward = plan(self.psi, self.wave, "FFTW_FORWARD").execute
+            self.inverse = plan(self.wave, self.psi, "FFTW_BACKWARD").execute
+            if subpixel:
+                self.shift = plan(self.spec, self.shifted, "FFTW_BACKWARD").execute
+                self.fold = plan(self.wave, self.spec, "FFTW_FORWARD").execute
 
     def _bind_torch(self) -> None:
         psi, wave, shifted, spec = self.psi_t, self.wave_t, self.shifted_t, self.spec_t
@@ -121,16 +139,18 @@ class WindowFFT:
         self.fold = lambda: fft2(wave, norm="backward", out=spec)
 
 
-def pair_seconds(shape: tuple[int, int], n: int, kind: str | None = None) -> float:
+def pair_seconds(
+    shape: tuple[int, int], n: int, kind: str = "torch", planner: str = "FFTW_ESTIMATE"
+) -> float:
     """Return the seconds of ``n`` ``forward`` + ``n`` ``inverse`` of one ``[1, *shape]``
-    complex64 ``WindowFFT`` on ``kind`` (default: ``backend()``): a fused sweep's FFT floor.
+    complex64 ``WindowFFT`` on ``kind``: a fused sweep's FFT floor.
 
     The buffers hold zeros (unscaled pairs would grow the values by ``N`` each time; an FFT's
     time does not depend on the values).
     """
     import time
 
-    w = WindowFFT((1, *shape), torch.complex64, subpixel=False, kind=kind)
+    w = WindowFFT((1, *shape), torch.complex64, subpixel=False, kind=kind, planner=planner)
     w.psi[...] = 0.0
     t0 = time.perf_counter()
     for _ in range(n):

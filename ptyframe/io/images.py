@@ -38,7 +38,7 @@ LABELS = {
 }
 
 
-def pyplot():  # noqa: ANN202
+def pyplot():
     """Return ``matplotlib.pyplot`` on the non-interactive Agg backend (imported on first use)."""
     import matplotlib
 
@@ -48,7 +48,7 @@ def pyplot():  # noqa: ANN202
     return plt
 
 
-def save_figure(fig, path: Path) -> Path:  # noqa: ANN001
+def save_figure(fig, path: Path) -> Path:
     """Write ``fig`` to ``path`` (PNG, through a temporary name), close it, return ``path``."""
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
@@ -181,14 +181,20 @@ def probe_panels(
             ax.set_ylabel(f"y ({unit})")
 
 
-def probe_image(probe: np.ndarray, out_dir: Path, pixel_size_m: float | None = None) -> Path:
-    """Write ``probe.png``: amplitude and phase of every mode ``[K, M, M]`` with its power."""
+def probe_image(
+    probe: np.ndarray,
+    out_dir: Path,
+    pixel_size_m: float | None = None,
+    name: str = "probe.png",
+    what: str = "reconstructed probe",
+) -> Path:
+    """Write ``name``: amplitude and phase of every mode ``[K, M, M]`` with its power."""
     plt = pyplot()
     k = probe.shape[0]
     fig, axes = plt.subplots(2, k, figsize=(4.8 * k, 8.6), squeeze=False)
     fig.subplots_adjust(hspace=0.35)
-    probe_panels(fig, axes, probe, pixel_size_m, "reconstructed probe")
-    return save_figure(fig, out_dir / "probe.png")
+    probe_panels(fig, axes, probe, pixel_size_m, what)
+    return save_figure(fig, out_dir / name)
 
 
 def convergence_image(history: History, out_dir: Path) -> Path:

@@ -55,6 +55,9 @@ class Loss:
     config: object
     curvature: float = 2.0
 
+    def set_epoch(self, epoch: int) -> None:
+        """Hear that epoch ``epoch`` starts (default: nothing; the Poisson loss's warm start)."""
+
     def __call__(
         self, predicted: torch.Tensor, amplitudes: torch.Tensor, valid: torch.Tensor | None
     ) -> torch.Tensor:
@@ -74,7 +77,9 @@ class PoissonConfig:
     """Poisson negative log-likelihood (Adorym supp. eq. S15)."""
 
     name: str = "poisson"
+    #: Multiplier ``s`` of both intensities (Adorym's Poisson multiplier, eq. S15).
     scale: float = 1.0
+    #: Added inside the logarithm, ``log(s I_pred + eps)``, to keep it finite.
     eps: float = 1e-6
     #: Epochs of amplitude least squares first (a warm start; see ``PoissonLoss``).
     lsq_warmup_epochs: int = 10
@@ -116,6 +121,8 @@ class PoissonLoss(Loss):
     approximation, has the bounded ``(1 - sqrt(I_meas/I_pred)) Psi`` and brings the model
     close enough for the likelihood (measured in ``benchmarks/autodiff_study.py``).
     """
+
+    config: PoissonConfig
 
     def __init__(self, config: PoissonConfig | None = None) -> None:
         self.config = config or PoissonConfig()

@@ -31,9 +31,9 @@ Alignment of weak-phase objects
 What is compared: windowed deviations, no vacuum
     Setting both images to vacuum outside the lit region (the paper's last step) gives both
     the same sharp edge, whose spectrum reaches every frequency and correlates perfectly:
-    an estimate that carries no information (a constant) then scored 0.47 at 1/2 Nyquist on
-    the ``lowdose`` geometry, and the truth low-passed at 1/4 Nyquist 0.64
-    (``benchmarks/metric_floor.py``). ``prepare_pair`` instead returns, for both images, the
+    an estimate that carries no information (a constant) then scores far above 0 at 1/2
+    Nyquist, as does the truth low-passed at 1/4 Nyquist (``benchmarks/metric_floor.py``,
+    ``docs/results/metric_floor.md``). ``prepare_pair`` instead returns, for both images, the
     *windowed deviation*
 
         ``D[x] = W (x - <x>_W)``,   ``<x>_W = sum W x / sum W``,
@@ -47,8 +47,8 @@ What is compared: windowed deviations, no vacuum
     C1, so it falls as ``|k|^-3`` beyond ``~1/taper``) smears each frequency of the images;
     the reported FRC bands (``ptyframe.metrics.frc``) lie 1/8 Nyquist = 1/16 cycle/pixel
     apart, and a 24 px taper (1.5 periods of that spacing) keeps the leakage of the strong
-    low frequencies into the next band below |FRC| 0.05 on every ``conf/experiment``
-    geometry (tests/test_metrics.py). Where the lit region is narrower, the taper shrinks
+    low frequencies into the next band within the floor that tests/test_metrics.py asserts
+    on every ``conf/experiment`` geometry. Where the lit region is narrower, the taper shrinks
     to half its largest inside distance.
 """
 

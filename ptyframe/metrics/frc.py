@@ -247,8 +247,8 @@ def frc_against_truth(
     sub-pixel alignment by phase-only correlation over the region lit by at least
     ``threshold`` of the maximum total photons; then the FRC of the two windowed deviations
     ``W (x - <x>_W)`` with one smooth window ``W`` (taper ``taper_px``) over that region, in
-    place of the paper's vacuum substitution, whose shared sharp edge gave an estimate
-    without information (a constant) an FRC of ~0.47 (``ptyframe.metrics.align``).
+    place of the paper's vacuum substitution, whose shared sharp edge gives an estimate
+    without information (a constant) a high FRC (``ptyframe.metrics.align``).
     """
     pair = prepare_pair(
         estimate, truth, illumination, threshold=threshold, upsample=upsample, taper_px=taper_px

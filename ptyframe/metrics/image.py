@@ -27,7 +27,7 @@ Against the truth (the ``nrmse`` / ``ssim`` metric components), floor-treated
     1 for a constant estimate (``D = 0``) and ``sqrt(1 - |rho|^2) ~ 1`` for one uncorrelated
     with the truth (``rho`` the complex correlation of the deviations). It is relative to the
     truth's *structure*, not to ``|truth| ~ 1``, so its values are much larger than those of
-    an NRMSE over the raw object (where a constant near vacuum scored ~0.1).
+    an NRMSE over the raw object (where a constant near vacuum scores close to 0).
 
     SSIM of amplitude and of phase (``ssim_components``): the real images
     ``a = W (|x| - <|x|>_W)`` and ``p = W (arg(x / m) - <arg(x / m)>_W)``, ``m = <truth>_W``,

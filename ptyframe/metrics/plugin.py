@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from ptyframe.hookspecs import hookimpl
 from ptyframe.metrics.align import PreparedPair, prepare_pair
 from ptyframe.metrics.frc import frc_of_pair
 from ptyframe.metrics.image import nrmse, ssim_components
+from ptyframe.registry import ScopedRegistry
 
 
 def _check_common(cfg: Any) -> None:
@@ -65,8 +66,12 @@ class FrcMetricConfig:
     """FRC against the truth (PINE paper eq. 23 with its preprocessing)."""
 
     name: str = "frc"
+    #: Sub-pixel alignment step: ``1 / upsample`` pixel.
     upsample: int = 20
+    #: The compared region: lit by at least this share of the maximum
+    #: total photons (the PINE paper: 0.01).
     illumination_threshold: float = 0.01
+    #: Width of the comparison window's smooth edge; null: the default.
     taper_px: float | None = None
 
     def __post_init__(self) -> None:
@@ -78,8 +83,12 @@ class NrmseMetricConfig:
     """NRMSE against the truth over the lit region, optimal complex scale."""
 
     name: str = "nrmse"
+    #: Sub-pixel alignment step: ``1 / upsample`` pixel.
     upsample: int = 20
+    #: The compared region: lit by at least this share of the maximum
+    #: total photons (the PINE paper: 0.01).
     illumination_threshold: float = 0.01
+    #: Width of the comparison window's smooth edge; null: the default.
     taper_px: float | None = None
 
     def __post_init__(self) -> None:
@@ -91,12 +100,29 @@ class SsimMetricConfig:
     """SSIM of amplitude and phase against the truth over the lit region."""
 
     name: str = "ssim"
+    #: Sub-pixel alignment step: ``1 / upsample`` pixel.
     upsample: int = 20
+    #: The compared region: lit by at least this share of the maximum
+    #: total photons (the PINE paper: 0.01).
     illumination_threshold: float = 0.01
+    #: Width of the comparison window's smooth edge; null: the default.
     taper_px: float | None = None
 
     def __post_init__(self) -> None:
         _check_common(self)
+
+
+class Metric(Protocol):
+    """What a registered metric is: a callable with this signature (module docstring)."""
+
+    def __call__(
+        self,
+        estimate: np.ndarray,
+        truth: np.ndarray,
+        illumination: np.ndarray | None,
+        pixel_size_m: float,
+        prepared: PreparedPair | None = None,
+    ) -> dict[str, float]: ...
 
 
 class TruthMetric:
@@ -175,11 +201,16 @@ class SsimMetric(TruthMetric):
     keys = ("ssim_amplitude", "ssim_phase")
 
     def _compute(self, pair: PreparedPair, pixel_size_m: float) -> dict[str, float]:
+        if pair.aligned is None or pair.truth_image is None or pair.window is None:
+            raise ValueError(
+                "ssim compares the aligned images of a PreparedPair from prepare_pair; this "
+                "pair has none"
+            )
         return ssim_components(pair.aligned, pair.truth_image, pair.window, pair.mask)
 
 
 @hookimpl
-def ptyframe_register(registry) -> None:  # noqa: ANN001
+def ptyframe_register(registry: ScopedRegistry) -> None:
     """Register the ``frc``, ``nrmse`` and ``ssim`` metrics."""
     registry.add_metric(FrcMetricConfig, FrcMetric)
     registry.add_metric(NrmseMetricConfig, NrmseMetric)

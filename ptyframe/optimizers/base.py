@@ -97,7 +97,9 @@ class GdConfig:
     """Gradient descent with the Adorym step-halving schedule (supp. eq. S19)."""
 
     name: str = "gd"
+    #: Step size (the learning rate).
     lr: float = 1e-3
+    #: Iterations before the step is first halved (supp. eq. S19); 0: never.
     base_iterations: int = 0
 
     def __post_init__(self) -> None:
@@ -132,7 +134,9 @@ class MomentumConfig:
     """Momentum gradient descent (supp. eq. S20)."""
 
     name: str = "momentum"
+    #: Step size (the learning rate).
     lr: float = 1e-3
+    #: Momentum: the share of the previous update kept in the next.
     gamma: float = 0.9
 
     def __post_init__(self) -> None:
@@ -161,9 +165,13 @@ class AdamConfig:
     """Adam (Kingma & Ba 2014), Adorym's default for every refinable quantity."""
 
     name: str = "adam"
+    #: Step size (the learning rate).
     lr: float = 1e-3
+    #: Decay of the running mean of the gradient.
     beta1: float = 0.9
+    #: Decay of the running mean of the squared gradient.
     beta2: float = 0.999
+    #: Added to the root of the second moment (keeps the step finite).
     eps: float = 1e-8
 
     def __post_init__(self) -> None:

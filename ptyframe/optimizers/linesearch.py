@@ -93,8 +93,11 @@ class CgConfig:
     """Nonlinear conjugate gradient (Polak-Ribiere+) with a backtracking line search."""
 
     name: str = "cg"
+    #: Length of the first line-search step (later ones scale from the previous).
     lr: float = 1e-3
+    #: Sufficient-decrease constant of the backtracking (Armijo) line search.
     c1: float = 1e-4
+    #: Most halvings of the step in one line search.
     max_backtracks: int = 20
 
     def __post_init__(self) -> None:
@@ -150,9 +153,13 @@ class LbfgsConfig:
     """Limited-memory BFGS (two-loop recursion) with a backtracking line search."""
 
     name: str = "lbfgs"
+    #: Length of the first line-search step (later ones scale from the previous).
     lr: float = 1e-3
+    #: Number of past (step, gradient change) pairs kept.
     history: int = 10
+    #: Sufficient-decrease constant of the backtracking (Armijo) line search.
     c1: float = 1e-4
+    #: Most halvings of the step in one line search.
     max_backtracks: int = 20
 
     def __post_init__(self) -> None:
@@ -245,8 +252,11 @@ class ScipyConfig:
     """``scipy.optimize.minimize`` for ``maxiter`` iterations per engine step."""
 
     name: str = "scipy"
+    #: Not used: SciPy's methods choose their own steps (every optimizer has an ``lr``).
     lr: float = 1.0
+    #: The ``method`` of ``scipy.optimize.minimize``.
     method: str = "L-BFGS-B"
+    #: SciPy iterations per engine step.
     maxiter: int = 10
 
     def __post_init__(self) -> None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
+from ptyframe.physics.base import ModelData
 from ptyframe.physics.fft import from_centred, to_centred
 from ptyframe.physics.multislice import MultisliceConfig, PtychoModel
 from ptyframe.state import ReconstructionState
@@ -40,7 +40,10 @@ class FullFieldConfig(MultisliceConfig):
 class FullFieldModel(PtychoModel):
     """Full-field CDI (see module docstring)."""
 
-    def init_state(self, state: ReconstructionState, dataset: Any) -> ReconstructionState:
+    config: FullFieldConfig
+    config_cls = FullFieldConfig
+
+    def init_state(self, state: ReconstructionState, dataset: ModelData) -> ReconstructionState:
         """Return a plane-wave probe, the autocorrelation support and a supported object."""
         state = super().init_state(state, dataset)
         inten = torch.from_numpy(np.clip(dataset.intensities(0), 0, None).mean(0))

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
+from ptyframe.physics.base import ModelData
 from ptyframe.physics.multislice import MultisliceConfig, PtychoModel
 from ptyframe.state import ReconstructionState
 
@@ -39,7 +39,10 @@ class HolographyConfig(MultisliceConfig):
 class HolographyModel(PtychoModel):
     """Multi-distance holography; the generic model with a flat, fixed illumination."""
 
-    def init_state(self, state: ReconstructionState, dataset: Any) -> ReconstructionState:
+    config: HolographyConfig
+    config_cls = HolographyConfig
+
+    def init_state(self, state: ReconstructionState, dataset: ModelData) -> ReconstructionState:
         """Return the state with a plane-wave probe ``sqrt(flat_field)`` ``[1, M, M]``."""
         state = super().init_state(state, dataset)
         flat = self.config.flat_field

@@ -25,26 +25,23 @@ optimised in units of a natural scale (``pow2`` of the nominal value, or of ``dx
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
 from ptyframe.data.geometry import ScanGeometry
 from ptyframe.errors import ConfigError
 from ptyframe.physics import refinement
-from ptyframe.physics.farfield import FarFieldPtychography
+from ptyframe.physics.base import Batch, ForwardModel, ModelData
+from ptyframe.physics.farfield import FarFieldConfig, FarFieldPtychography
+from ptyframe.physics.fft import from_centred, to_centred
 from ptyframe.physics.objects import ObjectModel, ObjectOptions, Unknown, pow2
 from ptyframe.physics.patches import extract_patches, split_positions
-from ptyframe.physics.propagators import Propagator, make_propagator
+from ptyframe.physics.propagators import Propagator, apply_transfer, make_propagator
 from ptyframe.state import ReconstructionState
 
-
-@dataclass
-class Batch:
-    """A minibatch: tiles ``[B]`` (int64 rows of the file's positions) of one angle index."""
-
-    angle: int
-    tiles: torch.Tensor
+if TYPE_CHECKING:
+    from ptyframe.registry import BuildContext
 
 
 @dataclass
@@ -91,13 +88,20 @@ class MultisliceConfig(ObjectOptions):
             )
 
 
-class PtychoModel:
-    """Generic forward model (see module docstring); usable by ``AutodiffEngine``."""
+class PtychoModel(ForwardModel):
+    """Generic forward model (see module docstring); usable by ``AutodiffEngine``.
 
-    multi_angle: bool = False
+    Subclasses (holography, full-field CDI, tomography) narrow ``config`` to their config
+    class and name it in ``config_cls``, the config a model built without one gets.
+    """
 
-    def __init__(self, config: Any = None, context: Any = None) -> None:
-        self.config = config if config is not None else MultisliceConfig()
+    config: MultisliceConfig
+    config_cls: ClassVar[type[MultisliceConfig]] = MultisliceConfig
+
+    def __init__(
+        self, config: MultisliceConfig | None = None, context: BuildContext | None = None
+    ) -> None:
+        self.config = config if config is not None else self.config_cls()
         self.slice_prop: Propagator = make_propagator(self.config.propagator, context)
         self.det_prop: Propagator = make_propagator(self.config.detector, context)
         self.farfield = FarFieldPtychography()
@@ -112,7 +116,8 @@ class PtychoModel:
 
     @property
     def buffer_px(self) -> int:
-        return int(getattr(self.config, "buffer_px", 0) or 0)
+        """The near-field buffer ``config.buffer_px`` (see ``MultisliceConfig``)."""
+        return int(self.config.buffer_px)
 
     def object_slices(self) -> int:
         """Return how many slices ``state.object`` holds for this model."""
@@ -131,8 +136,9 @@ class PtychoModel:
         dists = c.free_prop_m if c.free_prop_m is not None else list(geometry.free_prop_m)
         if not self.far and not dists:
             raise ConfigError(
-                f"{c.name}: near-field propagation to the detector needs a distance; the data "
-                f"file has no metadata/free_prop_cm: set {c.name}.free_prop_m=[0.01]"
+                f"{c.name}: near-field propagation to the detector needs a distance and the data "
+                "file gives none (data-exchange: /metadata/free_prop_cm; CXI: the detector "
+                "distance, read with +imaging=nearfield); set physics.free_prop_m=[D] in metres"
             )
         self.distances = [float(d) for d in dists] if not self.far else [0.0]
         if self.far and self.buffer_px:
@@ -147,9 +153,9 @@ class PtychoModel:
             )
         self.tiles_per_distance = n_tiles // len(self.distances)
 
-    def init_state(self, state: ReconstructionState, dataset: Any) -> ReconstructionState:
+    def init_state(self, state: ReconstructionState, dataset: ModelData) -> ReconstructionState:
         """Return the runner's state reshaped to ``n_slices`` slices (and delta/beta)."""
-        self.setup(dataset.geometry, getattr(dataset, "n_angles", 1))
+        self.setup(dataset.geometry, dataset.n_angles)
         assert self.obj is not None
         state = self.obj.init_state(state, self.n_slices)
         b = self.buffer_px
@@ -181,7 +187,7 @@ class PtychoModel:
 
         out["positions"] = Unknown("positions", state.positions_px, 1.0, project=clamp_positions)
         dev = state.object.device
-        f64 = {"dtype": torch.float64, "device": dev}
+        f64 = torch.float64
         ex = state.extras
 
         def extra(name: str, init: torch.Tensor) -> torch.Tensor:
@@ -191,25 +197,28 @@ class PtychoModel:
 
         dof = pow2(self.pixel_size_m**2 / self.wavelength_m)  # depth of field of one pixel
         if c.refine_defocus or c.probe_defocus_m:
-            t = extra("probe_defocus_m", torch.full((self.n_angles,), c.probe_defocus_m, **f64))
+            t = extra(
+                "probe_defocus_m",
+                torch.full((self.n_angles,), c.probe_defocus_m, dtype=f64, device=dev),
+            )
             sc = pow2(abs(c.probe_defocus_m) or max(m, n) * dof)  # or: Fresnel number ~M
             out["probe_defocus_m"] = Unknown("geometry", t, sc, fixed=not c.refine_defocus)
         if c.slice_positions_m is not None:
-            t = extra("slice_positions_m", torch.tensor(c.slice_positions_m, **f64))
+            t = extra("slice_positions_m", torch.tensor(c.slice_positions_m, dtype=f64, device=dev))
             sc = pow2(max(abs(z) for z in c.slice_positions_m) or dof)
             out["slice_positions_m"] = Unknown(
                 "geometry", t, sc, fixed=not c.refine_slice_positions
             )
         if not self.far:
-            t = extra("free_prop_m", torch.tensor(self.distances, **f64))
+            t = extra("free_prop_m", torch.tensor(self.distances, dtype=f64, device=dev))
             sc = pow2(max(abs(d) for d in self.distances) or dof)
             out["free_prop_m"] = Unknown("geometry", t, sc, fixed=not c.refine_free_prop)
         if c.refine_angle_offsets:
-            t = extra("angle_offsets_px", torch.zeros(self.n_angles, 2, **f64))
+            t = extra("angle_offsets_px", torch.zeros(self.n_angles, 2, dtype=f64, device=dev))
             out["angle_offsets_px"] = Unknown("geometry", t, 1.0)
         if c.refine_affine:
             shape = (len(self.distances), refinement.AFFINE_PARAMS)
-            t = extra("affine", torch.zeros(shape, **f64))
+            t = extra("affine", torch.zeros(shape, dtype=f64, device=dev))
             out["affine"] = Unknown("geometry", t, pow2(1.0 / max(m, n)))
         return out
 
@@ -294,20 +303,24 @@ class PtychoModel:
     ) -> torch.Tensor:
         """Propagate exit waves ``[B, K, M, M]`` to the detector (FFT order if far field)."""
         if self.far:
-            return self.det_prop(psi)
+            return self.det_prop(psi, 0.0, self.pixel_size_m, self.wavelength_m)
         dist_idx = torch.div(batch.tiles, self.tiles_per_distance, rounding_mode="floor")
         d = v["free_prop_m"][dist_idx]  # [B]
         k = self.det_prop.kernel(
             (psi.shape[-2], psi.shape[-1]), self.pixel_size_m, self.wavelength_m, d, psi.device
         )  # [B, M, M]
-        out = torch.fft.ifft2(torch.fft.fft2(psi) * k[:, None].to(psi.dtype))
+        out = apply_transfer(psi, k[:, None])
         b = self.buffer_px
         if b:  # the buffer zone takes the wrap-around; the detector sees the centre
             out = out[..., b : out.shape[-2] - b, b : out.shape[-1] - b]
         return out
 
     def predict(self, v: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
-        """Return modelled intensities ``[B, M, M]`` (FFT order if far field) for ``batch``."""
+        """Return modelled intensities ``[B, M, M]`` for ``batch`` in detector order.
+
+        Detector order is how ``Measurements`` holds every stored frame (``from_centred``): FFT
+        order for far-field patterns, the real-space image rolled by ``-(M // 2)`` for near field.
+        """
         slices = self.slices(v, batch.angle)
         probe = self.probe_at(v, batch.angle)
         pos = self.positions(v, batch)
@@ -318,16 +331,18 @@ class PtychoModel:
             inten = (wave.real.square() + wave.imag.square()).sum(dim=1)
         if "affine" in v:
             inten = self.warp(inten, v["affine"], batch)
+        if not self.far:  # detector order: the stored image through from_centred, as measured
+            inten = from_centred(inten)
         return inten
 
     def warp(self, inten: torch.Tensor, affine: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Apply each tile's distance's affine distortion (eq. S18) to real-space images."""
         if self.far:  # far-field patterns are in FFT order: warp them centred
-            inten = torch.fft.fftshift(inten, dim=(-2, -1))
+            inten = to_centred(inten)
         dist_idx = torch.div(batch.tiles, self.tiles_per_distance, rounding_mode="floor")
-        mats = refinement.affine_matrices(affine, inten.shape[-2:])[dist_idx]
+        mats = refinement.affine_matrices(affine, (inten.shape[-2], inten.shape[-1]))[dist_idx]
         out = refinement.warp_images(inten, mats)
-        return torch.fft.ifftshift(out, dim=(-2, -1)) if self.far else out
+        return from_centred(out) if self.far else out
 
     # ------------------------------------------------------------------ object access
     def fields(self, v: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -349,21 +364,37 @@ class PtychoModel:
         return False
 
 
-def as_model(forward_model: Any, context: Any = None) -> Any:
-    """Return ``forward_model`` if it has the autodiff interface, or wrap a far-field model.
+def farfield_model(
+    config: FarFieldConfig | None = None, context: BuildContext | None = None
+) -> PtychoModel:
+    """Return far-field ptychography as a forward model (``physics=farfield``).
 
-    ``FarFieldPtychography`` (``physics=farfield``) becomes a one-slice far-field
-    ``PtychoModel`` that runs it; anything else needs ``unknowns`` and ``predict``.
+    A one-slice ``PtychoModel`` with a Fraunhofer detector that runs
+    ``FarFieldPtychography`` itself (its batched exit waves and intensities).
     """
-    if forward_model is None:
-        forward_model = FarFieldPtychography()
-    if hasattr(forward_model, "unknowns") and hasattr(forward_model, "predict"):
+    model = PtychoModel(MultisliceConfig(name="farfield", n_slices=1), context)
+    model.farfield = FarFieldPtychography(config)
+    return model
+
+
+def as_model(
+    forward_model: ForwardModel | FarFieldPtychography | None,
+    context: BuildContext | None = None,
+) -> ForwardModel:
+    """Return ``forward_model`` if it is a ``ForwardModel``, or wrap a far-field one.
+
+    ``FarFieldPtychography`` (or None) becomes the one-slice far-field model of
+    ``farfield_model`` that runs it; anything else is a ``ConfigError``.
+    """
+    if isinstance(forward_model, ForwardModel):
         return forward_model
-    if isinstance(forward_model, FarFieldPtychography):
-        model = PtychoModel(MultisliceConfig(name="farfield", n_slices=1), context)
-        model.farfield = forward_model
+    if forward_model is None or isinstance(forward_model, FarFieldPtychography):
+        model = farfield_model(None, context)
+        if forward_model is not None:
+            model.farfield = forward_model
         return model
     raise ConfigError(
-        f"forward model {type(forward_model).__name__} has no unknowns()/predict(): it cannot "
-        "be optimised by engine=autodiff; choose physics=farfield, multislice, nearfield, ..."
+        f"forward model {type(forward_model).__name__} is not a "
+        "ptyframe.physics.base.ForwardModel: it cannot be optimised by engine=autodiff; "
+        "choose physics=farfield, multislice, nearfield, ..."
     )

@@ -46,7 +46,7 @@ def check_shapes(wave: torch.Tensor, amplitudes: torch.Tensor, valid: torch.Tens
 
 def model_modulus(wave: torch.Tensor) -> torch.Tensor:
     """Return ``A = sqrt(sum_k |Psi_k|^2)`` ``[B, M, N]`` for detector waves ``[B, K, M, N]``."""
-    if wave.shape[1] == 1:  # not .abs(): torch's complex abs (hypot) is ~3x slower on a CPU
+    if wave.shape[1] == 1:  # not .abs(): torch's complex abs (hypot) is slower on a CPU
         w = wave[:, 0]
         return (w.real.square() + w.imag.square()).sqrt_()
     return (wave.real.square() + wave.imag.square()).sum(1).sqrt_()

@@ -23,10 +23,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
+from ptyframe.errors import ConfigError
 from ptyframe.physics import fft
+
+if TYPE_CHECKING:
+    from ptyframe.registry import BuildContext
 
 
 def frequency_grid(
@@ -198,18 +203,23 @@ BUILTIN: dict[str, type[Propagator]] = {
 }
 
 
-def build_propagator(config: object, context: object = None) -> Propagator:
+def build_propagator(
+    config: FraunhoferConfig | FresnelConfig | AngularSpectrumConfig,
+) -> Propagator:
     """Build the built-in propagator that ``config.name`` names."""
-    return BUILTIN[config.name]()  # type: ignore[attr-defined]
+    return BUILTIN[config.name]()
 
 
-def make_propagator(name: str, context: object = None) -> Propagator:
+def make_propagator(name: str, context: BuildContext | None = None) -> Propagator:
     """Return the propagator called ``name``: from the registry if ``context`` has one."""
-    registry = getattr(context, "registry", None)
-    if registry is not None:
-        return registry.build("propagator", name, context)
+    if context is not None:
+        prop = context.registry.build("propagator", name, context)
+        if not isinstance(prop, Propagator):
+            raise ConfigError(
+                f"propagator {name!r} built a {type(prop).__name__}, not a "
+                "ptyframe.physics.propagators.Propagator; fix its factory"
+            )
+        return prop
     if name not in BUILTIN:
-        from ptyframe.errors import ConfigError
-
         raise ConfigError(f"unknown propagator {name!r}; built-in ones are {', '.join(BUILTIN)}")
     return BUILTIN[name]()

@@ -50,10 +50,12 @@ class FourierProbe:
         ramps: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         """``ramps``: the ``(ry, rx)`` of ``shift_ramp_factors`` for these fractions, if known
-        (a PIE engine keeps them across sweeps: they cost ~4 ms per 625 positions)."""
+        (the scan's ``ScanWindows`` keeps them across sweeps)."""
         self.spectrum = torch.fft.fft2(probe)
         if ramps is None:
-            ramps = shift_ramp_factors(fractions_px, tuple(probe.shape[-2:]), probe.dtype)
+            ramps = shift_ramp_factors(
+                fractions_px, (probe.shape[-2], probe.shape[-1]), probe.dtype
+            )
         self.ry, self.rx = ramps
         self._buf = torch.empty_like(self.spectrum)
 

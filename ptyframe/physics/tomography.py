@@ -16,15 +16,19 @@ projected transmission at theta = 0 ``[1, Ny, Nx]`` for viewing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from ptyframe.errors import ConfigError
+from ptyframe.physics.base import ModelData
 from ptyframe.physics.multislice import MultisliceConfig, PtychoModel
 from ptyframe.physics.objects import Unknown, pow2, refractive_transmission
 from ptyframe.physics.refinement import rotate_volume, rotation_matrix
 from ptyframe.state import ReconstructionState, real_dtype
+
+if TYPE_CHECKING:
+    from ptyframe.data.geometry import ScanGeometry
 
 
 @dataclass
@@ -51,6 +55,9 @@ class TomographyConfig(MultisliceConfig):
 class TomographyModel(PtychoModel):
     """Ptycho-tomography (see module docstring)."""
 
+    config: TomographyConfig
+    config_cls = TomographyConfig
+
     multi_angle = True
 
     def object_slices(self) -> int:
@@ -60,7 +67,7 @@ class TomographyModel(PtychoModel):
     def n_slices(self) -> int:
         return int(self._nz)
 
-    def init_state(self, state: ReconstructionState, dataset: Any) -> ReconstructionState:
+    def init_state(self, state: ReconstructionState, dataset: ModelData) -> ReconstructionState:
         """Return the state with a vacuum volume ``[Nz, Ny, Nx]`` in ``extras``."""
         self.setup(dataset.geometry, max(dataset.n_angles, len(dataset.geometry.theta_rad)))
         ny, nx = state.object.shape[-2:]
@@ -73,7 +80,7 @@ class TomographyModel(PtychoModel):
         obj = torch.ones((1, ny, nx), dtype=state.object.dtype, device=state.object.device)
         return ReconstructionState(obj, state.probe, state.positions_px, extras)
 
-    def setup(self, geometry: Any, n_angles: int = 1) -> None:
+    def setup(self, geometry: ScanGeometry, n_angles: int = 1) -> None:
         self._nz = int(self.config.n_slices) or int(geometry.object_shape[-1])
         super().setup(geometry, n_angles)
 

@@ -43,7 +43,9 @@ class L1Config:
     """L1 norm (sparsity) of the object fields."""
 
     name: str = "l1"
+    #: Weight ``alpha_i`` of this term in ``L = D + sum_i alpha_i R_i``.
     weight: float = 1e-3
+    #: Object fields it acts on: ``both``, ``phase`` or ``absorption``.
     components: str = "both"
 
     def __post_init__(self) -> None:
@@ -55,8 +57,11 @@ class ReweightedL1Config:
     """Reweighted L1 norm (Candes et al. 2008): weights 1 / (|x| + eps) refreshed per epoch."""
 
     name: str = "reweighted_l1"
+    #: Weight ``alpha_i`` of this term in ``L = D + sum_i alpha_i R_i``.
     weight: float = 1e-3
+    #: Object fields it acts on: ``both``, ``phase`` or ``absorption``.
     components: str = "both"
+    #: Weights ``1 / (|x_prev| + eps)``: keeps them finite where ``x`` is zero.
     eps: float = 1e-3
 
     def __post_init__(self) -> None:
@@ -70,10 +75,15 @@ class TvConfig:
     """Total variation of the object fields (anisotropic by default)."""
 
     name: str = "tv"
+    #: Weight ``alpha_i`` of this term in ``L = D + sum_i alpha_i R_i``.
     weight: float = 1e-3
+    #: Object fields it acts on: ``both``, ``phase`` or ``absorption``.
     components: str = "both"
+    #: Isotropic TV ``sqrt(dx^2 + dy^2 + eps^2)`` instead of ``|dx| + |dy|``.
     isotropic: bool = False
+    #: Also penalise differences between neighbouring slices (multislice objects).
     include_z: bool = False
+    #: Smoothing of the isotropic TV's square root (differentiable at 0).
     eps: float = 1e-8
 
     def __post_init__(self) -> None:

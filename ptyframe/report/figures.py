@@ -59,8 +59,8 @@ def frc_heatmaps(runs: list[Run], out: Path) -> list[Path]:
     drawn: list[tuple[tuple, str, list[Run]]] = []
     for (engine, *rest), mine in sorted(_groups(runs, keys).items(), key=lambda kv: str(kv[0])):
         alphas, betas, grid = grid_of(mine, key)
-        if len(alphas) < 2 and len(betas) < 2:
-            continue
+        if (len(alphas) < 2 and len(betas) < 2) or not is_grid(mine):
+            continue  # one point, or scattered trials (``trials.trial_figures`` draws those)
         drawn.append((tuple(rest), engine, mine))
         fig, ax = plt.subplots(figsize=(1.0 + 0.55 * max(len(alphas), 6), 4.8))
         _heatmap(fig, ax, mine, key, f"{engine}\n{label(mine[0], keys)}")
@@ -75,29 +75,27 @@ def frc_heatmaps(runs: list[Run], out: Path) -> list[Path]:
             len(rows), cols, figsize=(5.2 * cols, 4.6 * len(rows)), squeeze=False
         )
         for ri, r in enumerate(rows):
-            mine = sorted(
-                ((e, g) for v, e, g in drawn if v == r), key=lambda t: _engine_order(t[0])
-            )
+            row = sorted(((e, g) for v, e, g in drawn if v == r), key=lambda t: _engine_order(t[0]))
             for ci in range(cols):
-                if ci >= len(mine):
+                if ci >= len(row):
                     axes[ri, ci].axis("off")
                     continue
-                e, g = mine[ci]
+                e, g = row[ci]
                 _heatmap(fig, axes[ri, ci], g, key, f"{e}\n{label(g[0], keys)}")
         fig.tight_layout()
         files.append(save_figure(fig, out / "heatmaps.png"))
     return files
 
 
-def _heatmap(fig, ax, runs: list[Run], key: str, title: str) -> None:  # noqa: ANN001
+def _heatmap(fig, ax, runs: list[Run], key: str, title: str) -> None:
     """Draw the (alpha, beta) map of ``key`` on ``ax`` with values written in the cells."""
     plt = pyplot()
     frc = key != "data_error"
     alphas, betas, grid = grid_of(runs, key)
     kw = {"vmin": 0.0, "vmax": 1.0, "cmap": "viridis"} if frc else {"cmap": "viridis_r"}
     im = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", **kw)
-    ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
-    ax.set_yticks(range(len(betas)), [f"{b:g}" for b in betas])
+    ax.set_xticks(range(len(alphas)), [rounded(a) for a in alphas])
+    ax.set_yticks(range(len(betas)), [rounded(b) for b in betas])
     small = 7 if len(alphas) > 6 else 9
     stopped = _diverged_cells(runs, alphas, betas)
     for (j, i), v in np.ndenumerate(grid):
@@ -133,6 +131,27 @@ def _diverged_cells(runs: list[Run], alphas: list[float], betas: list[float]) ->
         if r.row.get("status") == "diverged" and a in alphas and b in betas:
             out[betas.index(b), alphas.index(a)] = True
     return out
+
+
+def rounded(value: float) -> str:
+    """Return a tick or legend label: at most three significant figures (``0.117``, ``1e+04``)."""
+    return f"{value:.3g}"
+
+
+def is_grid(runs: list[Run]) -> bool:
+    """Return whether the runs' (alpha, beta) pairs fill at least half of their grid.
+
+    A sweep over a grid (``+sweep=alpha_beta``, reduced grids with a few cells left out) is;
+    Optuna's trials, each at its own continuous (alpha, beta), are not: mapped on the grid of
+    their values they would leave all but one cell per row empty.
+    """
+    pairs = {
+        (float(r.row["alpha"]), float(r.row["beta"]))
+        for r in runs
+        if not math.isnan(r.row.get("alpha", math.nan))
+    }
+    alphas, betas = {a for a, _ in pairs}, {b for _, b in pairs}
+    return len(pairs) >= 0.5 * len(alphas) * len(betas)
 
 
 def grid_of(runs: list[Run], key: str) -> tuple[list[float], list[float], np.ndarray]:
@@ -345,8 +364,9 @@ def panels(runs: list[Run], out: Path) -> Path | None:
     groups = sorted(
         _groups(runs, keys).items(), key=lambda kv: (_engine_order(kv[0][0]), str(kv[0][1:]))
     )
-    cells = [_best(mine) for _, mine in groups]
-    heads = [label(r, keys) for r in cells]
+    best = [_best(mine) for _, mine in groups]
+    heads = [label(r, keys) for r in best]
+    cells: list[Run | None] = list(best)
     return _draw_panels([cells], heads, out, with_engine_titles=True)
 
 
@@ -364,7 +384,7 @@ def _draw_panels(
         2 * len(grid), n_cols, figsize=(2.7 * n_cols + 0.6, 2.6 * 2 * len(grid)), squeeze=False
     )
     for gi, cells in enumerate(grid):
-        imgs = []
+        imgs: list[tuple[np.ndarray, np.ndarray] | None] = []
         for r in cells:
             if r is None:
                 imgs.append(None)

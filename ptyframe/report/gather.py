@@ -10,8 +10,8 @@ truth); for older results it is recomputed from ``/object`` and the truth of the
 dataset (the data file, or the simulation rebuilt from the config for ``data=simulated``).
 
 Runs recorded before the FRC compared windowed deviations (their history has
-``frc_half_nyquist`` but no ``frc_quarter_nyquist``) hold FRC values with a floor of ~0.47
-for a constant object. Their final FRC curve and band values are recomputed from
+``frc_half_nyquist`` but no ``frc_quarter_nyquist``) hold FRC values whose floor for a
+constant object is far above 0. Their final FRC curve and band values are recomputed from
 ``/object`` with the current metric where the truth can be rebuilt, their per-epoch FRC
 columns are dropped, and the row says so in ``frc_metric`` (``recomputed-final`` or
 ``pre-fix``, against ``windowed`` for current runs).
@@ -268,7 +268,7 @@ def label(run: Run, keys: tuple[str, ...]) -> str:
     parts = []
     for k in keys:
         v = run.row.get(k)
-        parts.append(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}")
+        parts.append(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}")
     return ", ".join(parts)
 
 

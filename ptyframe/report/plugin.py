@@ -15,14 +15,15 @@ def main(argv: list[str]) -> int:
     from ptyframe.report import figures
     from ptyframe.report.gather import load_runs, write_csv
     from ptyframe.report.html import write_html
-    from ptyframe.report.trials import trial_rows, trials_html, trials_text
+    from ptyframe.report.trials import trial_figures, trial_rows, trials_html, trials_text
 
     ap = argparse.ArgumentParser(
         prog="ptyframe report",
         description=main.__doc__,
         epilog="Finds every recon.h5 below DIR. Writes report.csv (one row per run), "
-        "heatmap_<engine>.png, frc_curves.png, frc_vs_epoch.png, frc_vs_time.png, panels.png "
-        "(each when the runs hold what it needs) and report.html (self-contained).",
+        "heatmap_<engine>.png (grids), trials.png and trials_history.png (Optuna), "
+        "frc_curves.png, frc_vs_epoch.png, frc_vs_time.png, panels.png (each when the runs "
+        "hold what it needs) and report.html (self-contained).",
     )
     ap.add_argument("dir", help="a run directory, a multirun directory or a recon.h5")
     ap.add_argument("--out", default=None, help="output directory (default: DIR/report)")
@@ -45,6 +46,7 @@ def main(argv: list[str]) -> int:
         trials, params = trial_rows(runs, root)  # an Optuna sweep (+sweep=tune_*)
         if trials:
             print(f"Optuna trials (* = best):\n{trials_text(trials, params)}")
+            figs.extend(trial_figures(trials, params, out))
         page = write_html(
             runs, figs, out, f"ptyframe report: {root.resolve().name}", trials_html(trials, params)
         )

@@ -105,3 +105,76 @@ def trials_html(rows: list[dict[str, Any]], params: list[str]) -> str:
         f"<div class='wrap'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
         "</table></div>"
     )
+
+
+def objective(rows: list[dict[str, Any]]) -> tuple[str, str, bool]:
+    """Return (row key, axis label, lower is better) of the values to draw for the trials.
+
+    The validation error is Optuna's objective (minimised); trials without one (a sweep run
+    without held-out patterns) are drawn by their FRC at 1/2 Nyquist against the truth.
+    """
+    if any(math.isfinite(float(r["validation_error"])) for r in rows):
+        return "validation_error", "final validation error (objective)", True
+    return "frc_half_nyquist", "FRC at 1/2 Nyquist", False
+
+
+def _numeric(rows: list[dict[str, Any]], params: list[str]) -> list[str]:
+    out = []
+    for p in params:
+        try:
+            [float(r[p]) for r in rows]
+        except (TypeError, ValueError):
+            continue
+        out.append(p)
+    return out
+
+
+def trial_figures(rows: list[dict[str, Any]], params: list[str], out: Path) -> list[Path]:
+    """Draw Optuna's trials: ``trials.png`` and ``trials_history.png``; return their paths.
+
+    ``trials.png``: each trial as a point over two tuned parameters (every pair of them, at
+    most three panels; one parameter: against the objective), coloured by the objective,
+    the best trial ringed. ``trials_history.png``: the objective of each trial in launch
+    order and the best so far (Optuna's optimisation history). Ticks and the colour bar are
+    matplotlib's rounded ones.
+    """
+    import numpy as np
+
+    from ptyframe.io.images import pyplot, save_figure
+
+    numeric = _numeric(rows, params)
+    key, what, lower = objective(rows)
+    values = np.array([float(r[key]) for r in rows])
+    if len(rows) < 2 or not numeric or not np.isfinite(values).any():
+        return []
+    plt = pyplot()
+    best = int(np.nanargmin(values) if lower else np.nanargmax(values))
+    cmap = "viridis_r" if lower else "viridis"
+    pairs = [(a, b) for i, a in enumerate(numeric) for b in numeric[i + 1 :]][:3]
+    if not pairs:
+        pairs = [(numeric[0], key)]
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.6 * len(pairs) + 1.0, 4.0), squeeze=False)
+    scatter = None
+    for ax, (px, py) in zip(axes[0], pairs, strict=True):
+        x = np.array([float(r[px]) for r in rows])
+        y = np.array([float(r[py]) for r in rows])
+        scatter = ax.scatter(x, y, c=values, cmap=cmap, s=46, edgecolors="0.3", linewidths=0.5)
+        ax.scatter(x[best], y[best], s=170, facecolors="none", edgecolors="r", linewidths=2)
+        ax.set_xlabel(px.split(".")[-1])
+        ax.set_ylabel(what if py == key else py.split(".")[-1])
+        ax.grid(alpha=0.3)
+    fig.colorbar(scatter, ax=list(axes[0]), label=what)
+    fig.suptitle(f"{len(rows)} trials, coloured by the objective; ringed: the best")
+    files = [save_figure(fig, out / "trials.png")]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    order = np.array([r["trial"] for r in rows])
+    ax.plot(order, values, "o", color="tab:blue", label="trial")
+    running = np.fmin.accumulate(values) if lower else np.fmax.accumulate(values)
+    ax.step(order, running, where="post", color="tab:red", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(what)
+    ax.set_title("optimisation history")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    files.append(save_figure(fig, out / "trials_history.png"))
+    return files

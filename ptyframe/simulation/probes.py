@@ -19,8 +19,8 @@ convention of ``ptyframe.physics.fft``), unnormalised: the simulator scales it t
     (phase step > pi per pupil pixel) and the beam wraps around the window: a ConfigError.
     With the defaults (pupil 0.3 M, beam 0.42 M) the 90 %-power diameter is 41-48 % of the
     window (128 to 32 px) and ``|P|^2`` at the window border is < 5e-4 of its peak. A wider
-    pupil gives more Fresnel rings (edge phase ~ pi d D / (4 M) rad); with pupil 0.5 M, ePIE
-    from a disk start did not recover the probe in 200 epochs (data error stuck at 0.05).
+    pupil gives more Fresnel rings (edge phase ~ pi d D / (4 M) rad), which a disk start
+    recovers slowly.
 
 ``gaussian``
     ``|P|^2 = exp(-4 ln 2 r^2 / fwhm^2)`` (``fwhm_px``, default a quarter of the window), with

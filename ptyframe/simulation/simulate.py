@@ -58,6 +58,7 @@ from ptyframe.physics.farfield import FarFieldPtychography
 from ptyframe.physics.patches import scatter_add_patches, split_positions
 from ptyframe.simulation.nuisances import (
     NuisanceConfig,
+    NuisancePlan,
     noiseless_varying,
     plan_nuisances,
     probes_at,
@@ -112,6 +113,21 @@ class SimulationConfig:
     @property
     def wavelength_m(self) -> float:
         return HC_EV_M / self.energy_ev
+
+
+@dataclass
+class Scene:
+    """What a simulation images: random streams, probe modes ``[K, M, M]`` complex128 (unit
+    dose), the probe's 90 %-power diameter, positions ``[T, 2]``, the object frame and the
+    object ``[Ny, Nx]`` complex128."""
+
+    rng: dict[str, np.random.Generator]
+    modes: np.ndarray
+    diameter_px: float
+    positions_px: np.ndarray
+    shape: tuple[int, int]
+    object: np.ndarray
+    plan: NuisancePlan
 
 
 @dataclass
@@ -194,8 +210,8 @@ class Simulator:
             scatter_add_patches(illum, lit, corners)
         return out, illum.cpu().numpy()
 
-    def run(self, phantom: Any, probe: Any, scan: Any) -> SimulatedData:
-        """Simulate the dataset (module docstring, steps 1-6)."""
+    def scene(self, phantom: Any, probe: Any, scan: Any) -> Scene:
+        """Return the probe modes, positions and object (module docstring, steps 1-3)."""
         c = self.config
         rng = self.streams()
         m = int(c.window_px)
@@ -214,19 +230,38 @@ class Simulator:
         obj = np.asarray(phantom.generate(shape, rng["phantom"]), dtype=np.complex128)
         if obj.shape != shape:
             raise ConfigError(f"phantom returned shape {obj.shape}, expected {shape}")
+        return Scene(rng, modes, diameter, positions, shape, obj, plan)
+
+    def dose_scale(self, totals: np.ndarray, origins: np.ndarray) -> tuple[float, str]:
+        """Return the intensity scale ``s`` and the dose mode (module docstring, step 5).
+
+        ``totals`` ``[T]`` and ``origins`` ``[T]``: each noiseless pattern's sum and its
+        zero-frequency pixel.
+        """
+        c = self.config
+        if c.photons_per_pattern is not None:
+            return float(c.photons_per_pattern) / float(totals.mean()), "photons_per_pattern"
+        assert c.i0_origin is not None  # the config holds exactly one dose
+        return float(c.i0_origin) / float(origins.mean()), "i0_origin"
+
+    def run(self, phantom: Any, probe: Any, scan: Any) -> SimulatedData:
+        """Simulate the dataset (module docstring, steps 1-6)."""
+        c = self.config
+        sc = self.scene(phantom, probe, scan)
+        rng, modes, positions, shape, obj = sc.rng, sc.modes, sc.positions_px, sc.shape, sc.object
+        diameter = sc.diameter_px
+        m = int(c.window_px)
+        plan, lam, dx = sc.plan, c.wavelength_m, c.pixel_size_m
         if c.nuisances.varies_probe:  # a probe per pattern (simulation.nuisances)
-            z, s_px, lam, dx = plan.defocus_m, plan.shift_px, c.wavelength_m, c.pixel_size_m
+            z, s_px = plan.defocus_m, plan.shift_px
             clean, illum = noiseless_varying(
                 obj, lambda sl: probes_at(modes, z[sl], s_px[sl], dx, lam), positions, (m, m)
             )
         else:
             clean, illum = self.noiseless(obj, modes, positions)
-        total = float(clean.sum(axis=(1, 2)).mean())
-        origin = float(clean[:, m // 2, m // 2].mean())
-        if c.photons_per_pattern is not None:
-            scale, mode = float(c.photons_per_pattern) / total, "photons_per_pattern"
-        else:
-            scale, mode = float(c.i0_origin) / origin, "i0_origin"
+        totals, origins = clean.sum(axis=(1, 2)), clean[:, m // 2, m // 2]
+        total, origin = float(totals.mean()), float(origins.mean())
+        scale, mode = self.dose_scale(totals, origins)
         clean *= scale
         clean *= plan.flux[:, None, None]  # all ones without flux fluctuation
         if c.noise == "poisson":

@@ -72,7 +72,7 @@ def stream(
         data = np.asarray(src["exchange/data"][0], dtype=np.float32)
         pos = np.asarray(src["metadata/probe_pos_px"][()], dtype=np.float64)
     create(out, source, data.shape[-2:])
-    logf = open(log_path, "a") if log_path is not None else None  # noqa: SIM115
+    logf = open(log_path, "a") if log_path is not None else None
     try:
         with h5py.File(out, "a", libver="latest") as f:
             f.swmr_mode = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -70,7 +72,7 @@ def test_noise_fixed_and_blind() -> None:
     assert np.all(stds > 4 / 255) and np.all(stds < 26 / 255) and np.ptp(stds) > 1 / 255
 
 
-def test_datamodule_batches_reproducible_and_cached(tmp_path) -> None:  # noqa: ANN001
+def test_datamodule_batches_reproducible_and_cached(tmp_path: Path) -> None:
     cfg = DataConfig(
         n_train=4,
         n_val=2,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -45,7 +46,7 @@ def test_list_overrides_and_composition() -> None:
         compose_config(["data.nope=1"])
 
 
-def test_fast_dev_run_writes_nonexpansive_weights(tmp_path) -> None:  # noqa: ANN001
+def test_fast_dev_run_writes_nonexpansive_weights(tmp_path: Path) -> None:
     out = tmp_path / "run"
     rc = main([*TINY, f"output_dir={out}", "data.kind=textured"])
     assert rc == 0
@@ -63,7 +64,7 @@ def test_fast_dev_run_writes_nonexpansive_weights(tmp_path) -> None:  # noqa: AN
     assert torch.isfinite(y).all()
 
 
-def test_cpl_family_trains_blind_and_exports_a_certified_denoiser(tmp_path) -> None:  # noqa: ANN001
+def test_cpl_family_trains_blind_and_exports_a_certified_denoiser(tmp_path: Path) -> None:
     from ptyframe.denoise.cpl import CplDenoiser
     from ptyframe.denoise.cpl import lipschitz_bound as cpl_bound
 
@@ -82,7 +83,7 @@ def test_cpl_family_trains_blind_and_exports_a_certified_denoiser(tmp_path) -> N
     assert report["config"]["data"]["sigma_max"] == 50.0
 
 
-def test_experiments_for_cpu_and_gpu_compose(tmp_path) -> None:  # noqa: ANN001
+def test_experiments_for_cpu_and_gpu_compose(tmp_path: Path) -> None:
     from ptyframe_lightning.train import resume_path
 
     cpu = compose_config(["experiment=cpl_blind_cpu"])

@@ -153,12 +153,8 @@ def test_the_runner_gathers_windows_for_metrics_checkpoints_and_outputs(mode, tm
     Truth metrics every 2 epochs and checkpoints every 3 make the runner gather the windows
     (collectively) in the middle of the run; the final ``recon.h5`` holds the whole object.
     """
-    import sys
-    from pathlib import Path
-
     import h5py
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
     from ptyframe.runner import run
 
     from synth import make_dataset

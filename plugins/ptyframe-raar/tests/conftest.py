@@ -1,4 +1,4 @@
-"""Run the plugin's tests single-threaded (small torch ops are slower on two busy threads)."""
+"""Run the plugin's tests single-threaded (small torch ops gain nothing from a second thread)."""
 
 from __future__ import annotations
 

@@ -42,6 +42,7 @@ log = logging.getLogger("ptyframe")
 class ObjectModeFields:
     """Fields common to both object-splitting modes (see each mode's config)."""
 
+    #: Torch threads of each rank.
     threads_per_rank: int = 1
     #: Work on object windows when the caller asks (``localize_state``); False: every rank
     #: keeps the whole object (any engine works; reductions still go through the mode).

@@ -9,7 +9,7 @@ from ptyframe_mpi.slabs import MpiDistributedObject, MpiDistributedObjectConfig
 
 
 @hookimpl
-def ptyframe_register(registry) -> None:  # noqa: ANN001
+def ptyframe_register(registry) -> None:
     """Register ``distribution=mpi_data_parallel|mpi_distributed_object|hdf5_object``.
 
     The object modes' constructors take ``run`` (``ptyframe.compose.build_distribution``

@@ -7,7 +7,7 @@ from ptyframe_raar.raar import RaarConfig, RaarEngine
 
 
 @hookimpl
-def ptyframe_register(registry) -> None:  # noqa: ANN001
+def ptyframe_register(registry) -> None:
     """Register the engine: ``RaarEngine(config, prior)``, the prior built when rho > 0."""
     registry.add_engine(RaarConfig, RaarEngine)
 

@@ -44,25 +44,18 @@ al. 2009), as for every projection algorithm: use a jittered scan.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from ptyframe.engines.base import Engine, EpochReport, check_prior, check_range
+from ptyframe.engines.base import Capabilities, PriorStep, check_prior, check_range
 from ptyframe.engines.config import PieFamilyConfig
-from ptyframe.engines.prior import DenoiseStep, DenoiseStepConfig
+from ptyframe.engines.frame import FastEngine
+from ptyframe.engines.prior import DenoiseStepConfig
 from ptyframe.errors import ConfigError
-from ptyframe.physics.ambiguities import center_probe
-from ptyframe.physics.patches import (
-    check_inside,
-    extract_patches,
-    scatter_add_patches,
-    split_positions,
-)
+from ptyframe.physics.patches import extract_patches, scatter_add_patches
 from ptyframe.physics.projection import fourier_projection, model_modulus
-from ptyframe.physics.subpixel import PositionShifts
 
 
 @dataclass
@@ -94,62 +87,52 @@ class RaarConfig(PieFamilyConfig):
         return DenoiseStepConfig(rho=self.rho)
 
 
-class RaarEngine(Engine):
-    """Exit-wave RAAR; see the module docstring. ``prior``: a ``DenoiseStep`` or None."""
+class RaarEngine(FastEngine):
+    """Exit-wave RAAR; see the module docstring. ``prior``: a ``DenoiseStep`` or None.
 
-    prefers_single_thread = False
+    On the epoch frame of ``ptyframe.engines.frame``: its sweep is one RAAR iteration; the
+    denoising step runs inside the overlap projection (``Capabilities.prior = "in_sweep"``).
+    """
 
-    def __init__(self, config: RaarConfig, prior: DenoiseStep | None = None) -> None:
-        super().__init__()
+    capabilities: ClassVar[Capabilities] = Capabilities(prior="in_sweep")
+
+    def __init__(
+        self, config: RaarConfig, prior: PriorStep | None = None, context: Any | None = None
+    ) -> None:
+        super().__init__(context)
         self.config = config
         self.prior = prior
         check_prior(config, prior)
 
-    def prepare(self, measurements, state, distribution=None, seed: int = 0) -> None:  # noqa: ANN001
-        super().prepare(measurements, state, distribution, seed)
+    def setup(self) -> None:
+        """Check what RAAR supports and start the exit waves from the state."""
+        state, meas = self.state, self.measurements
+        assert state is not None and meas is not None
         if self.distribution.size > 1:
             raise ConfigError("engine=raar runs on one process; use distribution=single")
-        if state.probe.shape[0] != 1 or state.object.shape[0] != 1:
+        if state.probe.shape[0] != 1:
             raise ConfigError(
-                "engine=raar supports one probe mode and a single-slice object; set "
-                "init.probe_modes=1 (or use engine=epie for modes)"
+                "engine=raar supports one probe mode; set init.probe_modes=1 "
+                "(or use engine=epie for modes)"
             )
-        if measurements.window != state.window:
-            raise ConfigError(
-                f"patterns are {measurements.window} but the probe is {state.window}; "
-                "they must match"
-            )
-        if measurements.amplitudes.device != state.object.device:
+        if meas.amplitudes.device != state.object.device:
             raise ConfigError(
                 "engine=raar keeps every exit wave on the device (twice the patterns' "
                 "memory), so patterns on the host save nothing: set patterns_on_host=false, "
                 "or use a minibatch engine (minibatch_pie, lsqml, autodiff) to stream them"
             )
-        pos = state.positions_px[torch.as_tensor(measurements.indices)]
-        check_inside(pos, state.window, tuple(state.object.shape[-2:]))
-        self.corners, frac = split_positions(pos)
-        self.frac = frac.to(state.object.device) if bool((frac != 0).any()) else None
-        self._all = torch.arange(self.corners.shape[0])
-        self._shift_cache: PositionShifts | None = None
-        self.amp_total = float(measurements.amplitude_sum())
-        if self.amp_total <= 0:
-            raise ConfigError("the measured patterns are all zero; nothing to reconstruct")
+        self.corners = self.scan.corners.to(state.object.device)
+        self._all = torch.arange(self.scan.n)
         self.psi = self._exit(state.object[0], state.probe)
 
     # ------------------------------------------------------------------ projections
     def _probes(self, probe: torch.Tensor) -> torch.Tensor:
         """Return ``P_r`` ``[B, M, N]`` (the probe shifted by each sub-pixel offset)."""
-        if self.frac is None:
+        if not self.scan.shifted:
             return probe.expand(self.corners.shape[0], *probe.shape[-2:])
-        return self._shifts(probe).shift(probe, self._all)[:, 0]
-
-    def _shifts(self, like: torch.Tensor) -> PositionShifts:
-        """The scan's sub-pixel shifts (``ptyframe.physics.subpixel``), in ``like``'s dtype."""
-        c = self._shift_cache
-        if c is None or c.ry.dtype != like.dtype:
-            c = PositionShifts(self.frac, tuple(like.shape[-2:]), like.dtype)
-            self._shift_cache = c
-        return c
+        ry, rx = self.scan.ramps(probe.dtype)
+        ramps = ry[:, :, None] * rx[:, None, :]
+        return torch.fft.ifft2(torch.fft.fft2(probe) * ramps)
 
     def _exit(self, obj: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
         return extract_patches(obj, self.corners, tuple(probe.shape[-2:])) * self._probes(probe)
@@ -161,21 +144,23 @@ class RaarEngine(Engine):
         return new.squeeze(1)
 
     def _error(self, exit_waves: torch.Tensor) -> float:
-        """Return ``sum | |F psi_r| - a_r | / sum a_r`` over measured pixels."""
+        """Return ``sum | |F psi| - a_r |`` over measured pixels (the frame divides it by
+        ``sum a_r``)."""
         meas = self.measurements
+        assert meas is not None
         amp = model_modulus(torch.fft.fft2(exit_waves.unsqueeze(1), norm="ortho"))
         diff = (amp - meas.amplitudes).abs()
         if meas.valid is not None:
             diff = diff * meas.valid
-        return float(diff.sum()) / self.amp_total
+        return float(diff.sum(dtype=torch.float64))
 
-    def _overlap(self, psi: torch.Tensor, epoch: int) -> torch.Tensor:
+    def _overlap(self, psi: torch.Tensor, epoch: int, update_probe: bool) -> torch.Tensor:
         """Fit ``O`` and ``P`` to ``psi`` in place (module docstring); return ``P_O(psi)``."""
         st, cfg = self.state, self.config
+        assert st is not None
         obj, probe = st.object[0], st.probe
         m = tuple(probe.shape[-2:])
         inertia = float(cfg.inertia)
-        update_probe = not cfg.fix_probe and epoch >= int(cfg.probe_update_start)
         n_inner = int(cfg.overlap_iterations)
         for i in range(n_inner):
             pr = self._probes(probe)
@@ -190,33 +175,35 @@ class RaarEngine(Engine):
                 break  # with the probe fixed, one object update is the exact projection
             o = extract_patches(obj, self.corners, m)
             resid = o.conj() * (psi - o * self._probes(probe))
-            if self.frac is not None:  # T_-f_r: shift each position's term back
-                resid = self._shifts(resid).shift_back(resid.unsqueeze(1), self._all)[:, 0]
+            if self.scan.shifted:  # T_-f_r: shift each position's term back
+                ry, rx = self.scan.ramps(resid.dtype)
+                ramps = (ry[:, :, None] * rx[:, None, :]).conj()
+                resid = torch.fft.ifft2(torch.fft.fft2(resid) * ramps)
             pden = o.abs().square().sum(0)
             c = inertia * float(pden.max())
             probe.add_((resid.sum(0) / (pden + c))[None])
         return self._exit(obj, probe)
 
     # ------------------------------------------------------------------ epoch
-    def step(self, epoch: int) -> EpochReport:
-        """Apply the RAAR operator once; report the data error of the fitted ``O``, ``P``."""
-        t0 = time.perf_counter()
+    def sweep(self, epoch: int, update_probe: bool) -> float:
+        """Apply the RAAR operator once; return the error numerator of the fitted ``O``, ``P``.
+
+        ``update_probe`` is the frame's schedule; the overlap projection reads the same one.
+        """
         beta = float(self.config.beta)
-        with torch.no_grad():
-            pf = self._fourier(self.psi)
-            po = self._overlap(2 * pf - self.psi, epoch)
-            self.psi = beta * (self.psi + po - pf) + (1 - beta) * pf
-            if self.config.center_probe:
-                sy, sx = center_probe(self.state)
-                if sy or sx:  # every exit wave moves with probe and object
-                    self.psi = torch.roll(self.psi, (sy, sx), dims=(-2, -1))
-                    po = torch.roll(po, (sy, sx), dims=(-2, -1))
-            err = self._error(po)
-        return EpochReport(epoch, err, time.perf_counter() - t0)
+        pf = self._fourier(self.psi)
+        po = self._overlap(2 * pf - self.psi, epoch, update_probe)
+        self.psi = beta * (self.psi + po - pf) + (1 - beta) * pf
+        return self._error(po)
+
+    def on_roll(self, sy: int, sx: int) -> None:
+        """Every exit wave moves with probe and object."""
+        self.psi = torch.roll(self.psi, (sy, sx), dims=(-2, -1))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"psi": self.psi.clone()}
+        return {**super().state_dict(), "psi": self.psi.clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
         if "psi" in state:
             self.psi = state["psi"].to(self.psi)

@@ -48,7 +48,7 @@ class AnnealedEpie(PieEngine):
 
 
 @hookimpl
-def ptyframe_register(registry) -> None:  # noqa: ANN001
+def ptyframe_register(registry) -> None:
     """Register the engine."""
     registry.add_engine(AnnealedEpieConfig, AnnealedEpie)
 

@@ -1,0 +1,30 @@
+"""Compose a run exactly as ``ptyframe reconstruct <overrides>`` does, and read its history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def compose(overrides: list[str]) -> tuple[Any, Any]:
+    """Return ``(cfg, registry)`` for ``ptyframe reconstruct <overrides>``."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ptyframe import cli
+    from ptyframe.plugins import build_registry, config_searchpaths, make_plugin_manager
+
+    pm, infos = make_plugin_manager()
+    registry = build_registry(pm, infos)
+    cli.setup_hydra(registry, config_searchpaths(pm))
+    GlobalHydra.instance().clear()
+    with initialize(version_base="1.3", config_path=None):
+        cfg = hydra_compose("reconstruct", overrides=overrides)
+    GlobalHydra.instance().clear()
+    return cfg, registry
+
+
+def pick(cols: dict[str, list[float]], key: str, epoch: int) -> float:
+    """Return column ``key`` of a run's history after ``epoch`` epochs (NaN before)."""
+    vals = cols.get(key, [])
+    return float(vals[epoch - 1]) if len(vals) >= epoch else float("nan")

@@ -1,0 +1,179 @@
+"""Measure today's near-field and multislice reconstructions (autodiff) on simulated likenesses.
+
+The baseline the fast engines' near field and multislice (issue #29, phase B) are judged
+against: seconds per epoch, the final data error against the Poisson noise floor of the counts
+(``ptyframe.metrics.noise_floor``, as the run records it) and the FRC against the truth (the
+run's truth metrics), for
+
+* ``cone``: a cone-beam near-field scan like a measured one (``+case=nearfield_conebeam``:
+  12.66 keV, z1 3.65 mm, z2 1.12 m, 55 um pixels, 100x100 frames, ~1e7 photons per frame, 200
+  points ~1.2 um apart, three probe modes, mirror stripes, flux and gain variations, dead
+  pixels), read from its CXI file with ``data.focus_to_sample_m``, reconstructed with
+  ``+imaging=nearfield_conebeam`` (one probe mode, and three);
+* ``multislice``: two particle films a gap of twenty depths of field apart
+  (``simulation=multislice``), far field, reconstructed with ``+imaging=multislice`` and the
+  known probe.
+
+The reconstructions run one at a time with one torch thread (``threads=1``); run the script
+under the machine's benchmark lock (``flock LOCK python benchmarks/nearfield.py``) so that no
+other timing overlaps. The table and ``docs/results/nearfield.md`` give the load average
+beside them.
+
+    .venv/bin/python benchmarks/nearfield.py [--epochs-cone 40] [--epochs-ms 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from _lib.results import Stamp, markdown_table, write_page
+
+ROOT = Path(__file__).resolve().parents[1]
+PTYFRAME = str(Path(sys.executable).with_name("ptyframe"))
+
+
+def simulate(out: Path) -> dict[str, Path]:
+    """Write the two simulated scans into ``out``; return their paths (not timed)."""
+    import ptyframe
+
+    reg = ptyframe.registry()
+    cone = reg.build("simulation", {"name": "conebeam"})
+    probe = reg.build(
+        "probe", {"name": "kb", "aperture_m": [1.35e-3, 1.35e-3], "focal_lengths_m": [0.25, 0.25]}
+    )
+    scan = reg.build("scan", {"name": "fermat", "n_points": 200, "jitter_px": 0.3})
+    cone.run(reg.build("phantom", "siemens_star"), probe, scan).write(out / "cone.cxi")
+    ms = reg.build(
+        "simulation", {"name": "multislice", "window_px": 64, "photons_per_pattern": 1e6}
+    )
+    data = ms.run(
+        reg.build("phantom", "particles"),
+        reg.build("probe", "focused"),
+        reg.build("scan", {"name": "raster", "n_y": 8, "n_x": 8}),
+    )
+    data.write(out / "ms.h5")
+    return {"cone": out / "cone.cxi", "ms": out / "ms.h5", "gap": data.attrs["slice_gap_m"]}  # type: ignore[dict-item]
+
+
+def reconstruct(overrides: list[str], out_dir: Path) -> dict[str, float]:
+    """Run ``ptyframe reconstruct``; return the figures of its ``recon.h5``."""
+    from ptyframe.io.results import read_result
+
+    load = os.getloadavg()[0]
+    cmd = [PTYFRAME, "reconstruct", *overrides, f"output.dir={out_dir}", "threads=1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    r = read_result(out_dir / "recon.h5")
+    h = r.history
+    secs = np.asarray(h.columns["seconds"], dtype=float)
+    floor = float(r.attrs.get("noise_floor", np.nan))
+    last = {k: float(h.last(k)) for k in h.columns}
+    return {
+        "epochs": float(len(secs)),
+        "s_per_epoch": float(np.median(secs[1:] if len(secs) > 1 else secs)),
+        "data_error": last["data_error"],
+        "noise_floor": floor,
+        "ratio": last["data_error"] / floor if floor > 0 else float("nan"),
+        "frc_quarter": last.get("frc_quarter_nyquist", float("nan")),
+        "frc_half": last.get("frc_half_nyquist", float("nan")),
+        "nrmse": last.get("nrmse", float("nan")),
+        "load": load,
+    }
+
+
+def slice_correlations(result: Path, truth_file: Path) -> list[list[float]]:
+    """Return ``c[i][j]``: the correlation of slice i's phase with true slice j's (inner part).
+
+    The phase of each slice, mean removed, over the object frame less a quarter window at the
+    borders (where fewer positions overlap); a separated reconstruction has ``c[i][i]`` near 1
+    and ``c[i][j != i]`` near 0.
+    """
+    import h5py
+
+    from ptyframe.io.results import read_result
+
+    est = np.angle(read_result(result).object)
+    with h5py.File(truth_file) as f:
+        true = np.angle(f["truth/object"][()])
+    q = 16
+    inner = (slice(q, -q), slice(q, -q))
+
+    def corr(a: np.ndarray, b: np.ndarray) -> float:
+        a, b = a[inner] - a[inner].mean(), b[inner] - b[inner].mean()
+        return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+    return [[corr(est[i], true[j]) for j in range(true.shape[0])] for i in range(est.shape[0])]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs-cone", type=int, default=40)
+    p.add_argument("--epochs-ms", type=int, default=60)
+    args = p.parse_args()
+    stamp = Stamp()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        files = simulate(t)
+        cone = [f"data.path={files['cone']}", "data.focus_to_sample_m=3.65e-3"]
+        runs = [
+            ("near field, cone beam", "1 mode", ["+imaging=nearfield_conebeam", *cone,
+                                                 f"engine.epochs={args.epochs_cone}"]),
+            ("near field, cone beam", "3 modes", ["+imaging=nearfield_conebeam", *cone,
+                                                  f"engine.epochs={args.epochs_cone}",
+                                                  "init.probe_modes=3"]),
+            ("multislice, 2 slices", "known probe", ["+imaging=multislice",
+                                                     f"data.path={files['ms']}",
+                                                     f"physics.slice_spacing_m={files['gap']}",
+                                                     "init.probe=truth",
+                                                     f"engine.epochs={args.epochs_ms}"]),
+        ]  # fmt: skip
+        for i, (case, variant, ov) in enumerate(runs):
+            f = reconstruct(ov, t / f"run{i}")
+            if case.startswith("multislice"):
+                c = slice_correlations(t / f"run{i}" / "recon.h5", files["ms"])
+                variant += (
+                    " (slice phase corr. "
+                    + ", ".join(f"{i}{j}: {c[i][j]:.2f}" for i in range(2) for j in range(2))
+                    + ")"
+                )
+            rows.append([
+                case, variant, "autodiff", f"{f['epochs']:.0f}", f"{f['s_per_epoch']:.2f}",
+                f"{f['data_error']:.4f}", f"{f['noise_floor']:.4f}", f"{f['ratio']:.2f}",
+                f"{f['frc_quarter']:.3f}", f"{f['frc_half']:.3f}", f"{f['nrmse']:.3f}",
+                f"{f['load']:.1f}",
+            ])  # fmt: skip
+            print(" | ".join(rows[-1]), flush=True)
+    header = [
+        "case", "variant", "engine", "epochs", "s/epoch", "data error", "noise floor",
+        "error / floor", "FRC 1/4 Nyq.", "FRC 1/2 Nyq.", "NRMSE", "load",
+    ]  # fmt: skip
+    table = markdown_table(header, rows)
+    print(table)
+    about = (
+        "Autodiff near-field (cone beam, Fresnel scaling) and multislice reconstructions on "
+        "simulated likenesses (`benchmarks/nearfield.py` docstring): seconds per epoch (median "
+        "over epochs after the first, one torch thread, one run at a time under a lock), the "
+        "final data error and the Poisson noise floor of the counts as the run records them, "
+        "the FRC of the object against the truth at a quarter and a half of the Nyquist "
+        "frequency and the NRMSE (the run's truth metrics; multislice: the product of the "
+        "slices' transmissions as the metric sees the object). The load column is the "
+        "1-minute load average when each run started (the machine is shared). Multislice "
+        "also gives the correlation of each reconstructed slice's phase with each true "
+        "slice's (ij: slice i against true slice j)."
+    )
+    path = write_page("nearfield", "Near field and multislice by autodiff (baseline)", table,
+                      stamp, about)  # fmt: skip
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""Run one epoch of a fast engine: the frame every fast engine shares.
+
+A fast engine (ePIE, rPIE, PINE, mPIE, minibatch PIE, LSQML, RAAR) writes two methods,
+``setup`` (what its sweeps need beyond the frame's, once per ``prepare``) and ``sweep`` (one
+pass over this rank's patterns, returning the data-error numerator); the frame owns the rest
+of an epoch, in this order::
+
+    sweep              the engine's update rule over every position (its backend)
+    rank average       O, P <- mean over ranks (data-parallel runs; ptyframe-mpi)
+    corrections        the experiment's nuisances the run refines (positions, scan
+                       transform, probe variation, flux): each ``Correction.end_epoch``
+    probe centring     probe and object rolled by whole pixels so the probe's intensity
+                       centroid sits at the window centre (``ptyframe.physics.ambiguities``);
+                       the engine hears ``on_roll(sy, sx)`` to roll its own buffers
+    error              sum over ranks of the numerators / sum of the measured amplitudes
+    prior step         PINE's O <- (1 - rho) O + rho D(O) (Yamada et al. 2024, eq. 20)
+
+The frame reaches the patterns only through the run's pattern data (``Measurements`` or a
+pattern source, ``ptyframe.data.feed``): the visiting order of an epoch is the data's
+``order(seed, epoch)`` (one block in memory: a permutation of every pattern; streamed: the
+blocks in scan order, each shuffled), and the sweeps read the amplitudes through
+``ptyframe.data.feed`` (sequential) or ``batch`` inside the block in use (minibatch).
+Because the order depends on the block size, the frame records it in its ``state_dict``
+and refuses a resume with another one.
+
+The frame also resolves the backend once per ``prepare`` (``ptyframe.engines.backend``),
+keeps the scan's windows (``ptyframe.engines.scan``), checks that the patterns fit the
+probe and the windows the object, and runs the sweep on one torch thread where the engine
+declares that it runs fastest so (``Capabilities.single_thread``) while a denoiser keeps
+every thread.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import abstractmethod
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import torch
+
+from ptyframe.engines.backend import Backend, resolve
+from ptyframe.engines.base import Engine, EpochReport
+from ptyframe.engines.scan import ScanWindows
+from ptyframe.errors import ConfigError
+from ptyframe.physics.ambiguities import center_probe
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ptyframe.data.feed import PatternData
+    from ptyframe.distributed.base import Distribution
+    from ptyframe.engines.config import PieFamilyConfig
+    from ptyframe.registry import BuildContext
+    from ptyframe.state import ReconstructionState
+
+
+class Correction(Protocol):
+    """A nuisance of the experiment that the frame refines for every fast engine.
+
+    The frame calls ``prepare`` after the engine's ``setup``, ``begin_epoch`` before each
+    sweep and ``end_epoch`` after the rank average (it applies what the sweep's hooks
+    accumulated and returns scalars for the history); ``state_dict`` / ``load_state_dict``
+    make a resumed run repeat an uninterrupted one; ``results`` are written to ``recon.h5``.
+    """
+
+    name: str
+
+    def prepare(self, engine: FastEngine) -> None: ...
+
+    def begin_epoch(self, epoch: int, engine: FastEngine) -> None: ...
+
+    def end_epoch(self, epoch: int, engine: FastEngine) -> dict[str, float]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def results(self) -> dict[str, np.ndarray]: ...
+
+
+class FastEngine(Engine):
+    """The epoch frame (module docstring); subclasses write ``setup`` and ``sweep``."""
+
+    config: PieFamilyConfig
+
+    def __init__(self, context: BuildContext | None = None) -> None:
+        super().__init__(context)
+        #: The resolved backend of the sweeps (set by ``prepare``).
+        self.backend: Backend = Backend()
+        #: The nuisances this run refines, in the order their ``end_epoch`` runs.
+        self.corrections: list[Correction] = []
+        self.amp_total: float = 0.0
+
+    # ------------------------------------------------------------------ contract
+    def numba_covers(self) -> bool:
+        """Return whether this engine's numba path covers the prepared run (default: yes)."""
+        return True
+
+    #: Whether the numba path transforms with FFTW plans (the sequential sweeps do).
+    fftw_sweep: bool = False
+
+    def setup(self) -> None:
+        """Precompute what this engine's sweeps need (after the frame's ``prepare``)."""
+
+    @abstractmethod
+    def sweep(self, epoch: int, update_probe: bool) -> float:
+        """Update object and probe from every pattern of this rank once; return the sum of
+        the amplitude errors ``sum_valid | |F psi| - a |`` over the patterns."""
+
+    def on_roll(self, sy: int, sx: int) -> None:
+        """Roll the engine's own object- and probe-shaped buffers by ``(sy, sx)``.
+
+        Called after the frame centred the probe (object and probe rolled together).
+        """
+
+    # ------------------------------------------------------------------ prepare
+    def prepare(
+        self,
+        measurements: PatternData,
+        state: ReconstructionState,
+        distribution: Distribution | None = None,
+        seed: int = 0,
+    ) -> None:
+        """Attach data and state, check they fit, resolve the backend, then ``setup``."""
+        super().prepare(measurements, state, distribution, seed)
+        name = self.name
+        if state.object.shape[0] != 1 and not self.capabilities.slices:
+            raise ConfigError(
+                f"{name} reconstructs a single-slice object; the state has "
+                f"{state.object.shape[0]} slices (use engine=autodiff for multislice)"
+            )
+        if measurements.window != state.window:
+            raise ConfigError(
+                f"patterns are {measurements.window} but the probe is {state.window}; "
+                "they must match"
+            )
+        for key in ("object", "probe"):  # the kernels take numpy views of the memory
+            t = getattr(state, key)
+            if not t.is_contiguous():
+                setattr(state, key, t.contiguous())
+        positions = state.positions_px[torch.as_tensor(measurements.indices)]
+        height, width = state.object.shape[-2:]
+        self.scan = ScanWindows(
+            positions, state.window, (int(height), int(width)), state.object.device
+        )
+        (self.amp_total,) = self.distribution.sum_scalars(measurements.amplitude_sum())
+        if self.amp_total <= 0:
+            raise ConfigError("the measured patterns are all zero; nothing to reconstruct")
+        cfg = self.config
+        self.backend = resolve(
+            name,
+            str(cfg.backend),
+            str(cfg.fft),
+            state.object.device,
+            numba_ok="numba" in self.capabilities.backends and self.numba_covers(),
+            fftw_ok=self.fftw_sweep,
+            deterministic=self.deterministic,
+        )
+        self.setup()
+        for correction in self.corrections:
+            correction.prepare(self)
+
+    def describe(self) -> dict[str, str]:
+        """Return the resolved backend (and the corrections run) for ``recon.h5``."""
+        out = dict(self.backend.describe())
+        if self.corrections:
+            out["corrections"] = ",".join(c.name for c in self.corrections)
+        return out
+
+    # ------------------------------------------------------------------ the epoch
+    def visiting_order(self, epoch: int) -> np.ndarray:
+        """Return the order in which epoch ``epoch`` visits this rank's patterns (the
+        data's ``order``: blocks in scan order, shuffled inside each)."""
+        assert self.measurements is not None
+        return self.measurements.order(self.seed, epoch)
+
+    @property
+    def block_patterns(self) -> int:
+        """Patterns per block of the data's visiting order (all of them: one block)."""
+        assert self.measurements is not None
+        return int(self.measurements.block_patterns)
+
+    def update_probe(self, epoch: int) -> bool:
+        """Return whether epoch ``epoch`` updates the probe (``fix_probe``, the start)."""
+        cfg = self.config
+        return (not cfg.fix_probe) and epoch >= int(cfg.probe_update_start)
+
+    def step(self, epoch: int) -> EpochReport:
+        """Run epoch ``epoch``: sweep, average, correct, centre, report, denoise."""
+        assert self.measurements is not None and self.state is not None, "call prepare() first"
+        t0 = time.perf_counter()
+        for correction in self.corrections:
+            correction.begin_epoch(epoch, self)
+        with self._sweep_threads(), torch.no_grad():
+            err = self.sweep(epoch, self.update_probe(epoch))
+        if self.distribution.size > 1:
+            self.distribution.allreduce_mean_(self.state.object)
+            self.distribution.allreduce_mean_(self.state.probe)
+        scalars: dict[str, float] = {}
+        for correction in self.corrections:
+            scalars.update(correction.end_epoch(epoch, self))
+        if self.config.center_probe:
+            sy, sx = center_probe(self.state)
+            if sy or sx:
+                self.on_roll(sy, sx)
+        (err_sum,) = self.distribution.sum_scalars(err)
+        report = EpochReport(epoch, err_sum / self.amp_total, time.perf_counter() - t0, scalars)
+        if self.capabilities.prior == "after_epoch":
+            report = self.apply_prior(report)
+        return report
+
+    @contextmanager
+    def _sweep_threads(self) -> Iterator[None]:
+        """Run the sweep on one torch thread where the engine asks for it and a denoiser
+        keeps the others (without a denoiser the runner set one thread for the run)."""
+        if not (self.capabilities.single_thread and self.prior is not None):
+            yield
+            return
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+
+    # ------------------------------------------------------------------ resume
+    def state_dict(self) -> dict[str, Any]:
+        """Return the prior's state, each correction's (by name) and the block size."""
+        out = super().state_dict()
+        for correction in self.corrections:
+            out[f"correction/{correction.name}"] = correction.state_dict()
+        if self.measurements is not None:
+            out["block_patterns"] = self.block_patterns
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned (after ``prepare``).
+
+        A state saved with another block size would continue in another visiting order:
+        refused with the setting that resumes it.
+        """
+        saved = state.get("block_patterns")
+        if saved is not None and self.measurements is not None:
+            saved = int(saved)
+            if saved != self.block_patterns:
+                raise ConfigError(
+                    f"the checkpoint was made visiting the patterns in blocks of {saved}, this "
+                    f"run uses blocks of {self.block_patterns}: resume with "
+                    f"data.block_patterns={saved}"
+                )
+        super().load_state_dict(state)
+        for correction in self.corrections:
+            correction.load_state_dict(state.get(f"correction/{correction.name}", {}))
