@@ -30,6 +30,7 @@ from typing import Any
 
 from ptyframe.engines.base import Engine
 from ptyframe.engines.config import SchedulesPrior
+from ptyframe.engines.corrections.hooks import check_capabilities
 from ptyframe.errors import ConfigError
 from ptyframe.registry import BuildContext, Component, Registry
 
@@ -176,6 +177,7 @@ def check_fit(cfg: Any, registry: Registry) -> tuple[Any, set[str]]:
     comp = registry.get("engine", engine_cfg.name)
     wants = {p for p in comp.wants if takes(comp, p)}
     check_unused(cfg, registry, engine_cfg.name, wants)
+    check_capabilities(engine_cfg.name, comp.factory.capabilities, engine_cfg)
     return engine_cfg, wants
 
 

@@ -23,6 +23,15 @@ blocks in scan order, each shuffled), and the sweeps read the amplitudes through
 Because the order depends on the block size, the frame records it in its ``state_dict``
 and refuses a resume with another one.
 
+The corrections (``ptyframe.engines.corrections``) are built from the engine's config
+(``engine.refine.positions``, ``engine.probe_variation.modes``, ``engine.flux.refine``) in
+``prepare``; the sweeps call them through ``self.hooks`` (a ``SweepHooks``); after their
+``end_epoch`` the frame moves the scan's windows to the refined positions
+(``self.scan.move``), writes them into ``state.positions_px`` and the corrections' results
+into ``state.extras`` (both land in ``recon.h5``). Where the numba sweep has no kernel for a
+correction (probe variation, flux) ``backend=auto`` runs the torch sweep (logged, and
+``engine_backend`` in ``recon.h5`` says so).
+
 The frame also resolves the backend once per ``prepare`` (``ptyframe.engines.backend``),
 keeps the scan's windows (``ptyframe.engines.scan``), checks that the patterns fit the
 probe and the windows the object, and runs the sweep on one torch thread where the engine
@@ -32,16 +41,19 @@ every thread.
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import abstractmethod
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ptyframe.engines.backend import Backend, resolve
 from ptyframe.engines.base import Engine, EpochReport
+from ptyframe.engines.corrections.base import CorrectionContext
+from ptyframe.engines.corrections.hooks import SweepHooks, build_corrections, check_capabilities
 from ptyframe.engines.scan import ScanWindows
 from ptyframe.errors import ConfigError
 from ptyframe.physics.ambiguities import center_probe
@@ -53,31 +65,10 @@ if TYPE_CHECKING:
     from ptyframe.distributed.base import Distribution
     from ptyframe.engines.config import PieFamilyConfig
     from ptyframe.registry import BuildContext
+    from ptyframe.engines.corrections.base import Correction
     from ptyframe.state import ReconstructionState
 
-
-class Correction(Protocol):
-    """A nuisance of the experiment that the frame refines for every fast engine.
-
-    The frame calls ``prepare`` after the engine's ``setup``, ``begin_epoch`` before each
-    sweep and ``end_epoch`` after the rank average (it applies what the sweep's hooks
-    accumulated and returns scalars for the history); ``state_dict`` / ``load_state_dict``
-    make a resumed run repeat an uninterrupted one; ``results`` are written to ``recon.h5``.
-    """
-
-    name: str
-
-    def prepare(self, engine: FastEngine) -> None: ...
-
-    def begin_epoch(self, epoch: int, engine: FastEngine) -> None: ...
-
-    def end_epoch(self, epoch: int, engine: FastEngine) -> dict[str, float]: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-    def results(self) -> dict[str, np.ndarray]: ...
+log = logging.getLogger(__name__)
 
 
 class FastEngine(Engine):
@@ -91,6 +82,8 @@ class FastEngine(Engine):
         self.backend: Backend = Backend()
         #: The nuisances this run refines, in the order their ``end_epoch`` runs.
         self.corrections: list[Correction] = []
+        #: The sweeps' calls into the corrections (None: no correction this run).
+        self.hooks: SweepHooks | None = None
         self.amp_total: float = 0.0
 
     # ------------------------------------------------------------------ contract
@@ -149,18 +142,38 @@ class FastEngine(Engine):
         if self.amp_total <= 0:
             raise ConfigError("the measured patterns are all zero; nothing to reconstruct")
         cfg = self.config
+        check_capabilities(name, self.capabilities, cfg)
+        self.corrections = build_corrections(cfg)
+        self.hooks = SweepHooks(self.corrections) if self.corrections else None
+        if self.corrections and self.distribution.size > 1:
+            raise ConfigError(
+                f"{name}: the corrections ({', '.join(c.name for c in self.corrections)}) run "
+                "in one process only; run without mpiexec or switch them off"
+            )
+        hooks_ok = self.hooks is None or self.hooks.numba_covers
+        numba_ok = "numba" in self.capabilities.backends and self.numba_covers()
+        if numba_ok and not hooks_ok and str(cfg.backend) == "auto":
+            log.info("%s: probe variation and flux run in the torch sweep (backend=torch)", name)
         self.backend = resolve(
             name,
             str(cfg.backend),
             str(cfg.fft),
             state.object.device,
-            numba_ok="numba" in self.capabilities.backends and self.numba_covers(),
+            numba_ok=numba_ok and hooks_ok,
             fftw_ok=self.fftw_sweep,
             deterministic=self.deterministic,
         )
         self.setup()
+        view = CorrectionContext(
+            self.scan.positions_px.clone(),
+            state.window,
+            state.probe.dtype,
+            state.probe.device,
+            state.probe,
+            (int(height), int(width)),
+        )
         for correction in self.corrections:
-            correction.prepare(self)
+            correction.prepare(view)
 
     def describe(self) -> dict[str, str]:
         """Return the resolved backend (and the corrections run) for ``recon.h5``."""
@@ -200,16 +213,36 @@ class FastEngine(Engine):
             self.distribution.allreduce_mean_(self.state.probe)
         scalars: dict[str, float] = {}
         for correction in self.corrections:
-            scalars.update(correction.end_epoch(epoch, self))
+            scalars.update(correction.end_epoch(epoch, None))
+        self.corrections_moved()
         if self.config.center_probe:
             sy, sx = center_probe(self.state)
             if sy or sx:
                 self.on_roll(sy, sx)
+                for correction in self.corrections:
+                    correction.on_roll(sy, sx)
         (err_sum,) = self.distribution.sum_scalars(err)
         report = EpochReport(epoch, err_sum / self.amp_total, time.perf_counter() - t0, scalars)
         if self.capabilities.prior == "after_epoch":
             report = self.apply_prior(report)
         return report
+
+    def corrections_moved(self) -> None:
+        """Take the corrections' results: the scan's windows move to the refined positions
+        (also written into ``state.positions_px``), the rest goes to ``state.extras``
+        (``recon.h5``'s ``/extras``)."""
+        hooks, state, meas = self.hooks, self.state, self.measurements
+        if hooks is None or state is None or meas is None:
+            return
+        if hooks.positions is not None:
+            pos = hooks.positions.positions_px
+            self.scan.move(pos)
+            idx = torch.as_tensor(meas.indices)
+            state.positions_px[idx] = pos.to(state.positions_px)
+        for correction in self.corrections:
+            for key, value in correction.results().items():
+                if key != "positions_px":
+                    state.extras[key] = torch.as_tensor(np.ascontiguousarray(value))
 
     @contextmanager
     def _sweep_threads(self) -> Iterator[None]:
@@ -253,3 +286,5 @@ class FastEngine(Engine):
         super().load_state_dict(state)
         for correction in self.corrections:
             correction.load_state_dict(state.get(f"correction/{correction.name}", {}))
+        if self.corrections:
+            self.corrections_moved()

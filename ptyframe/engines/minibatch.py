@@ -251,7 +251,7 @@ class MinibatchEngine(FastEngine):
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        prior="after_epoch", backends=("torch", "numba"), streams=True
+        positions=True, prior="after_epoch", backends=("torch", "numba"), streams=True
     )
     config: MinibatchConfig
 

@@ -80,7 +80,13 @@ class PieEngine(FastEngine):
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        prior="after_epoch", single_thread=True, backends=("torch", "numba"), streams=True
+        positions=True,
+        probe_variation=True,
+        flux=True,
+        prior="after_epoch",
+        single_thread=True,
+        backends=("torch", "numba"),
+        streams=True,
     )
     fftw_sweep = True
     config: PieConfig
@@ -109,7 +115,8 @@ class PieEngine(FastEngine):
 
     def plan(self, epoch: int, update_probe: bool) -> SweepPlan:
         """Return what the sweep of ``epoch`` does (mPIE adds its momentum hook)."""
-        return SweepPlan(self.visiting_order(epoch).tolist(), self.rule(update_probe))
+        order = self.visiting_order(epoch).tolist()
+        return SweepPlan(order, self.rule(update_probe), hooks=self.hooks)
 
     def sweep(self, epoch: int, update_probe: bool) -> float:
         """Run one sequential sweep on the resolved backend (``ptyframe.engines.sequential``)."""

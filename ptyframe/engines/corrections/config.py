@@ -13,7 +13,8 @@ each correction's ``prepare``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ptyframe.errors import ConfigError
 
@@ -142,3 +143,32 @@ class FluxConfig:
         s = _finite(o, "step", self.step)
         if not 0 < s <= 1:
             raise ConfigError(f"{o}.step = {self.step} must lie in (0, 1]")
+
+
+@dataclass
+class RefineSwitches:
+    """What a fast engine refines beyond object and probe: ``engine.refine.positions``."""
+
+    positions: bool = False
+
+
+def typed(value: Any, cls: type) -> Any:
+    """Return ``value`` as a ``cls`` (a mapping from code or Hydra becomes one)."""
+    return value if isinstance(value, cls) else cls(**dict(value))
+
+
+def corrections_asked(cfg: Any) -> list[str]:
+    """Return the corrections an engine config switches on, named as the ``Capabilities``
+    fields: ``positions`` (``engine.refine.positions=true``), ``probe_variation``
+    (``engine.probe_variation.modes >= 1``), ``flux`` (``engine.flux.refine=true``)."""
+    out = []
+    refine = getattr(cfg, "refine", None)
+    if refine is not None and bool(getattr(refine, "positions", False)):
+        out.append("positions")
+    opr = getattr(cfg, "probe_variation", None)
+    if opr is not None and int(opr.modes) > 0:
+        out.append("probe_variation")
+    flux = getattr(cfg, "flux", None)
+    if flux is not None and bool(flux.refine):
+        out.append("flux")
+    return out

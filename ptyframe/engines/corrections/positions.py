@@ -277,13 +277,17 @@ class PositionCorrection:
         """Return what a resume needs (positions and map; the sums are per sweep)."""
         m = self.scan_map.as_array() if self.scan_map is not None else np.zeros(10)
         return {
+            "nominal_px": self.nominal_px.copy(),
             "positions_px": self.positions.copy(),
             "velocity_px": self.velocity.copy(),
             "scan_map": m,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore ``state_dict``'s positions and map."""
+        """Restore ``state_dict``'s positions and map (and the recorded positions: a resumed
+        frame starts from the refined ones)."""
+        if "nominal_px" in state:
+            self.nominal_px = np.asarray(state["nominal_px"], dtype=np.float64).copy()
         self.positions = np.asarray(state["positions_px"], dtype=np.float64).copy()
         self.velocity = np.asarray(state["velocity_px"], dtype=np.float64).copy()
         self.scan_map = ScanMap.from_array(state["scan_map"])
