@@ -62,10 +62,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "peers"))
-from _lib.results import Stamp, markdown_table, write_page  # noqa: E402
-from _lib.cases import StepRaster  # noqa: E402
-from _lib.score import MAPPING_TOLERANCE_PX, Row, Truth, score  # noqa: E402
 from compare import RunFailed, call, run_ptyframe, venv_python  # noqa: E402
+
+from _lib.cases import StepRaster  # noqa: E402
+from _lib.results import Stamp, markdown_table, write_page  # noqa: E402
+from _lib.score import MAPPING_TOLERANCE_PX, Row, Truth, score  # noqa: E402
 
 #: the nuisances of each case (``simulation.nuisances``)
 CASES: dict[str, dict[str, float]] = {
@@ -181,7 +182,7 @@ def locked(cmd: list[str]) -> list[str]:
     return ["flock", str(LOCK), *cmd] if LOCK is not None else cmd
 
 
-def run_peer(spec: Spec, data: Path, sweeps: int, out: Path, args) -> dict:  # noqa: ANN001
+def run_peer(spec: Spec, data: Path, sweeps: int, out: Path, args) -> dict:
     """Run a peer's runner with the corrections of ``spec``; return its result arrays."""
     script = HERE / "peers" / ("run_ptylab.py" if spec.tool == "PtyLab" else "run_ptychi.py")
     cmd = [str(venv_python(spec.tool)), str(script), str(data), str(out)]
@@ -203,7 +204,7 @@ def run_peer(spec: Spec, data: Path, sweeps: int, out: Path, args) -> dict:  # n
         return {k: r[k] for k in r.files}
 
 
-def run_one(case: str, spec: Spec, data: Path, truth: Truth, args, work: Path) -> Result:  # noqa: ANN001
+def run_one(case: str, spec: Spec, data: Path, truth: Truth, args, work: Path) -> Result:
     """Run and score one spec."""
     sweeps = args.check_sweeps if spec.check else args.sweeps
     start = "truth probe" if spec.check == "truth probe" else "default"
@@ -228,7 +229,7 @@ def run_one(case: str, spec: Spec, data: Path, truth: Truth, args, work: Path) -
     except RunFailed as exc:
         row.status = str(exc)
         return res
-    except Exception as exc:  # noqa: BLE001 - reading a broken result is a failure too
+    except Exception as exc:
         row.status = f"FAILED: {type(exc).__name__}: {exc}"
         return res
     score(row, arrays["object"], np.asarray(arrays["seconds_per_sweep"]), truth)
@@ -238,13 +239,13 @@ def run_one(case: str, spec: Spec, data: Path, truth: Truth, args, work: Path) -
     return res
 
 
-def _ptyframe(data: Path, spec: Spec, sweeps: int, out: Path, args, lock):  # noqa: ANN001, ANN202
+def _ptyframe(data: Path, spec: Spec, sweeps: int, out: Path, args, lock):
     """Run ``ptyframe reconstruct`` (under the lock) with the engine's defaults."""
     import compare
 
     if lock is not None:
         original = compare.call
-        compare.call = lambda cmd, *a, **k: original(locked(cmd), *a, **k)  # noqa: E731
+        compare.call = lambda cmd, *a, **k: original(locked(cmd), *a, **k)
         try:
             return run_ptyframe(
                 data, spec.engine, sweeps, 1, bool(spec.check), out, args.timeout, args.reuse
@@ -386,7 +387,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     return results
 
 
-def write_outputs(results: list[Result], floors, stamp: Stamp, args, name: str) -> None:  # noqa: ANN001
+def write_outputs(results: list[Result], floors, stamp: Stamp, args, name: str) -> None:
     """Write the CSV and (unless ``--no-page``) the results page."""
     out = ROOT / "benchmarks" / "results" / f"{name}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)

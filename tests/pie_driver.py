@@ -20,7 +20,7 @@ from ptyframe.physics.patches import split_positions
 from ptyframe.physics.subpixel import shift_each
 
 
-def epie_sweep(obj, probe, positions_px, amps, order, alpha=0.5, beta=0.5, hooks=None) -> float:  # noqa: ANN001, PLR0913
+def epie_sweep(obj, probe, positions_px, amps, order, alpha=0.5, beta=0.5, hooks=None) -> float:
     """Run one ePIE sweep in ``order`` calling ``hooks`` (positions, opr, flux); return error."""
     pos_c, opr, flux = (
         (hooks or {}).get("positions"),
@@ -58,7 +58,7 @@ def epie_sweep(obj, probe, positions_px, amps, order, alpha=0.5, beta=0.5, hooks
     return err
 
 
-def run(obj, probe, positions_px, amps, sweeps, hooks=None, seed=0, alpha=0.5, beta=0.5):  # noqa: ANN001, PLR0913
+def run(obj, probe, positions_px, amps, sweeps, hooks=None, seed=0, alpha=0.5, beta=0.5):
     """Run ``sweeps`` sweeps with the corrections' epoch hooks; return the errors per sweep."""
     corrections = [c for c in (hooks or {}).values() if c is not None]
     ctx = _Ctx(positions_px, probe, obj.shape)
@@ -81,7 +81,7 @@ def run(obj, probe, positions_px, amps, sweeps, hooks=None, seed=0, alpha=0.5, b
 class _Ctx:
     """The frame's view for the corrections (``corrections.base.FrameView``)."""
 
-    def __init__(self, positions_px, probe, object_shape) -> None:  # noqa: ANN001
+    def __init__(self, positions_px, probe, object_shape) -> None:
         self.positions_px = torch.as_tensor(positions_px, dtype=torch.float64)
         self.window = tuple(probe.shape[-2:])
         self.dtype = probe.dtype

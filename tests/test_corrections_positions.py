@@ -44,7 +44,7 @@ def _random(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tens
 @pytest.mark.skipif(not position_kernels.available(), reason="numba absent")
 @pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
 @pytest.mark.parametrize(("modes", "window"), [(1, (2, 3)), (1, (17, 16)), (3, (16, 17))])
-def test_numba_sums_equal_the_torch_reference(dtype, modes, window) -> None:  # noqa: ANN001
+def test_numba_sums_equal_the_torch_reference(dtype, modes, window) -> None:
     """The kernel fills the torch reference's five sums (catches a wrong stencil on an edge, a
     dropped mode, a mixed-up y/x, or an accumulation in the wrong precision)."""
     obj = _random((40, 41), dtype, 1)

@@ -7,10 +7,10 @@ carries them; noiseless simulated cases, checked against the truth.
 from __future__ import annotations
 
 import numpy as np
+import pie_driver as drv
 import pytest
 import torch
 
-import pie_driver as drv
 from ptyframe.engines.corrections.base import CorrectionContext
 from ptyframe.engines.corrections.config import FluxConfig, ProbeVariationConfig
 from ptyframe.engines.corrections.flux import FluxCorrection, flux_sums
@@ -23,13 +23,13 @@ PARTICLES = {"name": "particles", "max_phase_rad": 1.0, "radius_max_px": 10.0}
 SCAN = {"name": "raster", "n_y": 7, "n_x": 7, "overlap": 0.7, "jitter_px": 1.0}
 
 
-def _sim(**nuisances):  # noqa: ANN202
+def _sim(**nuisances):
     return simulate_dataset(
         phantom=PARTICLES, scan=SCAN, window_px=64, noise="none", seed=1, nuisances=nuisances
     )
 
 
-def _start(sim) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # noqa: ANN001
+def _start(sim) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     amps = drv.amplitudes(sim.patterns[0]).float()
     obj = torch.ones(sim.geometry.object_shape, dtype=torch.complex64)
     power = float(sim.patterns[0].sum((1, 2)).mean())

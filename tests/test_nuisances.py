@@ -22,7 +22,7 @@ SMALL = {"window_px": 32, "noise": "none", "seed": 3}
 SCAN = {"name": "raster", "n_y": 5, "n_x": 6, "overlap": 0.6, "jitter_px": 0.0}
 
 
-def _sim(**nuisances):  # noqa: ANN202
+def _sim(**nuisances):
     return simulate_dataset(phantom="particles", scan=SCAN, nuisances=nuisances, **SMALL)
 
 
@@ -35,7 +35,7 @@ def test_no_nuisance_changes_nothing() -> None:
     assert a.truth.extras == {} and b.truth.extras == {}
 
 
-def _model(s, positions_px: np.ndarray, probe: np.ndarray | None = None) -> np.ndarray:  # noqa: ANN001
+def _model(s, positions_px: np.ndarray, probe: np.ndarray | None = None) -> np.ndarray:
     """Return the noiseless centred patterns of ``s``'s truth at ``positions_px``."""
     p = torch.from_numpy(s.truth.probe if probe is None else probe).to(torch.complex128)
     obj = torch.from_numpy(s.truth.object).to(torch.complex128)

@@ -137,7 +137,7 @@ def build_options(args: argparse.Namespace, case):
     return opts
 
 
-def add_corrections(args: argparse.Namespace, opts, case) -> None:  # noqa: ANN001
+def add_corrections(args: argparse.Namespace, opts, case) -> None:
     """Switch on pty-chi's position correction, OPR and intensity variation as asked."""
     import torch
     from ptychi.utils import (

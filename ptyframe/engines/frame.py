@@ -64,8 +64,8 @@ if TYPE_CHECKING:
     from ptyframe.data.feed import PatternData
     from ptyframe.distributed.base import Distribution
     from ptyframe.engines.config import PieFamilyConfig
-    from ptyframe.registry import BuildContext
     from ptyframe.engines.corrections.base import Correction
+    from ptyframe.registry import BuildContext
     from ptyframe.state import ReconstructionState
 
 log = logging.getLogger(__name__)

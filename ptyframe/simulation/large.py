@@ -79,7 +79,9 @@ def write_simulation(
         totals[i : i + step] = clean.sum(axis=(1, 2))
         origins[i : i + step] = clean[:, m // 2, m // 2]
     scale, mode = simulator.dose_scale(totals, origins)
-    geometry = ScanGeometry(sc.plan.recorded_positions_px, (m, m), sc.shape, float(c.energy_ev), c.pixel_size_m)
+    geometry = ScanGeometry(
+        sc.plan.recorded_positions_px, (m, m), sc.shape, float(c.energy_ev), c.pixel_size_m
+    )
     top = np.iinfo(dtype).max if dtype != "float32" else None
     illum = np.zeros(sc.shape)
     with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:

@@ -13,7 +13,7 @@ each correction's ``prepare``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ptyframe.errors import ConfigError

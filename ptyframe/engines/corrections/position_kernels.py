@@ -54,7 +54,7 @@ def half_of(dtype: np.dtype) -> np.floating:
     return (np.float32 if np.dtype(dtype) == np.complex64 else np.float64)(0.5)
 
 
-def _edge(rp, rm, rc, p, d, i, j, jp, jm, hy, hx, n_modes, tot):  # noqa: ANN001, ANN202, PLR0913
+def _edge(rp, rm, rc, p, d, i, j, jp, jm, hy, hx, n_modes, tot):
     """Add pixel ``(i, j)`` of a window edge column (one-sided x difference) to ``tot``."""
     gy = (rp[j] - rm[j]) * hy
     gx = (rc[jp] - rc[jm]) * hx
@@ -72,7 +72,7 @@ def _edge(rp, rm, rc, p, d, i, j, jp, jm, hy, hx, n_modes, tot):  # noqa: ANN001
     tot[4] += gx.real * q.real + gx.imag * q.imag
 
 
-def _rows(m, i, half):  # noqa: ANN001, ANN202
+def _rows(m, i, half):
     """Return ``(i + 1, i - 1, h_y)`` of row ``i``: clamped neighbours and the y stencil factor."""
     one = half + half
     ip = i + 1 if i < m - 1 else i
@@ -81,7 +81,7 @@ def _rows(m, i, half):  # noqa: ANN001, ANN202
     return ip, im, hy
 
 
-def position_sums1(obj, y0, x0, p, d, out, half):  # noqa: ANN001, ANN201, PLR0913
+def position_sums1(obj, y0, x0, p, d, out, half):
     """The five sums (module docstring) for one probe mode: ``p``, ``d`` ``[M, N]``.
 
     The window's first and last columns (one-sided x differences) are taken apart from the
@@ -128,7 +128,7 @@ def position_sums1(obj, y0, x0, p, d, out, half):  # noqa: ANN001, ANN201, PLR09
         out[c] += tot[c]
 
 
-def position_sums(obj, y0, x0, p, d, out, half):  # noqa: ANN001, ANN201, PLR0913
+def position_sums(obj, y0, x0, p, d, out, half):
     """The five sums for ``K`` probe modes: ``p``, ``d`` ``[K, M, N]``."""
     n_modes, m, n = p.shape
     tot = np.zeros(5)
