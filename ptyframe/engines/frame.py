@@ -145,6 +145,8 @@ class FastEngine(Engine):
         check_capabilities(name, self.capabilities, cfg)
         self.corrections = build_corrections(cfg)
         self.hooks = SweepHooks(self.corrections) if self.corrections else None
+        if self.hooks is not None and self.hooks.positions is not None:
+            state.positions_px = state.positions_px.clone()  # not the dataset's memory
         if self.corrections and self.distribution.size > 1:
             raise ConfigError(
                 f"{name}: the corrections ({', '.join(c.name for c in self.corrections)}) run "
