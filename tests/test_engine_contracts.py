@@ -184,7 +184,7 @@ def corrections_of(name: str, start: int = 1, backend: str = "auto") -> dict:
     caps = REGISTRY.get("engine", name).factory.capabilities
     out: dict = {"refine": {"positions": True}}
     if issubclass(REGISTRY.get("engine", name).factory, FastEngine):
-        out["positions"] = {"start": start, "scan_map": True, "scan_map_start": start}
+        out["positions"] = {"start": start}
         if backend == "numba":
             return out
         if caps.probe_variation:
@@ -299,7 +299,7 @@ def test_position_correction_on_numba_equals_torch(shifted_case, name):
             pass
         out.append(st.positions_px.clone())
     assert float((out[0] - torch.as_tensor(ds.geometry.positions_px)).abs().max()) > 0.05
-    assert float((out[0] - out[1]).abs().max()) < 1e-7
+    assert float((out[0] - out[1]).abs().max()) < 1e-5  # px; rounding grows over sweeps
 
 
 def test_a_correction_the_engine_does_not_declare_is_one_config_error():

@@ -23,9 +23,12 @@ the form of ``ptyframe.simulation.nuisances.scan_matrix``.
 A raster scanned row by row at constant speed has ``tau`` an exact linear function of
 ``(y, x)``: a linear drift is then the same as a scale and shear, and no fit can tell them
 apart. ``fit_scan_map`` leaves the drift out (``v = 0``, the map in ``A``) when the time
-column is explained by the positions to within ``COLLINEAR`` (``1 - R^2``); with a jittered
-raster it is nearly so and the split between ``A`` and ``v`` is poorly determined (the map
-itself is still the best fit).
+column is explained by the positions to within ``COLLINEAR`` (``1 - R^2``). A jittered
+raster is such a case: what is left of ``tau`` after the fit on the recorded positions is
+made of their jitter and of their errors, so a drift column kept there fits the position
+errors themselves (and the position correction, which holds the recorded map, could never
+remove them); ``COLLINEAR`` is set so that a raster whose jitter and errors are a fraction
+of its step counts as collinear, while a spiral or a random scan keeps its drift.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 #: ``1 - R^2`` of the time column against the positions below which the drift is left out
-COLLINEAR = 1e-6
+COLLINEAR = 1e-2
 
 
 @dataclass(frozen=True)
