@@ -11,15 +11,19 @@ windows, the defocused ``focused`` probe, 1e6 photons, Poisson noise, seed 0), s
 random position errors of 1, 2 and 4 px RMS per axis; a 2 % scale error with a 1 degree
 rotation of the recorded scan; a probe whose defocus (100 um over the scan) or lateral
 position (2 px in y, 4 px in x) drifts linearly along the scan; 10 % RMS flux fluctuation;
-and the ideal scan without any (the reference each engine should reach). ``--quick``: 64 x 64
-windows on a 7 x 7 raster of 8 px steps, 20 sweeps (a smoke run).
+and the ideal scan without any (the reference each engine should reach). ``pos_2px_1e5`` is
+``pos_2px`` at a tenth of the dose (``DOSE``): a check that the settings were not chosen for
+the held-out case alone. ``--quick``: 64 x 64 windows on a 7 x 7 raster of 8 px steps, 20
+sweeps (a smoke run).
 
 Runs on each case's file, each tool in its own venv, one thread each (``benchmarks/peers``):
 
-* ptyframe's fast engines ePIE, mPIE, LSQML with their defaults and no correction (none
-  exists before the engine frame: the "before"); the rows of the same engines with
-  ``engine.refine.positions`` / ``engine.probe_variation`` / ``engine.flux`` are listed as
-  not run until the frame carries them (phase B);
+* ptyframe's fast engines ePIE, mPIE, LSQML with their defaults, without and with the
+  corrections of the engine frame at their defaults (``CORRECTIONS``): position cases
+  ``engine.refine.positions=true`` (the ideal case too: nothing may get worse), the scan-map
+  case also ``engine.positions.scan_map=true``, the probe-drift cases
+  ``engine.probe_variation.modes=3``, the flux case ``engine.flux.refine=true`` (LSQML
+  declares positions only: its rows of the other two are not run);
 * PtyLab 0.3.7 mPIE with ``positionCorrectionSwitch`` (its defaults otherwise);
 * pty-chi 2.2.0 LSQML with its position correction, and OPR with 3 modes on the probe-drift
   cases, its intensity variation on the flux case (its defaults otherwise).
@@ -62,7 +66,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "peers"))
-from compare import RunFailed, call, run_ptyframe, venv_python  # noqa: E402
+from compare import RunFailed, call, venv_python  # noqa: E402
 
 from _lib.cases import StepRaster  # noqa: E402
 from _lib.results import Stamp, markdown_table, write_page  # noqa: E402
@@ -74,10 +78,26 @@ CASES: dict[str, dict[str, float]] = {
     "pos_1px": {"position_error_px": 1.0},
     "pos_2px": {"position_error_px": 2.0},
     "pos_4px": {"position_error_px": 4.0},
+    "pos_2px_1e5": {"position_error_px": 2.0},
     "scan_affine": {"scan_scale": 0.02, "scan_rotation_deg": 1.0},
     "probe_defocus": {"probe_defocus_drift_m": 100e-6},
     "probe_lateral": {"probe_shift_y_px": 2.0, "probe_shift_x_px": 4.0},
     "flux_10": {"flux_rms": 0.1},
+}
+#: photons per pattern of a case where it is not the held-out 1e6
+DOSE = {"pos_2px_1e5": 1e5}
+#: ptyframe's command-line overrides of each correction (``ptyframe.engines.corrections``)
+CORRECTIONS = {
+    "positions": ["engine.refine.positions=true"],
+    "scan_map": ["engine.positions.scan_map=true"],
+    "opr3": ["engine.probe_variation.modes=3"],
+    "flux": ["engine.flux.refine=true"],
+}
+#: the corrections each ptyframe engine declares (``Capabilities``)
+DECLARED = {
+    "epie": CORRECTIONS.keys(),
+    "mpie": CORRECTIONS.keys(),
+    "lsqml": {"positions", "scan_map"},
 }
 #: a corrected peer run started at the true positions must stay within this RMS of them
 POSITION_CHECK_PX = 0.25
@@ -96,7 +116,6 @@ class Spec:
     engine: str
     corrections: tuple[str, ...] = ()
     check: str = ""  # "" | "truth probe" | "truth positions"
-    planned: bool = False  # a row of phase B, listed but not run
 
     @property
     def label(self) -> str:
@@ -136,19 +155,28 @@ def plan(case: str, tools: list[str]) -> list[Spec]:
             Spec("pty-chi", "LSQML", pc["pty-chi"], check="truth positions"),
         ]
         out = [s for s in out if s.tool in tools]
+    ours = ours_for(case)
     for engine in PTYFRAME_ENGINES:
         if "ptyframe" in tools:
             out.append(Spec("ptyframe", engine))
+            if set(ours) <= set(DECLARED[engine]):
+                out.append(Spec("ptyframe", engine, ours))
     if "PtyLab" in tools:
         out.append(Spec("PtyLab", "mPIE", pc["PtyLab"]))
     if "pty-chi" in tools:
         out.append(Spec("pty-chi", "LSQML", pc["pty-chi"]))
-    if "ptyframe" in tools and case != "ideal":
-        ours = ("positions",) if case.startswith(("pos_", "scan_")) else ()
-        ours += ("opr3",) if case.startswith("probe_") else ()
-        ours += ("flux",) if case.startswith("flux") else ()
-        out += [Spec("ptyframe", e, ours, planned=True) for e in PTYFRAME_ENGINES]
     return out
+
+
+def ours_for(case: str) -> tuple[str, ...]:
+    """Return the corrections ptyframe's corrected rows of ``case`` switch on."""
+    if case.startswith(("pos_", "ideal")):
+        return ("positions",)
+    if case.startswith("scan_"):
+        return ("positions", "scan_map")
+    if case.startswith("probe_"):
+        return ("opr3",)
+    return ("flux",)
 
 
 CHECKS = [("ptyframe", "epie"), ("PtyLab", "ePIE"), ("pty-chi", "EPIE")]
@@ -168,7 +196,7 @@ def simulate(case: str, nuisances: dict[str, float], quick: bool, folder: Path) 
         scan=StepRaster(n, step, jitter),
         window_px=window,
         noise="poisson",
-        photons_per_pattern=1e6,
+        photons_per_pattern=DOSE.get(case, 1e6),
         seed=0,
         nuisances=dict(nuisances),
     )
@@ -212,9 +240,6 @@ def run_one(case: str, spec: Spec, data: Path, truth: Truth, args, work: Path) -
     res = Result(row, spec)
     rec, true_pos = read_positions(data)
     res.positions_start_px = rms(rec if spec.check != "truth positions" else true_pos, true_pos)
-    if spec.planned:
-        row.status = "phase B: not run (the engine frame carries the corrections)"
-        return res
     if not venv_python(spec.tool).exists():
         row.status = f"SKIPPED: the {spec.tool} venv is absent (make peers)"
         return res
@@ -222,8 +247,7 @@ def run_one(case: str, spec: Spec, data: Path, truth: Truth, args, work: Path) -
     out = work / (tag.replace(" ", "_") + ".npz")
     try:
         if spec.tool == "ptyframe":
-            obj, seconds = _ptyframe(data, spec, sweeps, out, args, LOCK)
-            arrays = {"object": obj, "seconds_per_sweep": seconds}
+            arrays = run_ours(data, spec, sweeps, out, args)
         else:
             arrays = run_peer(spec, data, sweeps, out, args)
     except RunFailed as exc:
@@ -233,28 +257,56 @@ def run_one(case: str, spec: Spec, data: Path, truth: Truth, args, work: Path) -
         row.status = f"FAILED: {type(exc).__name__}: {exc}"
         return res
     score(row, arrays["object"], np.asarray(arrays["seconds_per_sweep"]), truth)
+    if "backend" in arrays:  # the sweep's backend as recon.h5 records it
+        row.engine = f"{spec.engine} ({arrays['backend']})"
     positions = arrays.get("positions_px")
     res.positions_rms_px = rms(positions if positions is not None else rec, true_pos)
     judge(res, arrays, rec if spec.check != "truth positions" else true_pos)
     return res
 
 
-def _ptyframe(data: Path, spec: Spec, sweeps: int, out: Path, args, lock):
-    """Run ``ptyframe reconstruct`` (under the lock) with the engine's defaults."""
-    import compare
+def run_ours(data: Path, spec: Spec, sweeps: int, out: Path, args) -> dict:
+    """Run ``ptyframe reconstruct`` (under the lock) with the engine's defaults and the
+    corrections of ``spec``; return its object, seconds per sweep, refined positions and OPR
+    weights (from ``recon.h5``)."""
+    import h5py
 
-    if lock is not None:
-        original = compare.call
-        compare.call = lambda cmd, *a, **k: original(locked(cmd), *a, **k)
-        try:
-            return run_ptyframe(
-                data, spec.engine, sweeps, 1, bool(spec.check), out, args.timeout, args.reuse
-            )
-        finally:
-            compare.call = original
-    return run_ptyframe(
-        data, spec.engine, sweeps, 1, bool(spec.check), out, args.timeout, args.reuse
-    )
+    run_dir = out.with_suffix("")
+    cmd = [
+        str(ROOT / ".venv" / "bin" / "ptyframe"),
+        "reconstruct",
+        "data=file",
+        f"data.path={data}",
+        f"engine={spec.engine}",
+        f"engine.epochs={sweeps}",
+        "threads=1",
+        "metrics.every=0",
+        "output.images=false",
+        "output.checkpoint_every=0",
+        "output.overwrite=true",
+        f"output.dir={run_dir}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    if spec.check:
+        cmd += ["init.probe=truth", "engine.fix_probe=true"]
+    for c in spec.corrections:
+        cmd += CORRECTIONS[c]
+    if not (args.reuse and (run_dir / "recon.h5").exists()):
+        call(locked(cmd), 1, args.timeout, out.with_suffix(".log"))
+    with h5py.File(run_dir / "recon.h5", "r") as f:
+        status, done = f.attrs.get("status", "?"), int(f.attrs.get("epochs_done", -1))
+        if status != "finished":
+            raise RunFailed(f"FAILED: ptyframe run {status} after {done} epochs")
+        arrays = {
+            "object": np.asarray(f["object"])[0],
+            "seconds_per_sweep": np.asarray(f["history/seconds"]),
+            "backend": str(f.attrs.get("engine_backend", "?")),
+        }
+        if "positions" in spec.corrections:
+            arrays["positions_px"] = np.asarray(f["positions_px"])
+        if "extras/probe_weights" in f:
+            arrays["probe_weights"] = np.asarray(f["extras/probe_weights"])
+    return arrays
 
 
 def judge(res: Result, arrays: dict, start_px: np.ndarray | None) -> None:
@@ -406,9 +458,8 @@ def write_outputs(results: list[Result], floors, stamp: Stamp, args, name: str) 
         "NRMSE and the positions' RMS distance to the truth after removing the global offset. "
         "Peers: PtyLab 0.3.7 mPIE with its position correction, pty-chi 2.2.0 LSQML with its "
         "position correction, OPR (probe-drift cases) and intensity variation (flux case). "
-        "ptyframe's rows are its fast engines without corrections (the state before the "
-        "engine frame); the rows marked phase B are filled when the frame carries the "
-        "corrections."
+        "ptyframe's rows are its fast engines at their defaults, without and with the "
+        "corrections of the engine frame at their defaults (module docstring)."
     )
     write_page(name, "Real experiments: position errors, probe drift, flux", body, stamp, about)
 
