@@ -177,7 +177,9 @@ def check_fit(cfg: Any, registry: Registry) -> tuple[Any, set[str]]:
     comp = registry.get("engine", engine_cfg.name)
     wants = {p for p in comp.wants if takes(comp, p)}
     check_unused(cfg, registry, engine_cfg.name, wants)
-    check_capabilities(engine_cfg.name, comp.factory.capabilities, engine_cfg)
+    factory = comp.factory
+    if isinstance(factory, type) and issubclass(factory, Engine):  # the corrections it declares
+        check_capabilities(engine_cfg.name, factory.capabilities, engine_cfg)
     return engine_cfg, wants
 
 

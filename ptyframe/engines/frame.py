@@ -84,6 +84,8 @@ class FastEngine(Engine):
         self.corrections: list[Correction] = []
         #: The sweeps' calls into the corrections (None: no correction this run).
         self.hooks: SweepHooks | None = None
+        #: What the corrections read of the frame (``corrections.base.FrameView``).
+        self.view: CorrectionContext | None = None
         self.amp_total: float = 0.0
 
     # ------------------------------------------------------------------ contract
@@ -166,7 +168,7 @@ class FastEngine(Engine):
             deterministic=self.deterministic,
         )
         self.setup()
-        view = CorrectionContext(
+        self.view = view = CorrectionContext(
             self.scan.positions_px.clone(),
             state.window,
             state.probe.dtype,
@@ -206,8 +208,10 @@ class FastEngine(Engine):
         """Run epoch ``epoch``: sweep, average, correct, centre, report, denoise."""
         assert self.measurements is not None and self.state is not None, "call prepare() first"
         t0 = time.perf_counter()
+        view = self.view
         for correction in self.corrections:
-            correction.begin_epoch(epoch, self)
+            assert view is not None  # set by prepare with the corrections
+            correction.begin_epoch(epoch, view)
         with self._sweep_threads(), torch.no_grad():
             err = self.sweep(epoch, self.update_probe(epoch))
         if self.distribution.size > 1:
@@ -215,7 +219,8 @@ class FastEngine(Engine):
             self.distribution.allreduce_mean_(self.state.probe)
         scalars: dict[str, float] = {}
         for correction in self.corrections:
-            scalars.update(correction.end_epoch(epoch, None))
+            assert view is not None
+            scalars.update(correction.end_epoch(epoch, view))
         self.corrections_moved()
         if self.config.center_probe:
             sy, sx = center_probe(self.state)
