@@ -171,7 +171,7 @@ def plan_nuisances(
     """Draw the nuisances of a scan whose true positions are ``positions_px`` ``[T, 2]``.
 
     Returns the true and recorded positions moved by one common offset so that both are at
-    least ``margin_px`` (the recorded ones are used to build the reconstruction's frame).
+    least ``margin_px`` (the reconstruction's frame is built from the recorded ones).
     """
     c = config
     true = np.asarray(positions_px, dtype=np.float64)
