@@ -5,7 +5,9 @@ Candidates, timed in interleaved rounds (fastest and median of ``--rounds``): to
 unscaled, scipy.fft (``workers=1``, ``overwrite_x``), numpy.fft, and FFTW through pyFFTW
 (one thread) planned with ``FFTW_ESTIMATE`` (the sweep's default: the plan depends on the
 shape alone, so two processes do the same arithmetic), ``FFTW_MEASURE`` and ``FFTW_PATIENT``
-(planned by timing), each with no wisdom before it, with the time each took to plan. Prints a
+(planned by timing), each with no wisdom before it, with the time each took to plan; and the
+sweep's own ``pie_fft.WindowFFT`` (``FFTW_ESTIMATE`` on buffers whose rows are padded past a
+power-of-two stride). Prints a
 markdown table and writes it as the results page ``docs/results/fft_pairs.md`` (``--no-page``:
 print only).
 
@@ -87,6 +89,24 @@ def fftw_pairs(m: int, effort: str) -> tuple[Callable[[], None], float]:
     return run, plan_s
 
 
+def sweep_pairs(m: int) -> tuple[Callable[[], None], float]:
+    """The fused sweep's own transforms: ``pie_fft.WindowFFT`` (FFTW_ESTIMATE, rows padded)."""
+    from ptyframe.engines import pie_fft
+
+    t0 = time.perf_counter()
+    w = pie_fft.WindowFFT((1, m, m), torch.complex64, False, "fftw", "FFTW_ESTIMATE")
+    plan_s = time.perf_counter() - t0
+    w.psi[...] = 0.0
+    fwd, inv = w.forward, w.inverse
+
+    def run() -> None:
+        for _ in range(N_PAIRS):
+            fwd()
+            inv()
+
+    return run, plan_s
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=9)
@@ -105,6 +125,7 @@ def main() -> None:
     try:
         for effort in ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT"):
             cands[f"FFTW (pyFFTW), {effort}"] = fftw_pairs(m, effort)
+        cands["FFTW_ESTIMATE, the sweep's buffers (rows padded)"] = sweep_pairs(m)
     except ImportError:
         print("pyFFTW not installed: no FFTW rows")
     load0 = os.getloadavg()[0]
@@ -135,7 +156,8 @@ def main() -> None:
             "one load); FFTW's planning time beside. No peer: the reference is torch.fft with "
             '`norm="ortho"`. Compare the ratios, not the seconds, across machines.'
         )
-        path = write_page("fft_pairs", "Which FFT: one forward/inverse pair, each library",
+        name = "fft_pairs" if m == 128 else f"fft_pairs_{m}"
+        path = write_page(name, "Which FFT: one forward/inverse pair, each library",
                           head + "\n\n" + table, stamp, about=about)  # fmt: skip
         print(f"wrote {path}")
 

@@ -76,7 +76,7 @@ CASES = {
     "14641": (121, 128, 16.0),
 }
 #: A small case to try the script on (not in the default list).
-SMOKE = {"100": (10, 128, 16.0)}
+SMOKE = {"100": (10, 128, 16.0), "100x256": (10, 256, 32.0)}
 ROWS = ("memory", "stream", "ptylab", "lsqml-memory", "lsqml-stream")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 ONE_THREAD = dict.fromkeys(THREAD_VARS, "1")
@@ -309,11 +309,16 @@ def main() -> None:
     )
     p.add_argument("--dtype", default="float32", choices=("float32", "uint16", "uint32"))
     p.add_argument("--ptylab-python", default=str(HERE.parent / ".venv-ptylab/bin/python"))
-    p.add_argument("--page", default="scale", help="results page name (docs/results/NAME.md)")
+    p.add_argument(
+        "--page", default="scale", help="results page name (docs/results/NAME.md; '': none)"
+    )
     args = p.parse_args()
     stamp = Stamp()
     if "ptylab" in args.rows and not Path(args.ptylab_python).exists():
         raise SystemExit(f"{args.ptylab_python} missing: bash benchmarks/peers/install.sh ptylab")
+    # the children run in a work folder: a relative interpreter path is made whole here (not
+    # resolved: a venv's python is a link whose target would leave the venv)
+    args.ptylab_python = str(Path(args.ptylab_python).absolute())
     rows: list[Row] = []
     described: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="ptyframe-scale-") as tmp:
@@ -382,8 +387,9 @@ def main() -> None:
         "noise). Rows run one after the other in one invocation; `load` is the 1-minute load "
         "average before each row. See `benchmarks/scale.py`."
     )
-    path = write_page(args.page, "Big scans: time and memory", body, stamp, about)
-    print(f"wrote {path}")
+    if args.page:  # '': print the table only
+        path = write_page(args.page, "Big scans: time and memory", body, stamp, about)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from ptyframe import compose
 from ptyframe.callbacks.base import Callback, RunContext
 from ptyframe.callbacks.checkpoint import CHECKPOINT_FILE
 from ptyframe.callbacks.core import all_callbacks
-from ptyframe.callbacks.truth import TruthMetrics
 from ptyframe.config import ReconstructConfig
 from ptyframe.data.dataset import PtychoDataset
 from ptyframe.data.measurements import Measurements
@@ -46,6 +45,7 @@ from ptyframe.initial import initial_state
 from ptyframe.io.checkpoint import fingerprint
 from ptyframe.io.results import RESULT_FILE, History
 from ptyframe.loop import end, ordered, run_loop
+from ptyframe.metrics.truth import TruthMetrics
 from ptyframe.registry import BuildContext, Registry
 from ptyframe.state import ReconstructionState
 

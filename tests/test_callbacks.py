@@ -30,6 +30,7 @@ from ptyframe.callbacks.progress import ProgressCallback
 from ptyframe.callbacks.signals import SignalsCallback
 from ptyframe.callbacks.truth import TruthMetricsCallback
 from ptyframe.config import GuardConfig, MetricsConfig, OutputConfig
+from ptyframe.data.measurements import Measurements
 from ptyframe.distributed.base import SingleProcess
 from ptyframe.engines.base import Engine, EpochReport
 from ptyframe.errors import ConfigError, DivergenceError
@@ -302,7 +303,8 @@ def test_convergence_records_still_improving_and_the_noise_floor(tmp_path):
     errors = list(np.linspace(1.0, 0.5, 20))
     run = make_run(errors, tmp_path)
     amps = torch.sqrt(torch.poisson(torch.full((3, 4, 4), 50.0)))
-    run.measurements = [SimpleNamespace(amplitudes=amps, valid=None)]
+    geometry = SimpleNamespace(positions_px=np.zeros((3, 2)))
+    run.measurements = [Measurements(amps, None, np.arange(3), geometry)]  # type: ignore[arg-type]
     run_loop(run, [HistoryCallback(), ConvergenceCallback()])
     assert run.attrs["still_improving"] is True
     assert 0.0 < run.attrs["noise_floor"] < 0.2 and run.attrs["stalled"] is True

@@ -234,13 +234,16 @@ def test_the_feed_thread_stops_at_the_end_on_close_and_on_error(tmp_path, files)
     src = open_source(ds, stream=True, block_patterns=BLOCK)
     got = [j for j, _, _ in feed.rows(src, src.order(0, 0))]
     assert sorted(got) == list(range(36))
-    assert src.feed().thread is not None and not src.feed().thread.is_alive()
+    assert (
+        feed.amplitude_feed(src).thread is not None
+        and not feed.amplitude_feed(src).thread.is_alive()
+    )
     rows = feed.rows(src, src.order(0, 1))
     for k, _ in enumerate(rows):
         if k == 12:
             break
     rows.close()
-    assert not src.feed().thread.is_alive() and not _feed_threads()
+    assert not feed.amplitude_feed(src).thread.is_alive() and not _feed_threads()
     src.close()
 
     path = write_chunked(tmp_path / "bad.h5", _counts(30), compression="gzip")
@@ -263,7 +266,7 @@ def test_the_feed_thread_stops_at_the_end_on_close_and_on_error(tmp_path, files)
             seen.append(j)
     assert "pattern 17" in str(err.value) and str(path) in str(err.value)
     assert seen == list(range(15))
-    assert not st.feed().thread.is_alive() and not _feed_threads()
+    assert not feed.amplitude_feed(st).thread.is_alive() and not _feed_threads()
 
 
 def test_a_resume_with_another_block_size_is_refused(files):

@@ -27,11 +27,11 @@ from ptyframe.io.results import History
 from ptyframe.state import ReconstructionState
 
 if TYPE_CHECKING:
-    from ptyframe.callbacks.truth import TruthMetrics
     from ptyframe.config import ReconstructConfig
     from ptyframe.data.dataset import PtychoDataset
     from ptyframe.data.measurements import Measurements
     from ptyframe.distributed.base import Distribution
+    from ptyframe.metrics.truth import TruthMetrics
     from ptyframe.registry import BuildContext, Registry
 
 

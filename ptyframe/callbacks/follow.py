@@ -187,7 +187,7 @@ class FollowCallback(Callback):
         run.engine.add_measurements(run.measurements[0], state)
         run.state_changed()
         if run.truth is not None:  # the illumination of the truth metrics covers the new tiles
-            from ptyframe.callbacks.truth import TruthMetrics
+            from ptyframe.metrics.truth import TruthMetrics
 
             names = list(run.cfg.metrics.names)
             run.truth = TruthMetrics(names, run.registry, run.context, ds)

@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 import torch
 
+from ptyframe.data.forming import form
 from ptyframe.data.measurements import Measurements
 
 if TYPE_CHECKING:
-    from ptyframe.data.counts import PixelRule
     from ptyframe.data.patterns import PatternSource
 
 #: The patterns a run holds: float amplitudes, or a source of stored counts.
@@ -66,7 +66,16 @@ def rows(data: PatternData, order: np.ndarray | list[int]) -> Generator[Row, Non
     docstring). ``data`` on a GPU has no host rows: use ``tensor_rows``."""
     if isinstance(data, Measurements):
         return _views(data, order)
-    return data.feed().rows(order)
+    return amplitude_feed(data).rows(order)
+
+
+def amplitude_feed(source: PatternSource) -> AmplitudeFeed:
+    """Return ``source``'s amplitude feed, made once and kept on the source (its ring of
+    buffers serves every sweep)."""
+    feed = source.feed_cache
+    if not isinstance(feed, AmplitudeFeed):
+        feed = source.feed_cache = AmplitudeFeed(source)
+    return feed
 
 
 def _views(meas: Measurements, order: np.ndarray | list[int]) -> Generator[Row, None, None]:
@@ -98,32 +107,6 @@ def tensor_rows(
     for j, a, v in rows(data, order):
         at = torch.from_numpy(a)[None].to(device)
         yield j, at, None if v is None else torch.from_numpy(v)[None].to(device)
-
-
-def form(
-    rule: PixelRule,
-    rows: np.ndarray,
-    local: np.ndarray,
-    amp: np.ndarray,
-    valid: np.ndarray,
-    bad: np.ndarray,
-) -> None:
-    """Write the FFT-order amplitudes of stored rows ``rows[local]`` into ``amp[:k]``.
-
-    ``rows`` ``[n, M, N]`` centred, any stored dtype; ``amp`` ``[>= k, M, N]`` real,
-    ``valid`` bool, ``bad`` ``[>= k]`` the unmeasured pixels of each (the compiled
-    ``amplitude_kernels.amplitude_take``, bit for bit ``counts.amplitudes``).
-    """
-    from ptyframe.data.amplitude_kernels import kernels, no_mask
-
-    local = np.asarray(local, dtype=np.int64)
-    if rows.dtype == np.float16:  # numba reads no float16: widen these rows (exact)
-        rows, local = rows[local].astype(np.float32), np.arange(len(local))
-    use_mask = rule.mask is not None
-    mask = rule.mask if use_mask else no_mask(rows.shape[-2:])
-    kernels().amplitude_take(
-        rows, local, mask, use_mask, rule.saturation32, rule.squared, amp, valid, bad
-    )
 
 
 @dataclass

@@ -46,7 +46,7 @@ class Measurements:
     indices: np.ndarray
     geometry: ScanGeometry
     angle: int = 0
-    #: Patterns per block of the visiting order (``patterns.block_order``; 0: one block).
+    #: Patterns per block of the visiting order (``order.block_order``; 0: one block).
     block_size: int = 0
 
     @property
@@ -69,9 +69,9 @@ class Measurements:
         return max(1, int(self.block_size or self.n))
 
     def order(self, seed: int, epoch: int) -> np.ndarray:
-        """Return the visiting order of ``epoch`` (``patterns.block_order``; one block:
+        """Return the visiting order of ``epoch`` (``order.block_order``; one block:
         ``np.random.default_rng([seed, epoch]).permutation(n)``)."""
-        from ptyframe.data.patterns import block_order
+        from ptyframe.data.order import block_order
 
         return block_order(self.n, self.block_patterns, seed, epoch)
 

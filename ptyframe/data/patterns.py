@@ -33,7 +33,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -41,19 +40,7 @@ import torch
 from ptyframe.data.counts import CHUNK_BYTES, FrameReader, PixelRule, amplitudes, frame_reader
 from ptyframe.data.dataset import PtychoDataset
 from ptyframe.data.geometry import ScanGeometry
-
-if TYPE_CHECKING:
-    from ptyframe.data.feed import AmplitudeFeed
-
-
-def block_order(n: int, block: int, seed: int, epoch: int) -> np.ndarray:
-    """Return the visiting order of ``n`` patterns in blocks of ``block`` (module docstring)."""
-    rng = np.random.default_rng([int(seed), int(epoch)])
-    block = max(1, int(block))
-    if block >= n:
-        return rng.permutation(n)
-    parts = [s + rng.permutation(min(block, n - s)) for s in range(0, n, block)]
-    return np.concatenate(parts)
+from ptyframe.data.order import block_order as block_order  # the sources' visiting order
 
 
 @dataclass
@@ -81,7 +68,8 @@ class PatternSource(ABC):
     #: Whether any pixel of any pattern is unmeasured (known after ``scan``).
     has_unmeasured: bool = False
     real_dtype: torch.dtype = torch.float32
-    _feed: AmplitudeFeed | None = None
+    #: the amplitude feed of this source (``ptyframe.data.feed.amplitude_feed`` keeps it here)
+    feed_cache: object = None
 
     # ------------------------------------------------------------------ shape
     @property
@@ -177,25 +165,15 @@ class PatternSource(ABC):
             lo = b * self.block_patterns
             yield self.rows(lo, min(lo + self.block_patterns, self.n)), lo, visits
 
-    def feed(self) -> AmplitudeFeed:
-        """Return this source's amplitude feed (``ptyframe.data.feed``; made once, so its
-        ring of buffers serves every sweep)."""
-        from ptyframe.data.feed import AmplitudeFeed
-
-        feed = getattr(self, "_feed", None)
-        if feed is None:
-            feed = self._feed = AmplitudeFeed(self)
-        return feed
-
     def batch(
         self, idx: torch.Tensor | np.ndarray, device: str | torch.device = "cpu"
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return FFT-order amplitudes ``[B, M, M]`` (and the mask, or None) of ``idx``.
 
-        Formed from the stored rows on the host (``feed.form``, bit for bit
+        Formed from the stored rows on the host (``forming.form``, bit for bit
         ``counts.amplitudes``), then sent to ``device`` (page-locked memory for a GPU).
         """
-        from ptyframe.data.feed import form
+        from ptyframe.data.forming import form
 
         i = np.asarray(torch.as_tensor(idx).cpu(), dtype=np.int64)
         rows, local = self.resident_rows(i)

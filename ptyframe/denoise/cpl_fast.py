@@ -31,17 +31,32 @@ version), so an edit of the weights or a ``.to()`` is picked up.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from ptyframe.denoise.cpl import CplDenoiser
+
+class FoldableCpl(Protocol):
+    """What folding reads of a ``CplDenoiser``: its convolutions, gains and steps."""
+
+    @property
+    def log_gain(self) -> Tensor: ...
+
+    @property
+    def convs(self) -> Sequence[nn.Conv2d]: ...
+
+    def steps(self) -> Tensor: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]: ...
+
 
 #: output rows per strip of a layer (``folded_forward``); 0 = the whole image at once
 STRIP_ROWS = 32
@@ -68,12 +83,12 @@ def fold_layer(weight: Tensor, bias: Tensor, gain: Tensor, step: Tensor) -> Fold
     )
 
 
-def _key(model: nn.Module) -> tuple:
+def _key(model: FoldableCpl) -> tuple:
     tensors = list(model.parameters()) + list(model.buffers())
     return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
 
 
-def folded_layers(model: CplDenoiser) -> list[FoldedLayer]:
+def folded_layers(model: FoldableCpl) -> list[FoldedLayer]:
     """Return the model's folded layers, from the cache when no weight changed since."""
     needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in model.parameters())
     if not needs_grad:

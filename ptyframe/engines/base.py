@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import numpy as np
 
 from ptyframe.distributed.base import Distribution, SingleProcess
+from ptyframe.engines.checks import check_range as check_range  # engines import it from here
 from ptyframe.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -104,26 +105,6 @@ class PriorStep(Protocol):
 def visiting_order(n: int, seed: int, epoch: int) -> np.ndarray:
     """Return the random permutation of ``range(n)`` for ``epoch`` (depends on seed, epoch)."""
     return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
-
-
-def check_range(
-    owner: str,
-    name: str,
-    value: float,
-    lo: float,
-    hi: float,
-    lo_open: bool = True,
-    hi_open: bool = False,
-) -> None:
-    """Raise ``ConfigError`` unless ``value`` lies in the interval (lo, hi] (bounds as asked)."""
-    ok_lo = value > lo if lo_open else value >= lo
-    ok_hi = value < hi if hi_open else value <= hi
-    if not (ok_lo and ok_hi) or value != value:
-        left = "(" if lo_open else "["
-        right = ")" if hi_open else "]"
-        raise ConfigError(
-            f"{owner}.{name} = {value} is out of range; it must lie in {left}{lo}, {hi}{right}"
-        )
 
 
 def check_prior(config: Any, prior: PriorStep | None) -> None:

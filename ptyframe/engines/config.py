@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from ptyframe.engines.backend import check_choice
-from ptyframe.engines.base import check_range
+from ptyframe.engines.checks import check_range
 from ptyframe.engines.corrections.config import (
     FluxConfig,
     PositionConfig,

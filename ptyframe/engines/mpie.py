@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from ptyframe.engines import kernels as kernel_module
-from ptyframe.engines.base import check_range
+from ptyframe.engines.checks import check_range
 from ptyframe.engines.config import DenoiseSchedule, PieFamilyConfig
 from ptyframe.engines.pie import PieEngine
 from ptyframe.engines.rules import PieRule, mpie_momentum

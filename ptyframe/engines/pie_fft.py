@@ -27,6 +27,13 @@ comes from the run's ``deterministic`` switch:
 * ``FFTW_MEASURE`` (``deterministic=false``) times candidate algorithms and keeps the
   fastest; two processes may pick different ones, whose results differ in the last bits, so
   two runs (or a run and its resume) need not agree.
+
+With FFTW the buffers' rows are padded (``ROW_PAD`` elements past ``N``): a column transform
+over rows whose stride is a power of two in bytes thrashes the cache, and the estimate
+planner (which does not time) takes the plain strided algorithm there; with the padded stride
+the estimate plan runs about as fast as a measured one (``benchmarks/fft_pairs.py``). The
+buffers are then views ``[K, M, N]`` of ``[K, M, N + ROW_PAD]`` blocks; the kernels take any
+strides.
 """
 
 from __future__ import annotations
@@ -36,6 +43,16 @@ from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
+
+#: Elements past ``N`` in each row of an FFTW buffer (a stride that is no power of two).
+ROW_PAD = 8
+
+
+def _buffer(shape: tuple[int, ...], dtype: torch.dtype, pad: int) -> torch.Tensor:
+    """Return a ``shape`` view whose rows lie ``shape[-1] + pad`` elements apart."""
+    if not pad:
+        return torch.empty(shape, dtype=dtype)
+    return torch.empty((*shape[:-1], shape[-1] + pad), dtype=dtype)[..., : shape[-1]]
 
 
 @contextmanager
@@ -60,12 +77,12 @@ class WindowFFT:
     """Four buffers ``[K, M, N]`` (``psi``, ``wave``, ``shifted``, ``spec``) and their DFTs.
 
     The ``*_t`` attributes are the torch tensors, the plain names numpy views of the same
-    memory. The transforms are attributes bound once (FFTW plans' ``execute`` or torch.fft
-    calls with ``out=``), called without arguments: ``forward()`` ``wave = D psi``,
-    ``inverse()`` ``psi = D^H wave``, ``shift()`` ``shifted = D^H spec``, ``fold()`` ``spec
-    = D wave`` (each may overwrite its input). With ``subpixel=False`` only ``forward`` and
-    ``inverse`` are planned (FFTW). ``kind``: ``"fftw"`` or ``"torch"``; ``planner``: FFTW's
-    planner flag.
+    memory (with FFTW, rows ``N + ROW_PAD`` elements apart: module docstring). The transforms
+    are attributes bound once (FFTW plans' ``execute`` or torch.fft calls with ``out=``),
+    called without arguments: ``forward()`` ``wave = D psi``, ``inverse()`` ``psi = D^H
+    wave``, ``shift()`` ``shifted = D^H spec``, ``fold()`` ``spec = D wave`` (each may
+    overwrite its input). With ``subpixel=False`` only ``forward`` and ``inverse`` are planned
+    (FFTW). ``kind``: ``"fftw"`` or ``"torch"``; ``planner``: FFTW's planner flag.
     """
 
     def __init__(
@@ -80,8 +97,9 @@ class WindowFFT:
         self.dtype = dtype
         self.kind = kind
         self.planner = planner
+        pad = ROW_PAD if kind == "fftw" else 0
         self.psi_t, self.wave_t, self.shifted_t, self.spec_t = (
-            torch.empty(self.shape, dtype=dtype) for _ in range(4)
+            _buffer(self.shape, dtype, pad) for _ in range(4)
         )
         self.psi, self.wave, self.shifted, self.spec = (
             t.numpy() for t in (self.psi_t, self.wave_t, self.shifted_t, self.spec_t)

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ptyframe.engines.base import check_range
+from ptyframe.engines.checks import check_range
 from ptyframe.errors import ConfigError
 from ptyframe.state import ReconstructionState
 

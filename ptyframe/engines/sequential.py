@@ -280,7 +280,8 @@ class _Buffers:
         self._probes = (pick(probe.numpy()), pick(self.alt_t.numpy()))
         self._flip = 0
         m, n = probe.shape[-2:]
-        halves = torch.view_as_real(fft.wave_t).reshape(-1)[: 2 * m * n].view(2, m, n)
+        first = fft.wave_t.as_strided((m * n,), (1,))  # wave's first m n elements (rows padded)
+        halves = torch.view_as_real(first).reshape(-1).view(2, m, n)
         self.o_abs2, self.p_abs2 = halves.numpy()
         real = self.o_abs2.dtype
         bits = np.uint32 if real.itemsize == 4 else np.uint64

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 from ptyframe.registry.component import Component, component_name
 from ptyframe.registry.configs import as_config
-from ptyframe.registry.factory import BuildContext, Factory, call_factory, wanted
+from ptyframe.registry.factory import Factory, call_factory, wanted
 from ptyframe.registry.kinds import CHOOSE, KINDS, choose_hint
-from ptyframe.registry.tables import Registry, ScopedRegistry
+from ptyframe.registry.tables import BuildContext, Registry, ScopedRegistry
 from ptyframe.registry.typed import TypedAdd
 
 __all__ = [

@@ -10,34 +10,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ptyframe.errors import ConfigError
 
-if TYPE_CHECKING:
-    from ptyframe.registry.tables import Registry
-
 #: ``factory(config, **collaborators)``: a component class or a function (see module doc).
 Factory = Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class BuildContext:
-    """What a factory may need besides its own config: the registry and the run's device.
-
-    It holds no run config: collaborators built from the run config (an engine's physics,
-    loss, regularizers, prior) are passed to constructors by ``ptyframe.compose``.
-    ``deterministic`` is the run's switch (``ReconstructConfig.deterministic``): True asks
-    every component for arithmetic that does not depend on timings (the same input gives
-    the same bits in any process); False lets it pick by timing (e.g. FFTW_MEASURE plans).
-    """
-
-    registry: Registry
-    device: str = "cpu"
-    dtype: str = "complex64"
-    seed: int = 0
-    deterministic: bool = True
 
 
 def _parameters(factory: Factory) -> list[inspect.Parameter]:

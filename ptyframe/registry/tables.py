@@ -2,7 +2,9 @@
 
 ``Registry`` holds one table (name -> ``Component``) per kind of ``ptyframe.registry.kinds``;
 ``ScopedRegistry`` is the view a plugin registers through, which stamps the plugin as the
-provider of every component it adds.
+provider of every component it adds. ``BuildContext`` is what a build hands every factory
+besides its config (the registry itself, the device, the run's switches): it lives beside the
+registry it carries.
 """
 
 from __future__ import annotations
@@ -14,9 +16,27 @@ from typing import Any
 from ptyframe.errors import ConfigError, DuplicateComponentError, UnknownComponentError
 from ptyframe.registry.component import Component, component_name
 from ptyframe.registry.configs import as_config
-from ptyframe.registry.factory import BuildContext, Factory, call_factory
+from ptyframe.registry.factory import Factory, call_factory
 from ptyframe.registry.kinds import KINDS, choose_hint
 from ptyframe.registry.typed import TypedAdd
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a factory may need besides its own config: the registry and the run's device.
+
+    It holds no run config: collaborators built from the run config (an engine's physics,
+    loss, regularizers, prior) are passed to constructors by ``ptyframe.compose``.
+    ``deterministic`` is the run's switch (``ReconstructConfig.deterministic``): True asks
+    every component for arithmetic that does not depend on timings (the same input gives
+    the same bits in any process); False lets it pick by timing (e.g. FFTW_MEASURE plans).
+    """
+
+    registry: Registry
+    device: str = "cpu"
+    dtype: str = "complex64"
+    seed: int = 0
+    deterministic: bool = True
 
 
 @dataclass
