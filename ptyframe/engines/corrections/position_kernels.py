@@ -90,8 +90,8 @@ def position_sums1(obj, y0, x0, p, d, out, half):
     """
     m, n = p.shape
     tot = np.zeros(5)
-    p3 = p.reshape((1, m, n))
-    d3 = d.reshape((1, m, n))
+    p3 = p[np.newaxis, :, :]  # views: the sweep's buffers may have padded rows
+    d3 = d[np.newaxis, :, :]
     one = half + half
     for i in range(m):
         ip, im, hy = _rows(m, i, half)
