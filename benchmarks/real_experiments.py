@@ -2,7 +2,7 @@
 
     make peers                                            # once: .venv-ptylab, .venv-ptychi
     .venv/bin/python benchmarks/real_experiments.py [--quick] [--cases pos_2px ...]
-        [--tools ptyframe PtyLab pty-chi] [--sweeps N] [--reuse] [--no-page]
+        [--tools ptyframe PtyLab pty-chi] [--sweeps N] [--reuse] [--no-page] [--no-timing]
 
 Every case is the held-out natural-image scan of ``benchmarks/peers/cases.py`` (``natural``
 phantom, 25 x 25 raster of 16 px steps with +-2 px jitter rounded to whole pixels, 128 x 128
@@ -256,7 +256,8 @@ def run_one(case: str, spec: Spec, data: Path, truth: Truth, args, work: Path) -
     except Exception as exc:
         row.status = f"FAILED: {type(exc).__name__}: {exc}"
         return res
-    score(row, arrays["object"], np.asarray(arrays["seconds_per_sweep"]), truth)
+    seconds = np.asarray(arrays["seconds_per_sweep"]) if not args.no_timing else np.array([])
+    score(row, arrays["object"], seconds, truth)
     if "backend" in arrays:  # the sweep's backend as recon.h5 records it
         row.engine = f"{spec.engine} ({arrays['backend']})"
     positions = arrays.get("positions_px")
@@ -408,6 +409,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, default=ROOT / ".real-experiments-work")
     p.add_argument("--reuse", action="store_true", help="score results already in the workdir")
     p.add_argument("--no-page", action="store_true", help="do not write docs/results")
+    p.add_argument(
+        "--no-timing",
+        action="store_true",
+        help="run without the lock and leave the s/sweep column empty (scores only; the "
+        "speed is benchmarks/correction_cost.py's)",
+    )
     args = p.parse_args(argv)
     args.sweeps = args.sweeps or (20 if args.quick else 100)
     args.check_sweeps = args.check_sweeps or (5 if args.quick else 10)
@@ -417,6 +424,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> list[Result]:
     args = parse_args(argv)
     stamp = Stamp()
+    if args.no_timing:
+        global LOCK
+        LOCK = None
     work = args.workdir / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)
     name = "real_experiments_quick" if args.quick else "real_experiments"
@@ -459,8 +469,15 @@ def write_outputs(results: list[Result], floors, stamp: Stamp, args, name: str) 
         "Peers: PtyLab 0.3.7 mPIE with its position correction, pty-chi 2.2.0 LSQML with its "
         "position correction, OPR (probe-drift cases) and intensity variation (flux case). "
         "ptyframe's rows are its fast engines at their defaults, without and with the "
-        "corrections of the engine frame at their defaults (module docstring)."
+        "corrections of the engine frame at their defaults (module docstring); the engine "
+        "column names the sweep's backend as recon.h5 records it."
     )
+    if args.no_timing:
+        about += (
+            " This run was not timed (`--no-timing`: no lock, the machine shared): the s/sweep "
+            "column is empty; the corrections' cost per sweep is the results page "
+            "`correction_cost`."
+        )
     write_page(name, "Real experiments: position errors, probe drift, flux", body, stamp, about)
 
 
