@@ -9,9 +9,10 @@ For each engine (its defaults, ``backend=auto``, one torch thread) two or more c
 prepared on their own states: without corrections, and with each correction the engine
 declares (``positions``: ``engine.refine.positions=true`` with ``start=0``, so every sweep
 takes the sums and moves the positions; ``opr3``: ``probe_variation.modes=3`` from sweep 0;
-``flux``: ``flux.refine`` from sweep 0). After two warm-up sweeps each, ``--rounds`` rounds
-time one sweep (``step``) of every copy in turn, so that the machine's load falls on all of
-them alike; the table gives the median seconds per sweep and the ratio of each corrected
+``flux``: ``flux.refine`` from sweep 0; and, where OPR or flux is declared, the uncorrected
+engine on the torch backend, which those two run on). After two warm-up sweeps each,
+``--rounds`` rounds time one sweep (``step``) of every copy in turn, so that the machine's
+load falls on all of them alike; the table gives the median seconds per sweep and the ratio of each corrected
 median to the uncorrected one of the same engine, with the backend each copy ran on (OPR
 and flux run the torch sweep: their ratio is against the engine's default backend, the cost a
 user pays). The whole measurement holds the lock file ``PTYFRAME_BENCH_LOCK`` (``flock``)
@@ -40,6 +41,7 @@ from _lib.results import Stamp, markdown_table, write_page  # noqa: E402
 #: the options of each correction (``ptyframe.engines.corrections``), from sweep 0
 OPTIONS = {
     "none": {},
+    "none, torch": {"backend": "torch"},
     "positions": {"refine": {"positions": True}, "positions": {"start": 0}},
     "opr3": {"probe_variation": {"modes": 3, "start": 0}},
     "flux": {"flux": {"refine": True, "start": 0}},
@@ -114,15 +116,10 @@ def main(argv: list[str] | None = None) -> None:
     print(" | ".join(header), flush=True)
     for name in args.engines:
         caps = reg.get("engine", name).factory.capabilities
-        labels = ["none"] + [
-            lab
-            for lab, cap in (
-                ("positions", "positions"),
-                ("opr3", "probe_variation"),
-                ("flux", "flux"),
-            )
-            if getattr(caps, cap)
-        ]
+        declared = {"positions": caps.positions, "opr3": caps.probe_variation, "flux": caps.flux}
+        labels = ["none"] + [lab for lab, on in declared.items() if on]
+        if caps.probe_variation or caps.flux:  # they run the torch sweep: its own cost too
+            labels.insert(1, "none, torch")
         engines = {lab: prepared(name, lab, ds, meas) for lab in labels}
         times: dict[str, list[float]] = {lab: [] for lab in labels}
         with bench_lock():
