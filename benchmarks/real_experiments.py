@@ -262,6 +262,8 @@ def run_one(case: str, spec: Spec, data: Path, truth: Truth, args, work: Path) -
         row.engine = f"{spec.engine} ({arrays['backend']})"
     positions = arrays.get("positions_px")
     res.positions_rms_px = rms(positions if positions is not None else rec, true_pos)
+    if positions is not None:
+        res.extra.update(positions_px=positions, recorded_px=rec, true_px=true_pos)
     judge(res, arrays, rec if spec.check != "truth positions" else true_pos)
     return res
 
@@ -449,6 +451,43 @@ def main(argv: list[str] | None = None) -> list[Result]:
     return results
 
 
+#: the case whose position corrections the page shows as pictures
+PICTURE_CASE = "pos_2px"
+
+
+def pictures(results: list[Result], page: str) -> str:
+    """Draw the position corrections of ptyframe's corrected rows of ``PICTURE_CASE`` and the
+    true errors (``ptyframe.io.correction_images``) into ``docs/figures``; return the
+    page's Markdown for them."""
+    from ptyframe.io.correction_images import position_corrections_image
+
+    rows = [
+        r
+        for r in results
+        if r.row.case == PICTURE_CASE and r.spec.tool == "ptyframe" and "positions_px" in r.extra
+    ]
+    if not rows:
+        return ""
+    folder = ROOT / "docs" / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    e = rows[0].extra
+    name = f"{page}_{PICTURE_CASE}_truth.png"
+    position_corrections_image(e["recorded_px"], e["true_px"], folder / name, "true errors")
+    out = [
+        f"\nPosition corrections on `{PICTURE_CASE}` (arrows from the recorded positions, mean "
+        "move removed, drawn at the gain in each title; first: the true errors, recorded to "
+        "true):\n",
+        f"![true errors](../figures/{name})",
+    ]
+    for r in rows:
+        name = f"{page}_{PICTURE_CASE}_{r.spec.engine}.png"
+        position_corrections_image(
+            r.extra["recorded_px"], r.extra["positions_px"], folder / name, r.spec.engine
+        )
+        out.append(f"![{r.spec.engine}](../figures/{name})")
+    return "\n".join(out) + "\n"
+
+
 def write_outputs(results: list[Result], floors, stamp: Stamp, args, name: str) -> None:
     """Write the CSV and (unless ``--no-page``) the results page."""
     out = ROOT / "benchmarks" / "results" / f"{name}.csv"
@@ -460,6 +499,7 @@ def write_outputs(results: list[Result], floors, stamp: Stamp, args, name: str) 
     if args.no_page:
         return
     body = markdown_table(HEADER, [cells(r) for r in results])
+    body += pictures(results, name)
     body += "\nWhat a constant object scores on each case (the metric's floor):\n\n"
     body += markdown_table(["case", "FRC 1/4", "FRC 1/2", "FRC 3/4", "NRMSE"], floors)
     about = (
