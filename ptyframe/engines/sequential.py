@@ -171,15 +171,13 @@ class FusedSweep:
     ) -> float:
         """Run the sweep with the fused kernels (CPU); return the error numerator.
 
-        ``data``'s rows come from ``ptyframe.data.feed.rows`` (host arrays of the run's
-        real dtype); the single-mode kernels run where there is one mode and no pattern has
-        an unmeasured pixel.
-
-        The transforms are the unscaled DFTs of ``pie_fft.WindowFFT``; the kernels apply the
-        scale factors. With integer positions the probe alternates between ``state.probe``
-        and a second buffer (each update reads one and writes the other, which keeps the
-        compiled loop vectorised); it is copied back into ``state.probe`` at the end and
-        before the hook.
+        ``data``'s rows come from ``ptyframe.data.feed.rows`` (host arrays of the run's real
+        dtype); the single-mode kernels run where there is one mode and no pattern has an
+        unmeasured pixel. The transforms are the unscaled DFTs of ``pie_fft.WindowFFT``; the
+        kernels apply the scale factors. With integer positions the probe alternates between
+        ``state.probe`` and a second buffer (each update reads one and writes the other, which
+        keeps the compiled loop vectorised); it is copied back into ``state.probe`` at the end
+        and before the hook.
         """
         probe = state.probe
         _, m, n = probe.shape
@@ -205,11 +203,7 @@ class FusedSweep:
         update = kern.update1 if one else kern.update
         cy, cx, every = scan.cy, scan.cx, plan.every
         probe_steps = bool(rule.update_probe)
-        sums = plan.hooks.position_sums() if plan.hooks is not None else None
-        if sums is not None:  # the position correction's sums (corrections.position_kernels)
-            pos_kern = position_kernels.kernels()
-            pos_sums = pos_kern.position_sums1 if one else pos_kern.position_sums
-            half = position_kernels.half_of(dtype)
+        pos_sums = _position_sums(plan, one, dtype)  # None: no position correction now
         err = 0.0
         with closing(feed.rows(data, plan.order)) as visits:
             for count, (j, a, v) in enumerate(visits, 1):  # a: sqrt(I_j), v: measured or None
@@ -232,8 +226,8 @@ class FusedSweep:
                 else:
                     err += modulus_k(wave, a, v, True, inv_s, inv_n)
                 inverse()
-                if sums is not None:  # before the update changes the object window
-                    pos_sums(obj_np, y0, x0, p, dpsi, sums[j], half)
+                if pos_sums is not None:  # before the update changes the object window
+                    pos_sums(obj_np, y0, x0, p, dpsi, j)
                 update(obj_np, y0, x0, p, dpsi, p_out, maxima, rule_a)
                 if shifter is None:
                     bufs.swap()
@@ -247,6 +241,23 @@ class FusedSweep:
         if shifter is not None:
             probe.copy_(shifter.probe())
         return err
+
+
+def _position_sums(plan: SweepPlan, one: bool, dtype: np.dtype) -> Callable[..., None] | None:
+    """Return ``f(obj, y0, x0, p, dpsi, j)`` adding visit ``j``'s position sums into the
+    correction's ``[N, 5]`` array (``corrections.position_kernels``), or None when the
+    sweep takes none (no position correction, or before its start)."""
+    sums = plan.hooks.position_sums() if plan.hooks is not None else None
+    if sums is None:
+        return None
+    kern = position_kernels.kernels()
+    kernel = kern.position_sums1 if one else kern.position_sums
+    half = position_kernels.half_of(dtype)
+
+    def add(obj: np.ndarray, y0: int, x0: int, p: np.ndarray, d: np.ndarray, j: int) -> None:
+        kernel(obj, y0, x0, p, d, sums[j], half)
+
+    return add
 
 
 def _writes_step_alone(rule: PieRule) -> PieRule:
