@@ -506,12 +506,17 @@ def write_outputs(results: list[Result], floors, stamp: Stamp, args, name: str) 
         "Each case of `benchmarks/real_experiments.py` (module docstring: the natural-image "
         "scan with one nuisance each), scored against the truth with the project's FRC and "
         "NRMSE and the positions' RMS distance to the truth after removing the global offset. "
-        "Peers: PtyLab 0.3.7 mPIE with its position correction, pty-chi 2.2.0 LSQML with its "
+        "Peers, where the command's --tools name them: PtyLab 0.3.7 mPIE with its position correction, pty-chi 2.2.0 LSQML with its "
         "position correction, OPR (probe-drift cases) and intensity variation (flux case). "
         "ptyframe's rows are its fast engines at their defaults, without and with the "
         "corrections of the engine frame at their defaults (module docstring); the engine "
         "column names the sweep's backend as recon.h5 records it."
     )
+    if args.reuse:
+        about += (
+            " Rows marked reused (`--reuse`) were scored from the results a run of the same "
+            "cases left in the work folder."
+        )
     if args.no_timing:
         about += (
             " This run was not timed (`--no-timing`: no lock, the machine shared): the s/sweep "
