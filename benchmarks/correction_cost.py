@@ -12,10 +12,10 @@ takes the sums and moves the positions; ``opr3``: ``probe_variation.modes=3`` fr
 ``flux``: ``flux.refine`` from sweep 0; and, where OPR or flux is declared, the uncorrected
 engine on the torch backend, which those two run on). After two warm-up sweeps each,
 ``--rounds`` rounds time one sweep (``step``) of every copy in turn, so that the machine's
-load falls on all of them alike; the table gives the median seconds per sweep and the ratio of each corrected
-median to the uncorrected one of the same engine, with the backend each copy ran on (OPR
-and flux run the torch sweep: their ratio is against the engine's default backend, the cost a
-user pays). The whole measurement holds the lock file ``PTYFRAME_BENCH_LOCK`` (``flock``)
+load falls on all of them alike; the table gives the median seconds per sweep and the ratio
+of each corrected median to the uncorrected one of the same engine, with the backend each
+copy ran on (OPR and flux run the torch sweep: their ratio is against the engine's default
+backend, the cost a user pays). The whole measurement holds the lock file ``PTYFRAME_BENCH_LOCK`` (``flock``)
 when it is set. The load average is in the stamp.
 """
 
