@@ -15,8 +15,8 @@ engine on the torch backend, which those two run on). After two warm-up sweeps e
 load falls on all of them alike; the table gives the median seconds per sweep and the ratio
 of each corrected median to the uncorrected one of the same engine, with the backend each
 copy ran on (OPR and flux run the torch sweep: their ratio is against the engine's default
-backend, the cost a user pays). The whole measurement holds the lock file ``PTYFRAME_BENCH_LOCK`` (``flock``)
-when it is set. The load average is in the stamp.
+backend, the cost a user pays). The whole measurement holds the lock file
+``PTYFRAME_BENCH_LOCK`` (``flock``) when it is set. The load average is in the stamp.
 """
 
 from __future__ import annotations
