@@ -74,6 +74,24 @@ def test_batched_sums_equal_single_ones() -> None:
         assert torch.allclose(batch[b], position_sums(o[b], p, chi[b]))
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_batch_observed_on_the_cpu_adds_the_torch_sums(shared: bool) -> None:
+    """``observe`` of a CPU batch (the compiled path of the minibatch sweeps) adds the torch
+    reference's rows, a position seen twice in a batch twice (catches a window read at the
+    wrong corner, a shared probe taken per position, or rows added to the wrong position)."""
+    o = _random((4, 12, 12), torch.complex128, 7)
+    p = _random((2, 12, 12) if shared else (4, 2, 12, 12), torch.complex128, 8)
+    chi = _random((4, 2, 12, 12), torch.complex128, 9)
+    pc = PositionCorrection(PositionConfig(start=0))
+    pc.sums = np.zeros((6, 5))
+    pc.begin_epoch(0)
+    pc.observe(torch.tensor([5, 1, 3, 1]), o, p, chi)
+    ref = position_sums(o, p, chi).numpy()
+    want = np.zeros((6, 5))
+    np.add.at(want, [5, 1, 3, 1], ref)
+    assert np.allclose(pc.sums, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
 def test_sums_recover_a_small_shift_of_the_object() -> None:
     """For ``chi`` = the exact first-order change of the exit wave under a shift ``delta``, the
     2x2 solve returns ``delta`` (catches a sign, a swapped axis or a wrong normal equation)."""

@@ -121,6 +121,38 @@ def position_sums(o_window: torch.Tensor, probes: torch.Tensor, chi: torch.Tenso
     return out[0] if single else out
 
 
+def _compiled_batch(o_window: torch.Tensor, probes: torch.Tensor, chi: torch.Tensor) -> bool:
+    """Return whether a batch's sums can run in the numba kernels (CPU, one complex dtype)."""
+    from ptyframe.engines.corrections import position_kernels
+
+    same = o_window.dtype == probes.dtype == chi.dtype
+    on_cpu = o_window.device.type == probes.device.type == chi.device.type == "cpu"
+    return same and on_cpu and o_window.is_complex() and position_kernels.available()
+
+
+def _add_batch(
+    sums: np.ndarray,
+    idx: int | torch.Tensor | np.ndarray,
+    o_window: torch.Tensor,
+    probes: torch.Tensor,
+    chi: torch.Tensor,
+) -> None:
+    """Add a batch's sums (``position_sums``' numbers) with the numba kernels, window by
+    window: each window is its own object (``y0 = x0 = 0``), so the gradients are the
+    window's own, as in the torch reference."""
+    from ptyframe.engines.corrections import position_kernels
+
+    kern = position_kernels.kernels().position_sums
+    rows = np.asarray(torch.as_tensor(idx).cpu()).reshape(-1)
+    o_np = o_window.detach().resolve_conj().numpy()
+    p_np = probes.detach().resolve_conj().numpy()
+    c_np = chi.detach().resolve_conj().numpy()
+    half = position_kernels.half_of(o_np.dtype)
+    for b, j in enumerate(rows.tolist()):
+        p_b = p_np[b] if p_np.ndim == 4 else p_np
+        kern(o_np[b], 0, 0, p_b, c_np[b], sums[j], half)
+
+
 def solve_shifts(sums: np.ndarray, regularisation: float) -> np.ndarray:
     """Return the least-squares shifts ``[N, 2]`` (y, x) of sums ``[N, 5]`` (module docstring).
 
@@ -215,6 +247,9 @@ class PositionCorrection:
     ) -> None:
         """Add one visit's (or a batch's) sums; see ``position_sums`` for the shapes."""
         if not self.active:
+            return
+        if o_window.dim() == 3 and _compiled_batch(o_window, probes, chi):
+            _add_batch(self.sums, idx, o_window, probes, chi)
             return
         s = position_sums(o_window, probes, chi).cpu().numpy()
         if s.ndim == 1:
