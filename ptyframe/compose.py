@@ -30,6 +30,7 @@ from typing import Any
 
 from ptyframe.engines.base import Engine
 from ptyframe.engines.config import SchedulesPrior
+from ptyframe.engines.corrections.hooks import check_capabilities
 from ptyframe.errors import ConfigError
 from ptyframe.registry import BuildContext, Component, Registry
 
@@ -177,6 +178,9 @@ def check_fit(cfg: Any, registry: Registry) -> tuple[Any, set[str]]:
     comp = registry.get("engine", engine_cfg.name)
     wants = {p for p in comp.wants if takes(comp, p)}
     check_unused(cfg, registry, engine_cfg.name, wants)
+    factory = comp.factory
+    if isinstance(factory, type) and issubclass(factory, Engine):  # the corrections it declares
+        check_capabilities(engine_cfg.name, factory.capabilities, engine_cfg)
     return engine_cfg, wants
 
 

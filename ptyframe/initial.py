@@ -269,5 +269,5 @@ def initial_state(
         torch.from_numpy(initial_probe(cfg, dataset, meas, photons_per_pattern)).to(
             device=device, dtype=cdt
         ),
-        torch.from_numpy(np.asarray(dataset.geometry.positions_px, dtype=np.float64)).to(device),
+        torch.from_numpy(np.array(dataset.geometry.positions_px, dtype=np.float64)).to(device),
     )

@@ -9,11 +9,14 @@ not have ptyframe, so this module repeats the few lines of the layout they need 
                               allowed: pty-chi shifts the probe, PtyLab rounds to pixels)
     /metadata/energy_ev, /metadata/psize_cm, /metadata/object_shape_px (optional)
     /truth/probe              [K, M, M] complex (simulations; unitary-FFT convention)
+    /truth/positions_px       [n, 2] where the beam hit (simulated position errors)
 
 A result (``.npz``) holds ``object`` [Ny, Nx] complex on ptyframe's object frame (cropped),
 ``probe`` [M, M] complex in the file's (unitary-FFT) scale where the peer allows it,
 ``seconds_per_sweep`` [sweeps] float64 (wall time of each sweep), and ``info`` (a JSON
-string: tool, engine, settings, the object frame's offset inside the peer's array).
+string: tool, engine, settings, the object frame's offset inside the peer's array); with
+position correction also ``positions_px`` [n, 2] (y, x) top-left corners on ptyframe's frame
+(the peer's refined positions), with probe variation ``probe_weights`` [n, K].
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class ExchangeCase:
     pixel_size_m: float
     object_shape: tuple[int, int]
     truth_probe: np.ndarray | None  # [M, M] complex (first mode) or None
+    truth_positions: np.ndarray | None = None  # [n, 2] where the beam hit (simulations)
 
     @property
     def wavelength_m(self) -> float:
@@ -65,13 +69,14 @@ def read_case(path: str | os.PathLike) -> ExchangeCase:
             m = data.shape[-1]
             shape = (int(math.ceil(pos[:, 0].max())) + m, int(math.ceil(pos[:, 1].max())) + m)
         probe = np.asarray(f["truth/probe"])[0] if "truth/probe" in f else None
+        true_pos = np.asarray(f["truth/positions_px"]) if "truth/positions_px" in f else None
     if isinstance(quantity, bytes):
         quantity = quantity.decode()
     if data.ndim != 4 or data.shape[0] != 1:
         raise SystemExit(f"{path}: /exchange/data must be [1, n, M, M], got {data.shape}")
     if quantity != "intensity":
         raise SystemExit(f"{path}: /exchange/data holds {quantity!r}; the peers need intensities")
-    return ExchangeCase(np.clip(data[0], 0, None), pos, energy, psize, shape, probe)
+    return ExchangeCase(np.clip(data[0], 0, None), pos, energy, psize, shape, probe, true_pos)
 
 
 def write_result(
@@ -80,14 +85,16 @@ def write_result(
     probe: np.ndarray,
     seconds_per_sweep: list[float],
     info: dict[str, Any],
+    **extra: np.ndarray,
 ) -> None:
-    """Write a peer's result ``.npz`` (see the module docstring)."""
+    """Write a peer's result ``.npz`` (see the module docstring); ``extra``: further arrays."""
     np.savez(
         path,
         object=np.asarray(obj, dtype=np.complex64),
         probe=np.asarray(probe, dtype=np.complex64),
         seconds_per_sweep=np.asarray(seconds_per_sweep, dtype=np.float64),
         info=json.dumps(info),
+        **{k: np.asarray(v) for k, v in extra.items()},
     )
 
 

@@ -2,6 +2,7 @@
 
     .venv-ptychi/bin/python benchmarks/peers/run_ptychi.py DATA.h5 OUT.npz \
         --engine EPIE --sweeps 100 --threads 1 [--truth-probe] [--seed 0]
+        [--position-correction] [--opr K] [--flux] [--truth-positions]
     .venv-ptychi/bin/python benchmarks/peers/run_ptychi.py --self-test   # imports only
 
 torchvision: pty-chi pulls it, but the PyPI wheel does not import beside the CPU torch
@@ -27,6 +28,17 @@ Mapping (checked by the truth-probe run of ``compare.py``, which must align at z
   of diameter ``M / 3`` (PtyLab's "circ" size) scaled by ``ptychi.utils.rescale_probe`` to
   the mean pattern's power, or, with ``--truth-probe``, as ``/truth/probe / M`` with the probe
   not optimised.
+* Real-experiment corrections (its own options, defaults otherwise): ``--position-correction``
+  sets ``probe_position_options.optimizable`` (its gradient correction, update limits and
+  start at their defaults; not ``constrain_position_mean``, which moves the positions' mean
+  to 0 and with it the object out of the buffer of this mapping); the refined positions come
+  back from ``get_data_to_cpu("probe_positions")`` in the convention they went in (top-left
+  corners), written as ``positions_px``. ``--opr K`` adds ``K - 1`` OPR modes with its own
+  helpers (``add_additional_opr_probe_modes_to_probe``, ``generate_initial_opr_mode_weights``;
+  ``torch.manual_seed(--seed)`` for their random start) and optimises the eigenmode weights;
+  ``--flux`` optimises the weight of the first OPR mode (its "intensity variation"); the
+  weights are written as ``probe_weights``. ``--truth-positions`` starts from
+  ``/truth/positions_px`` (the mapping check of a corrected run).
 * Engines: ``EPIE``, ``LSQML``, ``Autodiff`` (``AutodiffPtychographyOptions``), with
   pty-chi's own defaults for every option this mapping does not need (batch size 100, ...);
   CPU, float32, ``random_seed = --seed``. Each sweep is one ``task.run(1)`` call, timed.
@@ -121,7 +133,34 @@ def build_options(args: argparse.Namespace, case):
     rec.num_epochs = int(args.sweeps)
     rec.default_device = api.enums.Devices.CPU
     rec.random_seed = int(args.seed)
+    add_corrections(args, opts, case)  # last: the lines above reset position optimisation
     return opts
+
+
+def add_corrections(args: argparse.Namespace, opts, case) -> None:
+    """Switch on pty-chi's position correction, OPR and intensity variation as asked."""
+    import torch
+    from ptychi.utils import (
+        add_additional_opr_probe_modes_to_probe,
+        generate_initial_opr_mode_weights,
+    )
+
+    if args.position_correction:
+        opts.probe_position_options.optimizable = True
+    k = max(int(args.opr), 1)
+    if k > 1 or args.flux:
+        torch.manual_seed(int(args.seed))
+        probe = opts.probe_options.initial_guess
+        if k > 1:
+            probe = add_additional_opr_probe_modes_to_probe(probe, k - 1)
+        opts.probe_options.initial_guess = probe
+        n = case.positions_px.shape[0]
+        weights = generate_initial_opr_mode_weights(n, k, probe=probe if k > 1 else None)
+        w = opts.opr_mode_weight_options
+        w.initial_weights = weights
+        w.optimizable = True
+        w.optimize_eigenmode_weights = k > 1
+        w.optimize_intensity_variation = bool(args.flux)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -136,6 +175,10 @@ def run(args: argparse.Namespace) -> None:
     case = read_case(args.data)
     if args.truth_probe and case.truth_probe is None:
         raise SystemExit(f"{args.data} has no /truth/probe")
+    if args.truth_positions:
+        if case.truth_positions is None:
+            raise SystemExit(f"{args.data} has no /truth/positions_px")
+        case.positions_px = case.truth_positions
     opts = build_options(args, case)
     seconds = []
     with PtychographyTask(opts) as task:
@@ -147,10 +190,15 @@ def run(args: argparse.Namespace) -> None:
                 print(f"sweep {len(seconds)}/{args.sweeps}: {seconds[-1]:.2f} s", flush=True)
         obj = task.get_data_to_cpu("object", as_numpy=True)
         probe = task.get_data_to_cpu("probe", as_numpy=True)
+        extra = {}
+        if args.position_correction:
+            extra["positions_px"] = task.get_data_to_cpu("probe_positions", as_numpy=True)
+        if int(args.opr) > 1 or args.flux:
+            extra["probe_weights"] = task.get_data_to_cpu("opr_mode_weights", as_numpy=True)
     ny, nx = case.object_shape
     m = case.window_px
     obj = np.asarray(obj).reshape(obj.shape[-2:])[PAD_PX : PAD_PX + ny, PAD_PX : PAD_PX + nx]
-    probe = np.asarray(probe).reshape(-1, m, m)[0] * m
+    probe = np.asarray(probe).reshape(-1, m, m)[0] * m  # the first (OPR) mode
     import ptychi
 
     info = {
@@ -162,8 +210,11 @@ def run(args: argparse.Namespace) -> None:
         "truth_probe": bool(args.truth_probe),
         "pad_px": PAD_PX,
         "batch_size": int(opts.reconstructor_options.batch_size),
+        "position_correction": bool(args.position_correction),
+        "opr_modes": int(args.opr),
+        "flux": bool(args.flux),
     }
-    write_result(args.out, obj, probe, seconds, info)
+    write_result(args.out, obj, probe, seconds, info, **extra)
 
 
 def main() -> None:
@@ -175,6 +226,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truth-probe", action="store_true")
+    p.add_argument("--position-correction", action="store_true")
+    p.add_argument("--opr", type=int, default=0, help="OPR modes (0: none)")
+    p.add_argument("--flux", action="store_true", help="optimise the intensity variation")
+    p.add_argument("--truth-positions", action="store_true", help="start at /truth/positions_px")
     p.add_argument("--self-test", action="store_true", help="import ptychi and exit")
     args = p.parse_args()
     set_threads(args.threads)

@@ -2,7 +2,7 @@
 
     .venv-ptylab/bin/python benchmarks/peers/run_ptylab.py DATA.h5 OUT.npz \
         --engine ePIE --sweeps 100 --threads 1 [--truth-probe] [--seed 0] [--snapshots 1,5,10]
-        [--lockstep]
+        [--lockstep] [--position-correction] [--truth-positions]
 
 ``--lockstep`` (for interleaved timings, ``benchmarks/epie_sweep.py``): wait for a line on
 stdin before the first sweep and after each sweep, having printed ``sweep SECONDS`` (the
@@ -24,6 +24,12 @@ Mapping (checked by the truth-probe run of ``compare.py``, which must align at z
   ``c`` the integer centre of the scan, so its windows are ours (rounded) moved by a constant
   offset, read back as ``reconstruction.positions - round(pos_px)`` (checked constant) and
   used to crop ptyframe's frame out of PtyLab's object.
+* Position correction (``--position-correction``, mPIE; ``params.positionCorrectionSwitch``,
+  PtyLab's defaults otherwise): the refined positions are PtyLab's ``encoder_corrected`` (metres,
+  continuous, though its windows are cut at rounded positions), written back on ptyframe's
+  frame as ``encoder_corrected / dxo + c`` (``positions_px``). ``--truth-positions`` feeds the
+  file's ``/truth/positions_px`` instead of the recorded positions (the mapping check of a
+  corrected run: started there it must stay there).
 * Settings (its CPM tutorial; no display): Fraunhofer propagator, random position order
   (``np.random.seed``), standard intensity constraint, probe power correction on, centre-of-
   mass stabilisation off (it rolls the object by whole pixels), object "ones", probe "circ"
@@ -73,9 +79,13 @@ def run(args: argparse.Namespace) -> None:
     from PtyLab import Engines
 
     case = read_case(args.data)
+    if args.truth_positions:
+        if case.truth_positions is None:
+            raise SystemExit(f"{args.data} has no /truth/positions_px")
+        case.positions_px = case.truth_positions
     tmp = tempfile.TemporaryDirectory()
     path = Path(tmp.name) / "ptylab.hdf5"
-    write_ptylab_file(case, path)
+    centre = write_ptylab_file(case, path)
     data = PtyLab.ExperimentalData(path, operationMode="CPM")
     params = PtyLab.Params()
     params.propagatorType = "Fraunhofer"
@@ -84,6 +94,7 @@ def run(args: argparse.Namespace) -> None:
     params.probePowerCorrectionSwitch = True
     params.comStabilizationSwitch = False
     params.gpuSwitch = False
+    params.positionCorrectionSwitch = bool(args.position_correction)
     recon = PtyLab.Reconstruction(data, params)
     recon.initialProbe = "circ"
     recon.initialObject = "ones"
@@ -147,8 +158,13 @@ def run(args: argparse.Namespace) -> None:
         "max_position_rounding_px": rounding_px,
         "No": int(recon.No),
         "settings": "Fraunhofer, random order, standard constraint, probe power correction",
+        "position_correction": bool(args.position_correction),
     }
-    write_result(args.out, obj, probe, seconds, info)
+    extra = {}
+    if args.position_correction:
+        enc = np.asarray(recon.encoder_corrected, dtype=np.float64)
+        extra["positions_px"] = enc / float(recon.dxo) + centre
+    write_result(args.out, obj, probe, seconds, info, **extra)
     tmp.cleanup()
 
 
@@ -161,6 +177,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truth-probe", action="store_true")
+    p.add_argument("--position-correction", action="store_true", help="mPIE's correction")
+    p.add_argument("--truth-positions", action="store_true", help="start at /truth/positions_px")
     p.add_argument("--lockstep", action="store_true", help="one sweep per line read on stdin")
     p.add_argument(
         "--snapshots",

@@ -128,6 +128,12 @@ def images(
     start = optics_start(run)
     if start is not None:  # the beam of the optics the run started from
         files.append(img.probe_image(start, out, pixel_m, "initial_probe.png", "initial probe"))
+    if "position_corrections_px" in state.extras:  # the frame's position correction
+        from ptyframe.io.correction_images import FILE, position_corrections_image
+
+        refined = state.positions_px.detach().cpu().numpy()
+        moves = state.extras["position_corrections_px"].detach().cpu().numpy()
+        files.append(position_corrections_image(refined - moves, refined, out / FILE))
     if run.history.epochs:
         files.append(img.convergence_image(run.history, out))
     m = img.metrics_image(run.history, out)

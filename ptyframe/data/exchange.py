@@ -17,6 +17,10 @@ Layout::
     /truth/object             optional, complex [n_slices, ny, nx] (simulations)
     /truth/probe              optional, complex [n_modes, M, M]
     /truth/illumination       optional, [ny, nx] sum over positions of the probe intensity
+    /truth/<name>             optional, the simulated experiment's nuisances
+                              (``ptyframe.simulation.nuisances``): positions_px [n_tiles, 2]
+                              (where the beam hit), flux [n_tiles], probe_defocus_m
+                              [n_tiles], probe_shift_px [n_tiles, 2]
 
 Reading is ``ptyframe.data.dataset.PtychoDataset.open``.
 """
@@ -24,7 +28,7 @@ Reading is ``ptyframe.data.dataset.PtychoDataset.open``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +44,8 @@ class Truth:
     object: np.ndarray  # complex [S, Ny, Nx]
     probe: np.ndarray  # complex [K, M, M]
     illumination: np.ndarray | None = None  # float [Ny, Nx]
+    #: further ``/truth/<name>`` datasets (the nuisances of ``simulation.nuisances``)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def write_dataset(
@@ -91,5 +97,7 @@ def write_metadata(
         f["truth/probe"] = truth.probe
         if truth.illumination is not None:
             f["truth/illumination"] = truth.illumination.astype(np.float32)
+        for name, value in truth.extras.items():
+            f[f"truth/{name}"] = np.asarray(value)
     for key, value in (attrs or {}).items():
         f.attrs[key] = value

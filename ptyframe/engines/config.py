@@ -17,11 +17,18 @@ A component's config class is one of these extended with its own fields and its 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from ptyframe.engines.backend import check_choice
 from ptyframe.engines.checks import check_range
+from ptyframe.engines.corrections.config import (
+    FluxConfig,
+    PositionConfig,
+    ProbeVariationConfig,
+    RefineSwitches,
+    typed,
+)
 from ptyframe.engines.prior import DenoiseStepConfig
 from ptyframe.errors import ConfigError
 
@@ -57,10 +64,24 @@ class PieFamilyConfig(EngineConfig):
     backend: str = "auto"
     #: The numba sweep's transforms: auto, torch or fftw.
     fft: str = "auto"
+    #: What the run refines beyond object and probe (``engine.refine.positions=true``);
+    #: the corrections of the experiment's nuisances (``ptyframe.engines.corrections``),
+    #: each refused by an engine whose ``Capabilities`` do not declare it.
+    refine: RefineSwitches = field(default_factory=RefineSwitches)
+    #: Position correction (``engine.positions.start``, ``max_step_px``, ...).
+    positions: PositionConfig = field(default_factory=PositionConfig)
+    #: Orthogonal probe relaxation (``engine.probe_variation.modes=K``, K >= 1: on).
+    probe_variation: ProbeVariationConfig = field(default_factory=ProbeVariationConfig)
+    #: A flux scalar per pattern (``engine.flux.refine=true``).
+    flux: FluxConfig = field(default_factory=FluxConfig)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice(self.name, self.backend, self.fft)
+        self.refine = typed(self.refine, RefineSwitches)
+        self.positions = typed(self.positions, PositionConfig)
+        self.probe_variation = typed(self.probe_variation, ProbeVariationConfig)
+        self.flux = typed(self.flux, FluxConfig)
         if int(self.probe_update_start) < 0:
             raise ConfigError(
                 f"{self.name}.probe_update_start = {self.probe_update_start} must be >= 0"

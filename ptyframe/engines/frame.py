@@ -31,6 +31,15 @@ them once per ``prepare`` (far field by default; near field with a buffer zone; 
 and refuses what the engine does not declare; a run other than the far field through one
 slice takes the torch sweep of ``ptyframe.engines.visit_sweeps``.
 
+The corrections (``ptyframe.engines.corrections``) are built from the engine's config
+(``engine.refine.positions``, ``engine.probe_variation.modes``, ``engine.flux.refine``) in
+``prepare``; the sweeps call them through ``self.hooks`` (a ``SweepHooks``); after their
+``end_epoch`` the frame moves the scan's windows to the refined positions
+(``self.scan.move``), writes them into ``state.positions_px`` and the corrections' results
+into ``state.extras`` (both land in ``recon.h5``). Where the numba sweep has no kernel for a
+correction (probe variation, flux) ``backend=auto`` runs the torch sweep (logged, and
+``engine_backend`` in ``recon.h5`` says so).
+
 The frame also resolves the backend once per ``prepare`` (``ptyframe.engines.backend``),
 keeps the scan's windows (``ptyframe.engines.scan``), checks that the patterns fit the
 probe and the windows the object, and runs the sweep on one torch thread where the engine
@@ -40,16 +49,19 @@ every thread.
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import abstractmethod
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ptyframe.engines.backend import Backend, resolve
 from ptyframe.engines.base import Engine, EpochReport
+from ptyframe.engines.corrections.base import CorrectionContext
+from ptyframe.engines.corrections.hooks import SweepHooks, build_corrections, check_capabilities
 from ptyframe.engines.scan import ScanWindows
 from ptyframe.engines.visit import VisitModel, far_field_visits, frame_visit, is_plain
 from ptyframe.errors import ConfigError
@@ -62,32 +74,11 @@ if TYPE_CHECKING:
     from ptyframe.data.feed import PatternData
     from ptyframe.distributed.base import Distribution
     from ptyframe.engines.config import PieFamilyConfig
+    from ptyframe.engines.corrections.base import Correction
     from ptyframe.registry import BuildContext
     from ptyframe.state import ReconstructionState
 
-
-class Correction(Protocol):
-    """A nuisance of the experiment that the frame refines for every fast engine.
-
-    The frame calls ``prepare`` after the engine's ``setup``, ``begin_epoch`` before each
-    sweep and ``end_epoch`` after the rank average (it applies what the sweep's hooks
-    accumulated and returns scalars for the history); ``state_dict`` / ``load_state_dict``
-    make a resumed run repeat an uninterrupted one; ``results`` are written to ``recon.h5``.
-    """
-
-    name: str
-
-    def prepare(self, engine: FastEngine) -> None: ...
-
-    def begin_epoch(self, epoch: int, engine: FastEngine) -> None: ...
-
-    def end_epoch(self, epoch: int, engine: FastEngine) -> dict[str, float]: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-    def results(self) -> dict[str, np.ndarray]: ...
+log = logging.getLogger(__name__)
 
 
 class FastEngine(Engine):
@@ -104,6 +95,10 @@ class FastEngine(Engine):
         self.backend: Backend = Backend()
         #: The nuisances this run refines, in the order their ``end_epoch`` runs.
         self.corrections: list[Correction] = []
+        #: The sweeps' calls into the corrections (None: no correction this run).
+        self.hooks: SweepHooks | None = None
+        #: What the corrections read of the frame (``corrections.base.FrameView``).
+        self.view: CorrectionContext | None = None
         self.amp_total: float = 0.0
         #: The exit-wave model and propagator of a visit (set by ``prepare``).
         self.visit: VisitModel = far_field_visits((1, 1))
@@ -179,20 +174,46 @@ class FastEngine(Engine):
         (self.amp_total,) = self.distribution.sum_scalars(measurements.amplitude_sum())
         if self.amp_total <= 0:
             raise ConfigError("the measured patterns are all zero; nothing to reconstruct")
+        check_capabilities(name, self.capabilities, cfg)
+        self.corrections = build_corrections(cfg)
+        if self.corrections and not self.visit.plain:  # the general visit calls no hooks
+            raise ConfigError(
+                f"{name}: the corrections ({', '.join(c.name for c in self.corrections)}) run "
+                "in the far field through one slice only; switch them off for near field or "
+                "multislice"
+            )
+        self.hooks = SweepHooks(self.corrections) if self.corrections else None
+        if self.hooks is not None and self.hooks.positions is not None:
+            state.positions_px = state.positions_px.clone()  # not the dataset's memory
+        if self.corrections and self.distribution.size > 1:
+            raise ConfigError(
+                f"{name}: the corrections ({', '.join(c.name for c in self.corrections)}) run "
+                "in one process only; run without mpiexec or switch them off"
+            )
+        hooks_ok = self.hooks is None or self.hooks.numba_covers
+        numba_ok = "numba" in self.capabilities.backends and self.numba_covers()
+        if numba_ok and not hooks_ok and str(cfg.backend) == "auto":
+            log.info("%s: probe variation and flux run in the torch sweep (backend=torch)", name)
         self.backend = resolve(
             name,
             str(cfg.backend),
             str(cfg.fft),
             state.object.device,
-            numba_ok="numba" in self.capabilities.backends
-            and self.numba_covers()
-            and self.visit.plain,
+            numba_ok=numba_ok and hooks_ok and self.visit.plain,
             fftw_ok=self.fftw_sweep,
             deterministic=self.deterministic,
         )
         self.setup()
+        self.view = view = CorrectionContext(
+            self.scan.positions_px.clone(),
+            state.window,
+            state.probe.dtype,
+            state.probe.device,
+            state.probe,
+            (int(height), int(width)),
+        )
         for correction in self.corrections:
-            correction.prepare(self)
+            correction.prepare(view)
 
     def describe(self) -> dict[str, str]:
         """Return the resolved backend (and the corrections run) for ``recon.h5``."""
@@ -224,8 +245,10 @@ class FastEngine(Engine):
         """Run epoch ``epoch``: sweep, average, correct, centre, report, denoise."""
         assert self.measurements is not None and self.state is not None, "call prepare() first"
         t0 = time.perf_counter()
+        view = self.view
         for correction in self.corrections:
-            correction.begin_epoch(epoch, self)
+            assert view is not None  # set by prepare with the corrections
+            correction.begin_epoch(epoch, view)
         with self._sweep_threads(), torch.no_grad():
             err = self.sweep(epoch, self.update_probe(epoch))
         if self.distribution.size > 1:
@@ -233,16 +256,37 @@ class FastEngine(Engine):
             self.distribution.allreduce_mean_(self.state.probe)
         scalars: dict[str, float] = {}
         for correction in self.corrections:
-            scalars.update(correction.end_epoch(epoch, self))
+            assert view is not None
+            scalars.update(correction.end_epoch(epoch, view))
+        self.corrections_moved()
         if self.config.center_probe and not self.visit.near_field:
             sy, sx = center_probe(self.state)
             if sy or sx:
                 self.on_roll(sy, sx)
+                for correction in self.corrections:
+                    correction.on_roll(sy, sx)
         (err_sum,) = self.distribution.sum_scalars(err)
         report = EpochReport(epoch, err_sum / self.amp_total, time.perf_counter() - t0, scalars)
         if self.capabilities.prior == "after_epoch":
             report = self.apply_prior(report)
         return report
+
+    def corrections_moved(self) -> None:
+        """Take the corrections' results: the scan's windows move to the refined positions
+        (also written into ``state.positions_px``), the rest goes to ``state.extras``
+        (``recon.h5``'s ``/extras``)."""
+        hooks, state, meas = self.hooks, self.state, self.measurements
+        if hooks is None or state is None or meas is None:
+            return
+        if hooks.positions is not None:
+            pos = hooks.positions.positions_px
+            self.scan.move(pos)
+            idx = torch.as_tensor(meas.indices)
+            state.positions_px[idx] = pos.to(state.positions_px)
+        for correction in self.corrections:
+            for key, value in correction.results().items():
+                if key != "positions_px":
+                    state.extras[key] = torch.as_tensor(np.ascontiguousarray(value))
 
     @contextmanager
     def _sweep_threads(self) -> Iterator[None]:
@@ -286,3 +330,5 @@ class FastEngine(Engine):
         super().load_state_dict(state)
         for correction in self.corrections:
             correction.load_state_dict(state.get(f"correction/{correction.name}", {}))
+        if self.corrections:
+            self.corrections_moved()

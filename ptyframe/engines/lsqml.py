@@ -224,6 +224,8 @@ class LsqmlEngine(MinibatchEngine):
             err = float((diff if valid is None else diff * valid).sum(dtype=torch.float64))
             delta, _ = poisson_step(wave, amps.square(), valid)
         chi = far_field_adjoint(delta)
+        if self.hooks is not None:
+            self.hooks.observe(idx, o_b, p_b, chi)  # the position sums (before the update)
         # fresh contiguous buffers (``obj`` is a strided view; the scatter adds in place)
         num = torch.zeros(obj.shape, dtype=obj.dtype, device=obj.device)
         w_o = torch.zeros(obj.shape, dtype=obj.real.dtype, device=obj.device)

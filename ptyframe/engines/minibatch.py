@@ -251,25 +251,31 @@ class MinibatchEngine(FastEngine):
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        prior="after_epoch", backends=("torch", "numba"), streams=True
+        positions=True, prior="after_epoch", backends=("torch", "numba"), streams=True
     )
     config: MinibatchConfig
 
     def setup(self) -> None:
         """Group the positions (``BatchPlan``) and wrap the scan's windows."""
         assert self.state is not None
-        cfg = self.config
         self.waves = BatchedWaves(self.scan)
+        self.group(self.scan.positions_px.numpy())
+        self._start: dict[str, torch.Tensor] = {}
+        self._velocity: dict[str, torch.Tensor] = {}
+
+    def group(self, positions_px: np.ndarray) -> None:
+        """Group the positions ``[n, 2]`` (``BatchPlan``): the recorded ones, also when a
+        resumed run starts from refined positions."""
+        assert self.state is not None
+        cfg = self.config
         self.plan = BatchPlan(
-            self.scan.positions_px.numpy(),
+            positions_px,
             self.state.window,
             str(cfg.batching),
             int(cfg.batch_size),
             self.seed,
             self.block_patterns,
         )
-        self._start: dict[str, torch.Tensor] = {}
-        self._velocity: dict[str, torch.Tensor] = {}
 
     def update_batch(self, idx: torch.Tensor, update_probe: bool) -> float:
         """Update object and probe from the positions ``idx``; return their error numerator."""
@@ -340,6 +346,8 @@ class MinibatchEngine(FastEngine):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` returned (after ``prepare``)."""
         super().load_state_dict(state)
+        if self.hooks is not None and self.hooks.positions is not None:
+            self.group(self.hooks.positions.nominal_px)  # the uninterrupted run's groups
         saved = state.get("momentum")
         if saved and self.state is not None:
             device = self.state.object.device

@@ -75,7 +75,9 @@ class MinibatchPieConfig(MinibatchConfig):
 class MinibatchPieEngine(MinibatchEngine):
     """Minibatch ePIE/rPIE; see the module docstring."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(backends=("torch", "numba"), streams=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        positions=True, backends=("torch", "numba"), streams=True
+    )
     config: MinibatchPieConfig
 
     def __init__(self, config: MinibatchPieConfig, context: Any | None = None) -> None:
@@ -94,6 +96,8 @@ class MinibatchPieEngine(MinibatchEngine):
         amps, valid = self.data(idx)
         delta, err = self.detector_step(far_field(psi), amps, valid)
         chi = far_field_adjoint(delta)  # F^-1 (Psi' - Psi) = psi' - psi
+        if self.hooks is not None:
+            self.hooks.observe(idx, o_b, p_b, chi)  # the position sums (before the update)
         corners = self.waves.corners_of(idx, obj.device)
         if update_probe:
             n_p = self.waves.shift_back_sum(o_b.conj().unsqueeze(1) * chi, idx, ramps)

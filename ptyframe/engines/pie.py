@@ -88,6 +88,9 @@ class PieEngine(FastEngine):
     capabilities: ClassVar[Capabilities] = Capabilities(
         propagators=("farfield", "nearfield"),
         slices=True,
+        positions=True,
+        probe_variation=True,
+        flux=True,
         prior="after_epoch",
         single_thread=True,
         backends=("torch", "numba"),
@@ -125,7 +128,8 @@ class PieEngine(FastEngine):
 
     def plan(self, epoch: int, update_probe: bool) -> SweepPlan:
         """Return what the sweep of ``epoch`` does (mPIE adds its momentum hook)."""
-        return SweepPlan(self.visiting_order(epoch).tolist(), self.rule(update_probe))
+        order = self.visiting_order(epoch).tolist()
+        return SweepPlan(order, self.rule(update_probe), hooks=self.hooks)
 
     def sweep(self, epoch: int, update_probe: bool) -> float:
         """Run one sequential sweep on the resolved backend (``ptyframe.engines.sequential``)."""

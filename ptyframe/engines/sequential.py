@@ -15,6 +15,12 @@ shifted back by ``T_-f`` (the shift is unitary, so this is the exact gradient ma
 during such a sweep the probe lives as its spectrum (``ptyframe.physics.subpixel
 .FourierProbe``).
 
+The run's corrections (``ptyframe.engines.corrections.hooks.SweepHooks``, ``plan.hooks``)
+are called at fixed points of a visit: OPR's probe of the position, the flux-scaled
+amplitudes, the position sums after ``dpsi`` (before the update changes ``O_r``), OPR's probe
+step. The fused sweep runs the position sums (``corrections.position_kernels``); the frame
+picks the torch sweep for the others.
+
 ``sweep_torch`` is the specification, in torch on any device. ``FusedSweep`` runs the same
 maths with the fused numba kernels of ``ptyframe.engines.kernels`` and the planned DFTs of
 ``ptyframe.engines.pie_fft``; tests hold the two equal for every engine that runs them.
@@ -31,6 +37,7 @@ import math
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -40,11 +47,15 @@ from ptyframe.data.feed import PatternData
 from ptyframe.engines import kernels as kernel_module
 from ptyframe.engines import pie_fft
 from ptyframe.engines.backend import Backend
+from ptyframe.engines.corrections import position_kernels
 from ptyframe.engines.rules import PieRule, pie_update
 from ptyframe.engines.scan import ScanWindows
 from ptyframe.physics.projection import detector_delta
 from ptyframe.physics.subpixel import FourierProbe
 from ptyframe.state import ReconstructionState
+
+if TYPE_CHECKING:
+    from ptyframe.engines.corrections.hooks import SweepHooks
 
 #: A hook run every ``SweepPlan.every`` positions on the object ``[H, W]`` and the real-space
 #: probe ``[K, M, N]`` (mPIE's momentum), modifying them in place.
@@ -59,6 +70,8 @@ class SweepPlan:
     rule: PieRule
     every: int = 0
     hook: PositionsHook | None = None
+    #: the corrections' per-visit calls (None: none this run)
+    hooks: SweepHooks | None = None
 
 
 def _probe_shifter(probe: torch.Tensor, scan: ScanWindows) -> FourierProbe | None:
@@ -90,22 +103,34 @@ def sweep_torch(
     obj = state.object[0]
     probe = state.probe
     m, n = probe.shape[-2:]
-    shifter = _probe_shifter(probe, scan)
+    hooks = plan.hooks
+    opr = hooks is not None and hooks.opr is not None  # the probe is OPR's, per position
+    shifter = _probe_shifter(probe, scan) if not opr else None
     err = torch.zeros((), dtype=torch.float64, device=obj.device)
     with closing(feed.tensor_rows(data, plan.order, obj.device)) as visits:
         for count, (j, a, v) in enumerate(visits, 1):
             y, x = scan.cy[j], scan.cx[j]
             patch = obj[y : y + m, x : x + n]
             o_old = patch.clone()
-            p = shifter.shifted(j) if shifter is not None else probe
+            if opr:
+                p = hooks.probe(j, probe, scan)  # type: ignore[union-attr]
+            else:
+                p = shifter.shifted(j) if shifter is not None else probe
             wave = torch.fft.fft2(o_old * p, norm="ortho")  # [K, M, N]
+            c = 1.0
+            if hooks is not None:
+                a, c = hooks.amplitudes(j, wave, a, v)  # flux: a_j / c_j
             dwave, e = detector_delta(wave[None], a, v)
-            err += e[0]
+            err += e[0] * c
             dpsi = torch.fft.ifft2(dwave[0], norm="ortho")  # F^-1 Psi' - psi
+            if hooks is not None:
+                hooks.observe(j, o_old, p, dpsi)  # the position sums
             o_step, p_step = pie_update(o_old, p, dpsi, plan.rule)
             patch.add_(o_step)
             if p_step is not None:
-                if shifter is not None:
+                if opr:
+                    hooks.add_probe_step(j, p_step, probe, scan)  # type: ignore[union-attr]
+                elif shifter is not None:
                     shifter.add_shifted_back(j, p_step)
                 else:
                     probe.add_(p_step)
@@ -146,15 +171,13 @@ class FusedSweep:
     ) -> float:
         """Run the sweep with the fused kernels (CPU); return the error numerator.
 
-        ``data``'s rows come from ``ptyframe.data.feed.rows`` (host arrays of the run's
-        real dtype); the single-mode kernels run where there is one mode and no pattern has
-        an unmeasured pixel.
-
-        The transforms are the unscaled DFTs of ``pie_fft.WindowFFT``; the kernels apply the
-        scale factors. With integer positions the probe alternates between ``state.probe``
-        and a second buffer (each update reads one and writes the other, which keeps the
-        compiled loop vectorised); it is copied back into ``state.probe`` at the end and
-        before the hook.
+        ``data``'s rows come from ``ptyframe.data.feed.rows`` (host arrays of the run's real
+        dtype); the single-mode kernels run where there is one mode and no pattern has an
+        unmeasured pixel. The transforms are the unscaled DFTs of ``pie_fft.WindowFFT``; the
+        kernels apply the scale factors. With integer positions the probe alternates between
+        ``state.probe`` and a second buffer (each update reads one and writes the other, which
+        keeps the compiled loop vectorised); it is copied back into ``state.probe`` at the end
+        and before the hook.
         """
         probe = state.probe
         _, m, n = probe.shape
@@ -180,6 +203,7 @@ class FusedSweep:
         update = kern.update1 if one else kern.update
         cy, cx, every = scan.cy, scan.cx, plan.every
         probe_steps = bool(rule.update_probe)
+        pos_sums = _position_sums(plan, one, dtype)  # None: no position correction now
         err = 0.0
         with closing(feed.rows(data, plan.order)) as visits:
             for count, (j, a, v) in enumerate(visits, 1):  # a: sqrt(I_j), v: measured or None
@@ -202,6 +226,8 @@ class FusedSweep:
                 else:
                     err += modulus_k(wave, a, v, True, inv_s, inv_n)
                 inverse()
+                if pos_sums is not None:  # before the update changes the object window
+                    pos_sums(obj_np, y0, x0, p, dpsi, j)
                 update(obj_np, y0, x0, p, dpsi, p_out, maxima, rule_a)
                 if shifter is None:
                     bufs.swap()
@@ -215,6 +241,23 @@ class FusedSweep:
         if shifter is not None:
             probe.copy_(shifter.probe())
         return err
+
+
+def _position_sums(plan: SweepPlan, one: bool, dtype: np.dtype) -> Callable[..., None] | None:
+    """Return ``f(obj, y0, x0, p, dpsi, j)`` adding visit ``j``'s position sums into the
+    correction's ``[N, 5]`` array (``corrections.position_kernels``), or None when the
+    sweep takes none (no position correction, or before its start)."""
+    sums = plan.hooks.position_sums() if plan.hooks is not None else None
+    if sums is None:
+        return None
+    kern = position_kernels.kernels()
+    kernel = kern.position_sums1 if one else kern.position_sums
+    half = position_kernels.half_of(dtype)
+
+    def add(obj: np.ndarray, y0: int, x0: int, p: np.ndarray, d: np.ndarray, j: int) -> None:
+        kernel(obj, y0, x0, p, d, sums[j], half)
+
+    return add
 
 
 def _writes_step_alone(rule: PieRule) -> PieRule:

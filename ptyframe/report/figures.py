@@ -414,3 +414,24 @@ def _draw_panels(
                     fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
     fig.tight_layout()
     return save_figure(fig, out / "panels.png")
+
+
+def position_corrections(runs: list[Run], out: Path) -> list[Path]:
+    """Draw ``position_corrections_<run>.png`` for each run that refined its positions
+    (``/extras/position_corrections_px`` in its ``recon.h5``; ``ptyframe.io
+    .correction_images``)."""
+    import h5py
+
+    from ptyframe.io.correction_images import position_corrections_image
+
+    files = []
+    for i, run in enumerate(runs):
+        with h5py.File(run.path, "r") as f:
+            if "extras/position_corrections_px" not in f:
+                continue
+            moves = np.asarray(f["extras/position_corrections_px"], dtype=np.float64)
+        refined = np.asarray(run.positions_px, dtype=np.float64)
+        name = str(run.config.get("engine", {}).get("name", "run"))
+        path = out / f"position_corrections_{i + 1}_{_safe(name)}.png"
+        files.append(position_corrections_image(refined - moves, refined, path, name))
+    return files

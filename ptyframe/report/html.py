@@ -59,6 +59,9 @@ CAPTIONS = {
     "frc_vs_epoch": "FRC at 1/2 and 3/4 Nyquist per epoch of each engine's best run.",
     "frc_vs_time": "(a) cumulative computation time per epoch; (b) FRC at 3/4 Nyquist against "
     "computation time, best run per engine (Fig. 6).",
+    "position_corrections": "Position corrections of a run that refined its positions: "
+    "arrows from the recorded positions along the refined moves (mean move removed), drawn "
+    "at the gain in the title, with the RMS of the moves.",
     "panels": "Amplitude (top) and phase (bottom) of the best run per engine and overlap ratio, "
     "cropped to the lit region, grey levels shared along a row (Figs. 7-8).",
 }

@@ -22,7 +22,8 @@ def main(argv: list[str]) -> int:
         description=main.__doc__,
         epilog="Finds every recon.h5 below DIR. Writes report.csv (one row per run), "
         "heatmap_<engine>.png (grids), trials.png and trials_history.png (Optuna), "
-        "frc_curves.png, frc_vs_epoch.png, frc_vs_time.png, panels.png (each when the runs "
+        "frc_curves.png, frc_vs_epoch.png, frc_vs_time.png, panels.png, "
+        "position_corrections_<n>_<engine>.png (each when the runs "
         "hold what it needs) and report.html (self-contained).",
     )
     ap.add_argument("dir", help="a run directory, a multirun directory or a recon.h5")
@@ -43,6 +44,7 @@ def main(argv: list[str]) -> int:
         ):
             if fig is not None:
                 figs.append(fig)
+        figs.extend(figures.position_corrections(runs, out))
         trials, params = trial_rows(runs, root)  # an Optuna sweep (+sweep=tune_*)
         if trials:
             print(f"Optuna trials (* = best):\n{trials_text(trials, params)}")

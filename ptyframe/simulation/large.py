@@ -65,6 +65,11 @@ def write_simulation(
     c = simulator.config
     if dtype != "float32" and c.noise != "poisson":
         raise ConfigError(f"dtype={dtype} stores counts: it needs noise=poisson")
+    if c.nuisances.varies_probe:
+        raise ConfigError(
+            "write_large does not simulate a drifting probe; use Simulator.run for "
+            "simulation.nuisances.probe_*"
+        )
     sc = simulator.scene(phantom, probe, scan)
     m, k, t = int(c.window_px), sc.modes.shape[0], sc.positions_px.shape[0]
     step = chunk_patterns(simulator, k, m, chunk_target)
@@ -74,7 +79,9 @@ def write_simulation(
         totals[i : i + step] = clean.sum(axis=(1, 2))
         origins[i : i + step] = clean[:, m // 2, m // 2]
     scale, mode = simulator.dose_scale(totals, origins)
-    geometry = ScanGeometry(sc.positions_px, (m, m), sc.shape, float(c.energy_ev), c.pixel_size_m)
+    geometry = ScanGeometry(
+        sc.plan.recorded_positions_px, (m, m), sc.shape, float(c.energy_ev), c.pixel_size_m
+    )
     top = np.iinfo(dtype).max if dtype != "float32" else None
     illum = np.zeros(sc.shape)
     with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
@@ -84,6 +91,7 @@ def write_simulation(
             clean, lit = simulator.noiseless(sc.object, sc.modes, sc.positions_px[i : i + step])
             illum += lit
             clean *= scale
+            clean *= sc.plan.flux[i : i + step, None, None]  # all ones without flux fluctuation
             if c.noise == "poisson":
                 counts = sc.rng["noise"].poisson(clean)
                 if top is not None and int(counts.max()) > top:
@@ -99,6 +107,7 @@ def write_simulation(
             object=sc.object[None].astype(np.complex64),
             probe=(sc.modes * np.sqrt(scale)).astype(np.complex64),
             illumination=(illum * scale).astype(np.float32),
+            extras=sc.plan.truth_extras(),
         )
         attrs = simulator._attrs(
             phantom,

@@ -56,6 +56,13 @@ from ptyframe.errors import ConfigError
 from ptyframe.physics import fft
 from ptyframe.physics.farfield import FarFieldPtychography
 from ptyframe.physics.patches import scatter_add_patches, split_positions
+from ptyframe.simulation.nuisances import (
+    NuisanceConfig,
+    NuisancePlan,
+    noiseless_varying,
+    plan_nuisances,
+    probes_at,
+)
 from ptyframe.simulation.phantoms import require
 from ptyframe.simulation.probes import incoherent_modes, probe_diameter_px
 
@@ -77,6 +84,7 @@ class SimulationConfig:
     mode_decay: float = 0.5
     object_margin_px: int = 0
     seed: int = 0
+    nuisances: NuisanceConfig = field(default_factory=NuisanceConfig)
 
     def __post_init__(self) -> None:
         o = self.name
@@ -99,6 +107,8 @@ class SimulationConfig:
         require(o, "mode_decay", self.mode_decay, 0.0, 1.0, lo_open=True)
         require(o, "object_margin_px", self.object_margin_px, 0)
         require(o, "seed", self.seed, 0)
+        if not isinstance(self.nuisances, NuisanceConfig):  # a mapping from code or Hydra
+            self.nuisances = NuisanceConfig(**dict(self.nuisances))
 
     @property
     def wavelength_m(self) -> float:
@@ -117,6 +127,7 @@ class Scene:
     positions_px: np.ndarray
     shape: tuple[int, int]
     object: np.ndarray
+    plan: NuisancePlan
 
 
 @dataclass
@@ -159,12 +170,14 @@ class Simulator:
         self.model = FarFieldPtychography()
 
     def streams(self) -> dict[str, np.random.Generator]:
-        """Return the child generators ``phantom``, ``scan``, ``noise`` of ``seed``."""
-        kids = np.random.SeedSequence(int(self.config.seed)).spawn(3)
-        return {
-            k: np.random.default_rng(s)
-            for k, s in zip(("phantom", "scan", "noise"), kids, strict=True)
-        }
+        """Return the child generators ``phantom``, ``scan``, ``noise``, ``nuisance`` of ``seed``.
+
+        Child ``i`` depends on ``i`` only, so the fourth stream leaves the first three as
+        they were.
+        """
+        kids = np.random.SeedSequence(int(self.config.seed)).spawn(4)
+        names = ("phantom", "scan", "noise", "nuisance")
+        return {k: np.random.default_rng(s) for k, s in zip(names, kids, strict=True)}
 
     def probe_modes(self, probe: Any) -> np.ndarray:
         """Return the unscaled probe modes ``[K, M, M]`` complex128."""
@@ -210,12 +223,14 @@ class Simulator:
         if positions.min() < 0:
             raise ConfigError("scan returned negative positions; shift them to >= 0")
         positions = positions + float(c.object_margin_px)
-        ny, nx = object_frame(positions, (m, m))
+        plan = plan_nuisances(c.nuisances, positions, rng["nuisance"], c.object_margin_px)
+        positions = plan.true_positions_px  # the beam's; the file records plan.recorded_...
+        ny, nx = object_frame(np.concatenate([positions, plan.recorded_positions_px]), (m, m))
         shape = (ny + int(c.object_margin_px), nx + int(c.object_margin_px))
         obj = np.asarray(phantom.generate(shape, rng["phantom"]), dtype=np.complex128)
         if obj.shape != shape:
             raise ConfigError(f"phantom returned shape {obj.shape}, expected {shape}")
-        return Scene(rng, modes, diameter, positions, shape, obj)
+        return Scene(rng, modes, diameter, positions, shape, obj, plan)
 
     def dose_scale(self, totals: np.ndarray, origins: np.ndarray) -> tuple[float, str]:
         """Return the intensity scale ``s`` and the dose mode (module docstring, step 5).
@@ -236,20 +251,31 @@ class Simulator:
         rng, modes, positions, shape, obj = sc.rng, sc.modes, sc.positions_px, sc.shape, sc.object
         diameter = sc.diameter_px
         m = int(c.window_px)
-        clean, illum = self.noiseless(obj, modes, positions)
+        plan, lam, dx = sc.plan, c.wavelength_m, c.pixel_size_m
+        if c.nuisances.varies_probe:  # a probe per pattern (simulation.nuisances)
+            z, s_px = plan.defocus_m, plan.shift_px
+            clean, illum = noiseless_varying(
+                obj, lambda sl: probes_at(modes, z[sl], s_px[sl], dx, lam), positions, (m, m)
+            )
+        else:
+            clean, illum = self.noiseless(obj, modes, positions)
         totals, origins = clean.sum(axis=(1, 2)), clean[:, m // 2, m // 2]
         total, origin = float(totals.mean()), float(origins.mean())
         scale, mode = self.dose_scale(totals, origins)
         clean *= scale
+        clean *= plan.flux[:, None, None]  # all ones without flux fluctuation
         if c.noise == "poisson":
             patterns = rng["noise"].poisson(clean).astype(np.float32)
         else:
             patterns = clean.astype(np.float32)
-        geometry = ScanGeometry(positions, (m, m), shape, float(c.energy_ev), float(c.pixel_size_m))
+        geometry = ScanGeometry(
+            plan.recorded_positions_px, (m, m), shape, float(c.energy_ev), float(c.pixel_size_m)
+        )
         truth = Truth(
             object=obj[None].astype(np.complex64),
             probe=(modes * np.sqrt(scale)).astype(np.complex64),
             illumination=(illum * scale).astype(np.float32),
+            extras=plan.truth_extras(),
         )
         attrs = self._attrs(phantom, probe, scan, diameter, mode, total * scale, origin * scale)
         return SimulatedData(patterns[None], geometry, truth, attrs)
