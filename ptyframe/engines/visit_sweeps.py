@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import closing
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
 from ptyframe.data import feed
+from ptyframe.engines.lsqml_rules import poisson_step, re_dot
 from ptyframe.engines.minibatch import gather_windows, mode_sum, scatter_windows
 from ptyframe.engines.visit import VisitModel, add_box, pie_slice_rule, read_box
 from ptyframe.physics.detector import NearFieldPropagator
@@ -35,7 +36,7 @@ from ptyframe.physics.subpixel import FourierProbe
 
 if TYPE_CHECKING:
     from ptyframe.data.feed import PatternData
-    from ptyframe.engines.lsqml import LsqmlEngine
+    from ptyframe.engines.minibatch import MinibatchEngine
     from ptyframe.engines.scan import ScanWindows
     from ptyframe.engines.sequential import SweepPlan
     from ptyframe.state import ReconstructionState
@@ -118,7 +119,20 @@ def image_order(visit: VisitModel) -> tuple[Callable, Callable, Callable]:
     return prop.forward, prop.adjoint, as_is
 
 
-def lsqml_visits(engine: LsqmlEngine, idx: torch.Tensor, update_probe: bool) -> float:
+class LsqmlSettings(Protocol):
+    """The fields of LSQML's config that its general visit reads (``lsqml.LsqmlConfig``)."""
+
+    likelihood: str
+    object_reg: float
+    probe_reg: float
+    step_reg: float
+    damping: float
+    probe_damping: float
+
+
+def lsqml_visits(
+    engine: MinibatchEngine, cfg: LsqmlSettings, idx: torch.Tensor, update_probe: bool
+) -> float:
     """Run one LSQML group through the engine's visit model; return its error numerator.
 
     The exit-wave update of ``ptyframe.engines.lsqml`` (eqs. 12-17) at the detector, then the
@@ -133,9 +147,8 @@ def lsqml_visits(engine: LsqmlEngine, idx: torch.Tensor, update_probe: bool) -> 
     cut from the object padded with vacuum (``visit.read_box``); the border's steps are
     dropped (``visit.add_box``).
     """
-    from ptyframe.engines.lsqml import poisson_step
 
-    state, cfg, visit = engine.state, engine.config, engine.visit
+    state, visit = engine.state, engine.visit
     assert state is not None
     waves = engine.waves
     b = visit.buffer_px
@@ -211,7 +224,6 @@ def joint_steps(chi: torch.Tensor, effects: list[torch.Tensor], lam: float) -> l
     ``lsqml.optimal_steps``. The slices explain the same residual together, so solving
     them jointly keeps their summed step from overshooting.
     """
-    from ptyframe.engines.lsqml import re_dot
 
     n = len(effects)
     g = torch.empty((chi.shape[0], n, n), dtype=torch.float64, device=chi.device)
