@@ -15,8 +15,6 @@
 A component's config class is one of these extended with its own fields and its ``name``.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 

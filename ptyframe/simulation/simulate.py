@@ -38,8 +38,6 @@ ptychography energy; the PINE paper simulates the hard X-ray beamline BL24XU at 
 pixel size 20 nm as in the PINE paper (its FRC axis ends at 25 um^-1 = 1 / (2 dx)).
 """
 
-from __future__ import annotations
-
 import dataclasses
 import json
 import os
