@@ -174,22 +174,7 @@ class FastEngine(Engine):
         (self.amp_total,) = self.distribution.sum_scalars(measurements.amplitude_sum())
         if self.amp_total <= 0:
             raise ConfigError("the measured patterns are all zero; nothing to reconstruct")
-        check_capabilities(name, self.capabilities, cfg)
-        self.corrections = build_corrections(cfg)
-        if self.corrections and not self.visit.plain:  # the general visit calls no hooks
-            raise ConfigError(
-                f"{name}: the corrections ({', '.join(c.name for c in self.corrections)}) run "
-                "in the far field through one slice only; switch them off for near field or "
-                "multislice"
-            )
-        self.hooks = SweepHooks(self.corrections) if self.corrections else None
-        if self.hooks is not None and self.hooks.positions is not None:
-            state.positions_px = state.positions_px.clone()  # not the dataset's memory
-        if self.corrections and self.distribution.size > 1:
-            raise ConfigError(
-                f"{name}: the corrections ({', '.join(c.name for c in self.corrections)}) run "
-                "in one process only; run without mpiexec or switch them off"
-            )
+        self._prepare_corrections(state)
         hooks_ok = self.hooks is None or self.hooks.numba_covers
         numba_ok = "numba" in self.capabilities.backends and self.numba_covers()
         if numba_ok and not hooks_ok and str(cfg.backend) == "auto":
@@ -214,6 +199,26 @@ class FastEngine(Engine):
         )
         for correction in self.corrections:
             correction.prepare(view)
+
+    def _prepare_corrections(self, state: ReconstructionState) -> None:
+        """Build the corrections the config asks for; refuse what this run cannot refine."""
+        name, cfg = self.name, self.config
+        check_capabilities(name, self.capabilities, cfg)
+        self.corrections = build_corrections(cfg)
+        listed = ", ".join(c.name for c in self.corrections)
+        if self.corrections and not self.visit.plain:  # the general visit calls no hooks
+            raise ConfigError(
+                f"{name}: the corrections ({listed}) run in the far field through one slice "
+                "only; switch them off for near field or multislice"
+            )
+        if self.corrections and self.distribution.size > 1:
+            raise ConfigError(
+                f"{name}: the corrections ({listed}) run in one process only; run without "
+                "mpiexec or switch them off"
+            )
+        self.hooks = SweepHooks(self.corrections) if self.corrections else None
+        if self.hooks is not None and self.hooks.positions is not None:
+            state.positions_px = state.positions_px.clone()  # not the dataset's memory
 
     def describe(self) -> dict[str, str]:
         """Return the resolved backend (and the corrections run) for ``recon.h5``."""

@@ -165,8 +165,19 @@ def test_recon_records_conventions_and_writes_cxi(tmp_path, case):
 
 
 @pytest.mark.parametrize("written", [4, 1], ids=["transposed", "flipped"])
-def test_auto_orientation_recovers_a_transposed_and_a_flipped_file(tmp_path, capsys, written):
-    """The right orientation (or its twin, which fits the data equally) has the lowest error."""
+def test_auto_orientation_recovers_a_transposed_and_a_flipped_file(
+    tmp_path, capsys, monkeypatch, written
+):
+    """The right orientation (or its twin, which fits the data equally) has the lowest error.
+
+    The choice is printed to stderr when no log handler takes it: a logger of its own keeps
+    it there whatever logging an earlier test in the process configured.
+    """
+    import logging
+
+    from ptyframe.data import orientation as orientation_module
+
+    monkeypatch.setattr(orientation_module, "log", logging.Logger("orientation-test"))
     ds = make_dataset(m=32, n=7, step=6.0, photons=1e5, seed=3)
     frames = np.ascontiguousarray(orient(ds.intensities(0), written))
     path = write_foreign(tmp_path / "scan.cxi", ds, "cxi", frames=frames)
