@@ -21,11 +21,11 @@ import sys
 from pathlib import Path
 
 from _lib.results import Stamp, load_average, markdown_table, tree_commit, write_page
+from _lib.runs import ONE_THREAD
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DISABLED = "ptyframe_raar.engines"
-ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
 
 def run_table(tree: Path, sweeps: int, engines: list[str]) -> dict[str, list[str]]:

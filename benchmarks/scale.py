@@ -65,6 +65,7 @@ from pathlib import Path
 import numpy as np
 
 from _lib.results import Stamp, load_average, markdown_table, tree_commit, write_page
+from _lib.runs import ONE_THREAD
 
 HERE = Path(__file__).resolve().parent
 
@@ -78,8 +79,6 @@ CASES = {
 #: A small case to try the script on (not in the default list).
 SMOKE = {"100": (10, 128, 16.0), "100x256": (10, 256, 32.0)}
 ROWS = ("memory", "stream", "ptylab", "lsqml-memory", "lsqml-stream")
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
-ONE_THREAD = dict.fromkeys(THREAD_VARS, "1")
 
 
 @dataclass

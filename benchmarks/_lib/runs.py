@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+#: The thread-count variables of torch, BLAS and numba, each set to one in a child's
+#: environment: a timed child runs on one thread, whatever the parent was given.
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+ONE_THREAD = dict.fromkeys(THREAD_VARS, "1")
+
 
 def compose(overrides: list[str]) -> tuple[Any, Any]:
     """Return ``(cfg, registry)`` for ``ptyframe reconstruct <overrides>``."""

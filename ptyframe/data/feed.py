@@ -238,7 +238,7 @@ class AmplitudeFeed:
                     return
                 ready.put((buf, self._form(buf, rows_, local, js)))
             ready.put(_END)
-        except BaseException as exc:
+        except BaseException as exc:  # carried to the consumer's thread, raised there
             ready.put(_Failure(exc))
         finally:
             pieces.close()  # a stream's reading thread stops with it
