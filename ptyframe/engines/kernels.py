@@ -44,11 +44,14 @@ The annotations are for readers and the type checker: numba compiles from the va
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import torch
 
+from ptyframe.engines import rules
+from ptyframe.engines.numba_cache import flush_if_changed
 from ptyframe.engines.rules import constants, pie_coefficients
 
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}  # no nnan/ninf: NaN propagate
@@ -67,9 +70,9 @@ def kernels() -> SimpleNamespace:
 
     numba is imported here, not at module import, so that importing ptyframe stays quick. The
     rule's helpers (``rules.constants``, ``rules.pie_coefficients``) are compiled first and
-    bound to this module's names, which the kernels call. numba's disk cache is keyed on this
-    file alone: a change to those helpers must come with a change of this file (or a cleared
-    ``__pycache__``), or the cached kernels keep the old rule.
+    bound to this module's names, which the kernels call. numba keys its disk cache on this
+    file alone, so ``numba_cache.flush_if_changed`` flushes the kernels' cache whenever this
+    file or ``rules.py`` changed since it was written (the kernels hold the rule's code).
     """
     global _compiled
     if _compiled is None:
@@ -79,7 +82,10 @@ def kernels() -> SimpleNamespace:
         for name in HELPERS:  # the kernels call them: their names must be compiled first
             if not isinstance(globals()[name], numba.core.dispatcher.Dispatcher):
                 globals()[name] = jit(globals()[name])
-        _compiled = SimpleNamespace(**{name: jit(globals()[name]) for name in KERNELS})
+        compiled = {name: jit(globals()[name]) for name in KERNELS}
+        sources = (Path(__file__), Path(rules.__file__))
+        flush_if_changed(compiled.values(), sources, tag="ptyframe-pie-kernels")
+        _compiled = SimpleNamespace(**compiled)
     return _compiled
 
 
