@@ -16,9 +16,9 @@ eqs. 8-9, a Nesterov-like acceleration of the T-position update ``O_j - O_{j-T}`
 (likewise for ``P``). PtyLab's mPIE defaults (PtyLab.py, ``Engines/mPIE.py``) are
 ``gamma_O = gamma_P = 0.25``, ``alpha_O = alpha_P = 0.1``, friction ``eta = 0.7``, feedback
 ``gamma_m = 0.3``; PtyLab applies the momentum at random with probability 0.05 per position,
-mPIE here every ``T = 20`` positions, its mean. The defaults here keep the step sizes, the
-friction and ``T`` but take ``alpha_O = alpha_P = 1`` (the steps normalised by the maxima,
-as ePIE's) and ``gamma_m = 0.1``, chosen with ``benchmarks/engine_tuning.py`` on the
+mPIE here every ``T = 20`` positions (counted on across sweeps), its mean. The defaults keep
+the step sizes, the friction and ``T`` but take ``alpha_O = alpha_P = 1`` (the steps normalised
+by the maxima, as ePIE's) and ``gamma_m = 0.1``, chosen with ``benchmarks/engine_tuning.py`` on the
 natural-image case at a lower dose than the engines table's (the manual's results pages hold
 the figures). The momentum buffers persist across sweeps and follow the probe-centring roll.
 Everything else (modes, masks, sub-pixel positions, visiting order) is the PIE sweep
@@ -120,9 +120,11 @@ class MpieEngine(PieEngine):
         return replace(base, step_o=float(cfg.object_step), step_p=float(cfg.probe_step))
 
     def plan(self, epoch: int, update_probe: bool) -> SweepPlan:
-        """The PIE sweep with the momentum step every ``momentum_every`` positions."""
+        """The PIE sweep with the momentum step every ``momentum_every`` positions, counted on
+        across sweeps (``epoch`` whole sweeps of this rank's positions came before)."""
         plan = super().plan(epoch, update_probe)
         plan.every, plan.hook = int(self.config.momentum_every), self.momentum
+        plan.visited = epoch * len(plan.order)
         return plan
 
     def momentum(self, obj: torch.Tensor, probe: torch.Tensor) -> None:

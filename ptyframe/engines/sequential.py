@@ -70,6 +70,9 @@ class SweepPlan:
     rule: PieRule
     every: int = 0
     hook: PositionsHook | None = None
+    #: positions visited in earlier sweeps: the hook's period runs on across sweeps (a scan
+    #: of fewer than ``every`` positions would otherwise never reach it)
+    visited: int = 0
     #: the corrections' per-visit calls (None: none this run)
     hooks: SweepHooks | None = None
 
@@ -134,7 +137,7 @@ def sweep_torch(
                     shifter.add_shifted_back(j, p_step)
                 else:
                     probe.add_(p_step)
-            if plan.every and count % plan.every == 0:
+            if plan.every and (plan.visited + count) % plan.every == 0:
                 _run_hook(plan, obj, probe, shifter)
     if shifter is not None:
         probe.copy_(shifter.probe())
@@ -201,7 +204,7 @@ class FusedSweep:
         exit1, exit_k = kern.exit_wave1, kern.exit_wave
         modulus1, modulus_k = kern.modulus_delta1, kern.modulus_delta
         update = kern.update1 if one else kern.update
-        cy, cx, every = scan.cy, scan.cx, plan.every
+        cy, cx, every, visited = scan.cy, scan.cx, plan.every, plan.visited
         probe_steps = bool(rule.update_probe)
         pos_sums = _position_sums(plan, one, dtype)  # None: no position correction now
         err = 0.0
@@ -234,7 +237,7 @@ class FusedSweep:
                 elif probe_steps and maxima[0] > 0:  # F(P) += F(step) conj(r_f)
                     fft.fold()
                     kern.ramp_fold_back(spec, fft.spec, ry[j], rx[j])
-                if every and count % every == 0:
+                if every and (visited + count) % every == 0:
                     bufs.settle()
                     _run_hook(plan, state.object[0], probe, shifter)
         bufs.settle()

@@ -81,7 +81,7 @@ def sweep_visits(
                     shifter.add_shifted_back(j, p_step)
                 else:
                     probe.add_(p_step)
-            if plan.every and count % plan.every == 0 and plan.hook is not None:
+            if plan.every and (plan.visited + count) % plan.every == 0 and plan.hook is not None:
                 if shifter is None:
                     plan.hook(hook_obj, probe)
                 else:

@@ -45,19 +45,23 @@ def _modulus_delta(obj, probe, y, x, a):
 
 
 @pytest.mark.parametrize("fused", [True, False])
-def test_mpie_epoch_matches_hand_written_rpie_steps_and_momentum(fused):
+def test_mpie_epochs_match_hand_written_rpie_steps_and_momentum(fused):
+    """Two sweeps of nine positions with the momentum every 4 positions, counted on across
+    the sweeps (counts 4, 8, 12, 16): catches a wrong rPIE step, momentum rule, or a count that
+    restarts each sweep (which, on a scan smaller than the period, never fires)."""
     ds, meas, state = _tiny()
     obj, probe = state.object[0].clone(), state.probe[0].clone()
     buf_o, buf_p = obj.clone(), probe.clone()
     v_o, v_p = torch.zeros_like(obj), torch.zeros_like(probe)
     pos = ds.geometry.positions_px.astype(int)
-    for count, j in enumerate(visiting_order(len(pos), 5, 0), 1):
+    orders = [visiting_order(len(pos), 5, e) for e in range(2)]
+    for count, j in enumerate(np.concatenate(orders), 1):
         y, x = pos[j]
         o, dpsi = _modulus_delta(obj, probe, y, x, meas.amplitudes[j])
         p2, o2 = probe.abs() ** 2, o.abs() ** 2
         obj[y : y + 16, x : x + 16] = o + 0.25 * probe.conj() * dpsi / (0.9 * p2 + 0.1 * p2.max())
         probe = probe + 0.25 * o.conj() * dpsi / (0.9 * o2 + 0.1 * o2.max())
-        if count % 3 == 0:
+        if count % 4 == 0:
             v_o = 0.7 * v_o + obj - buf_o
             obj = obj + 0.3 * v_o
             buf_o = obj.clone()
@@ -65,11 +69,12 @@ def test_mpie_epoch_matches_hand_written_rpie_steps_and_momentum(fused):
             probe = probe + 0.3 * v_p
             buf_p = probe.clone()
     cfg = MpieConfig(  # PtyLab's values of alpha, beta and feedback, as written above
-        epochs=1, momentum_every=3, center_probe=False, seed=5, alpha=0.1, beta=0.1, feedback=0.3
+        epochs=2, momentum_every=4, center_probe=False, seed=5, alpha=0.1, beta=0.1, feedback=0.3
     )
     eng = MpieEngine(replace(cfg, backend="numba" if fused else "torch"))
     eng.prepare(meas, state)
     eng.step(0)
+    eng.step(1)
     assert torch.allclose(state.object[0], obj, atol=1e-10)
     assert torch.allclose(state.probe[0], probe, atol=1e-10)
 
