@@ -10,7 +10,9 @@ A result is FAILED (with the reason in the table) when
 * the runner raised or timed out (the last line of its error output),
 * the object holds NaN/Inf,
 * it scores like a constant: its NRMSE is at least ``CONSTANT_FRACTION`` of the NRMSE that an
-  object of ones gets from the same scorer on the same case,
+  object of ones gets from the same scorer on the same case, or its FRC at both 1/4 and 1/2
+  Nyquist is within ``CONSTANT_FRC_MARGIN`` of that object's (no structure at either band: an
+  NRMSE just under the fraction no longer passes a result that holds no image),
 * it is a truth-probe mapping check and the aligned shift exceeds ``MAPPING_TOLERANCE_PX``.
 """
 
@@ -26,6 +28,8 @@ from ptyframe.metrics.plugin import FrcMetric, FrcMetricConfig, NrmseMetric, Nrm
 
 #: A result whose NRMSE is >= this fraction of a constant object's is no reconstruction.
 CONSTANT_FRACTION = 0.95
+#: ... and so is one whose FRC at 1/4 and at 1/2 Nyquist is at most a constant's plus this.
+CONSTANT_FRC_MARGIN = 0.05
 #: A truth-probe run must align within this many pixels (per axis) of the truth.
 MAPPING_TOLERANCE_PX = 0.25
 BANDS = (0.25, 0.5, 0.75)
@@ -114,6 +118,12 @@ def score(row: Row, obj: np.ndarray | None, seconds: np.ndarray, truth: Truth) -
             f"FAILED: scores like a constant (NRMSE {row.nrmse:.3f}, "
             f"a constant object {truth.constant_nrmse:.3f})"
         )
+    elif like_constant_frc(row, truth):
+        row.status = (
+            f"FAILED: scores like a constant (FRC {row.frc_0_25:.3f}, {row.frc_0_5:.3f} at 1/4, "
+            f"1/2 Nyquist; a constant object {truth.constant_frc[0]:.3f}, "
+            f"{truth.constant_frc[1]:.3f})"
+        )
     elif row.start == "truth probe":
         worst = max(abs(row.shift_y_px), abs(row.shift_x_px))
         if worst > MAPPING_TOLERANCE_PX:
@@ -124,3 +134,14 @@ def score(row: Row, obj: np.ndarray | None, seconds: np.ndarray, truth: Truth) -
         else:
             row.status = f"mapping ok (|shift| <= {MAPPING_TOLERANCE_PX} px)"
     return row
+
+
+def like_constant_frc(row: Row, truth: Truth) -> bool:
+    """Return True when the FRC at 1/4 and 1/2 Nyquist are both at most a constant object's
+    plus ``CONSTANT_FRC_MARGIN`` (no structure recovered at either band)."""
+    if len(truth.constant_frc) < 2:
+        return False
+    return (
+        row.frc_0_25 <= truth.constant_frc[0] + CONSTANT_FRC_MARGIN
+        and row.frc_0_5 <= truth.constant_frc[1] + CONSTANT_FRC_MARGIN
+    )

@@ -11,7 +11,7 @@ import pytest
 
 from ptyframe.simulation.simulate import simulate_dataset
 
-from _lib.score import Row, Truth, score
+from _lib.score import Row, Truth, like_constant_frc, score
 
 ROOT = Path(__file__).resolve().parents[2]
 PEERS = ROOT / "benchmarks" / "peers"
@@ -47,6 +47,22 @@ def test_scorer_flags_constant_nan_and_shifted_check(tiny_case: Path) -> None:
     moved = score(Row("c", "t", "e", "truth probe", 1, 1), shifted, [0.1], truth)
     assert moved.status.startswith("FAILED: mapping check shift")
     assert abs(moved.shift_x_px - 1.0) < 0.1
+
+
+def test_scorer_flags_a_result_with_no_structure_at_the_scored_bands(tiny_case: Path) -> None:
+    """A result whose NRMSE passes the constant's fraction (0.94 of it, as a 4 px run's did)
+    but whose FRC at 1/4 and 1/2 Nyquist is that of a constant is flagged; one with structure
+    at 1/4 Nyquist is not. Catches a scorer that again decides on the NRMSE alone."""
+    truth = Truth.read(tiny_case)
+    const = truth.measure(np.ones_like(truth.object))
+    rows = []
+    for frc_quarter in (const["frc_0.25"] + 0.03, 0.3):
+        row = Row("c", "t", "e", "default", 1, 1, nrmse=0.94 * truth.constant_nrmse)
+        row.frc_0_25, row.frc_0_5 = frc_quarter, const["frc_0.5"] + 0.01
+        rows.append(like_constant_frc(row, truth))
+    assert rows == [True, False]
+    blank = score(Row("c", "t", "e", "default", 1, 1), np.ones_like(truth.object), [], truth)
+    assert blank.status.startswith("FAILED: scores like a constant")
 
 
 @pytest.mark.slow
