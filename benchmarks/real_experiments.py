@@ -68,7 +68,6 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "peers"))
 from compare import RunFailed, call, venv_python  # noqa: E402
 
-from _lib.cases import StepRaster  # noqa: E402
 from _lib.results import Stamp, markdown_table, write_page  # noqa: E402
 from _lib.score import MAPPING_TOLERANCE_PX, Row, Truth, score  # noqa: E402
 
@@ -193,7 +192,7 @@ def simulate(case: str, nuisances: dict[str, float], quick: bool, folder: Path) 
     sim = simulate_dataset(
         phantom={"name": "natural"},
         probe={"name": "focused"},
-        scan=StepRaster(n, step, jitter),
+        scan={"name": "step_raster", "n": n, "step_px": step, "jitter_px": jitter},
         window_px=window,
         noise="poisson",
         photons_per_pattern=DOSE.get(case, 1e6),
