@@ -141,21 +141,6 @@ def near_delta(
     return err
 
 
-def border_to_vacuum(obj: np.ndarray, y0: int, x0: int, m: int, n: int, b: int) -> None:
-    """Set the part of the window ``obj[y0:y0+m, x0:x0+n]`` in the border of ``b`` pixels of
-    ``obj`` back to vacuum (1): the padded object's border takes no steps (``visit.add_box``)."""
-    height, width = obj.shape
-    for i in range(y0, y0 + m):
-        if i < b or i >= height - b:
-            for j in range(x0, x0 + n):
-                obj[i, j] = 1.0
-        else:
-            for j in range(x0, min(b, x0 + n)):
-                obj[i, j] = 1.0
-            for j in range(max(width - b, x0), x0 + n):
-                obj[i, j] = 1.0
-
-
 #: Compiled in place by ``kernels()`` (the module name then refers to the compiled function).
 HELPERS = ("_zero_buffer",)
-KERNELS = ("transfer", "near_delta", "border_to_vacuum")
+KERNELS = ("transfer", "near_delta")

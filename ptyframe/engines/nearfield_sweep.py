@@ -16,13 +16,13 @@ with ``D``, ``D^H`` the unscaled DFTs of ``pie_fft.WindowFFT`` on the buffered w
 ``FFTW_ESTIMATE`` without wisdom; ``backend.resolve``'s ``auto_fftw``), and the PIE rule
 the far field's fused kernels compile (``rules.pie_coefficients``), not a copy.
 
-The object is padded by ``b`` pixels of vacuum for the sweep (``PaddedObject``), so that a
-window reaching past the object reads 1 there, as ``visit.read_box`` gives; after each
-update the part of the window in that border is set back to 1 (``visit.add_box`` drops
-it). The sweep works on the padded copy and writes the object back at the end and before
-mPIE's momentum hook (which sees the object ``[H, W]`` and the real-space probe, as in the
-torch sweep). Sub-pixel positions and the alternating probe buffers are those of the far
-field's ``sequential.FusedSweep``.
+The window of corner ``c`` (on the object padded by ``b``) covers object pixels ``c - b ..
+c + M + b``. Where it lies inside the object the kernels work on the object itself; where
+it leaves the object (``VacuumWindow``) they work on a window buffer holding vacuum (1)
+outside the object, as ``visit.read_box`` gives, and only the part inside is copied back
+(``visit.add_box`` drops the rest). mPIE's momentum hook sees the object ``[H, W]`` and the
+real-space probe, as in the torch sweep. Sub-pixel positions and the alternating probe
+buffers are those of the far field's ``sequential.FusedSweep``.
 """
 
 from __future__ import annotations
@@ -51,53 +51,57 @@ from ptyframe.physics.detector import NearFieldPropagator
 from ptyframe.state import ReconstructionState
 
 
-class PaddedObject:
-    """The object ``[H, W]`` with a border of ``b`` pixels of vacuum, as a numpy array.
+class VacuumWindow:
+    """A window buffer ``[M', N']`` for the corners whose window leaves the object.
 
-    ``array`` is the padded copy (``b = 0``: a view of the object itself); ``write_back``
-    copies its interior into the object, ``read_again`` the object into its interior.
+    ``window(obj, y, x)`` returns ``(array, y0, x0)`` for the kernels: the object itself
+    with the corner where the window ``obj[y:y+M', x:x+N']`` lies inside it; else this
+    buffer, filled with vacuum (1) and the part of the object the window covers, with corner
+    ``(0, 0)``. ``put_back`` then copies that part back (the rest of the step is dropped).
     """
 
-    def __init__(self, obj: torch.Tensor, b: int) -> None:
-        self.obj = obj.numpy()
-        self.b = b
-        if b == 0:
-            self.array = self.obj
-            return
-        height, width = self.obj.shape
-        self.array = np.ones((height + 2 * b, width + 2 * b), dtype=self.obj.dtype)
-        self.read_again()
+    def __init__(self, shape: tuple[int, int], dtype: np.dtype) -> None:
+        self.buf = np.ones(shape, dtype=dtype)
+        self.part: tuple[slice, slice, slice, slice] | None = None
 
-    def _interior(self) -> np.ndarray:
-        b = self.b
-        return self.array[b:-b, b:-b]
+    def window(self, obj: np.ndarray, y: int, x: int) -> tuple[np.ndarray, int, int]:
+        m, n = self.buf.shape
+        height, width = obj.shape
+        if y >= 0 and x >= 0 and y + m <= height and x + n <= width:
+            self.part = None
+            return obj, y, x
+        y0, y1, x0, x1 = max(y, 0), min(y + m, height), max(x, 0), min(x + n, width)
+        by, bx = slice(y0 - y, max(y1, y0) - y), slice(x0 - x, max(x1, x0) - x)
+        self.part = (slice(y0, max(y1, y0)), slice(x0, max(x1, x0)), by, bx)
+        self.buf.fill(1.0)
+        self.buf[by, bx] = obj[self.part[0], self.part[1]]
+        return self.buf, 0, 0
 
-    def write_back(self) -> None:
-        if self.b:
-            self.obj[...] = self._interior()
-
-    def read_again(self) -> None:
-        if self.b:
-            self._interior()[...] = self.obj
+    def put_back(self, obj: np.ndarray) -> None:
+        """Copy the updated part of the buffer into ``obj`` (after ``window`` gave it)."""
+        if self.part is not None:
+            oy, ox, by, bx = self.part
+            obj[oy, ox] = self.buf[by, bx]
 
 
 class NearFieldVisit:
     """One position's compiled passes, bound once per sweep (module docstring).
 
-    ``__call__(y0, x0, a, v, p, p_out)`` runs the visit at corner ``(y0, x0)`` of the padded
+    ``__call__(y0, x0, a, v, p, p_out)`` runs the visit at corner ``(y0, x0)`` on the padded
     object with measured row ``a`` (``v``: its measured pixels or None), probe ``p`` and the
     probe's next buffer ``p_out``; it returns the amplitude error.
     """
 
     def __init__(
         self,
-        padded: PaddedObject,
+        obj: np.ndarray,
         bufs: _Buffers,
         prop: NearFieldPropagator,
         rule: np.ndarray,
         one: bool,
     ) -> None:
-        self.obj = padded.array
+        self.obj = obj
+        self.vacuum = VacuumWindow(prop.exit_shape, obj.dtype)
         self.bufs = bufs
         self.b = prop.buffer_px
         m, n = prop.detector_shape
@@ -115,8 +119,9 @@ class NearFieldVisit:
     def __call__(
         self, y0: int, x0: int, a: np.ndarray, v: np.ndarray | None, p: np.ndarray, out: np.ndarray
     ) -> float:
-        bufs, kern, near, obj = self.bufs, self.kern, self.near, self.obj
+        bufs, kern, near = self.bufs, self.kern, self.near
         fft = bufs.fft
+        obj, y0, x0 = self.vacuum.window(self.obj, y0 - self.b, x0 - self.b)
         if self.one:
             kern.exit_wave1(obj, y0, x0, p, bufs.psi, *bufs.abs2_views, bufs.max_bits)
         else:
@@ -131,11 +136,7 @@ class NearFieldVisit:
         fft.inverse()
         update = kern.update1 if self.one else kern.update
         update(obj, y0, x0, p, bufs.dpsi, out, bufs.maxima, self.rule)
-        m, n = p.shape[-2:]
-        height, width = obj.shape
-        b = self.b
-        if b and (y0 < b or x0 < b or y0 + m > height - b or x0 + n > width - b):
-            near.border_to_vacuum(obj, y0, x0, m, n, b)
+        self.vacuum.put_back(self.obj)
         return float(err)
 
 
@@ -163,10 +164,10 @@ class NearFieldSweep:
         one = probe.shape[0] == 1
         bufs = _Buffers(probe, one, self._plans.window_fft(probe, shifter is not None, backend))
         fft = bufs.fft
-        padded = PaddedObject(state.object[0], prop.buffer_px)
-        dtype = padded.array.dtype
+        obj = state.object[0].numpy()
+        dtype = obj.dtype
         run_visit = NearFieldVisit(
-            padded, bufs, prop, rule.array(kernel_module.real_dtype(dtype)), one
+            obj, bufs, prop, rule.array(kernel_module.real_dtype(dtype)), one
         )
         kern = run_visit.kern
         m, n = probe.shape[-2:]
@@ -192,11 +193,8 @@ class NearFieldSweep:
                     kern.ramp_fold_back(spec, fft.spec, ry[j], rx[j])
                 if every and count % every == 0:
                     bufs.settle()
-                    padded.write_back()
                     _run_hook(plan, state.object[0], probe, shifter)
-                    padded.read_again()
         bufs.settle()
-        padded.write_back()
         if shifter is not None:
             probe.copy_(shifter.probe())
         return err
