@@ -198,3 +198,30 @@ class NearFieldSweep:
         if shifter is not None:
             probe.copy_(shifter.probe())
         return err
+
+
+def near_field_round_trip(
+    prop: NearFieldPropagator, psi: torch.Tensor, amps: torch.Tensor, valid: torch.Tensor | None
+) -> tuple[torch.Tensor, float]:
+    """Return ``chi = F^-1 [conj(H) F C_b^T (Psi' - Psi)]`` ``[B, K, M', N']`` of exit waves
+    ``psi`` and the summed amplitude error (a group's near-field detector step, compiled).
+
+    ``amps``, ``valid`` ``[B, M, N]`` in detector order, as the data holds them. The
+    transforms are ``torch.fft`` on the batch; ``nearfield_kernels.near_delta`` corrects each
+    position's propagated window in place (module docstring of ``nearfield_kernels``); the
+    values are those of ``NearFieldPropagator.adjoint(detector_delta(forward(psi)))`` to
+    rounding.
+    """
+    wave = torch.fft.ifft2(torch.fft.fft2(psi).mul_(prop.kernel))  # [B, K, M', N']
+    w = wave.numpy()
+    a = np.ascontiguousarray(amps.numpy())
+    m, n = prop.detector_shape
+    b = prop.buffer_px
+    roll = (m // 2, n // 2) if b else (0, 0)
+    mask = kernel_module.no_mask((m, n)) if valid is None else np.ascontiguousarray(valid.numpy())
+    near_delta = nearfield_kernels.kernels().near_delta
+    err = 0.0
+    for i in range(w.shape[0]):
+        v = mask if valid is None else mask[i]
+        err += float(near_delta(w[i], b, a[i], v, valid is not None, *roll))
+    return torch.fft.ifft2(torch.fft.fft2(wave).mul_(prop.kernel_conj)), err

@@ -27,6 +27,7 @@ import torch
 from ptyframe.data import feed
 from ptyframe.engines.lsqml_rules import poisson_step
 from ptyframe.engines.minibatch import gather_windows, mode_sum, scatter_windows
+from ptyframe.engines.nearfield_sweep import near_field_round_trip
 from ptyframe.engines.visit import VisitModel, add_box, pie_slice_rule, read_box
 from ptyframe.physics.detector import NearFieldPropagator
 from ptyframe.physics.exitwave import ExitWaveCache, MultisliceExitWave
@@ -165,17 +166,8 @@ def lsqml_visits(
     ramps = waves.ramps(idx, probe)
     p_b = waves.probes(probe, idx, ramps)  # [B, K, M', N']
     psi, cache = visit.exit_wave.forward(o_b, p_b)
-    forward, adjoint, to_image = image_order(visit)
-    amps, valid = to_image(*engine.data(idx))
-    wave = forward(psi)
-    if cfg.likelihood == "gaussian":
-        delta, e = engine.detector_step(wave, amps, valid)
-        err = float(e.sum())
-    else:
-        diff = (model_modulus(wave) - amps).abs_()
-        err = float((diff if valid is None else diff * valid).sum(dtype=torch.float64))
-        delta, _ = poisson_step(wave, amps.square(), valid)
-    chis = chi_chain(visit, adjoint(delta), cache)
+    chi, err = detector_round_trip(engine, cfg, psi, idx)
+    chis = chi_chain(visit, chi, cache)
     n_s = box.shape[0]
     d_objs, effects = [], []  # each direction and its change of the exit wave [B, K, M', N']
     for s in range(n_s):
@@ -203,6 +195,40 @@ def lsqml_visits(
     if d_probe is not None:
         probe.add_(d_probe, alpha=damping * float(cfg.probe_damping) * steps_ab[-1])
     return err
+
+
+def detector_round_trip(
+    engine: MinibatchEngine, cfg: LsqmlSettings, psi: torch.Tensor, idx: torch.Tensor
+) -> tuple[torch.Tensor, float]:
+    """Return ``chi = adjoint(Psi' - Psi)`` ``[B, K, M', N']`` of a group's exit waves and
+    its error numerator (LSQML's exit-wave update at the detector, ``gaussian`` or
+    ``poisson``).
+
+    On the numba backend the near field's ``gaussian`` step runs compiled: the propagated
+    window is corrected in place by ``nearfield_kernels.near_delta`` (crop, modulus
+    constraint against the row read in the image's order, zero padding: one pass per
+    position, ``nearfield_sweep.near_field_round_trip``) in place of the crop view, torch's
+    passes of ``detector_delta``, the rolled rows and the padded copy.
+    """
+    visit = engine.visit
+    prop = visit.propagator
+    if (
+        engine.backend.fused
+        and cfg.likelihood == "gaussian"
+        and isinstance(prop, NearFieldPropagator)
+    ):
+        return near_field_round_trip(prop, psi, *engine.data(idx))
+    forward, adjoint, to_image = image_order(visit)
+    amps, valid = to_image(*engine.data(idx))
+    wave = forward(psi)
+    if cfg.likelihood == "gaussian":
+        delta, e = engine.detector_step(wave, amps, valid)
+        err = float(e.sum())
+    else:
+        diff = (model_modulus(wave) - amps).abs_()
+        err = float((diff if valid is None else diff * valid).sum(dtype=torch.float64))
+        delta, _ = poisson_step(wave, amps.square(), valid)
+    return adjoint(delta), err
 
 
 def chi_chain(visit: VisitModel, chi: torch.Tensor, cache: ExitWaveCache) -> torch.Tensor:

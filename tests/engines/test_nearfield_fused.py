@@ -1,7 +1,8 @@
 """Hold the PIE family's compiled near-field sweep to the torch visit it compiles.
 
 ``ptyframe.engines.nearfield_sweep`` (numba kernels, planned DFTs) against
-``visit_sweeps.sweep_visits`` (torch, the specification). What each test catches:
+``visit_sweeps.sweep_visits`` (torch, the specification), and LSQML's compiled near-field
+detector step against its torch visit. What each test catches:
 
 * equal sweeps (complex128, to ~1e-10): a wrong transfer kernel or its scale, a crop or zero
   padding off by a pixel, the image-order roll of the measured row missing or the wrong
@@ -193,11 +194,29 @@ def test_two_processes_give_the_same_bits(fft) -> None:
     assert out.stdout.strip().splitlines()[-1] == digest(fft)
 
 
-def test_lsqml_and_multislice_stay_refused_on_numba() -> None:
-    """backend=numba covers the PIE family's near field through one slice only."""
-    from ptyframe.errors import ConfigError
-
-    meas, state, _ = case(**KW)
-    eng = build("lsqml", {"name": "nearfield", "buffer_px": 6}, epochs=1, backend="numba")
-    with pytest.raises(ConfigError, match="lsqml.backend = numba runs the far field through"):
+@pytest.mark.parametrize("variant", range(len(VARIANTS)))
+def test_lsqml_compiled_nearfield_step_equals_the_torch_visit(variant) -> None:
+    """LSQML's group step on the numba backend (``near_delta`` on the propagated batch)
+    equals the torch visit's over two epochs in complex128 (the epoch momentum included);
+    catches the same crop, roll, mask and ``Xi(0)`` faults as the PIE test, in the batched
+    path."""
+    kw = dict(VARIANTS[variant], dtype=torch.complex128)
+    out = []
+    for backend in ("torch", "numba"):
+        meas, state, _ = case(**kw)
+        eng = build(
+            "lsqml",
+            {"name": "nearfield", "buffer_px": kw["buffer_px"]},
+            epochs=2,
+            backend=backend,
+            batch_size=4,
+        )
         eng.prepare(meas, state, seed=0)
+        assert eng.backend.kind == backend
+        errs = [eng.step(e).data_error for e in range(2)]
+        out.append((errs, state))
+    (e0, s0), (e1, s1) = out
+    assert np.allclose(e0, e1, rtol=1e-10, atol=0), (e0, e1)
+    for key in ("object", "probe"):
+        a, b = getattr(s0, key), getattr(s1, key)
+        assert float((a - b).abs().max()) < 1e-10 * float(a.abs().max()), key
