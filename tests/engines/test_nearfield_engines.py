@@ -217,7 +217,10 @@ def test_the_numba_backend_is_refused_for_slices() -> None:
         torch.from_numpy(geom.positions_px.copy()),
     )
     state = eng.init_state(state, SimpleNamespace(geometry=geom, n_angles=1))
-    with pytest.raises(ConfigError, match="epie.backend = numba runs the far field or the near field through one slice"):
+    with pytest.raises(
+        ConfigError,
+        match="epie.backend = numba runs the far field or the near field through one slice",
+    ):
         eng.prepare(meas, state, seed=0)
 
 
