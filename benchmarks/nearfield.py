@@ -25,7 +25,7 @@ other timing overlaps. The table and ``docs/results/nearfield.md`` give the load
 beside them.
 
     .venv/bin/python benchmarks/nearfield.py [--epochs-cone 40] [--epochs-ms 60]
-        [--engines epie rpie mpie lsqml]
+        [--engines epie rpie mpie lsqml] [--near-variants 'epie,engine.backend=torch' ...]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def simulate(out: Path) -> dict[str, Path]:
     return {"cone": out / "cone.cxi", "ms": out / "ms.h5", "gap": data.attrs["slice_gap_m"]}  # type: ignore[dict-item]
 
 
-def reconstruct(overrides: list[str], out_dir: Path) -> dict[str, float]:
+def reconstruct(overrides: list[str], out_dir: Path) -> dict[str, Any]:
     """Run ``ptyframe reconstruct``; return the figures of its ``recon.h5``."""
     from ptyframe.io.results import read_result
 
@@ -79,7 +80,15 @@ def reconstruct(overrides: list[str], out_dir: Path) -> dict[str, float]:
         "frc_half": last.get("frc_half_nyquist", float("nan")),
         "nrmse": last.get("nrmse", float("nan")),
         "load": load,
+        "backend": backend_of(r.attrs),
     }
+
+
+def backend_of(attrs: dict) -> str:
+    """Return the run's backend as ``recon.h5`` records it (``numba+fftw``, ``torch``, ...)."""
+    kind = str(attrs.get("engine_backend", "torch"))
+    fft = str(attrs.get("engine_fft", "torch"))
+    return f"{kind}+{fft}" if kind == "numba" else kind
 
 
 def slice_correlations(result: Path, truth_file: Path) -> list[list[float]]:
@@ -111,6 +120,12 @@ def main() -> None:
     p.add_argument("--epochs-cone", type=int, default=40)
     p.add_argument("--epochs-ms", type=int, default=60)
     p.add_argument("--engines", nargs="*", default=["epie", "rpie", "mpie", "lsqml"])
+    p.add_argument(
+        "--near-variants",
+        nargs="*",
+        default=["epie,engine.backend=torch", "epie,engine.fft=fftw"],
+        help="more near-field rows: ENGINE,OVERRIDE,... (e.g. the torch visit, FFTW)",
+    )
     args = p.parse_args()
     stamp = Stamp()
     rows = []
@@ -135,8 +150,10 @@ def main() -> None:
         i = 0
         for case, variant, ov, fast_ov in cases:
             base = float("nan")
-            for engine in ["autodiff", *args.engines]:
-                extra = [] if engine == "autodiff" else [f"engine={engine}", *fast_ov]
+            more = args.near_variants if case.startswith("near") else []
+            for spec in ["autodiff", *args.engines, *more]:
+                engine, *settings = spec.split(",")
+                extra = [] if engine == "autodiff" else [f"engine={engine}", *fast_ov, *settings]
                 f = reconstruct([*ov, *extra], t / f"run{i}")
                 label = variant
                 if case.startswith("multislice"):
@@ -150,14 +167,15 @@ def main() -> None:
                 if engine == "autodiff":
                     base = f["s_per_epoch"]
                 rows.append([
-                    case, label, engine, f"{f['epochs']:.0f}", f"{f['s_per_epoch']:.3f}",
+                    case, label, spec.replace(",engine.", " "), f["backend"],
+                    f"{f['epochs']:.0f}", f"{f['s_per_epoch']:.3f}",
                     f"{base / f['s_per_epoch']:.1f}", f"{f['data_error']:.4f}",
                     f"{f['noise_floor']:.4f}", f"{f['ratio']:.2f}", f"{f['frc_quarter']:.3f}",
                     f"{f['frc_half']:.3f}", f"{f['nrmse']:.3f}", f"{f['load']:.1f}",
                 ])  # fmt: skip
                 print(" | ".join(rows[-1]), flush=True)
     header = [
-        "case", "variant", "engine", "epochs", "s/epoch", "x autodiff", "data error",
+        "case", "variant", "engine", "backend", "epochs", "s/epoch", "x autodiff", "data error",
         "noise floor",
         "error / floor", "FRC 1/4 Nyq.", "FRC 1/2 Nyq.", "NRMSE", "load",
     ]  # fmt: skip
@@ -172,7 +190,10 @@ def main() -> None:
         "final data error and the Poisson noise floor of the counts as the run records them, "
         "the FRC of the object against the truth at a quarter and a half of the Nyquist "
         "frequency and the NRMSE (the run's truth metrics; multislice: the product of the "
-        "slices' transmissions as the metric sees the object). The load column is the "
+        "slices' transmissions as the metric sees the object). `backend`: the sweep's backend "
+        "as `recon.h5` records it (`numba+torch`: the compiled sweep with `torch.fft`; "
+        "autodiff: torch); rows with settings after the engine's name are extra variants "
+        "(the torch visit, FFTW's plans). The load column is the "
         "1-minute load average when each run started (the machine is shared). Multislice "
         "also gives the correlation of each reconstructed slice's phase with each true "
         "slice's (ij: slice i against true slice j)."

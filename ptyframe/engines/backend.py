@@ -10,8 +10,9 @@ Two config fields of every fast engine (``ptyframe.engines.config.FastEngineConf
     engine's numba path covering the run's propagator), else torch.
 ``engine.fft``
     the transforms of the numba sweep: ``fftw`` (pyFFTW's plans on fixed buffers), ``torch``
-    (``torch.fft``) or ``auto`` (fftw when pyFFTW is importable). The torch backend always
-    transforms with ``torch.fft``.
+    (``torch.fft``) or ``auto`` (fftw when pyFFTW is importable; torch for the near-field
+    sweep, ``resolve``'s ``auto_fftw``). The torch backend always transforms with
+    ``torch.fft``.
 
 Determinism: FFTW plans are made with ``FFTW_ESTIMATE``, which chooses the algorithm from the
 transform's shape alone, so two processes run the same arithmetic. Planning by timing
@@ -81,13 +82,17 @@ def resolve(
     numba_ok: bool = True,
     fftw_ok: bool = True,
     deterministic: bool = True,
+    auto_fftw: bool = True,
 ) -> Backend:
     """Return the backend a sweep runs on (module docstring).
 
     ``numba_ok``: the engine's numba path covers this run (e.g. not for a propagator it has
     no kernels for); ``fftw_ok``: its numba path transforms with FFTW plans (the batched
-    engines transform with ``torch.fft`` on either backend). An explicit choice that cannot
-    run is a ``ConfigError`` with the reason.
+    engines transform with ``torch.fft`` on either backend); ``auto_fftw``: ``fft=auto``
+    picks FFTW where it can run (False: ``torch.fft``, the near-field sweep's choice, whose
+    buffered windows are rarely sizes FFTW's estimated plans transform fast;
+    ``benchmarks/nearfield.py`` times both). An explicit choice that cannot run is a
+    ``ConfigError`` with the reason.
     """
     check_choice(owner, backend, fft)
     on_cpu = torch.device(device).type == "cpu"
@@ -113,7 +118,8 @@ def resolve(
             raise ConfigError(
                 f"{owner}.fft = fftw cannot run: {why} transforms with torch.fft; use fft=auto"
             )
-    use_fftw = kind == "numba" and fftw_ok and fft in ("auto", "fftw") and fftw_available()
+    wanted = fft == "fftw" or (fft == "auto" and auto_fftw)
+    use_fftw = kind == "numba" and fftw_ok and wanted and fftw_available()
     chosen = "fftw" if use_fftw else "torch"
     planner = "FFTW_ESTIMATE" if deterministic else "FFTW_MEASURE"
     return Backend(kind, chosen, planner)

@@ -29,7 +29,9 @@ The propagator and the slices of a visit come from the run's physics (``self.phy
 forward model an engine taking ``physics`` is built with): ``ptyframe.engines.visit`` builds
 them once per ``prepare`` (far field by default; near field with a buffer zone; multislice)
 and refuses what the engine does not declare; a run other than the far field through one
-slice takes the torch sweep of ``ptyframe.engines.visit_sweeps``.
+slice takes the torch sweep of ``ptyframe.engines.visit_sweeps``, except the near field
+through one slice in an engine whose numba path runs it (``numba_near_field``: the PIE
+family, ``ptyframe.engines.nearfield_sweep``).
 
 The corrections (``ptyframe.engines.corrections``) are built from the engine's config
 (``engine.refine.positions``, ``engine.probe_variation.modes``, ``engine.flux.refine``) in
@@ -110,6 +112,9 @@ class FastEngine(Engine):
 
     #: Whether the numba path transforms with FFTW plans (the sequential sweeps do).
     fftw_sweep: bool = False
+    #: Whether the numba path also runs the near field through one slice (the PIE family:
+    #: ``ptyframe.engines.nearfield_sweep``); else only the plain far field.
+    numba_near_field: bool = False
 
     def setup(self) -> None:
         """Precompute what this engine's sweeps need (after the frame's ``prepare``)."""
@@ -160,6 +165,7 @@ class FastEngine(Engine):
             int(state.object.shape[0]),
             state.probe.dtype,
             state.object.device,
+            self.numba_near_field,
         )
         for key in ("object", "probe"):  # the kernels take numpy views of the memory
             t = getattr(state, key)
@@ -184,9 +190,10 @@ class FastEngine(Engine):
             str(cfg.backend),
             str(cfg.fft),
             state.object.device,
-            numba_ok=numba_ok and hooks_ok and self.visit.plain,
+            numba_ok=numba_ok and hooks_ok and self.numba_visit,
             fftw_ok=self.fftw_sweep,
             deterministic=self.deterministic,
+            auto_fftw=self.visit.plain,
         )
         self.setup()
         self.view = view = CorrectionContext(
@@ -199,6 +206,13 @@ class FastEngine(Engine):
         )
         for correction in self.corrections:
             correction.prepare(view)
+
+    @property
+    def numba_visit(self) -> bool:
+        """Whether the numba path covers the run's visit model (plain far field; with
+        ``numba_near_field`` also the near field through one slice)."""
+        visit = self.visit
+        return visit.plain or (self.numba_near_field and visit.near_field_one_slice)
 
     def _prepare_corrections(self, state: ReconstructionState) -> None:
         """Build the corrections the config asks for; refuse what this run cannot refine."""

@@ -150,6 +150,10 @@ class LsqmlEngine(MinibatchEngine):
         MinibatchEngine.capabilities, propagators=("farfield", "nearfield"), slices=True
     )
 
+    #: The numba backend also runs the near field (one slice): its detector step compiled
+    #: (``visit_sweeps.detector_round_trip``).
+    numba_near_field = True
+
     def __init__(
         self,
         config: LsqmlConfig,

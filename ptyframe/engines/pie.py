@@ -14,7 +14,8 @@ or the numba backend. Extensions, each reducing to the published rule in the pla
 * near field and multislice (``physics=nearfield | multislice``): the visit's exit wave
   goes through the run's propagator and slices (``ptyframe.engines.visit``) and each slice
   takes the rule's step, the first slice's incident-wave step being the probe's (e3PIE,
-  Maiden, Humphry & Rodenburg 2012; ``ptyframe.engines.visit_sweeps``).
+  Maiden, Humphry & Rodenburg 2012; ``ptyframe.engines.visit_sweeps``); the near field
+  through one slice also runs on the numba backend (``ptyframe.engines.nearfield_sweep``).
 
 The epoch frame (``ptyframe.engines.frame``) does the rest of the epoch: the rank average
 (data-parallel PIE, see ``ptyframe-mpi``), the probe centring (as the PINE reference code
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ptyframe.engines.base import Capabilities, PriorStep, check_prior
 from ptyframe.engines.config import PIE_RULES, PieConfig
 from ptyframe.engines.frame import FastEngine
+from ptyframe.engines.nearfield_sweep import NearFieldSweep
 from ptyframe.engines.rules import PieRule
 from ptyframe.engines.sequential import FusedSweep, SweepPlan, sweep_torch
 from ptyframe.engines.visit import check_physics
@@ -97,6 +99,7 @@ class PieEngine(FastEngine):
         streams=True,
     )
     fftw_sweep = True
+    numba_near_field = True
     config: PieConfig
 
     def __init__(
@@ -118,6 +121,7 @@ class PieEngine(FastEngine):
         self.prior = prior
         check_prior(config, prior)
         self._fused = FusedSweep()
+        self._near = NearFieldSweep()
 
     def rule(self, update_probe: bool) -> PieRule:
         """Return the sweep's rule (``ptyframe.engines.rules``) from the config."""
@@ -135,7 +139,11 @@ class PieEngine(FastEngine):
         """Run one sequential sweep on the resolved backend (``ptyframe.engines.sequential``)."""
         assert self.state is not None and self.measurements is not None
         plan = self.plan(epoch, update_probe)
-        if not self.visit.plain:  # near field or slices: the general visit (torch)
+        if not self.visit.plain:  # near field or slices: the general visit
+            if self.backend.fused:  # the near field through one slice, compiled
+                return self._near.run(
+                    self.state, self.measurements, self.scan, plan, self.backend, self.visit
+                )
             return sweep_visits(self.state, self.measurements, self.scan, plan, self.visit)
         if self.backend.fused:
             return self._fused.run(self.state, self.measurements, self.scan, plan, self.backend)

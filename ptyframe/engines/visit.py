@@ -96,6 +96,12 @@ class VisitModel:
         return not (self.general or self.near_field or self.n_slices > 1)
 
     @property
+    def near_field_one_slice(self) -> bool:
+        """Near field through one slice: what the PIE family's numba sweep also runs
+        (``ptyframe.engines.nearfield_sweep``)."""
+        return self.near_field and self.n_slices == 1 and not self.general
+
+    @property
     def name(self) -> str:
         """The propagator's name (``farfield`` or ``nearfield``)."""
         return str(self.propagator.name)
@@ -298,14 +304,16 @@ def frame_visit(
     n_slices: int,
     dtype: torch.dtype,
     device: torch.device | str,
+    numba_near_field: bool = False,
 ) -> VisitModel:
     """Return the run's visit model after the frame's checks (``FastEngine.prepare``).
 
     Refused, each in one ``ConfigError`` line: a propagator or slices the engine does not
     declare (``Capabilities.propagators``, ``slices``), a state whose slices or probe window
-    do not fit the physics, ``engine.backend=numba`` where the fused kernels (far field, one
-    slice) do not cover the run. With ``backend=auto`` such a run takes the torch sweep
-    (logged; ``recon.h5`` records ``engine_backend``).
+    do not fit the physics, ``engine.backend=numba`` where the fused kernels do not cover
+    the run (the far field through one slice; with ``numba_near_field``, the engine's numba
+    sweep running it, also the near field through one slice). With ``backend=auto`` such a
+    run takes the torch sweep (logged; ``recon.h5`` records ``engine_backend``).
     """
     visit = build_visit(physics, geometry, detector_shape, dtype, device)
     if visit.name not in capabilities.propagators:
@@ -324,15 +332,17 @@ def frame_visit(
             f"patterns are {tuple(detector_shape)} but the probe is {tuple(state_window)}; "
             "they must match" + (f" (plus the buffer, {b} px on every side)" if b else "")
         )
-    if not visit.plain:
+    if not (visit.plain or (numba_near_field and visit.near_field_one_slice)):
+        covered = "the far field" + (" or the near field" if numba_near_field else "")
         if backend == "numba":
             raise ConfigError(
-                f"{owner}.backend = numba runs the far field through one slice; this run has "
+                f"{owner}.backend = numba runs {covered} through one slice; this run has "
                 f"{visit.name} propagation and {visit.n_slices} slice(s): use backend=auto"
             )
         log.info(
-            "%s: %s propagation, %d slice(s): the torch sweep (the numba kernels are far "
-            "field, one slice)",
+            "%s: %s propagation, %d slice(s): the torch sweep (the numba kernels run "
+            + covered
+            + " through one slice)",
             owner,
             visit.name,
             visit.n_slices,

@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 
 from ptyframe.data import feed
-from ptyframe.engines.lsqml_rules import poisson_step, re_dot
+from ptyframe.engines.lsqml_rules import poisson_step
 from ptyframe.engines.minibatch import gather_windows, mode_sum, scatter_windows
+from ptyframe.engines.nearfield_sweep import near_field_round_trip
 from ptyframe.engines.visit import VisitModel, add_box, pie_slice_rule, read_box
 from ptyframe.physics.detector import NearFieldPropagator
-from ptyframe.physics.exitwave import MultisliceExitWave, gradient_rule
+from ptyframe.physics.exitwave import ExitWaveCache, MultisliceExitWave
 from ptyframe.physics.fft import to_centred
 from ptyframe.physics.projection import detector_delta, model_modulus
 from ptyframe.physics.subpixel import FourierProbe
@@ -158,25 +159,19 @@ def lsqml_visits(
     corners = waves.corners_of(idx, box.device)
     corners = corners - torch.tensor([y0, x0], device=corners.device)
     window = waves.window
-    o_b = torch.stack([gather_windows(box[s], corners, window) for s in range(box.shape[0])])
+    if box.shape[0] == 1:  # one slice: no second copy of the windows
+        o_b = gather_windows(box[0], corners, window).unsqueeze(0)
+    else:
+        o_b = torch.stack([gather_windows(box[s], corners, window) for s in range(box.shape[0])])
     ramps = waves.ramps(idx, probe)
     p_b = waves.probes(probe, idx, ramps)  # [B, K, M', N']
     psi, cache = visit.exit_wave.forward(o_b, p_b)
-    forward, adjoint, to_image = image_order(visit)
-    amps, valid = to_image(*engine.data(idx))
-    wave = forward(psi)
-    if cfg.likelihood == "gaussian":
-        delta, e = engine.detector_step(wave, amps, valid)
-        err = float(e.sum())
-    else:
-        diff = (model_modulus(wave) - amps).abs_()
-        err = float((diff if valid is None else diff * valid).sum(dtype=torch.float64))
-        delta, _ = poisson_step(wave, amps.square(), valid)
-    chain = visit.exit_wave.backward(adjoint(delta), cache, gradient_rule)
+    chi, err = detector_round_trip(engine, cfg, psi, idx)
+    chis = chi_chain(visit, chi, cache)
     n_s = box.shape[0]
     d_objs, effects = [], []  # each direction and its change of the exit wave [B, K, M', N']
     for s in range(n_s):
-        u_s, chi_s = cache.incident[s], chain.chi[s]
+        u_s, chi_s = cache.incident[s], chis[s]
         num = torch.zeros(box.shape[1:], dtype=box.dtype, device=box.device)
         w_o = torch.zeros(box.shape[1:], dtype=box.real.dtype, device=box.device)
         scatter_windows(num, mode_sum(u_s.conj() * chi_s), corners)
@@ -188,18 +183,70 @@ def lsqml_visits(
         )
     d_probe = None
     if update_probe:
-        o_0, chi_0 = o_b[0], chain.chi[0]
+        o_0, chi_0 = o_b[0], chis[0]
         w_p = (o_0.real.square() + o_0.imag.square()).sum(0)
         n_p = waves.shift_back_sum(o_0.conj().unsqueeze(1) * chi_0, idx, ramps)
         d_probe = n_p.div_(w_p.add_(float(cfg.probe_reg) * float(w_p.max())))
         effects.append(_carry(visit, o_b, 0, o_0.unsqueeze(1) * waves.probes(d_probe, idx, ramps)))
-    steps_ab = joint_steps(chain.chi[-1], effects, float(cfg.step_reg))
+    steps_ab = joint_steps(chis[-1], effects, float(cfg.step_reg))
     damping = float(cfg.damping)
     steps = torch.stack([d.mul_(damping * a) for d, a in zip(d_objs, steps_ab, strict=False)])
     add_box(state.object, steps, y0 - b, x0 - b)
     if d_probe is not None:
         probe.add_(d_probe, alpha=damping * float(cfg.probe_damping) * steps_ab[-1])
     return err
+
+
+def detector_round_trip(
+    engine: MinibatchEngine, cfg: LsqmlSettings, psi: torch.Tensor, idx: torch.Tensor
+) -> tuple[torch.Tensor, float]:
+    """Return ``chi = adjoint(Psi' - Psi)`` ``[B, K, M', N']`` of a group's exit waves and
+    its error numerator (LSQML's exit-wave update at the detector, ``gaussian`` or
+    ``poisson``).
+
+    On the numba backend the near field's ``gaussian`` step runs compiled: the propagated
+    window is corrected in place by ``nearfield_kernels.near_delta`` (crop, modulus
+    constraint against the row read in the image's order, zero padding: one pass per
+    position, ``nearfield_sweep.near_field_round_trip``) in place of the crop view, torch's
+    passes of ``detector_delta``, the rolled rows and the padded copy.
+    """
+    visit = engine.visit
+    prop = visit.propagator
+    if (
+        engine.backend.fused
+        and cfg.likelihood == "gaussian"
+        and isinstance(prop, NearFieldPropagator)
+    ):
+        return near_field_round_trip(prop, psi, *engine.data(idx))
+    forward, adjoint, to_image = image_order(visit)
+    amps, valid = to_image(*engine.data(idx))
+    wave = forward(psi)
+    if cfg.likelihood == "gaussian":
+        delta, e = engine.detector_step(wave, amps, valid)
+        err = float(e.sum())
+    else:
+        diff = (model_modulus(wave) - amps).abs_()
+        err = float((diff if valid is None else diff * valid).sum(dtype=torch.float64))
+        delta, _ = poisson_step(wave, amps.square(), valid)
+    return adjoint(delta), err
+
+
+def chi_chain(visit: VisitModel, chi: torch.Tensor, cache: ExitWaveCache) -> torch.Tensor:
+    """Return the exit-wave change each slice sees, ``[S, B, K, M', N']``, from the last
+    slice's ``chi`` (the chain of ``physics.exitwave`` with ``gradient_rule``'s incident
+    step ``du_s = conj(O_s) chi_s`` carried back; LSQML forms its own directions, so the
+    window steps and the probe step of the chain are not computed). One slice: ``chi``."""
+    if visit.n_slices == 1:
+        return chi.unsqueeze(0)
+
+    def carry(
+        s: int, window: torch.Tensor, incident: torch.Tensor, chi_s: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        del incident
+        empty = chi_s.new_zeros(())
+        return empty, (window.conj().unsqueeze(1) * chi_s if s else empty)  # gradient_rule's du
+
+    return visit.exit_wave.backward(chi, cache, carry).chi
 
 
 def _carry(visit: VisitModel, o_b: torch.Tensor, s: int, change: torch.Tensor) -> torch.Tensor:
@@ -226,12 +273,11 @@ def joint_steps(chi: torch.Tensor, effects: list[torch.Tensor], lam: float) -> l
     """
 
     n = len(effects)
-    g = torch.empty((chi.shape[0], n, n), dtype=torch.float64, device=chi.device)
-    r = torch.empty((chi.shape[0], n), dtype=torch.float64, device=chi.device)
-    for i in range(n):
-        r[:, i] = re_dot(effects[i], chi)
-        for j in range(i, n):
-            g[:, i, j] = g[:, j, i] = re_dot(effects[i], effects[j])
+    rows = [torch.view_as_real(x).reshape(chi.shape[0], -1) for x in (*effects, chi)]
+    x = torch.stack(rows, dim=1)  # [B, n + 1, L]: Re sum conj(a) b = the real views' dot
+    gram = torch.bmm(x, x.transpose(1, 2)).to(torch.float64)  # every pair in one pass
+    g = gram[:, :n, :n].clone()
+    r = gram[:, :n, n]
     diag = torch.diagonal(g, dim1=-2, dim2=-1)
     diag += lam * diag.mean(0)
     diag.clamp_(min=1e-30)

@@ -179,7 +179,7 @@ def nearfield_run(name: str, epochs: int) -> tuple[float, float, float]:
     meas = image_measurements(inten, geom)
     m = geom.window[0]
     ny, nx = geom.object_shape
-    eng = build(name, {"name": "nearfield", "buffer_px": 16}, epochs=epochs, backend="auto")
+    eng = build(name, {"name": "nearfield", "buffer_px": 16}, epochs=epochs, backend="torch")
     flat = torch.full((1, m, m), math.sqrt(float(inten.mean())), dtype=torch.complex64)
     state = ReconstructionState(
         torch.ones(1, ny, nx, dtype=torch.complex64), flat, torch.from_numpy(geom.positions_px)
@@ -205,18 +205,23 @@ def test_a_noiseless_nearfield_scan_is_reconstructed_from_a_flat_probe(name) -> 
     assert last < 0.3 * first and c > 0.7, (first, last, c)
 
 
-def test_the_numba_backend_is_refused_in_the_near_field() -> None:
-    inten, _, _, geom, _ = nearfield_case(n=2)
-    eng = build("epie", {"name": "nearfield", "buffer_px": 4}, epochs=1, backend="numba")
-    m = geom.window[0]
+def test_the_numba_backend_is_refused_for_slices() -> None:
+    """The PIE family's numba path runs the far and the near field through one slice."""
+    meas, geom, probe, _, dz = multislice_case()
+    physics = {"name": "multislice", "n_slices": 2, "slice_spacing_m": dz}
+    eng = build("epie", physics, epochs=1, backend="numba")
+    size = geom.object_shape[0]
     state = ReconstructionState(
-        torch.ones(1, *geom.object_shape, dtype=torch.complex64),
-        torch.ones(1, m, m, dtype=torch.complex64),
-        torch.from_numpy(geom.positions_px),
+        torch.ones(1, size, size, dtype=torch.complex64),
+        torch.from_numpy(probe[None]).to(torch.complex64),
+        torch.from_numpy(geom.positions_px.copy()),
     )
     state = eng.init_state(state, SimpleNamespace(geometry=geom, n_angles=1))
-    with pytest.raises(ConfigError, match="epie.backend = numba runs the far field"):
-        eng.prepare(image_measurements(inten, geom), state, seed=0)
+    with pytest.raises(
+        ConfigError,
+        match="epie.backend = numba runs the far field or the near field through one slice",
+    ):
+        eng.prepare(meas, state, seed=0)
 
 
 def test_physics_the_fast_engines_do_not_run_is_refused() -> None:
