@@ -174,7 +174,7 @@ class NearFieldSweep:
         (inv_n,) = kernel_module.real_scalars(dtype, 1.0 / (m * n))
         if shifter is not None:
             spec, ry, rx = (t.numpy() for t in (shifter.spectrum, shifter.ry, shifter.rx))
-        cy, cx, every = scan.cy, scan.cx, plan.every
+        cy, cx, every, visited = scan.cy, scan.cx, plan.every, plan.visited
         probe_steps = bool(rule.update_probe)
         err = 0.0
         with closing(feed.rows(data, plan.order)) as visits:
@@ -191,7 +191,7 @@ class NearFieldSweep:
                 elif probe_steps and bufs.maxima[0] > 0:  # F(P) += F(step) conj(r_f)
                     fft.fold()
                     kern.ramp_fold_back(spec, fft.spec, ry[j], rx[j])
-                if every and count % every == 0:
+                if every and (visited + count) % every == 0:
                     bufs.settle()
                     _run_hook(plan, state.object[0], probe, shifter)
         bufs.settle()
