@@ -126,6 +126,13 @@ def main() -> None:
         default=["epie,engine.backend=torch", "epie,engine.fft=fftw"],
         help="more near-field rows: ENGINE,OVERRIDE,... (e.g. the torch visit, FFTW)",
     )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run each case's rows this many times, round-robin; s/epoch is the median over "
+        "the rounds (the other figures are the first round's: the runs give the same bits)",
+    )
     args = p.parse_args()
     stamp = Stamp()
     rows = []
@@ -151,19 +158,28 @@ def main() -> None:
         for case, variant, ov, fast_ov in cases:
             base = float("nan")
             more = args.near_variants if case.startswith("near") else []
-            for spec in ["autodiff", *args.engines, *more]:
-                engine, *settings = spec.split(",")
-                extra = [] if engine == "autodiff" else [f"engine={engine}", *fast_ov, *settings]
-                f = reconstruct([*ov, *extra], t / f"run{i}")
+            specs = ["autodiff", *args.engines, *more]
+            seconds: dict[str, list[float]] = {spec: [] for spec in specs}
+            first: dict[str, dict[str, Any]] = {}
+            for _ in range(args.rounds):  # round-robin: the load falls on every row alike
+                for spec in specs:
+                    engine, *settings = spec.split(",")
+                    extra = [] if engine == "autodiff" else [f"engine={engine}", *fast_ov]
+                    f = reconstruct([*ov, *extra, *settings], t / f"run{i}")
+                    seconds[spec].append(f["s_per_epoch"])
+                    first.setdefault(spec, {**f, "dir": t / f"run{i}"})
+                    i += 1
+            for spec in specs:
+                engine = spec.split(",")[0]
+                f = {**first[spec], "s_per_epoch": float(np.median(seconds[spec]))}
                 label = variant
                 if case.startswith("multislice"):
-                    c = slice_correlations(t / f"run{i}" / "recon.h5", files["ms"])
+                    c = slice_correlations(f["dir"] / "recon.h5", files["ms"])
                     label += (
                         " (slice phase corr. "
                         + ", ".join(f"{a}{b}: {c[a][b]:.2f}" for a in range(2) for b in range(2))
                         + ")"
                     )
-                i += 1
                 if engine == "autodiff":
                     base = f["s_per_epoch"]
                 rows.append([
@@ -185,7 +201,8 @@ def main() -> None:
         "Near-field (cone beam, Fresnel scaling) and multislice reconstructions by autodiff "
         "and by the fast engines at their defaults on simulated likenesses, the same files in "
         "one run (`benchmarks/nearfield.py` docstring): seconds per epoch (median "
-        "over epochs after the first, one torch thread, one run at a time under a lock; "
+        "over epochs after the first, and over the rounds of `--rounds`, each round running "
+        "every row of a case once in turn; one torch thread, one run at a time under a lock; "
         "`x autodiff`: autodiff's seconds per epoch on the case over the row's), the "
         "final data error and the Poisson noise floor of the counts as the run records them, "
         "the FRC of the object against the truth at a quarter and a half of the Nyquist "
