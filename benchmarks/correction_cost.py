@@ -35,7 +35,6 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _lib.cases import StepRaster  # noqa: E402
 from _lib.results import Stamp, markdown_table, write_page  # noqa: E402
 
 #: the options of each correction (``ptyframe.engines.corrections``), from sweep 0
@@ -72,7 +71,7 @@ def dataset(quick: bool):
     sim = simulate_dataset(
         phantom={"name": "natural"},
         probe={"name": "focused"},
-        scan=StepRaster(n, step, jitter),
+        scan={"name": "step_raster", "n": n, "step_px": step, "jitter_px": jitter},
         window_px=window,
         noise="poisson",
         photons_per_pattern=1e6,
