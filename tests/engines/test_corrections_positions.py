@@ -294,3 +294,39 @@ def test_coarse_map_step_recovers_a_scale_and_rotation(
     got = decompose(fit_scan_map(rec, pos).matrix)
     assert math.degrees(got[0]) == pytest.approx(math.degrees(want[0]), abs=0.1)
     assert got[1:] == pytest.approx(want[1:], abs=5e-3)
+
+
+@pytest.mark.slow
+def test_a_rotated_scan_comes_back_through_the_frame(tmp_path) -> None:
+    """ePIE through the frame on a noiseless 10 x 10 scan recorded through a 3 degree rotation,
+    ``scan_map`` on: the coarse map step brings the fitted rotation within 1 degree of the
+    truth and the positions below 1 px RMS (without it, measured: -0.15 degree, 1.65 px RMS;
+    catches the coarse step not reached from the frame, the object not warped in place, or the
+    positions mapped the wrong way)."""
+    import h5py
+
+    from ptyframe.data.dataset import PtychoDataset
+    from ptyframe.runner import reconstruct
+
+    sim = simulate_dataset(
+        phantom={"name": "natural"},
+        probe={"name": "focused"},
+        scan={"name": "step_raster", "n": 10, "step_px": 8.0, "jitter_px": 1.0},
+        window_px=64,
+        noise="none",
+        seed=0,
+        nuisances={"scan_rotation_deg": 3.0},
+    )
+    ds = PtychoDataset(sim.geometry, patterns=sim.patterns, truth=sim.truth)
+    rec = np.array(sim.geometry.positions_px)
+    true = np.asarray(sim.truth.extras["positions_px"])
+    out = tmp_path / "run"
+    reconstruct(
+        ds, "epie", out_dir=out, epochs=30, refine={"positions": True}, positions={"scan_map": True}
+    )
+    with h5py.File(out / "recon.h5", "r") as f:
+        pos = np.asarray(f["positions_px"])
+    truth = fit_scan_map(rec, true).parameters()["rotation_deg"]
+    assert truth == pytest.approx(-3.0, abs=1e-6)
+    assert fit_scan_map(rec, pos).parameters()["rotation_deg"] == pytest.approx(truth, abs=1.0)
+    assert position_rms_px(pos, true) < 1.0 < position_rms_px(rec, true)

@@ -292,7 +292,8 @@ class PositionCorrection:
         self.positions = self._inside(moved)
         stopped = np.any(self.positions != moved, axis=1)
         self.velocity[stopped] = 0.0  # a position at the frame's edge loses its momentum
-        out = {"position_step_rms_px": float(np.sqrt((steps[seen] ** 2).sum(1).mean()))}
+        rms = float(np.sqrt((steps[seen] ** 2).sum(1).mean())) if seen.any() else 0.0
+        out = {"position_step_rms_px": rms}
         self.scan_map = fit_scan_map(self.nominal_px, self.positions)
         if c.affine_weight > 0:
             on_map = self.scan_map.apply(self.nominal_px)
