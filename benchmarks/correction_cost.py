@@ -8,7 +8,9 @@ patterns of 128 x 128, 1e6 photons, 2 px RMS position errors; ``--quick``: 7 x 7
 For each engine (its defaults, ``backend=auto``, one torch thread) two or more copies are
 prepared on their own states: without corrections, and with each correction the engine
 declares (``positions``: ``engine.refine.positions=true`` with ``start=0``, so every sweep
-takes the sums and moves the positions; ``opr3``: ``probe_variation.modes=3`` from sweep 0;
+takes the sums and moves the positions; ``scan map``: the same with ``scan_map`` and the coarse
+map step of ``corrections.coarse`` in every sweep, the cost of one of its first sweeps;
+``opr3``: ``probe_variation.modes=3`` from sweep 0;
 ``flux``: ``flux.refine`` from sweep 0; and, where OPR or flux is declared, the uncorrected
 engine on the torch backend, which those two run on). After two warm-up sweeps each,
 ``--rounds`` rounds time one sweep (``step``) of every copy in turn, so that the machine's
@@ -42,6 +44,10 @@ OPTIONS = {
     "none": {},
     "none, torch": {"backend": "torch"},
     "positions": {"refine": {"positions": True}, "positions": {"start": 0}},
+    "scan map": {
+        "refine": {"positions": True},
+        "positions": {"start": 0, "scan_map": True, "coarse_start": 0, "coarse_until": 10**6},
+    },
     "opr3": {"probe_variation": {"modes": 3, "start": 0}},
     "flux": {"flux": {"refine": True, "start": 0}},
 }
@@ -115,7 +121,12 @@ def main(argv: list[str] | None = None) -> None:
     print(" | ".join(header), flush=True)
     for name in args.engines:
         caps = reg.get("engine", name).factory.capabilities
-        declared = {"positions": caps.positions, "opr3": caps.probe_variation, "flux": caps.flux}
+        declared = {
+            "positions": caps.positions,
+            "scan map": caps.positions,
+            "opr3": caps.probe_variation,
+            "flux": caps.flux,
+        }
         labels = ["none"] + [lab for lab, on in declared.items() if on]
         if caps.probe_variation or caps.flux:  # they run the torch sweep: its own cost too
             labels.insert(1, "none, torch")

@@ -263,6 +263,8 @@ def run_one(case: str, spec: Spec, data: Path, truth: Truth, args, work: Path) -
     res.positions_rms_px = rms(positions if positions is not None else rec, true_pos)
     if positions is not None:
         res.extra.update(positions_px=positions, recorded_px=rec, true_px=true_pos)
+        if case.startswith("scan_"):
+            res.extra["map"] = map_note(rec, positions, true_pos)
     judge(res, arrays, rec if spec.check != "truth positions" else true_pos)
     return res
 
@@ -342,6 +344,22 @@ def judge(res: Result, arrays: dict, start_px: np.ndarray | None) -> None:
             row.status = "position mapping ok"
 
 
+def map_note(recorded_px: np.ndarray, refined_px: np.ndarray, true_px: np.ndarray) -> str:
+    """Return the scan map fitted from the recorded to the refined positions beside the one
+    from the recorded to the true positions (``corrections.affine.fit_scan_map``): scale in y
+    and x, rotation in degrees, shear."""
+    from ptyframe.engines.corrections.affine import fit_scan_map
+
+    def text(p: np.ndarray) -> str:
+        m = fit_scan_map(recorded_px, p).parameters()
+        return (
+            f"{m['scale_y']:.4f}/{m['scale_x']:.4f}, {m['rotation_deg']:+.3f} deg, "
+            f"shear {m['shear']:+.4f}"
+        )
+
+    return f"map {text(refined_px)} (truth {text(true_px)})"
+
+
 def read_positions(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Return (recorded, true) positions ``[n, 2]`` of a case file (true = recorded if absent)."""
     import h5py
@@ -395,7 +413,7 @@ def cells(r: Result) -> list[str]:
         f(row.frc_0_5),
         f(row.nrmse),
         pos,
-        row.status,
+        "; ".join(x for x in (row.status, r.extra.get("map", "")) if x),
     ]
 
 

@@ -203,6 +203,8 @@ class FastEngine(Engine):
             state.probe.device,
             state.probe,
             (int(height), int(width)),
+            state.object,
+            measurements,
         )
         for correction in self.corrections:
             correction.prepare(view)
@@ -274,6 +276,8 @@ class FastEngine(Engine):
             self.distribution.allreduce_mean_(self.state.object)
             self.distribution.allreduce_mean_(self.state.probe)
         scalars: dict[str, float] = {}
+        if view is not None:
+            view.object = self.state.object  # the state's tensor (a resume may replace it)
         for correction in self.corrections:
             assert view is not None
             scalars.update(correction.end_epoch(epoch, view))

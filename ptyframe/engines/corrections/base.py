@@ -16,8 +16,10 @@ every fast engine alike::
 
 ``CorrectionContext`` is what a correction reads from the frame: the nominal positions, the
 window, the dtype and device of the state, the probe (shared modes ``[K, M, N]``, the frame's
-own tensor: OPR writes its mean probe into mode 0 after each sweep) and the object frame's
-shape (positions are kept where their windows fit). The frame's
+own tensor: OPR writes its mean probe into mode 0 after each sweep), the object frame's
+shape (positions are kept where their windows fit) and, for the coarse map step of the
+positions (``corrections.coarse``), the state's object (which it resamples in place) and the
+run's pattern data. The frame's
 own context type only needs these attributes (a ``Protocol``), so the corrections can be built
 and tested without it.
 """
@@ -53,6 +55,10 @@ class CorrectionContext:
     device: torch.device
     probe: torch.Tensor
     object_shape: tuple[int, int] | None = None
+    #: the state's object ``[S, H, W]`` (the frame's own tensor; the coarse position steps
+    #: read it and may resample it in place) and the run's pattern data (None: not given)
+    object: torch.Tensor | None = None
+    patterns: Any = None
 
     @classmethod
     def of(

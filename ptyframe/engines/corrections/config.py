@@ -48,7 +48,10 @@ class PositionConfig:
     it, and always when off, the part of each sweep's shifts that such a map explains is
     removed: a free global scale drifts with the probe's curvature); ``affine_weight`` in
     [0, 1]: how far each sweep pulls the positions to the fitted map (0: free positions,
-    1: positions on the map).
+    1: positions on the map); ``coarse_start``, ``coarse_until``: with ``scan_map``, the
+    sweeps ``[start, until)`` that end with the coarse map step of ``corrections.coarse`` (the
+    scan map from the windows' deformation, object and positions moved together; ``until <=
+    start``: none); ``coarse_gain``: the factor on its estimate.
     """
 
     start: int = 5
@@ -59,10 +62,20 @@ class PositionConfig:
     scan_map: bool = False
     scan_map_start: int = 20
     affine_weight: float = 0.0
+    coarse_start: int = 2
+    coarse_until: int = 20
+    coarse_gain: float = 2.0
 
     def __post_init__(self) -> None:
         o = "engine.positions"
         _start(o, self.start)
+        for name in ("coarse_start", "coarse_until"):
+            v = getattr(self, name)
+            if int(v) != v or int(v) < 0:
+                raise ConfigError(f"{o}.{name} = {v} must be a whole sweep number >= 0")
+        cg = _finite(o, "coarse_gain", self.coarse_gain)
+        if not 0 < cg <= 8:
+            raise ConfigError(f"{o}.coarse_gain = {self.coarse_gain} must lie in (0, 8]")
         if int(self.scan_map_start) != self.scan_map_start or int(self.scan_map_start) < 0:
             raise ConfigError(
                 f"{o}.scan_map_start = {self.scan_map_start} must be a whole sweep number >= 0"

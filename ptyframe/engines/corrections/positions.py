@@ -70,11 +70,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from ptyframe.engines.corrections import coarse
 from ptyframe.engines.corrections.affine import ScanMap, design_matrix, fit_scan_map
 from ptyframe.engines.corrections.base import FrameView, n_positions
 from ptyframe.engines.corrections.config import PositionConfig
 from ptyframe.errors import ConfigError
 
+#: Tikhonov weight of the coarse map step, relative to its mean curvature
+COARSE_REGULARISATION = 1e-3
+#: the entries of ``L - I`` in the history (``end_epoch``'s scalars)
+MAP_KEYS = ("yy", "yx", "xy", "xx")
 #: columns of the per-position sums
 SUMS = ("a_yy", "a_xx", "a_yx", "b_y", "b_x")
 
@@ -266,8 +271,9 @@ class PositionCorrection:
     def end_epoch(self, epoch: int, ctx: FrameView | None = None) -> dict[str, float]:
         """Move the positions by this sweep's limited least-squares shifts; refit the map."""
         c = self.config
+        coarse_out = self._coarse(epoch, ctx)
         if not self.active:
-            return {}
+            return coarse_out
         seen = self.sums[:, 0] + self.sums[:, 1] > 0
         steps = c.gain * solve_shifts(self.sums, c.regularisation)
         if seen.any():
@@ -286,7 +292,8 @@ class PositionCorrection:
         self.positions = self._inside(moved)
         stopped = np.any(self.positions != moved, axis=1)
         self.velocity[stopped] = 0.0  # a position at the frame's edge loses its momentum
-        out = {"position_step_rms_px": float(np.sqrt((steps[seen] ** 2).sum(1).mean()))}
+        rms = float(np.sqrt((steps[seen] ** 2).sum(1).mean())) if seen.any() else 0.0
+        out = {"position_step_rms_px": rms}
         self.scan_map = fit_scan_map(self.nominal_px, self.positions)
         if c.affine_weight > 0:
             on_map = self.scan_map.apply(self.nominal_px)
@@ -298,7 +305,30 @@ class PositionCorrection:
         moved = moved - moved.mean(axis=0)
         out["position_shift_rms_px"] = float(np.sqrt((moved**2).sum(1).mean()))
         self.last_step_rms_px = out["position_step_rms_px"]
+        out.update(coarse_out)
         return out
+
+    def _coarse(self, epoch: int, ctx: FrameView | None) -> dict[str, float]:
+        """With ``scan_map``, in the sweeps ``[coarse_start, coarse_until)``: the coarse map
+        step of ``corrections.coarse`` (object warped in place, positions mapped). The
+        positions' momentum is dropped, and this sweep's gradient sums (taken at the old
+        positions, on the old object) are not applied."""
+        c = self.config
+        obj = getattr(ctx, "object", None)
+        data = getattr(ctx, "patterns", None)
+        if not c.scan_map or obj is None or data is None or ctx is None:
+            return {}
+        if not int(c.coarse_start) <= epoch < int(c.coarse_until):
+            return {}
+        g, h = coarse.deformation_system(obj[0], ctx.probe, self.positions, data)
+        lm = coarse.solve_deformation(g, h, COARSE_REGULARISATION, c.coarse_gain, False)
+        moved, centre = coarse.map_positions(self.positions, lm, ctx.window)
+        obj[0].copy_(coarse.warp_object(obj[0], lm, centre))
+        self.positions = self._inside(moved)
+        self.sums.fill(0.0)
+        self.velocity.fill(0.0)
+        change = (lm - np.eye(2)).ravel()
+        return {f"coarse_map_{k}": float(v) for k, v in zip(MAP_KEYS, change, strict=True)}
 
     def on_roll(self, sy: int, sx: int) -> None:
         """Nothing: rolling object and probe together leaves the positions as they are."""
