@@ -263,8 +263,17 @@ def run_one(case: str, spec: Spec, data: Path, truth: Truth, args, work: Path) -
     if positions is not None:
         res.extra.update(positions_px=positions, recorded_px=rec, true_px=true_pos)
     judge(res, arrays, rec if spec.check != "truth positions" else true_pos)
-    res.extra["recovered"] = recovered(data, arrays)
+    res.extra["recovered"] = recovered(data, peer_flux(arrays, spec))
     return res
+
+
+def peer_flux(arrays: dict, spec: Spec) -> dict:
+    """Return ``arrays`` with ``flux`` ``[N]`` from a peer's intensity variation: pty-chi's
+    first OPR weight scales the probe, so the intensity factor is ``|w_j0|^2``."""
+    w = arrays.get("probe_weights")
+    if spec.tool == "ptyframe" or "flux" not in spec.corrections or w is None:
+        return arrays
+    return {**arrays, "flux": np.abs(np.asarray(w)[:, 0]) ** 2}
 
 
 def recovered(data: Path, arrays: dict) -> str:
@@ -366,6 +375,11 @@ def judge(res: Result, arrays: dict, start_px: np.ndarray | None) -> None:
         w = arrays.get("probe_weights")
         if w is None or np.abs(np.asarray(w)[:, 1:]).max() < 1e-4:
             row.status = "FAILED: probe variation asked for, its weights did not move"
+            return
+    if "flux" in spec.corrections:
+        f = peer_flux(arrays, spec).get("flux")
+        if f is None or float(np.std(np.asarray(f))) < 1e-6:
+            row.status = "FAILED: flux refinement asked for, the flux did not move"
             return
     if spec.check == "truth positions":
         worst = max(abs(row.shift_y_px), abs(row.shift_x_px))
