@@ -21,9 +21,14 @@ Runs on each case's file, each tool in its own venv, one thread each (``benchmar
 * ptyframe's fast engines ePIE, mPIE, LSQML with their defaults, without and with the
   corrections of the engine frame at their defaults (``CORRECTIONS``): position cases
   ``engine.refine.positions=true`` (the ideal case too: nothing may get worse), the scan-map
-  case also ``engine.positions.scan_map=true``, the probe-drift cases
+  case also ``engine.positions.scan_map=true``, the defocus-drift case
   ``engine.probe_variation.modes=3``, the flux case ``engine.flux.refine=true`` (LSQML
-  declares positions only: its rows of the other two are not run);
+  declares positions only: its rows of the other two are not run). The lateral probe drift
+  runs the position correction with the scan map instead of OPR: a probe shifted by ``d`` at
+  position ``r_j`` gives the exit wave ``P(r - r_j - d) O(r)``, whose far-field intensity is
+  that of the probe at ``r_j + d`` (the object's frame moves with it), i.e. a position error
+  ``d`` (here a linear drift, which the scan map's drift term models), and a shift is far
+  from low rank for a few eigen-probes;
 * PtyLab 0.3.7 mPIE with ``positionCorrectionSwitch`` (its defaults otherwise);
 * pty-chi 2.2.0 LSQML with its position correction, and OPR with 3 modes on the probe-drift
   cases, its intensity variation on the flux case (its defaults otherwise).
@@ -68,6 +73,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "peers"))
 from compare import RunFailed, call, venv_python  # noqa: E402
 
+from _lib.cases import QUICK  # noqa: E402
 from _lib.results import Stamp, markdown_table, write_page  # noqa: E402
 from _lib.score import MAPPING_TOLERANCE_PX, Row, Truth, score  # noqa: E402
 
@@ -171,7 +177,7 @@ def ours_for(case: str) -> tuple[str, ...]:
     """Return the corrections ptyframe's corrected rows of ``case`` switch on."""
     if case.startswith(("pos_", "ideal")):
         return ("positions",)
-    if case.startswith("scan_"):
+    if case.startswith("scan_") or case == "probe_lateral":
         return ("positions", "scan_map")
     if case.startswith("probe_"):
         return ("opr3",)
@@ -183,22 +189,15 @@ CHECKS = [("ptyframe", "epie"), ("PtyLab", "ePIE"), ("pty-chi", "EPIE")]
 
 def simulate(case: str, nuisances: dict[str, float], quick: bool, folder: Path) -> Path:
     """Write the case's file (reused when present); return its path."""
-    from ptyframe.simulation.simulate import simulate_dataset
+    import ptyframe
 
     path = folder / f"{case}.h5"
     if path.exists():
         return path
-    window, n, step, jitter = (64, 7, 8, 1.0) if quick else (128, 25, 16, 2.0)
-    sim = simulate_dataset(
-        phantom={"name": "natural"},
-        probe={"name": "focused"},
-        scan={"name": "step_raster", "n": n, "step_px": step, "jitter_px": jitter},
-        window_px=window,
-        noise="poisson",
-        photons_per_pattern=DOSE.get(case, 1e6),
-        seed=0,
-        nuisances=dict(nuisances),
-    )
+    overrides = list(QUICK) if quick else []
+    overrides.append(f"simulation.photons_per_pattern={DOSE.get(case, 1e6)!r}")
+    overrides += [f"simulation.nuisances.{k}={v!r}" for k, v in nuisances.items()]
+    sim = ptyframe.simulate_case("natural_1e6", overrides)
     folder.mkdir(parents=True, exist_ok=True)
     sim.write(path)
     return path
@@ -266,7 +265,53 @@ def run_one(case: str, spec: Spec, data: Path, truth: Truth, args, work: Path) -
         if case.startswith("scan_"):
             res.extra["map"] = map_note(rec, positions, true_pos)
     judge(res, arrays, rec if spec.check != "truth positions" else true_pos)
+    res.extra["recovered"] = recovered(data, peer_flux(arrays, spec))
     return res
+
+
+def peer_flux(arrays: dict, spec: Spec) -> dict:
+    """Return ``arrays`` with ``flux`` ``[N]`` from a peer's intensity variation: pty-chi's
+    first OPR weight scales the probe, so the intensity factor is ``|w_j0|^2``."""
+    w = arrays.get("probe_weights")
+    if spec.tool == "ptyframe" or "flux" not in spec.corrections or w is None:
+        return arrays
+    return {**arrays, "flux": np.abs(np.asarray(w)[:, 0]) ** 2}
+
+
+def recovered(data: Path, arrays: dict) -> str:
+    """Return the recovered nuisance against the truth, as the table's words.
+
+    Flux: the RMS error of the refined intensity factors ``c_j^2`` (each normalised to mean
+    1) against ``/truth/flux``, beside the truth's RMS spread. OPR: ``R^2`` of the first
+    variation's weights (real part after the best global phase) against the true defocus
+    ``/truth/probe_defocus_m`` along the scan (1: the weights follow the drift exactly).
+    """
+    import h5py
+
+    out = []
+    with h5py.File(data, "r") as f:
+        flux = np.asarray(f["truth/flux"]) if "truth/flux" in f else None
+        z = np.asarray(f["truth/probe_defocus_m"]) if "truth/probe_defocus_m" in f else None
+    if flux is not None and "flux" in arrays:
+        est = np.asarray(arrays["flux"], dtype=np.float64).ravel()
+        est = est / est.mean()
+        err = float(np.sqrt(np.mean((est - flux) ** 2)))
+        out.append(f"flux RMS error {err:.3f} (spread {float(flux.std()):.3f})")
+    w = arrays.get("probe_weights")
+    if z is not None and w is not None and np.ptp(z) > 0 and np.asarray(w).shape[-1] > 1:
+        out.append(f"weights R^2 vs defocus {weight_r2(np.asarray(w)[:, 1], z):.2f}")
+    return "; ".join(out) or "-"
+
+
+def weight_r2(w: np.ndarray, z: np.ndarray) -> float:
+    """Return ``R^2`` of the linear fit of ``w`` (complex, global phase removed) on ``z``."""
+    wc = w - w.mean()
+    phase = np.exp(-0.5j * np.angle(np.sum(wc * wc))) if np.iscomplexobj(wc) else 1.0
+    wr = np.real(wc * phase)
+    zc = z - z.mean()
+    fit = (zc @ wr) / (zc @ zc) * zc
+    total = float(np.sum(wr**2))
+    return 1.0 - float(np.sum((wr - fit) ** 2)) / total if total > 0 else 0.0
 
 
 def run_ours(data: Path, spec: Spec, sweeps: int, out: Path, args) -> dict:
@@ -308,8 +353,9 @@ def run_ours(data: Path, spec: Spec, sweeps: int, out: Path, args) -> dict:
         }
         if "positions" in spec.corrections:
             arrays["positions_px"] = np.asarray(f["positions_px"])
-        if "extras/probe_weights" in f:
-            arrays["probe_weights"] = np.asarray(f["extras/probe_weights"])
+        for key in ("probe_weights", "flux"):
+            if f"extras/{key}" in f:
+                arrays[key] = np.asarray(f[f"extras/{key}"])
     return arrays
 
 
@@ -331,6 +377,11 @@ def judge(res: Result, arrays: dict, start_px: np.ndarray | None) -> None:
         w = arrays.get("probe_weights")
         if w is None or np.abs(np.asarray(w)[:, 1:]).max() < 1e-4:
             row.status = "FAILED: probe variation asked for, its weights did not move"
+            return
+    if "flux" in spec.corrections:
+        f = peer_flux(arrays, spec).get("flux")
+        if f is None or float(np.std(np.asarray(f))) < 1e-6:
+            row.status = "FAILED: flux refinement asked for, the flux did not move"
             return
     if spec.check == "truth positions":
         worst = max(abs(row.shift_y_px), abs(row.shift_x_px))
@@ -361,12 +412,18 @@ def map_note(recorded_px: np.ndarray, refined_px: np.ndarray, true_px: np.ndarra
 
 
 def read_positions(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Return (recorded, true) positions ``[n, 2]`` of a case file (true = recorded if absent)."""
+    """Return (recorded, true) positions ``[n, 2]`` of a case file (true = recorded if absent).
+
+    A lateral probe drift ``s_j`` (``/truth/probe_shift_px``) is a position error: the
+    positions that explain the data are the true ones plus ``s_j``.
+    """
     import h5py
 
     with h5py.File(path, "r") as f:
         rec = np.asarray(f["metadata/probe_pos_px"], dtype=np.float64)
         tru = np.asarray(f["truth/positions_px"]) if "truth/positions_px" in f else rec
+        if "truth/probe_shift_px" in f:
+            tru = tru + np.asarray(f["truth/probe_shift_px"], dtype=np.float64)
     return rec, tru
 
 
@@ -389,6 +446,7 @@ HEADER = [
     "FRC 1/2",
     "NRMSE",
     "positions RMS px (recorded -> after)",
+    "recovered vs truth",
     "status",
 ]
 
@@ -413,6 +471,7 @@ def cells(r: Result) -> list[str]:
         f(row.frc_0_5),
         f(row.nrmse),
         pos,
+        r.extra.get("recovered", "-"),
         "; ".join(x for x in (row.status, r.extra.get("map", "")) if x),
     ]
 

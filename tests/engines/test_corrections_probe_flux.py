@@ -101,19 +101,29 @@ def test_smoothing_keeps_polynomials() -> None:
     assert torch.allclose(smooth_in_time(w, 3), w, atol=1e-10)
 
 
-def _per_position_error(p_est: torch.Tensor, p_true: torch.Tensor) -> torch.Tensor:
-    """Relative error per position after the best global phase of each position."""
-    ph = (p_true.conj() * p_est).sum((-2, -1))
-    p = p_est * (ph.conj() / ph.abs())[:, None, None]
-    return ((p - p_true).abs().square().sum((-2, -1)) / p_true.abs().square().sum((-2, -1))).sqrt()
+#: OPR's mean per-position miss (1 - correlation with the true probe) must be below this
+#: fraction of the shared probe's (a broken OPR gives the shared probe's: a ratio near 1)
+MISS_RATIO = 0.3
+#: and its worst position's miss below this (the shared probe's worst, at the ends of the
+#: drift, is well above it)
+MISS_MAX = 0.04
+
+
+def _per_position_correlation(p_est: torch.Tensor, p_true: torch.Tensor) -> torch.Tensor:
+    """``|<P_j, T_j>| / (||P_j|| ||T_j||)`` per position (1: the same probe up to a complex
+    factor; blind to the global phase and scale that ptychography cannot fix)."""
+    inner = (p_est.conj() * p_true).sum((-2, -1)).abs()
+    norms = p_est.abs().square().sum((-2, -1)) * p_true.abs().square().sum((-2, -1))
+    return inner / norms.sqrt()
 
 
 @pytest.mark.slow
 def test_drifting_probe_is_recovered_position_by_position() -> None:
     """A probe whose defocus drifts by 100 um along the scan: OPR with 3 eigen-probes fits the
-    data and the per-position probes (against ``probes_at`` of the truth) much better than one
-    shared probe, and its first variation's weights follow the true defocus (catches OPR
-    updates that do not reach the variations, or weights that do not track the drift)."""
+    data better than one shared probe, every position's probe correlates with the truth
+    (``probes_at``) better than the shared probe does, and the first variation's weights
+    follow the true defocus (catches OPR updates that do not reach the variations, weights
+    that do not track the drift, or per-position probes that are not the positions')."""
     sim = _sim(probe_defocus_drift_m=100e-6)
     pos = sim.geometry.positions_px
     extras = sim.truth.extras
@@ -124,14 +134,15 @@ def test_drifting_probe_is_recovered_position_by_position() -> None:
     p_true = p_true[:, 0].to(torch.complex64)
     obj, probe, amps = _start(sim)
     shared = drv.run(obj, probe, pos, amps, 120)
-    err_shared = _per_position_error(probe[0].expand_as(p_true), p_true)
+    miss_shared = 1 - _per_position_correlation(probe[0].expand_as(p_true), p_true)
     obj, probe, amps = _start(sim)
     opr = ProbeVariation(ProbeVariationConfig(modes=3, start=30, weight_smoothing=3))
     varied = drv.run(obj, probe, pos, amps, 120, {"opr": opr})
     p_opr = torch.stack([opr.probe_for(j, probe)[0] for j in range(len(pos))])
-    err_opr = _per_position_error(p_opr, p_true)
+    miss_opr = 1 - _per_position_correlation(p_opr, p_true)
     assert varied[-1] < 0.7 * shared[-1]
-    assert float(err_opr.mean()) < 0.7 * float(err_shared.mean())
+    assert float(miss_opr.mean()) < MISS_RATIO * float(miss_shared.mean())
+    assert float(miss_opr.max()) < MISS_MAX
     z = extras["probe_defocus_m"] - extras["probe_defocus_m"].mean()
     w = opr.w[:, 1].numpy()
     fit = (z @ (w - w.mean())) / (z @ z) * z

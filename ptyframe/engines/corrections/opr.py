@@ -15,21 +15,24 @@ weights of zero mean) are the variations::
     P_j = U_0 + sum_{k >= 1} w_jk U_k
 
 Per visit (``add_probe_step``), with the engine's probe step ``d_j`` for position ``j`` (its
-ePIE/rPIE/... step on mode 0, shifted back to the window grid)::
+ePIE/rPIE/... step on mode 0, shifted back to the window grid). Before sweep ``start`` (and
+always with ``K = 1``) the step is the shared probe's, ``U_0 <- U_0 + d_j``; from ``start`` on
+it is split over the factors (their part moves ``P_j`` by exactly ``d_j``), and the weights take
+the projection of the step on each variation::
 
-    U_0  <- U_0 + d_j                                  (the shared probe's step, unchanged)
-    w_jk <- w_jk + gamma <U_k, d_j> / ||U_k||^2        (k >= 1, from sweep ``start``)
-    G_k  <- G_k + conj(w_jk) d_j                       (k >= 1, w before this visit)
+    U_k  <- U_k + conj(w_jk) d_j / sum_l |w_jl|^2           (k >= 0, w before this visit)
+    w_jk <- w_jk + gamma <U_k, d_j> / ||U_k||^2             (k >= 1, U before this visit)
 
-(``<A, B> = sum conj(A) B``, complex weights, ``gamma = weight_step``): the weights take the
-projection of each step on the variations, and ``G`` collects the steps correlated with them.
-With ``K = 1`` the rule is the shared probe's exactly. A batch (``add_probe_steps``) sums
-the same updates over its positions.
+(``<A, B> = sum conj(A) B``, complex weights, ``gamma = weight_step``). With ``K = 1`` the
+rule is the shared probe's exactly. A batch (``add_probe_steps``) sums the same updates over
+its positions. Before ``start`` the variations do not learn: the seed weights only fix the
+first sweeps' gauge. (The buffer ``g`` of ``state_dict`` stays zero: a checkpoint field of
+an earlier power step, kept so that checkpoints load.)
 
-End of a sweep (``end_epoch``), one power-iteration step on the variations and the
-relaxation to orthogonal form (the paper's truncated SVD, computed on the factors)::
+End of a sweep (``end_epoch``), the relaxation to orthogonal form (the paper's truncated
+SVD, computed on the factors; with ``weight_smoothing`` the weight columns are first fitted
+by a polynomial in scan time)::
 
-    U_k <- U_k + G_k / sum_j |w_jk|^2                                   (k >= 1)
     w_jk <- w_jk - mean_j w_jk;   U_0 <- U_0 + sum_k (mean_j w_jk) U_k   (P_j unchanged)
     W_v U_v = A S (Q B)^H  ->  w_v = sqrt(N) A,  U_v = S (Q B)^H / sqrt(N)
 
