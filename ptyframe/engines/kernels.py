@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from ptyframe.engines import rules
-from ptyframe.engines.numba_cache import flush_if_changed
+from ptyframe.engines.numba_cache import compile_kernels
 from ptyframe.engines.rules import constants, pie_coefficients
 
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}  # no nnan/ninf: NaN propagate
@@ -76,16 +76,10 @@ def kernels() -> SimpleNamespace:
     """
     global _compiled
     if _compiled is None:
-        import numba
-
-        jit = numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
-        for name in HELPERS:  # the kernels call them: their names must be compiled first
-            if not isinstance(globals()[name], numba.core.dispatcher.Dispatcher):
-                globals()[name] = jit(globals()[name])
-        compiled = {name: jit(globals()[name]) for name in KERNELS}
         sources = (Path(__file__), Path(rules.__file__))
-        flush_if_changed(compiled.values(), sources, tag="ptyframe-pie-kernels")
-        _compiled = SimpleNamespace(**compiled)
+        _compiled = compile_kernels(
+            globals(), HELPERS, KERNELS, sources, "ptyframe-pie-kernels", _FASTMATH
+        )
     return _compiled
 
 

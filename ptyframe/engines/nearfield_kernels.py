@@ -27,9 +27,12 @@ model is used (no branch per division).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+
+from ptyframe.engines.numba_cache import compile_kernels
 
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}  # no nnan/ninf: NaN propagate
 _compiled: SimpleNamespace | None = None
@@ -42,13 +45,9 @@ def kernels() -> SimpleNamespace:
     kernels call (as in ``ptyframe.engines.kernels.kernels``)."""
     global _compiled
     if _compiled is None:
-        import numba
-
-        jit = numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
-        for name in HELPERS:  # the kernels call them: their names must be compiled first
-            if not isinstance(globals()[name], numba.core.dispatcher.Dispatcher):
-                globals()[name] = jit(globals()[name])
-        _compiled = SimpleNamespace(**{name: jit(globals()[name]) for name in KERNELS})
+        _compiled = compile_kernels(
+            globals(), HELPERS, KERNELS, (Path(__file__),), "ptyframe-near-field-kernels", _FASTMATH
+        )
     return _compiled
 
 

@@ -19,8 +19,9 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 _log = logging.getLogger(__name__)
@@ -71,4 +72,31 @@ def flush_if_changed(dispatchers: Iterable[Any], sources: Iterable[Path], tag: s
     return True
 
 
-__all__ = ["flush_if_changed", "sources_digest"]
+def compile_kernels(
+    namespace: MutableMapping[str, Any],
+    helpers: Iterable[str],
+    kernels: Iterable[str],
+    sources: Iterable[Path],
+    tag: str,
+    fastmath: bool | set[str] = False,
+) -> SimpleNamespace:
+    """Compile a module's kernels with numba (single-threaded, cached on disk) and return them.
+
+    ``namespace`` is the module's ``globals()``: the ``helpers`` (functions the kernels call)
+    are compiled first and bound there under their names, so that the kernels' calls reach the
+    compiled helpers; then the ``kernels`` are compiled and their disk cache is flushed when
+    any of ``sources`` (the module and every file its helpers come from) changed
+    (``flush_if_changed``, stamp ``tag``).
+    """
+    import numba
+
+    jit = numba.njit(cache=True, nogil=True, fastmath=fastmath, error_model="numpy")
+    for name in helpers:  # the kernels call them: their names must be compiled first
+        if not isinstance(namespace[name], numba.core.dispatcher.Dispatcher):
+            namespace[name] = jit(namespace[name])
+    compiled = {name: jit(namespace[name]) for name in kernels}
+    flush_if_changed(compiled.values(), sources, tag)
+    return SimpleNamespace(**compiled)
+
+
+__all__ = ["compile_kernels", "flush_if_changed", "sources_digest"]

@@ -21,9 +21,12 @@ window needs ``M, N >= 2``.
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+
+from ptyframe.engines.numba_cache import compile_kernels
 
 #: the fast-math flags of the PIE kernels: no nnan/ninf, so NaN propagates
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -39,13 +42,9 @@ def kernels() -> SimpleNamespace:
     """Return the kernels compiled with numba (on first use; cached on disk)."""
     global _compiled
     if _compiled is None:
-        import numba
-
-        jit = numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-        for name in HELPERS:  # the kernels call them: compiled first, in place
-            if not isinstance(globals()[name], numba.core.dispatcher.Dispatcher):
-                globals()[name] = jit(globals()[name])
-        _compiled = SimpleNamespace(**{name: jit(globals()[name]) for name in KERNELS})
+        _compiled = compile_kernels(
+            globals(), HELPERS, KERNELS, (Path(__file__),), "ptyframe-position-kernels", FASTMATH
+        )
     return _compiled
 
 
