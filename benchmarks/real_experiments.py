@@ -20,7 +20,8 @@ Runs on each case's file, each tool in its own venv, one thread each (``benchmar
 
 * ptyframe's fast engines ePIE, mPIE, LSQML with their defaults, without and with the
   corrections of the engine frame at their defaults (``CORRECTIONS``): position cases
-  ``engine.refine.positions=true`` (the ideal case too: nothing may get worse), the scan-map
+  ``engine.refine.positions=true`` (the ideal case each correction in turn: nothing may get
+  worse where there is no error), the scan-map
   case also ``engine.positions.scan_map=true``, the defocus-drift case
   ``engine.probe_variation.modes=3``, the flux case ``engine.flux.refine=true`` (LSQML
   declares positions only: its rows of the other two are not run). The lateral probe drift
@@ -160,12 +161,12 @@ def plan(case: str, tools: list[str]) -> list[Spec]:
             Spec("pty-chi", "LSQML", pc["pty-chi"], check="truth positions"),
         ]
         out = [s for s in out if s.tool in tools]
-    ours = ours_for(case)
     for engine in PTYFRAME_ENGINES:
         if "ptyframe" in tools:
             out.append(Spec("ptyframe", engine))
-            if set(ours) <= set(DECLARED[engine]):
-                out.append(Spec("ptyframe", engine, ours))
+            for ours in ours_for(case):
+                if set(ours) <= set(DECLARED[engine]):
+                    out.append(Spec("ptyframe", engine, ours))
     if "PtyLab" in tools:
         out.append(Spec("PtyLab", "mPIE", pc["PtyLab"]))
     if "pty-chi" in tools:
@@ -173,15 +174,18 @@ def plan(case: str, tools: list[str]) -> list[Spec]:
     return out
 
 
-def ours_for(case: str) -> tuple[str, ...]:
-    """Return the corrections ptyframe's corrected rows of ``case`` switch on."""
-    if case.startswith(("pos_", "ideal")):
-        return ("positions",)
+def ours_for(case: str) -> list[tuple[str, ...]]:
+    """Return the corrections of each of ptyframe's corrected rows of ``case``: one row per
+    case, and on the ideal case one per correction (nothing may get worse without an error)."""
+    if case == "ideal":
+        return [("positions",), ("opr3",), ("flux",)]
+    if case.startswith("pos_"):
+        return [("positions",)]
     if case.startswith("scan_") or case == "probe_lateral":
-        return ("positions", "scan_map")
+        return [("positions", "scan_map")]
     if case.startswith("probe_"):
-        return ("opr3",)
-    return ("flux",)
+        return [("opr3",)]
+    return [("flux",)]
 
 
 CHECKS = [("ptyframe", "epie"), ("PtyLab", "ePIE"), ("pty-chi", "EPIE")]
