@@ -40,11 +40,11 @@ from ptyframe.engines.backend import Backend
 from ptyframe.engines.scan import ScanWindows
 from ptyframe.engines.sequential import (
     FusedSweep,
+    SweepBuffers,
     SweepPlan,
-    _Buffers,
-    _probe_shifter,
-    _run_hook,
-    _writes_step_alone,
+    probe_shifter,
+    run_hook,
+    writes_step_alone,
 )
 from ptyframe.engines.visit import VisitModel
 from ptyframe.physics.detector import NearFieldPropagator
@@ -95,7 +95,7 @@ class NearFieldVisit:
     def __init__(
         self,
         obj: np.ndarray,
-        bufs: _Buffers,
+        bufs: SweepBuffers,
         prop: NearFieldPropagator,
         rule: np.ndarray,
         one: bool,
@@ -159,10 +159,10 @@ class NearFieldSweep:
         prop = visit.propagator
         assert isinstance(prop, NearFieldPropagator) and visit.n_slices == 1
         probe = state.probe
-        shifter = _probe_shifter(probe, scan)
-        rule = plan.rule if shifter is None else _writes_step_alone(plan.rule)
+        shifter = probe_shifter(probe, scan)
+        rule = plan.rule if shifter is None else writes_step_alone(plan.rule)
         one = probe.shape[0] == 1
-        bufs = _Buffers(probe, one, self._plans.window_fft(probe, shifter is not None, backend))
+        bufs = SweepBuffers(probe, one, self._plans.window_fft(probe, shifter is not None, backend))
         fft = bufs.fft
         obj = state.object[0].numpy()
         dtype = obj.dtype
@@ -193,7 +193,7 @@ class NearFieldSweep:
                     kern.ramp_fold_back(spec, fft.spec, ry[j], rx[j])
                 if every and (visited + count) % every == 0:
                     bufs.settle()
-                    _run_hook(plan, state.object[0], probe, shifter)
+                    run_hook(plan, state.object[0], probe, shifter)
         bufs.settle()
         if shifter is not None:
             probe.copy_(shifter.probe())

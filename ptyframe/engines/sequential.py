@@ -77,14 +77,14 @@ class SweepPlan:
     hooks: SweepHooks | None = None
 
 
-def _probe_shifter(probe: torch.Tensor, scan: ScanWindows) -> FourierProbe | None:
+def probe_shifter(probe: torch.Tensor, scan: ScanWindows) -> FourierProbe | None:
     """Return the probe as its spectrum with the scan's ramps, or None for whole pixels."""
     if not scan.shifted:
         return None
     return FourierProbe(probe, scan.frac, scan.ramps(probe.dtype))
 
 
-def _run_hook(plan: SweepPlan, obj: torch.Tensor, probe: torch.Tensor, shifter) -> None:
+def run_hook(plan: SweepPlan, obj: torch.Tensor, probe: torch.Tensor, shifter) -> None:
     """Run ``plan.hook`` on the object and the real-space probe (made from the spectrum)."""
     assert plan.hook is not None
     if shifter is None:
@@ -108,7 +108,7 @@ def sweep_torch(
     m, n = probe.shape[-2:]
     hooks = plan.hooks
     opr = hooks is not None and hooks.opr is not None  # the probe is OPR's, per position
-    shifter = _probe_shifter(probe, scan) if not opr else None
+    shifter = probe_shifter(probe, scan) if not opr else None
     err = torch.zeros((), dtype=torch.float64, device=obj.device)
     with closing(feed.tensor_rows(data, plan.order, obj.device)) as visits:
         for count, (j, a, v) in enumerate(visits, 1):
@@ -138,7 +138,7 @@ def sweep_torch(
                 else:
                     probe.add_(p_step)
             if plan.every and (plan.visited + count) % plan.every == 0:
-                _run_hook(plan, obj, probe, shifter)
+                run_hook(plan, obj, probe, shifter)
     if shifter is not None:
         probe.copy_(shifter.probe())
     return float(err)
@@ -184,13 +184,13 @@ class FusedSweep:
         """
         probe = state.probe
         _, m, n = probe.shape
-        shifter = _probe_shifter(probe, scan)
+        shifter = probe_shifter(probe, scan)
         subpixel = shifter is not None
-        rule = plan.rule if not subpixel else _writes_step_alone(plan.rule)
+        rule = plan.rule if not subpixel else writes_step_alone(plan.rule)
         obj_np = state.object[0].numpy()
         one = probe.shape[0] == 1 and not data.has_unmeasured  # the single-mode kernels
         all_measured = kernel_module.no_mask((m, n))
-        bufs = _Buffers(probe, one, self.window_fft(probe, subpixel, backend))
+        bufs = SweepBuffers(probe, one, self.window_fft(probe, subpixel, backend))
         fft = bufs.fft
         kern = kernel_module.kernels()
         dtype = obj_np.dtype
@@ -239,7 +239,7 @@ class FusedSweep:
                     kern.ramp_fold_back(spec, fft.spec, ry[j], rx[j])
                 if every and (visited + count) % every == 0:
                     bufs.settle()
-                    _run_hook(plan, state.object[0], probe, shifter)
+                    run_hook(plan, state.object[0], probe, shifter)
         bufs.settle()
         if shifter is not None:
             probe.copy_(shifter.probe())
@@ -263,14 +263,14 @@ def _position_sums(plan: SweepPlan, one: bool, dtype: np.dtype) -> Callable[...,
     return add
 
 
-def _writes_step_alone(rule: PieRule) -> PieRule:
+def writes_step_alone(rule: PieRule) -> PieRule:
     """Return ``rule`` writing the probe step alone (a sub-pixel sweep folds it back itself)."""
     from dataclasses import replace
 
     return replace(rule, accumulate=False)
 
 
-class _Buffers:
+class SweepBuffers:
     """Scratch arrays of one fused sweep (numpy views of torch tensors, no copies).
 
     The transforms' buffers (``fft``, a ``pie_fft.WindowFFT``): ``psi``, the exit wave, then
