@@ -159,8 +159,10 @@ def add_corrections(args: argparse.Namespace, opts, case) -> None:
         w = opts.opr_mode_weight_options
         w.initial_weights = weights
         w.optimizable = True
-        w.optimize_eigenmode_weights = k > 1
+        # pydantic checks each assignment: at least one of the two must be on at every step,
+        # so the intensity variation goes first (with --flux and no OPR modes, k = 1)
         w.optimize_intensity_variation = bool(args.flux)
+        w.optimize_eigenmode_weights = k > 1
 
 
 def run(args: argparse.Namespace) -> None:
