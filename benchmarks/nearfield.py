@@ -133,6 +133,7 @@ def main() -> None:
         help="run each case's rows this many times, round-robin; s/epoch is the median over "
         "the rounds (the other figures are the first round's: the runs give the same bits)",
     )
+    p.add_argument("--page", default="nearfield", help="the results page to write")
     args = p.parse_args()
     stamp = Stamp()
     rows = []
@@ -215,7 +216,7 @@ def main() -> None:
         "also gives the correlation of each reconstructed slice's phase with each true "
         "slice's (ij: slice i against true slice j)."
     )
-    path = write_page("nearfield", "Near field and multislice: autodiff and the fast engines",
+    path = write_page(args.page, "Near field and multislice: autodiff and the fast engines",
                       table, stamp, about)  # fmt: skip
     print(f"wrote {path}")
 
