@@ -21,6 +21,9 @@ DEMO_DIR ?= demo
 # layout) in venvs of their own, torch first from the CPU pin; `make test` builds them
 CDT := .venv-cdtools
 PTYLAB := .venv-ptylab
+# pytest worker processes of `make test` (pytest-xdist; the MPI tiers run without it): the
+# CI machine has two cores; `make test PYTEST_WORKERS=auto` takes every core
+PYTEST_WORKERS ?= 2
 
 
 .PHONY: install browser demo test parallel-hdf5 lint typecheck bench clean readers-peers peers peers-quick gpu-wheels docs docs-install results docstrings fresh-clone
@@ -55,7 +58,8 @@ test: install browser $(CDT)/bin/.installed $(PTYLAB)/bin/.installed
 	$(BIN)/ruff check ptyframe plugins tests benchmarks
 	$(BIN)/ruff format --check ptyframe plugins tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/python -m pytest plugins/ptyframe-lightning/tests plugins/ptyframe-mpi/tests plugins/ptyframe-raar/tests tests; rc=$$?; \
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=15 \
+		plugins/ptyframe-lightning/tests plugins/ptyframe-mpi/tests plugins/ptyframe-raar/tests tests; rc=$$?; \
 		if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
 	# the MPI tier: the same pytest inside two ranks (exit 5: nothing selected is fine)
 	OMP_NUM_THREADS=1 timeout 600 $(BIN)/mpiexec -n 2 $(BIN)/python -m pytest -q -m mpi \
