@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from nearfield import reconstruct, simulate
 
 from _lib.results import Stamp, markdown_table, write_page
-from nearfield import reconstruct, simulate
 
 #: The DFT calls the compiled sweep makes per position (module docstring).
 CALLS_PER_POSITION = ("shift", "forward", "inverse", "forward", "inverse", "fold")
