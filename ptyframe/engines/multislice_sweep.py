@@ -90,12 +90,14 @@ class SliceVisit:
         #: the waves incident on slices 1 .. S-1 (row 0 unused: slice 0's is the probe)
         self.incident = np.empty((n_slices, *shape), dtype=dtype)
         #: ``[max |O_s|^2, max sum_k |u_s|^2]`` of slices 1 .. S-1 (slice 0's: ``bufs.maxima``)
-        self.maxima = np.zeros((n_slices, 2), dtype=real)
+        self.maxima: np.ndarray = np.zeros((n_slices, 2), dtype=real)
         self.max_bits = self.maxima.view(bufs.max_bits.dtype)  # one mode: the bit maxima
         self.rule = rule.array(real)
         self.slice_rule = replace(rule, update_probe=True, accumulate=True).array(real)
         self.all_measured = kernel_module.no_mask(shape[-2:])
-        self.inv_s, self.inv_n = kernel_module.real_scalars(dtype, 1.0 / math.sqrt(size), 1.0 / size)
+        self.inv_s, self.inv_n = kernel_module.real_scalars(
+            dtype, 1.0 / math.sqrt(size), 1.0 / size
+        )
         prop = visit.propagator
         self.near_prop = prop if isinstance(prop, NearFieldPropagator) else None
         if self.near_prop is not None:
