@@ -230,7 +230,7 @@ def main() -> None:
         "slices' transmissions as the metric sees the object). `backend`: the sweep's backend "
         "as `recon.h5` records it (`numba+torch`: the compiled sweep with `torch.fft`; "
         "autodiff: torch); rows with settings after the engine's name are extra variants "
-        "(the torch visit, FFTW's plans). The load column is the "
+        "(the torch visit, FFTW's or torch's transforms, more epochs). The load column is the "
         "1-minute load average when each run started (the machine is shared). Multislice "
         "also gives the correlation of each reconstructed slice's phase with each true "
         "slice's (ij: slice i against true slice j)."
