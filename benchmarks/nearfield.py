@@ -26,6 +26,7 @@ beside them.
 
     .venv/bin/python benchmarks/nearfield.py [--epochs-cone 40] [--epochs-ms 60]
         [--engines epie rpie mpie lsqml] [--near-variants 'epie,engine.backend=torch' ...]
+        [--ms-variants 'epie,engine.backend=torch' ...] [--cases multislice] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -46,11 +47,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PTYFRAME = str(Path(sys.executable).with_name("ptyframe"))
 
 
-def simulate(out: Path) -> dict[str, Path]:
-    """Write the two simulated scans into ``out``; return their paths (not timed)."""
+def simulate(out: Path, cone: bool = True) -> dict[str, Path]:
+    """Write the two simulated scans into ``out`` (the cone beam's only with ``cone``);
+    return their paths (not timed)."""
     import ptyframe
 
-    ptyframe.simulate_case("nearfield_conebeam").write(out / "cone.cxi")
+    if cone:
+        ptyframe.simulate_case("nearfield_conebeam").write(out / "cone.cxi")
     data = ptyframe.simulate_case("multislice_film")
     data.write(out / "ms.h5")
     return {"cone": out / "cone.cxi", "ms": out / "ms.h5", "gap": data.attrs["slice_gap_m"]}  # type: ignore[dict-item]
@@ -127,6 +130,20 @@ def main() -> None:
         help="more near-field rows: ENGINE,OVERRIDE,... (e.g. the torch visit, FFTW)",
     )
     p.add_argument(
+        "--ms-variants",
+        nargs="*",
+        default=[],
+        help="more multislice rows: ENGINE,OVERRIDE,... (e.g. 'epie,engine.backend=torch', "
+        "'epie,engine.epochs=300')",
+    )
+    p.add_argument(
+        "--cases",
+        nargs="*",
+        choices=["cone", "cone3", "multislice"],
+        default=["cone", "cone3", "multislice"],
+        help="which cases run (cone: one probe mode, cone3: three; multislice)",
+    )
+    p.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -139,7 +156,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
-        files = simulate(t)
+        files = simulate(t, cone=any(c.startswith("cone") for c in args.cases))
         cone = [f"data.path={files['cone']}", "data.focus_to_sample_m=3.65e-3"]
         cone_ov = ["+imaging=nearfield_conebeam", *cone, f"engine.epochs={args.epochs_cone}"]
         ms_ov = [
@@ -151,14 +168,16 @@ def main() -> None:
         ]
         fast_ms = ["engine.fix_probe=true", "engine.center_probe=false"]
         cases = [
-            ("near field, cone beam", "1 mode", cone_ov, []),
-            ("near field, cone beam", "3 modes", [*cone_ov, "init.probe_modes=3"], []),
-            ("multislice, 2 slices", "known probe", ms_ov, fast_ms),
+            ("cone", "near field, cone beam", "1 mode", cone_ov, []),
+            ("cone3", "near field, cone beam", "3 modes", [*cone_ov, "init.probe_modes=3"], []),
+            ("multislice", "multislice, 2 slices", "known probe", ms_ov, fast_ms),
         ]  # fmt: skip
         i = 0
-        for case, variant, ov, fast_ov in cases:
+        for key, case, variant, ov, fast_ov in cases:
+            if key not in args.cases:
+                continue
             base = float("nan")
-            more = args.near_variants if case.startswith("near") else []
+            more = args.near_variants if case.startswith("near") else args.ms_variants
             specs = ["autodiff", *args.engines, *more]
             seconds: dict[str, list[float]] = {spec: [] for spec in specs}
             first: dict[str, dict[str, Any]] = {}
@@ -211,7 +230,7 @@ def main() -> None:
         "slices' transmissions as the metric sees the object). `backend`: the sweep's backend "
         "as `recon.h5` records it (`numba+torch`: the compiled sweep with `torch.fft`; "
         "autodiff: torch); rows with settings after the engine's name are extra variants "
-        "(the torch visit, FFTW's plans). The load column is the "
+        "(the torch visit, FFTW's or torch's transforms, more epochs). The load column is the "
         "1-minute load average when each run started (the machine is shared). Multislice "
         "also gives the correlation of each reconstructed slice's phase with each true "
         "slice's (ij: slice i against true slice j)."

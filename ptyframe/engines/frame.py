@@ -30,8 +30,9 @@ forward model an engine taking ``physics`` is built with): ``ptyframe.engines.vi
 them once per ``prepare`` (far field by default; near field with a buffer zone; multislice)
 and refuses what the engine does not declare; a run other than the far field through one
 slice takes the torch sweep of ``ptyframe.engines.visit_sweeps``, except the near field
-through one slice in an engine whose numba path runs it (``numba_near_field``: the PIE
-family, ``ptyframe.engines.nearfield_sweep``).
+through one slice and several slices in an engine whose numba path runs them
+(``numba_near_field``, ``numba_multislice``: the PIE family,
+``ptyframe.engines.nearfield_sweep`` and ``ptyframe.engines.multislice_sweep``).
 
 The corrections (``ptyframe.engines.corrections``) are built from the engine's config
 (``engine.refine.positions``, ``engine.probe_variation.modes``, ``engine.flux.refine``) in
@@ -115,6 +116,9 @@ class FastEngine(Engine):
     #: Whether the numba path also runs the near field through one slice (the PIE family:
     #: ``ptyframe.engines.nearfield_sweep``); else only the plain far field.
     numba_near_field: bool = False
+    #: Whether the numba path also runs several slices, through the far or the near field
+    #: (the PIE family: ``ptyframe.engines.multislice_sweep``).
+    numba_multislice: bool = False
 
     def setup(self) -> None:
         """Precompute what this engine's sweeps need (after the frame's ``prepare``)."""
@@ -166,6 +170,7 @@ class FastEngine(Engine):
             state.probe.dtype,
             state.object.device,
             self.numba_near_field,
+            self.numba_multislice,
         )
         for key in ("object", "probe"):  # the kernels take numpy views of the memory
             t = getattr(state, key)
@@ -193,7 +198,7 @@ class FastEngine(Engine):
             numba_ok=numba_ok and hooks_ok and self.numba_visit,
             fftw_ok=self.fftw_sweep,
             deterministic=self.deterministic,
-            auto_fftw=self.visit.plain,
+            auto_fftw=not self.visit.near_field,  # the far field's frames, one slice or more
         )
         self.setup()
         self.view = view = CorrectionContext(
@@ -212,9 +217,9 @@ class FastEngine(Engine):
     @property
     def numba_visit(self) -> bool:
         """Whether the numba path covers the run's visit model (plain far field; with
-        ``numba_near_field`` also the near field through one slice)."""
-        visit = self.visit
-        return visit.plain or (self.numba_near_field and visit.near_field_one_slice)
+        ``numba_near_field`` also the near field through one slice, with
+        ``numba_multislice`` several slices)."""
+        return self.visit.numba_covers(self.numba_near_field, self.numba_multislice)
 
     def _prepare_corrections(self, state: ReconstructionState) -> None:
         """Build the corrections the config asks for; refuse what this run cannot refine."""

@@ -27,6 +27,7 @@ buffers are those of the far field's ``sequential.FusedSweep``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import closing
 
 import numpy as np
@@ -37,6 +38,7 @@ from ptyframe.data.feed import PatternData
 from ptyframe.engines import kernels as kernel_module
 from ptyframe.engines import nearfield_kernels
 from ptyframe.engines.backend import Backend
+from ptyframe.engines.rules import PieRule
 from ptyframe.engines.scan import ScanWindows
 from ptyframe.engines.sequential import (
     FusedSweep,
@@ -141,10 +143,34 @@ class NearFieldVisit:
 
 
 class NearFieldSweep:
-    """The near-field sweep on the numba backend; its DFTs are planned once per shape."""
+    """The near-field sweep on the numba backend; its DFTs are planned once per shape.
+
+    The loop over the positions (sub-pixel shift, alternating probe buffers, the hook) is
+    shared with the multislice sweep (``multislice_sweep.MultisliceSweep``), which replaces
+    the visit (``make_visit``).
+    """
 
     def __init__(self) -> None:
         self._plans = FusedSweep()  # keeps the planned ``pie_fft.WindowFFT``
+
+    def check(self, visit: VisitModel) -> None:
+        """Refuse a visit model this sweep does not run."""
+        prop = visit.propagator
+        assert isinstance(prop, NearFieldPropagator) and visit.n_slices == 1
+
+    def make_visit(
+        self,
+        state: ReconstructionState,
+        bufs: SweepBuffers,
+        visit: VisitModel,
+        rule: PieRule,
+        one: bool,
+    ) -> Callable[[int, int, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray], float]:
+        """Return the compiled visit of one position (``NearFieldVisit``), bound to the sweep."""
+        obj = state.object[0].numpy()
+        prop = visit.propagator
+        assert isinstance(prop, NearFieldPropagator)
+        return NearFieldVisit(obj, bufs, prop, rule.array(kernel_module.real_dtype(obj.dtype)), one)
 
     def run(
         self,
@@ -156,20 +182,17 @@ class NearFieldSweep:
         visit: VisitModel,
     ) -> float:
         """Run the sweep (module docstring); return the error numerator."""
-        prop = visit.propagator
-        assert isinstance(prop, NearFieldPropagator) and visit.n_slices == 1
+        self.check(visit)
         probe = state.probe
         shifter = probe_shifter(probe, scan)
         rule = plan.rule if shifter is None else writes_step_alone(plan.rule)
         one = probe.shape[0] == 1
         bufs = SweepBuffers(probe, one, self._plans.window_fft(probe, shifter is not None, backend))
         fft = bufs.fft
-        obj = state.object[0].numpy()
-        dtype = obj.dtype
-        run_visit = NearFieldVisit(
-            obj, bufs, prop, rule.array(kernel_module.real_dtype(dtype)), one
-        )
-        kern = run_visit.kern
+        dtype = state.object.numpy().dtype
+        run_visit = self.make_visit(state, bufs, visit, rule, one)
+        hook_obj = state.object[0] if state.object.shape[0] == 1 else state.object
+        kern = kernel_module.kernels()
         m, n = probe.shape[-2:]
         (inv_n,) = kernel_module.real_scalars(dtype, 1.0 / (m * n))
         if shifter is not None:
@@ -193,7 +216,7 @@ class NearFieldSweep:
                     kern.ramp_fold_back(spec, fft.spec, ry[j], rx[j])
                 if every and (visited + count) % every == 0:
                     bufs.settle()
-                    run_hook(plan, state.object[0], probe, shifter)
+                    run_hook(plan, hook_obj, probe, shifter)
         bufs.settle()
         if shifter is not None:
             probe.copy_(shifter.probe())

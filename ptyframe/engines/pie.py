@@ -14,8 +14,9 @@ or the numba backend. Extensions, each reducing to the published rule in the pla
 * near field and multislice (``physics=nearfield | multislice``): the visit's exit wave
   goes through the run's propagator and slices (``ptyframe.engines.visit``) and each slice
   takes the rule's step, the first slice's incident-wave step being the probe's (e3PIE,
-  Maiden, Humphry & Rodenburg 2012; ``ptyframe.engines.visit_sweeps``); the near field
-  through one slice also runs on the numba backend (``ptyframe.engines.nearfield_sweep``).
+  Maiden, Humphry & Rodenburg 2012; ``ptyframe.engines.visit_sweeps``); both also run on
+  the numba backend (``ptyframe.engines.nearfield_sweep`` for the near field through one
+  slice, ``ptyframe.engines.multislice_sweep`` for several slices, far or near field).
 
 The epoch frame (``ptyframe.engines.frame``) does the rest of the epoch: the rank average
 (data-parallel PIE, see ``ptyframe-mpi``), the probe centring (as the PINE reference code
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ptyframe.engines.base import Capabilities, PriorStep, check_prior
 from ptyframe.engines.config import PIE_RULES, PieConfig
 from ptyframe.engines.frame import FastEngine
+from ptyframe.engines.multislice_sweep import MultisliceSweep
 from ptyframe.engines.nearfield_sweep import NearFieldSweep
 from ptyframe.engines.rules import PieRule
 from ptyframe.engines.sequential import FusedSweep, SweepPlan, sweep_torch
@@ -100,6 +102,7 @@ class PieEngine(FastEngine):
     )
     fftw_sweep = True
     numba_near_field = True
+    numba_multislice = True
     config: PieConfig
 
     def __init__(
@@ -122,6 +125,7 @@ class PieEngine(FastEngine):
         check_prior(config, prior)
         self._fused = FusedSweep()
         self._near = NearFieldSweep()
+        self._slices = MultisliceSweep()
 
     def rule(self, update_probe: bool) -> PieRule:
         """Return the sweep's rule (``ptyframe.engines.rules``) from the config."""
@@ -140,8 +144,9 @@ class PieEngine(FastEngine):
         assert self.state is not None and self.measurements is not None
         plan = self.plan(epoch, update_probe)
         if not self.visit.plain:  # near field or slices: the general visit
-            if self.backend.fused:  # the near field through one slice, compiled
-                return self._near.run(
+            if self.backend.fused:  # compiled: several slices, or the near field through one
+                sweep = self._slices if self.visit.multislice else self._near
+                return sweep.run(
                     self.state, self.measurements, self.scan, plan, self.backend, self.visit
                 )
             return sweep_visits(self.state, self.measurements, self.scan, plan, self.visit)

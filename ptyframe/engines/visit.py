@@ -102,6 +102,21 @@ class VisitModel:
         return self.near_field and self.n_slices == 1 and not self.general
 
     @property
+    def multislice(self) -> bool:
+        """Several slices, far or near field: what the PIE family's numba sweep also runs
+        (``ptyframe.engines.multislice_sweep``)."""
+        return self.n_slices > 1 and not self.general
+
+    def numba_covers(self, near_field: bool, multislice: bool) -> bool:
+        """Return whether a numba path runs this model: the plain far field always, the near
+        field through one slice with ``near_field``, several slices with ``multislice``."""
+        return (
+            self.plain
+            or (near_field and self.near_field_one_slice)
+            or (multislice and self.multislice)
+        )
+
+    @property
     def name(self) -> str:
         """The propagator's name (``farfield`` or ``nearfield``)."""
         return str(self.propagator.name)
@@ -305,6 +320,7 @@ def frame_visit(
     dtype: torch.dtype,
     device: torch.device | str,
     numba_near_field: bool = False,
+    numba_multislice: bool = False,
 ) -> VisitModel:
     """Return the run's visit model after the frame's checks (``FastEngine.prepare``).
 
@@ -312,8 +328,9 @@ def frame_visit(
     declare (``Capabilities.propagators``, ``slices``), a state whose slices or probe window
     do not fit the physics, ``engine.backend=numba`` where the fused kernels do not cover
     the run (the far field through one slice; with ``numba_near_field``, the engine's numba
-    sweep running it, also the near field through one slice). With ``backend=auto`` such a
-    run takes the torch sweep (logged; ``recon.h5`` records ``engine_backend``).
+    sweep running it, also the near field through one slice; with ``numba_multislice``
+    several slices, far or near field). With ``backend=auto`` such a run takes the torch
+    sweep (logged; ``recon.h5`` records ``engine_backend``).
     """
     visit = build_visit(physics, geometry, detector_shape, dtype, device)
     if visit.name not in capabilities.propagators:
@@ -332,17 +349,18 @@ def frame_visit(
             f"patterns are {tuple(detector_shape)} but the probe is {tuple(state_window)}; "
             "they must match" + (f" (plus the buffer, {b} px on every side)" if b else "")
         )
-    if not (visit.plain or (numba_near_field and visit.near_field_one_slice)):
+    if not visit.numba_covers(numba_near_field, numba_multislice):
         covered = "the far field" + (" or the near field" if numba_near_field else "")
+        covered += " through one slice" + (" or several" if numba_multislice else "")
         if backend == "numba":
             raise ConfigError(
-                f"{owner}.backend = numba runs {covered} through one slice; this run has "
+                f"{owner}.backend = numba runs {covered}; this run has "
                 f"{visit.name} propagation and {visit.n_slices} slice(s): use backend=auto"
             )
         log.info(
             "%s: %s propagation, %d slice(s): the torch sweep (the numba kernels run "
             + covered
-            + " through one slice)",
+            + ")",
             owner,
             visit.name,
             visit.n_slices,

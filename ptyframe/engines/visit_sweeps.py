@@ -13,7 +13,9 @@ propagator of a ``ptyframe.engines.visit.VisitModel`` in place of ``O_r P`` and 
 
 With the far-field propagator and one slice each reduces to its engine's plain sweep (tests
 hold them equal). The frame routes a run here when its physics is not the plain far field
-(``VisitModel.plain``); the numba kernels do not run it.
+(``VisitModel.plain``), except the PIE family on the numba backend, whose sweep runs
+compiled (``nearfield_sweep`` for the near field through one slice, ``multislice_sweep`` for
+several slices; tests hold each equal to ``sweep_visits``).
 """
 
 from __future__ import annotations

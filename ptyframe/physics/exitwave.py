@@ -177,6 +177,11 @@ class MultisliceExitWave:
             built[g] = (h.to(dtype), h.conj().to(dtype))
         self._kernels = [built[g] for g in self.gaps_m]
 
+    def transfer(self, s: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(H(dz_s), conj H(dz_s))`` ``[M, N]``: the gap's kernels (``Q_s``, ``Q_s^H``
+        are ``F^-1 H F`` and ``F^-1 conj(H) F``), in the model's dtype."""
+        return self._kernels[s]
+
     def propagate(self, wave: torch.Tensor, s: int) -> torch.Tensor:
         """Return ``Q_s wave``: ``[..., M, N]`` from the exit of slice ``s`` to slice ``s + 1``."""
         return torch.fft.ifft2(torch.fft.fft2(wave) * self._kernels[s][0])

@@ -205,23 +205,34 @@ def test_a_noiseless_nearfield_scan_is_reconstructed_from_a_flat_probe(name) -> 
     assert last < 0.3 * first and c > 0.7, (first, last, c)
 
 
-def test_the_numba_backend_is_refused_for_slices() -> None:
-    """The PIE family's numba path runs the far and the near field through one slice."""
+def test_the_numba_backend_runs_slices_for_the_pie_family_only() -> None:
+    """The PIE family's numba path runs several slices (``multislice_sweep``); LSQML's runs
+    the far and the near field through one slice and refuses slices in one line."""
+    from ptyframe.engines.backend import numba_available
+
+    if not numba_available():
+        pytest.skip("needs numba")
     meas, geom, probe, _, dz = multislice_case()
     physics = {"name": "multislice", "n_slices": 2, "slice_spacing_m": dz}
-    eng = build("epie", physics, epochs=1, backend="numba")
     size = geom.object_shape[0]
-    state = ReconstructionState(
-        torch.ones(1, size, size, dtype=torch.complex64),
-        torch.from_numpy(probe[None]).to(torch.complex64),
-        torch.from_numpy(geom.positions_px.copy()),
-    )
-    state = eng.init_state(state, SimpleNamespace(geometry=geom, n_angles=1))
-    with pytest.raises(
-        ConfigError,
-        match="epie.backend = numba runs the far field or the near field through one slice",
-    ):
-        eng.prepare(meas, state, seed=0)
+    for name in ("epie", "lsqml"):
+        eng = build(name, physics, epochs=1, backend="numba")
+        state = ReconstructionState(
+            torch.ones(1, size, size, dtype=torch.complex64),
+            torch.from_numpy(probe[None]).to(torch.complex64),
+            torch.from_numpy(geom.positions_px.copy()),
+        )
+        state = eng.init_state(state, SimpleNamespace(geometry=geom, n_angles=1))
+        if name == "epie":
+            eng.prepare(meas, state, seed=0)
+            assert eng.describe()["backend"] == "numba"
+            continue
+        with pytest.raises(
+            ConfigError,
+            match="lsqml.backend = numba runs the far field or the near field through one "
+            "slice; this run has farfield propagation and 2 slice",
+        ):
+            eng.prepare(meas, state, seed=0)
 
 
 def test_physics_the_fast_engines_do_not_run_is_refused() -> None:
