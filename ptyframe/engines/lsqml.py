@@ -64,6 +64,7 @@ import torch
 from ptyframe.engines.base import Capabilities, PriorStep, check_prior, check_range
 from ptyframe.engines.config import DenoiseSchedule, MinibatchConfig
 from ptyframe.engines.lsqml_rules import poisson_step as poisson_step  # the exit-wave rule
+from ptyframe.engines.lsqml_fused import fused_group_ok, fused_lsqml_visits
 from ptyframe.engines.lsqml_rules import re_dot as re_dot
 from ptyframe.engines.minibatch import (
     MinibatchEngine,
@@ -154,6 +155,13 @@ class LsqmlEngine(MinibatchEngine):
     #: (``visit_sweeps.detector_round_trip``).
     numba_near_field = True
 
+    @property
+    def numba_visit(self) -> bool:
+        """The numba backend runs every visit model: the plain far field with the engine's
+        own group update, the near field and slices with the fused one
+        (``ptyframe.engines.lsqml_fused``), so ``backend=auto`` picks it for them too."""
+        return True
+
     def __init__(
         self,
         config: LsqmlConfig,
@@ -177,7 +185,9 @@ class LsqmlEngine(MinibatchEngine):
         box only (``BatchedWaves.box``): outside it both are zero, so ``max W_O`` and the
         step are those of the whole object.
         """
-        if not self.visit.plain:  # near field or slices: the general visit (torch)
+        if not self.visit.plain:  # near field or slices: the general visit
+            if fused_group_ok(self):
+                return fused_lsqml_visits(self, self.config, idx, update_probe)
             return lsqml_visits(self, self.config, idx, update_probe)
         state, cfg = self.state, self.config
         assert state is not None
