@@ -13,7 +13,8 @@ propagator of a ``ptyframe.engines.visit.VisitModel`` in place of ``O_r P`` and 
 
 With the far-field propagator and one slice each reduces to its engine's plain sweep (tests
 hold them equal). The frame routes a run here when its physics is not the plain far field
-(``VisitModel.plain``); the numba kernels do not run it.
+(``VisitModel.plain``); the numba kernels do not run it (LSQML's group has a fused form on
+the numba backend, ``ptyframe.engines.lsqml_fused``, held equal to ``lsqml_visits``).
 """
 
 from __future__ import annotations
