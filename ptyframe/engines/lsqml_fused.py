@@ -72,9 +72,28 @@ def fused_lsqml_visits(
     m, n = waves.window
     n_b, n_k, n_s = len(idx), probe.shape[0], box.shape[0]
     shape = (n_b, n_k, m, n)
-    ramps = waves.ramps(idx, probe)
-    shifted = ramps is not None
-    p_b = waves.probes(probe, idx, ramps) if shifted else probe.unsqueeze(0)  # [B | 1, K, M, N]
+    shifted = waves.shifted
+    if shifted:
+        ry, rx = (r.numpy() for r in waves.scan.ramps(dtype))
+        rows = idx.numpy().astype(np.int64)
+
+    def shift(p: torch.Tensor) -> torch.Tensor:
+        """``T_f_b p`` ``[B, K, M, N]``; without sub-pixel shifts ``p`` as ``[1, K, M, N]``."""
+        if not shifted:
+            return p.unsqueeze(0)
+        spec = torch.empty(shape, dtype=dtype)
+        kern.ramp_spectra(torch.fft.fft2(p).numpy(), ry, rx, rows, spec.numpy())
+        return torch.fft.ifft2(spec)
+
+    def shift_back_sum(x: torch.Tensor) -> torch.Tensor:
+        """``sum_b T_-f_b x_b`` ``[K, M, N]``."""
+        if not shifted:
+            return x.sum(0)
+        spec = torch.empty(shape[1:], dtype=dtype)
+        kern.ramp_fold(torch.fft.fft2(x).numpy(), ry, rx, rows, spec.numpy())
+        return torch.fft.ifft2(spec)
+
+    p_b = shift(probe)  # [B | 1, K, M, N]
     chain = visit.exit_wave
 
     def propagate(wave: torch.Tensor, s: int, back: bool = False) -> torch.Tensor:
@@ -116,10 +135,9 @@ def fused_lsqml_visits(
         kern.conj_window_product(boxes[0], corners, chis[0].numpy(), x.numpy())
         w_p = torch.zeros((m, n), dtype=box.real.dtype)
         kern.window_power_sum(boxes[0], corners, m, n, w_p.numpy())
-        n_p = waves.shift_back_sum(x, idx, ramps)
+        n_p = shift_back_sum(x)
         d_probe = n_p.div_(w_p.add_(float(cfg.probe_reg) * float(w_p.max())))
-        t_dp = waves.probes(d_probe, idx, ramps) if shifted else d_probe.unsqueeze(0)
-        kern.window_product(boxes[0], corners, t_dp.contiguous().numpy(), effects[n_s].numpy())
+        kern.window_product(boxes[0], corners, shift(d_probe).numpy(), effects[n_s].numpy())
         carry(0, effects[n_s])
     g = np.empty((n_b, n_dir + 1, n_dir + 1), dtype=np.float64)
     kern.gram(effects.numpy(), chis[-1].numpy(), g)

@@ -13,6 +13,9 @@ scatters:
 * ``direction_sums``: ``num += S_b^T sum_k conj(u_bk) chi_bk``, ``w += S_b^T sum_k |u_bk|^2``
   (eqs. 24-25, the object direction's numerator and weight, scattered in position order);
 * ``window_power_sum``: ``w_p += sum_b |O(window_b)|^2`` (the probe direction's weight);
+* ``ramp_spectra``, ``ramp_fold``: the sub-pixel shifts' Fourier ramps applied to the
+  probe's spectrum for every position, and taken off the positions' spectra and summed
+  (``minibatch.BatchedWaves.probes``, ``shift_back_sum``) without forming the ramps;
 * ``gram``: per position the real Gram matrix of the directions' exit-wave changes and the
   residual, ``G_ij = Re sum conj(w_i) w_j``, ``r_i = Re sum conj(w_i) chi`` (eqs. 22-23),
   accumulated in float64 without stacking the changes.
@@ -153,8 +156,50 @@ def gram(effects: np.ndarray, chi: np.ndarray, out: np.ndarray) -> None:
                 out[b, p, q] = out[b, q, p]
 
 
+def ramp_spectra(
+    spec: np.ndarray, ry: np.ndarray, rx: np.ndarray, idx: np.ndarray, out: np.ndarray
+) -> None:
+    """``out[b, k] = spec[k] * (ry[idx_b] rx[idx_b]^T)``: the spectra of the shifted probes
+    ``F(T_f_b P) = F(P) r_f_b`` (``minibatch.BatchedWaves.probes`` before its inverse
+    transform) for ``spec`` ``[K, M, N]`` and the separable ramps ``ry`` ``[n, M]``,
+    ``rx`` ``[n, N]`` of the scan, without the ramps' ``[B, M, N]`` product."""
+    n_b, n_k, m, n = out.shape
+    for b in range(n_b):
+        yrow = ry[idx[b]]
+        xrow = rx[idx[b]]
+        for k in range(n_k):
+            for i in range(m):
+                fy = yrow[i]
+                srow = spec[k, i]
+                wrow = out[b, k, i]
+                for j in range(n):
+                    wrow[j] = srow[j] * (fy * xrow[j])
+
+
+def ramp_fold(
+    spec: np.ndarray, ry: np.ndarray, rx: np.ndarray, idx: np.ndarray, out: np.ndarray
+) -> None:
+    """``out[k] = sum_b spec[b, k] * conj(ry[idx_b] rx[idx_b]^T)`` (``out`` ``[K, M, N]``
+    overwritten): the spectrum of ``sum_b T_-f_b x_b`` from ``spec = F(x)``
+    (``minibatch.BatchedWaves.shift_back_sum`` before its inverse transform)."""
+    n_b, n_k, m, n = spec.shape
+    out[:] = 0
+    for b in range(n_b):
+        yrow = ry[idx[b]]
+        xrow = rx[idx[b]]
+        for k in range(n_k):
+            for i in range(m):
+                fy = yrow[i]
+                srow = spec[b, k, i]
+                wrow = out[k, i]
+                for j in range(n):
+                    wrow[j] += srow[j] * (fy * xrow[j]).conjugate()
+
+
 #: Compiled in place by ``kernels()``.
 KERNELS = (
+    "ramp_spectra",
+    "ramp_fold",
     "window_product",
     "conj_window_product",
     "direction_sums",
