@@ -27,6 +27,11 @@ beside them.
     .venv/bin/python benchmarks/nearfield.py [--epochs-cone 40] [--epochs-ms 60]
         [--engines epie rpie mpie lsqml] [--near-variants 'epie,engine.backend=torch' ...]
         [--ms-variants 'epie,engine.backend=torch' ...] [--cases multislice] [--rounds 3]
+        [--baseline-tree ../main --baseline-engines lsqml]
+
+``--baseline-tree DIR``: the rows of ``--baseline-engines`` also run from another checkout
+(its ``.venv/bin/ptyframe``, in that folder), labelled ``ENGINE (baseline)``, in the same
+round-robin as this checkout's rows: a before/after comparison measured interleaved.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ import numpy as np
 from _lib.results import Stamp, markdown_table, write_page
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The suffix of a row run from ``--baseline-tree``.
+BASELINE = " (baseline)"
 PTYFRAME = str(Path(sys.executable).with_name("ptyframe"))
 
 
@@ -59,13 +66,15 @@ def simulate(out: Path, cone: bool = True) -> dict[str, Path]:
     return {"cone": out / "cone.cxi", "ms": out / "ms.h5", "gap": data.attrs["slice_gap_m"]}  # type: ignore[dict-item]
 
 
-def reconstruct(overrides: list[str], out_dir: Path) -> dict[str, Any]:
-    """Run ``ptyframe reconstruct``; return the figures of its ``recon.h5``."""
+def reconstruct(overrides: list[str], out_dir: Path, tree: Path | None = None) -> dict[str, Any]:
+    """Run ``ptyframe reconstruct`` (of checkout ``tree``, default this one); return the
+    figures of its ``recon.h5``."""
     from ptyframe.io.results import read_result
 
     load = os.getloadavg()[0]
-    cmd = [PTYFRAME, "reconstruct", *overrides, f"output.dir={out_dir}", "threads=1"]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    exe = PTYFRAME if tree is None else str(tree / ".venv" / "bin" / "ptyframe")
+    cmd = [exe, "reconstruct", *overrides, f"output.dir={out_dir}", "threads=1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tree or ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     r = read_result(out_dir / "recon.h5")
@@ -85,6 +94,14 @@ def reconstruct(overrides: list[str], out_dir: Path) -> dict[str, Any]:
         "load": load,
         "backend": backend_of(r.attrs),
     }
+
+
+def tree_commit(tree: Path) -> str:
+    """Return the short commit of checkout ``tree`` (``?`` where git cannot tell)."""
+    done = subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return done.stdout.strip() or "?"
 
 
 def backend_of(attrs: dict) -> str:
@@ -151,6 +168,13 @@ def main() -> None:
         "the rounds (the other figures are the first round's: the runs give the same bits)",
     )
     p.add_argument("--page", default="nearfield", help="the results page to write")
+    p.add_argument("--baseline-tree", type=Path, default=None, help="another checkout")
+    p.add_argument(
+        "--baseline-engines",
+        nargs="*",
+        default=None,
+        help="engines also run from --baseline-tree (default: --engines)",
+    )
     args = p.parse_args()
     stamp = Stamp()
     rows = []
@@ -178,14 +202,21 @@ def main() -> None:
                 continue
             base = float("nan")
             more = args.near_variants if case.startswith("near") else args.ms_variants
-            specs = ["autodiff", *args.engines, *more]
+            baseline = []
+            if args.baseline_tree is not None:
+                names = args.engines if args.baseline_engines is None else args.baseline_engines
+                baseline = [f"{name}{BASELINE}" for name in names]
+            specs = ["autodiff", *baseline, *args.engines, *more]
             seconds: dict[str, list[float]] = {spec: [] for spec in specs}
             first: dict[str, dict[str, Any]] = {}
             for _ in range(args.rounds):  # round-robin: the load falls on every row alike
                 for spec in specs:
                     engine, *settings = spec.split(",")
+                    tree = None
+                    if engine.endswith(BASELINE):
+                        engine, tree = engine.removesuffix(BASELINE), args.baseline_tree
                     extra = [] if engine == "autodiff" else [f"engine={engine}", *fast_ov]
-                    f = reconstruct([*ov, *extra, *settings], t / f"run{i}")
+                    f = reconstruct([*ov, *extra, *settings], t / f"run{i}", tree)
                     seconds[spec].append(f["s_per_epoch"])
                     first.setdefault(spec, {**f, "dir": t / f"run{i}"})
                     i += 1
@@ -235,6 +266,12 @@ def main() -> None:
         "also gives the correlation of each reconstructed slice's phase with each true "
         "slice's (ij: slice i against true slice j)."
     )
+    if args.baseline_tree is not None:
+        about += (
+            f" Rows marked `{BASELINE.strip()}` ran the code of another checkout "
+            f"(`--baseline-tree`, commit `{tree_commit(args.baseline_tree)}`) in the same "
+            "rounds as this checkout's rows."
+        )
     path = write_page(args.page, "Near field and multislice: autodiff and the fast engines",
                       table, stamp, about)  # fmt: skip
     print(f"wrote {path}")

@@ -41,7 +41,8 @@ maximum-likelihood ptychography", Opt. Express 26, 3108 (2018). For one group of
 
 5. Near field and multislice (``physics=nearfield | multislice``): the group's exit waves
    go through the run's propagator and slices and the chain carries the step back slice by
-   slice (``ptyframe.engines.visit_sweeps.lsqml_visits``).
+   slice (``ptyframe.engines.visit_sweeps.lsqml_visits``; on the numba backend, which
+   ``backend=auto`` picks for these too, its fused form ``ptyframe.engines.lsqml_fused``).
 
 6. With ``rho > 0``, after the momentum (and the probe centring) PINE's denoising step
    ``O <- (1 - rho) O + rho D(O)`` (Yamada et al. 2024, eq. 20); the momentum's start point
@@ -63,6 +64,7 @@ import torch
 
 from ptyframe.engines.base import Capabilities, PriorStep, check_prior, check_range
 from ptyframe.engines.config import DenoiseSchedule, MinibatchConfig
+from ptyframe.engines.lsqml_fused import fused_group_ok, fused_lsqml_visits
 from ptyframe.engines.lsqml_rules import poisson_step as poisson_step  # the exit-wave rule
 from ptyframe.engines.lsqml_rules import re_dot as re_dot
 from ptyframe.engines.minibatch import (
@@ -150,9 +152,11 @@ class LsqmlEngine(MinibatchEngine):
         MinibatchEngine.capabilities, propagators=("farfield", "nearfield"), slices=True
     )
 
-    #: The numba backend also runs the near field (one slice): its detector step compiled
-    #: (``visit_sweeps.detector_round_trip``).
+    #: The numba backend also runs the near field through one slice and several slices, far
+    #: or near field, with the fused group update (``ptyframe.engines.lsqml_fused``), so
+    #: ``backend=auto`` picks numba for them too.
     numba_near_field = True
+    numba_multislice = True
 
     def __init__(
         self,
@@ -177,7 +181,9 @@ class LsqmlEngine(MinibatchEngine):
         box only (``BatchedWaves.box``): outside it both are zero, so ``max W_O`` and the
         step are those of the whole object.
         """
-        if not self.visit.plain:  # near field or slices: the general visit (torch)
+        if not self.visit.plain:  # near field or slices: the general visit
+            if fused_group_ok(self):
+                return fused_lsqml_visits(self, self.config, idx, update_probe)
             return lsqml_visits(self, self.config, idx, update_probe)
         state, cfg = self.state, self.config
         assert state is not None

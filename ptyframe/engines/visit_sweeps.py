@@ -13,9 +13,10 @@ propagator of a ``ptyframe.engines.visit.VisitModel`` in place of ``O_r P`` and 
 
 With the far-field propagator and one slice each reduces to its engine's plain sweep (tests
 hold them equal). The frame routes a run here when its physics is not the plain far field
-(``VisitModel.plain``), except the PIE family on the numba backend, whose sweep runs
-compiled (``nearfield_sweep`` for the near field through one slice, ``multislice_sweep`` for
-several slices; tests hold each equal to ``sweep_visits``).
+(``VisitModel.plain``), except on the numba backend: the PIE family's sweep runs compiled
+(``nearfield_sweep`` for the near field through one slice, ``multislice_sweep`` for several
+slices) and LSQML's group has a fused form (``lsqml_fused``); tests hold each equal to the
+functions here.
 """
 
 from __future__ import annotations
@@ -274,10 +275,18 @@ def joint_steps(chi: torch.Tensor, effects: list[torch.Tensor], lam: float) -> l
     them jointly keeps their summed step from overshooting.
     """
 
-    n = len(effects)
     rows = [torch.view_as_real(x).reshape(chi.shape[0], -1) for x in (*effects, chi)]
     x = torch.stack(rows, dim=1)  # [B, n + 1, L]: Re sum conj(a) b = the real views' dot
     gram = torch.bmm(x, x.transpose(1, 2)).to(torch.float64)  # every pair in one pass
+    return steps_from_gram(gram, lam)
+
+
+def steps_from_gram(gram: torch.Tensor, lam: float) -> list[float]:
+    """Return the group's mean steps ``a_i`` from each position's Gram matrix ``gram``
+    ``[B, n + 1, n + 1]`` (float64) of the ``n`` exit-wave changes and the residual ``chi``
+    (last): the solve of ``joint_steps`` (its docstring), shared with the fused group
+    update (``ptyframe.engines.lsqml_fused``, whose kernel forms the matrix)."""
+    n = gram.shape[-1] - 1
     g = gram[:, :n, :n].clone()
     r = gram[:, :n, n]
     diag = torch.diagonal(g, dim1=-2, dim2=-1)

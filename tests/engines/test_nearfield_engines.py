@@ -205,9 +205,11 @@ def test_a_noiseless_nearfield_scan_is_reconstructed_from_a_flat_probe(name) -> 
     assert last < 0.3 * first and c > 0.7, (first, last, c)
 
 
-def test_the_numba_backend_runs_slices_for_the_pie_family_only() -> None:
-    """The PIE family's numba path runs several slices (``multislice_sweep``); LSQML's runs
-    the far and the near field through one slice and refuses slices in one line."""
+def test_the_numba_backend_runs_slices_for_the_pie_family_and_lsqml() -> None:
+    """Both engines that take physics run several slices on numba (``multislice_sweep``,
+    ``lsqml_fused``): ``engine.backend=numba`` is taken, not refused, and ``describe``
+    records it. Would catch an engine whose ``numba_multislice`` flag is lost (the frame
+    would refuse ``backend=numba`` in one line again)."""
     from ptyframe.engines.backend import numba_available
 
     if not numba_available():
@@ -223,16 +225,8 @@ def test_the_numba_backend_runs_slices_for_the_pie_family_only() -> None:
             torch.from_numpy(geom.positions_px.copy()),
         )
         state = eng.init_state(state, SimpleNamespace(geometry=geom, n_angles=1))
-        if name == "epie":
-            eng.prepare(meas, state, seed=0)
-            assert eng.describe()["backend"] == "numba"
-            continue
-        with pytest.raises(
-            ConfigError,
-            match="lsqml.backend = numba runs the far field or the near field through one "
-            "slice; this run has farfield propagation and 2 slice",
-        ):
-            eng.prepare(meas, state, seed=0)
+        eng.prepare(meas, state, seed=0)
+        assert eng.describe()["backend"] == "numba", name
 
 
 def test_physics_the_fast_engines_do_not_run_is_refused() -> None:
