@@ -135,6 +135,18 @@ def slice_correlations(result: Path, truth_file: Path) -> list[list[float]]:
     return [[corr(est[i], true[j]) for j in range(true.shape[0])] for i in range(est.shape[0])]
 
 
+def baseline_commit(tree: Path) -> str:
+    """Return the short commit of the checkout ``tree`` (``+dirty`` with changes outside
+    ``docs/results``), as the results pages name a tree."""
+    top = ["git", "-C", str(tree)]
+    head = subprocess.run([*top, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        [*top, "status", "--porcelain", "--", ".", ":!docs/results"], capture_output=True, text=True
+    )
+    name = head.stdout.strip() or "an unknown commit"
+    return name + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs-cone", type=int, default=40)
@@ -177,6 +189,9 @@ def main() -> None:
     )
     args = p.parse_args()
     stamp = Stamp()
+    if args.baseline_tree is not None:  # the page names the baseline by its commit, not path
+        stamp.command = stamp.command.replace(str(args.baseline_tree), "BASELINE")
+        stamp.command += f" (BASELINE: a checkout at {baseline_commit(args.baseline_tree)})"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)

@@ -53,6 +53,82 @@ def fused_group_ok(engine: MinibatchEngine) -> bool:
     )
 
 
+class FusedGroup:
+    """One group's boxes, corners and transforms for ``fused_lsqml_visits`` (its helpers).
+
+    ``boxes`` ``[S, h, w]`` (numpy views of the object's box), ``corners`` ``[B, 2]`` on the
+    box, ``shape`` ``(B, K, M, N)``; the sub-pixel ramps of the group's rows when the scan is
+    shifted.
+    """
+
+    def __init__(self, engine: MinibatchEngine, idx: torch.Tensor, box: torch.Tensor) -> None:
+        state, waves = engine.state, engine.waves
+        assert state is not None
+        self.kern = lsqml_kernels.kernels()
+        self.chain = engine.visit.exit_wave
+        self.boxes = box.numpy()
+        y0, _, x0, _ = waves.box(idx)
+        corners = waves.corners_of(idx, torch.device("cpu")).numpy() - np.array([y0, x0])
+        self.corners = np.ascontiguousarray(corners, dtype=np.int64)
+        m, n = waves.window
+        self.dtype = state.probe.dtype
+        self.shape = (len(idx), state.probe.shape[0], m, n)
+        self.n_s = box.shape[0]
+        self.shifted = bool(waves.shifted)
+        if self.shifted:
+            self.ry, self.rx = (r.numpy() for r in waves.scan.ramps(self.dtype))
+            self.rows = idx.numpy().astype(np.int64)
+
+    def shift(self, p: torch.Tensor) -> torch.Tensor:
+        """``T_f_b p`` ``[B, K, M, N]``; without sub-pixel shifts ``p`` as ``[1, K, M, N]``."""
+        if not self.shifted:
+            return p.unsqueeze(0)
+        spec = torch.empty(self.shape, dtype=self.dtype)
+        self.kern.ramp_spectra(torch.fft.fft2(p).numpy(), self.ry, self.rx, self.rows, spec.numpy())
+        return torch.fft.ifft2(spec)
+
+    def shift_back_sum(self, x: torch.Tensor) -> torch.Tensor:
+        """``sum_b T_-f_b x_b`` ``[K, M, N]``."""
+        if not self.shifted:
+            return x.sum(0)
+        spec = torch.empty(self.shape[1:], dtype=self.dtype)
+        self.kern.ramp_fold(torch.fft.fft2(x).numpy(), self.ry, self.rx, self.rows, spec.numpy())
+        return torch.fft.ifft2(spec)
+
+    def propagate(self, wave: torch.Tensor, s: int, back: bool = False) -> torch.Tensor:
+        """``Q_s wave`` (or ``Q_s^H wave``), contiguous."""
+        chain = self.chain
+        assert isinstance(chain, MultisliceExitWave)
+        out = chain.propagate_back(wave, s) if back else chain.propagate(wave, s)
+        return out.contiguous()
+
+    def carry(self, s: int, change: torch.Tensor) -> None:
+        """Carry the change of slice ``s``'s exit wave to the last slice's, in place."""
+        for t in range(s + 1, self.n_s):
+            self.kern.window_product(
+                self.boxes[t], self.corners, self.propagate(change, t - 1).numpy(), change.numpy()
+            )
+
+    def forward(self, p_b: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Return the incident waves of every slice and the exit wave ``[B, K, M, N]``."""
+        incident = [p_b]
+        psi = torch.empty(self.shape, dtype=self.dtype)
+        for s in range(self.n_s):
+            self.kern.window_product(self.boxes[s], self.corners, incident[s].numpy(), psi.numpy())
+            if s < self.n_s - 1:
+                incident.append(self.propagate(psi, s))
+        return incident, psi
+
+    def chain_back(self, chi: torch.Tensor) -> list[torch.Tensor]:
+        """Return ``chi_s`` of every slice: ``chi_{s-1} = Q^H conj(O_s) chi_s``."""
+        chis = [chi.contiguous()]
+        for s in range(self.n_s - 1, 0, -1):
+            du = torch.empty(self.shape, dtype=self.dtype)
+            self.kern.conj_window_product(self.boxes[s], self.corners, chis[0].numpy(), du.numpy())
+            chis.insert(0, self.propagate(du, s - 1, back=True))
+        return chis
+
+
 def fused_lsqml_visits(
     engine: MinibatchEngine, cfg: LsqmlSettings, idx: torch.Tensor, update_probe: bool
 ) -> float:
@@ -60,88 +136,38 @@ def fused_lsqml_visits(
     error numerator. Same values as ``visit_sweeps.lsqml_visits`` to rounding."""
     state, visit, waves = engine.state, engine.visit, engine.waves
     assert state is not None
-    kern = lsqml_kernels.kernels()
     b = visit.buffer_px
     y0, y1, x0, x1 = waves.box(idx)  # on the padded object
     box = read_box(state.object, y0 - b, x0 - b, y1 - y0, x1 - x0)  # [S, h, w]
-    boxes = box.numpy()
-    probe = state.probe
-    dtype = probe.dtype
-    corners = waves.corners_of(idx, torch.device("cpu")).numpy() - np.array([y0, x0])
-    corners = np.ascontiguousarray(corners, dtype=np.int64)
-    m, n = waves.window
-    n_b, n_k, n_s = len(idx), probe.shape[0], box.shape[0]
-    shape = (n_b, n_k, m, n)
-    shifted = waves.shifted
-    if shifted:
-        ry, rx = (r.numpy() for r in waves.scan.ramps(dtype))
-        rows = idx.numpy().astype(np.int64)
-
-    def shift(p: torch.Tensor) -> torch.Tensor:
-        """``T_f_b p`` ``[B, K, M, N]``; without sub-pixel shifts ``p`` as ``[1, K, M, N]``."""
-        if not shifted:
-            return p.unsqueeze(0)
-        spec = torch.empty(shape, dtype=dtype)
-        kern.ramp_spectra(torch.fft.fft2(p).numpy(), ry, rx, rows, spec.numpy())
-        return torch.fft.ifft2(spec)
-
-    def shift_back_sum(x: torch.Tensor) -> torch.Tensor:
-        """``sum_b T_-f_b x_b`` ``[K, M, N]``."""
-        if not shifted:
-            return x.sum(0)
-        spec = torch.empty(shape[1:], dtype=dtype)
-        kern.ramp_fold(torch.fft.fft2(x).numpy(), ry, rx, rows, spec.numpy())
-        return torch.fft.ifft2(spec)
-
-    p_b = shift(probe)  # [B | 1, K, M, N]
-    chain = visit.exit_wave
-
-    def propagate(wave: torch.Tensor, s: int, back: bool = False) -> torch.Tensor:
-        assert isinstance(chain, MultisliceExitWave)
-        out = chain.propagate_back(wave, s) if back else chain.propagate(wave, s)
-        return out.contiguous()
-
-    def carry(s: int, change: torch.Tensor) -> None:
-        """Carry the change of slice ``s``'s exit wave to the last slice's, in place."""
-        for t in range(s + 1, n_s):
-            kern.window_product(boxes[t], corners, propagate(change, t - 1).numpy(), change.numpy())
-
-    incident = [p_b]
-    psi = torch.empty(shape, dtype=dtype)
-    for s in range(n_s):
-        kern.window_product(boxes[s], corners, incident[s].numpy(), psi.numpy())
-        if s < n_s - 1:
-            incident.append(propagate(psi, s))
+    g = FusedGroup(engine, idx, box)
+    kern, corners, probe = g.kern, g.corners, state.probe
+    incident, psi = g.forward(g.shift(probe))
     chi, err = detector_round_trip(engine, cfg, psi, idx)
-    chis = [chi.contiguous()]
-    for s in range(n_s - 1, 0, -1):  # the chain back: chi_{s-1} = Q^H conj(O_s) chi_s
-        du = torch.empty(shape, dtype=dtype)
-        kern.conj_window_product(boxes[s], corners, chis[0].numpy(), du.numpy())
-        chis.insert(0, propagate(du, s - 1, back=True))
+    chis = g.chain_back(chi)
+    n_s = g.n_s
     n_dir = n_s + int(update_probe)
-    effects = torch.empty((n_dir, *shape), dtype=dtype)
+    effects = torch.empty((n_dir, *g.shape), dtype=g.dtype)
     d_objs = []
     for s in range(n_s):
-        num = torch.zeros(box.shape[1:], dtype=dtype)
+        num = torch.zeros(box.shape[1:], dtype=g.dtype)
         w_o = torch.zeros(box.shape[1:], dtype=box.real.dtype)
         kern.direction_sums(corners, incident[s].numpy(), chis[s].numpy(), num.numpy(), w_o.numpy())
         d_obj = num.div_(w_o.add_(float(cfg.object_reg) * float(w_o.max())))
         d_objs.append(d_obj)
         kern.window_product(d_obj.numpy(), corners, incident[s].numpy(), effects[s].numpy())
-        carry(s, effects[s])
+        g.carry(s, effects[s])
     d_probe = None
     if update_probe:
-        x = torch.empty(shape, dtype=dtype)
-        kern.conj_window_product(boxes[0], corners, chis[0].numpy(), x.numpy())
-        w_p = torch.zeros((m, n), dtype=box.real.dtype)
-        kern.window_power_sum(boxes[0], corners, m, n, w_p.numpy())
-        n_p = shift_back_sum(x)
-        d_probe = n_p.div_(w_p.add_(float(cfg.probe_reg) * float(w_p.max())))
-        kern.window_product(boxes[0], corners, shift(d_probe).numpy(), effects[n_s].numpy())
-        carry(0, effects[n_s])
-    g = np.empty((n_b, n_dir + 1, n_dir + 1), dtype=np.float64)
-    kern.gram(effects.numpy(), chis[-1].numpy(), g)
-    steps_ab = steps_from_gram(torch.from_numpy(g), float(cfg.step_reg))
+        x = torch.empty(g.shape, dtype=g.dtype)
+        kern.conj_window_product(g.boxes[0], corners, chis[0].numpy(), x.numpy())
+        w_p = torch.zeros(g.shape[-2:], dtype=box.real.dtype)
+        kern.window_power_sum(g.boxes[0], corners, g.shape[-2], g.shape[-1], w_p.numpy())
+        d_probe = g.shift_back_sum(x).div_(w_p.add_(float(cfg.probe_reg) * float(w_p.max())))
+        kern.window_product(g.boxes[0], corners, g.shift(d_probe).numpy(), effects[n_s].numpy())
+        g.carry(0, effects[n_s])
+    gram = np.empty((len(idx), n_dir + 1, n_dir + 1), dtype=np.float64)
+    kern.gram(effects.numpy(), chis[-1].numpy(), gram)
+    steps_ab = steps_from_gram(torch.from_numpy(gram), float(cfg.step_reg))
     damping = float(cfg.damping)
     steps = torch.stack([d.mul_(damping * a) for d, a in zip(d_objs, steps_ab, strict=False)])
     add_box(state.object, steps, y0 - b, x0 - b)
