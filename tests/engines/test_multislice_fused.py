@@ -208,13 +208,12 @@ def test_two_slices_are_separated_in_the_near_field_on_the_compiled_path(name) -
     """``nearfield_multislice_case`` (``detector=fresnel``, buffer 16 px) from vacuum with
     the known probe, 30 epochs on ``backend=auto`` (the compiled sweep, LSQML's fused group
     update): each slice's phase correlates with its own film above 0.85 and with the other
-    below 0.25, and the data error falls below 0.3 of the first epoch's. Measured on this
-    path (and equal on the torch visit): own 0.93 / 0.92 (ePIE), 0.98 / 0.97 (LSQML), cross
-    at most 0.11; the error falls 5.3x (ePIE) and 23x (LSQML). With a 48 px simulation margin
-    against the 16 px buffer the same runs reach own 0.61 / 0.64 (ePIE) and 0.39 / 0.46
-    (LSQML) only. Seen failing with the gap's conjugate kernel or the near-field adjoint
-    replaced by the forward kernel in the compiled sweep, and with LSQML's chain back
-    propagating forward."""
+    below 0.25, and the data error falls below 0.3 of the first epoch's. The case is
+    simulated on the model's own window: with a wider simulation margin than the buffer,
+    the probe's wrap-around in the model leaves a misfit that the slices absorb (see the
+    near-field guide on the buffer). Seen failing with the gap's conjugate kernel or the
+    near-field adjoint replaced by the forward kernel in the compiled sweep, and with
+    LSQML's chain back propagating forward."""
     meas, geom, probe, f, dz = nearfield_multislice_case(16)
     physics = {
         "name": "multislice",
