@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from ptyframe.engines import lsqml_kernels
-from ptyframe.engines.visit import add_box, read_box
-from ptyframe.engines.visit_sweeps import detector_round_trip, steps_from_gram
+from ptyframe.engines.visit import read_box
+from ptyframe.engines.visit_sweeps import apply_steps, detector_round_trip, steps_from_gram
 from ptyframe.physics.exitwave import MultisliceExitWave
 
 if TYPE_CHECKING:
@@ -168,9 +168,5 @@ def fused_lsqml_visits(
     gram = np.empty((len(idx), n_dir + 1, n_dir + 1), dtype=np.float64)
     kern.gram(effects.numpy(), chis[-1].numpy(), gram)
     steps_ab = steps_from_gram(torch.from_numpy(gram), float(cfg.step_reg))
-    damping = float(cfg.damping)
-    steps = torch.stack([d.mul_(damping * a) for d, a in zip(d_objs, steps_ab, strict=False)])
-    add_box(state.object, steps, y0 - b, x0 - b)
-    if d_probe is not None:
-        probe.add_(d_probe, alpha=damping * float(cfg.probe_damping) * steps_ab[-1])
+    apply_steps(state, cfg, d_objs, d_probe, steps_ab, (y0 - b, x0 - b))
     return err

@@ -192,12 +192,29 @@ def lsqml_visits(
         d_probe = n_p.div_(w_p.add_(float(cfg.probe_reg) * float(w_p.max())))
         effects.append(_carry(visit, o_b, 0, o_0.unsqueeze(1) * waves.probes(d_probe, idx, ramps)))
     steps_ab = joint_steps(chis[-1], effects, float(cfg.step_reg))
+    apply_steps(state, cfg, d_objs, d_probe, steps_ab, (y0 - b, x0 - b))
+    return err
+
+
+def apply_steps(
+    state: ReconstructionState,
+    cfg: LsqmlSettings,
+    d_objs: list[torch.Tensor],
+    d_probe: torch.Tensor | None,
+    steps_ab: list[float],
+    corner: tuple[int, int],
+) -> None:
+    """Add the damped steps of one LSQML group: ``O_s += d a_O,s dO_s`` on the box at
+    ``corner`` (the border's part dropped, ``visit.add_box``) and ``P += d d_P a_P dP``.
+
+    ``d_objs`` the slices' directions ``[h, w]`` (scaled in place), ``steps_ab`` their step
+    sizes and, last, the probe's; ``d`` ``cfg.damping``, ``d_P`` ``cfg.probe_damping``.
+    """
     damping = float(cfg.damping)
     steps = torch.stack([d.mul_(damping * a) for d, a in zip(d_objs, steps_ab, strict=False)])
-    add_box(state.object, steps, y0 - b, x0 - b)
+    add_box(state.object, steps, *corner)
     if d_probe is not None:
-        probe.add_(d_probe, alpha=damping * float(cfg.probe_damping) * steps_ab[-1])
-    return err
+        state.probe.add_(d_probe, alpha=damping * float(cfg.probe_damping) * steps_ab[-1])
 
 
 def detector_round_trip(
