@@ -228,6 +228,30 @@ def fringe_reach_px(pixel_size_m: float, wavelength_m: float, distance_m: float)
     return wavelength_m * abs(distance_m) / (2.0 * pixel_size_m**2)
 
 
+def short_buffer_message(
+    name: str, buffer_px: int, pixel_size_m: float, wavelength_m: float, distance_m: float
+) -> str | None:
+    """Return a warning when a near-field buffer of ``buffer_px`` is shorter than the fringe
+    reach (``fringe_reach_px``) over ``distance_m`` (the detector distance plus the depth of
+    the slices), else None.
+
+    Past the buffer the circular propagator wraps the illumination and the finest fringes
+    round the window; the model then cannot predict the recorded data, and the unknowns (the
+    slices, the object) absorb the misfit without an error (docs/guide/near-field.md,
+    "Buffer zones"). The advice is twice the reach, as the cone-beam preset takes.
+    """
+    reach = fringe_reach_px(pixel_size_m, wavelength_m, distance_m)
+    if buffer_px >= reach:
+        return None
+    return (
+        f"{name}.buffer_px = {buffer_px} is shorter than the {reach:.0f} px that the window's "
+        f"finest fringes travel over {distance_m:.4g} m (the detector distance and the slices' "
+        "depth): the illumination past the buffer wraps round the window and the "
+        f"reconstruction absorbs the misfit; set {name}.buffer_px={2 * math.ceil(reach - 1e-6)} "
+        "(twice the reach) unless the beam holds no detail that fine"
+    )
+
+
 @dataclass(frozen=True)
 class PropagatorSpec:
     """Which propagator a run uses (built by ``build_detector_propagator``)."""

@@ -24,6 +24,7 @@ optimised in units of a natural scale (``pow2`` of the nominal value, or of ``dx
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -33,12 +34,15 @@ from ptyframe.data.geometry import ScanGeometry
 from ptyframe.errors import ConfigError
 from ptyframe.physics import refinement
 from ptyframe.physics.base import Batch, ForwardModel, ModelData
+from ptyframe.physics.detector import short_buffer_message
 from ptyframe.physics.farfield import FarFieldConfig, FarFieldPtychography
 from ptyframe.physics.fft import from_centred, to_centred
 from ptyframe.physics.objects import ObjectModel, ObjectOptions, Unknown, pow2
 from ptyframe.physics.patches import extract_patches, split_positions
 from ptyframe.physics.propagators import Propagator, apply_transfer, make_propagator
 from ptyframe.state import ReconstructionState
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ptyframe.registry import BuildContext
@@ -141,6 +145,8 @@ class PtychoModel(ForwardModel):
                 "distance, read with +imaging=nearfield); set physics.free_prop_m=[D] in metres"
             )
         self.distances = [float(d) for d in dists] if not self.far else [0.0]
+        if not self.far:
+            self._check_buffer()
         if self.far and self.buffer_px:
             raise ConfigError(
                 f"{c.name}.buffer_px needs a near-field detector (fresnel, angular_spectrum): "
@@ -152,6 +158,21 @@ class PtychoModel(ForwardModel):
                 f"{n_tiles} tiles cannot be split evenly over {len(self.distances)} distances"
             )
         self.tiles_per_distance = n_tiles // len(self.distances)
+
+    def _check_buffer(self) -> None:
+        """Warn when the buffer is shorter than the fringe reach over the farthest detector
+        distance plus the slices' depth (``detector.short_buffer_message``)."""
+        c = self.config
+        if c.slice_positions_m is not None:
+            depth = max(c.slice_positions_m) - min(c.slice_positions_m)
+        else:
+            depth = (self.n_slices - 1) * float(c.slice_spacing_m or self.pixel_size_m)
+        distance = max(abs(d) for d in self.distances) + abs(depth)
+        message = short_buffer_message(
+            "physics", self.buffer_px, self.pixel_size_m, self.wavelength_m, distance
+        )
+        if message is not None:
+            log.warning(message)
 
     def init_state(self, state: ReconstructionState, dataset: ModelData) -> ReconstructionState:
         """Return the runner's state reshaped to ``n_slices`` slices (and delta/beta)."""

@@ -340,3 +340,45 @@ def test_a_resumed_nearfield_run_repeats_the_uninterrupted_one(name) -> None:
     for e in range(2, 4):
         again.step(e)
     assert torch.equal(state.object, s_whole.object) and torch.equal(state.probe, s_whole.probe)
+
+
+@pytest.mark.parametrize(
+    ("physics", "warned"),
+    [
+        # two slices 40 depths of field apart at Fresnel number 32 on 48 px frames: the
+        # finest fringes travel 36 + 20 = 56 px, four times the 14 px buffer
+        ({"name": "multislice", "n_slices": 2, "slice_spacing_m": 40.0, "buffer_px": 14}, 56),
+        # one slice, the buffer past the 36 px reach over the detector distance
+        ({"name": "nearfield", "buffer_px": 40}, None),
+    ],
+)
+def test_a_buffer_shorter_than_the_fringe_reach_is_named_with_the_advice(
+    physics, warned, caplog
+) -> None:
+    """A near-field run whose buffer is shorter than ``lambda d / (2 dx^2)`` over the detector
+    distance plus the slices' depth is warned about once it is set up, with the reach and
+    twice it as the advice; a buffer past the reach is not. Would catch the check lost, or
+    the slices' depth left out of the distance (56 px would read 36), the pitfall that lets
+    two slices absorb the illumination's wrap-around without an error."""
+    m, size = 48, 96
+    lam = wavelength_m()
+    d = (m * DX) ** 2 / (lam * 32)  # reach lambda d / (2 dx^2) = m^2 / 64 = 36 px
+    geom = ScanGeometry(raster(2, 48, 0), (m, m), (size, size), E_EV, DX, (d,))
+    physics = {**physics, "detector": "fresnel"}
+    if "slice_spacing_m" in physics:
+        physics["slice_spacing_m"] = 40 * DX**2 / lam  # reach 20 px
+    eng = build("epie", physics, epochs=1)
+    state = ReconstructionState(
+        torch.ones(1, size, size, dtype=torch.complex64),
+        torch.ones(1, m, m, dtype=torch.complex64),
+        torch.from_numpy(geom.positions_px.copy()),
+    )
+    with caplog.at_level("WARNING", logger="ptyframe.physics.multislice"):
+        eng.init_state(state, SimpleNamespace(geometry=geom, n_angles=1))
+    said = [r.getMessage() for r in caplog.records if "buffer_px" in r.getMessage()]
+    if warned is None:
+        assert said == []
+    else:
+        assert len(said) == 1
+        assert f"physics.buffer_px = 14 is shorter than the {warned} px" in said[0]
+        assert f"set physics.buffer_px={2 * warned}" in said[0]
