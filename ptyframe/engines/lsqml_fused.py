@@ -56,18 +56,20 @@ def fused_group_ok(engine: MinibatchEngine) -> bool:
 class FusedGroup:
     """One group's boxes, corners and transforms for ``fused_lsqml_visits`` (its helpers).
 
-    ``boxes`` ``[S, h, w]`` (numpy views of the object's box), ``corners`` ``[B, 2]`` on the
-    box, ``shape`` ``(B, K, M, N)``; the sub-pixel ramps of the group's rows when the scan is
-    shifted.
+    ``boxes`` ``[S, h, w]`` (numpy views of the object's box, whose corner on the padded
+    object is ``origin``), ``corners`` ``[B, 2]`` on the box, ``shape`` ``(B, K, M, N)``;
+    the sub-pixel ramps of the group's rows when the scan is shifted.
     """
 
-    def __init__(self, engine: MinibatchEngine, idx: torch.Tensor, box: torch.Tensor) -> None:
+    def __init__(
+        self, engine: MinibatchEngine, idx: torch.Tensor, box: torch.Tensor, origin: tuple[int, int]
+    ) -> None:
         state, waves = engine.state, engine.waves
         assert state is not None
         self.kern = lsqml_kernels.kernels()
         self.chain = engine.visit.exit_wave
         self.boxes = box.numpy()
-        y0, _, x0, _ = waves.box(idx)
+        y0, x0 = origin  # the box's corner on the padded object (``waves.box``)
         corners = waves.corners_of(idx, torch.device("cpu")).numpy() - np.array([y0, x0])
         self.corners = np.ascontiguousarray(corners, dtype=np.int64)
         m, n = waves.window
@@ -139,7 +141,7 @@ def fused_lsqml_visits(
     b = visit.buffer_px
     y0, y1, x0, x1 = waves.box(idx)  # on the padded object
     box = read_box(state.object, y0 - b, x0 - b, y1 - y0, x1 - x0)  # [S, h, w]
-    g = FusedGroup(engine, idx, box)
+    g = FusedGroup(engine, idx, box, (y0, x0))
     kern, corners, probe = g.kern, g.corners, state.probe
     incident, psi = g.forward(g.shift(probe))
     chi, err = detector_round_trip(engine, cfg, psi, idx)

@@ -37,23 +37,16 @@ import math
 from dataclasses import replace
 
 import numpy as np
-import torch
 
 from ptyframe.engines import kernels as kernel_module
 from ptyframe.engines import multislice_kernels, nearfield_kernels
-from ptyframe.engines.nearfield_sweep import NearFieldSweep, VacuumWindow
+from ptyframe.engines.nearfield_sweep import NearFieldSweep, VacuumWindow, scaled_kernel
 from ptyframe.engines.rules import PieRule
 from ptyframe.engines.sequential import SweepBuffers
 from ptyframe.engines.visit import VisitModel
 from ptyframe.physics.detector import NearFieldPropagator
 from ptyframe.physics.exitwave import MultisliceExitWave
 from ptyframe.state import ReconstructionState
-
-
-def scaled_kernel(h: torch.Tensor, size: int) -> np.ndarray:
-    """Return the transfer kernel ``h / size`` as a numpy array of ``h``'s dtype (divided in
-    complex128, so ``D^H (h / N) D = F^-1 h F`` to the dtype's rounding)."""
-    return (h.to(torch.complex128) / size).to(h.dtype).numpy()
 
 
 class SliceVisit:

@@ -53,6 +53,12 @@ from ptyframe.physics.detector import NearFieldPropagator
 from ptyframe.state import ReconstructionState
 
 
+def scaled_kernel(h: torch.Tensor, size: int) -> np.ndarray:
+    """Return the transfer kernel ``h / size`` as a numpy array of ``h``'s dtype (divided in
+    complex128, so ``D^H (h / N) D = F^-1 h F`` to the dtype's rounding)."""
+    return (h.to(torch.complex128) / size).to(h.dtype).numpy()
+
+
 class VacuumWindow:
     """A window buffer ``[M', N']`` for the corners whose window leaves the object.
 
@@ -109,9 +115,8 @@ class NearFieldVisit:
         m, n = prop.detector_shape
         self.roll = (m // 2, n // 2) if self.b else (0, 0)  # b = 0: the roll rides on H
         size = prop.exit_shape[0] * prop.exit_shape[1]
-        dtype = prop.kernel.dtype
-        self.h = (prop.kernel.to(torch.complex128) / size).to(dtype).numpy()
-        self.h_conj = (prop.kernel_conj.to(torch.complex128) / size).to(dtype).numpy()
+        self.h = scaled_kernel(prop.kernel, size)
+        self.h_conj = scaled_kernel(prop.kernel_conj, size)
         self.all_measured = kernel_module.no_mask((m, n))
         self.rule = rule
         self.one = one
